@@ -1,0 +1,75 @@
+"""Asking the model: prompt → greedy generation stopped at `<|im_end|>` → answer text; vision features."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+from .loading import LoadedModel
+from .prompt import IM_END, build_prompt
+
+
+@dataclass
+class ChatOutput:
+    answer: str
+    prompt: str
+    input_ids: torch.Tensor
+    output_ids: list[int]
+    history: list[tuple[str, str]]
+
+
+def encode_prompt(lm: LoadedModel, prompt: str) -> torch.Tensor:
+    """Token ids (1, L) with the bos the original tokenizer adds."""
+    ids = lm.tokenizer(prompt, return_tensors="pt", add_special_tokens=True)["input_ids"]
+    return ids.to(lm.device)
+
+
+@torch.inference_mode()
+def chat(
+    lm: LoadedModel,
+    pixel_values: torch.Tensor | None,
+    question: str,
+    tiles_per_image: Sequence[int] | None = None,
+    history: Sequence[tuple[str, str]] | None = None,
+    max_new_tokens: int = 1024,
+    do_sample: bool = False,
+    **generate_kwargs,
+) -> ChatOutput:
+    """One turn. `pixel_values` (N, 3, 448, 448) holds all tiles of all images in order; `tiles_per_image` says
+    how many tiles each `<image>` of the question takes (default: one each, as for video frames)."""
+    n_tiles = 0 if pixel_values is None else int(pixel_values.shape[0])
+    if tiles_per_image is None:
+        tiles_per_image = [1] * n_tiles
+    if sum(tiles_per_image) != n_tiles:
+        raise ValueError(f"tiles_per_image sums to {sum(tiles_per_image)} but pixel_values has {n_tiles} tiles")
+    prompt = build_prompt(question, tiles_per_image, history, lm.system_message, lm.num_image_token)
+    input_ids = encode_prompt(lm, prompt)
+    kwargs = dict(
+        input_ids=input_ids,
+        attention_mask=torch.ones_like(input_ids),
+        max_new_tokens=max_new_tokens,
+        do_sample=do_sample,
+        eos_token_id=lm.im_end_id,
+        pad_token_id=lm.tokenizer.pad_token_id,
+    )
+    if pixel_values is not None:
+        kwargs["pixel_values"] = pixel_values.to(lm.device, lm.dtype)
+    kwargs.update(generate_kwargs)
+    out = lm.model.generate(**kwargs)
+    new = out[0, input_ids.shape[1] :].tolist()
+    answer = lm.tokenizer.decode(new, skip_special_tokens=True).split(IM_END)[0].strip()
+    return ChatOutput(answer, prompt, input_ids, new, [*(history or []), (question, answer)])
+
+
+@torch.inference_mode()
+def vit_cls_features(lm: LoadedModel, pixel_values: torch.Tensor) -> torch.Tensor:
+    """InternViT CLS token (last_hidden_state[:, 0]) per tile, float32 (N, D): the ATS scorer's input."""
+    out = lm.model.model.vision_tower(pixel_values=pixel_values.to(lm.device, lm.dtype))
+    return out.last_hidden_state[:, 0].float()
+
+
+def vit_encoder(lm: LoadedModel):
+    """`encode_fn` for streaming ATS: pixel values → CLS features."""
+    return lambda pv: vit_cls_features(lm, pv)

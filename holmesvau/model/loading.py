@@ -1,0 +1,156 @@
+"""Load InternVL2 / HolmesVAU-2B natively: original folder (converted on the fly), converted folder, or hub id."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .convert import DEFAULT_SYSTEM_MESSAGE, convert_checkpoint, is_original_checkpoint
+from .errors import CheckpointError
+from .tokenizer import IM_END, IMG_CONTEXT, load_tokenizer
+
+DEFAULT_MODEL = "ppxin321/HolmesVAU-2B"
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+@dataclass
+class LoadedModel:
+    """A native InternVL model with what prompting it needs."""
+
+    model: torch.nn.Module
+    tokenizer: object
+    path: Path
+    device: torch.device
+    dtype: torch.dtype
+    num_image_token: int
+    system_message: str
+    im_end_id: int
+    image_token_id: int
+
+    @property
+    def vision_hidden_size(self) -> int:
+        return self.model.config.vision_config.hidden_size
+
+
+def default_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def default_dtype(device: torch.device | str) -> torch.dtype:
+    """bf16 on GPUs that support it, fp16 on older GPUs, float32 on CPU."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.float32
+
+
+def default_attention(device: torch.device | str) -> str:
+    """sdpa everywhere; flash_attention_2 when flash-attn is installed and we are on a GPU."""
+    if torch.device(device).type == "cuda" and importlib.util.find_spec("flash_attn") is not None:
+        return "flash_attention_2"
+    return "sdpa"
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("HOLMESVAU_CACHE", Path.home() / ".cache" / "holmesvau"))
+
+
+def resolve_checkpoint(name_or_path: str | Path, cache_dir: str | Path | None = None, convert_cache: bool = True) -> Path:
+    """A local folder in native format for `name_or_path`, downloading and converting as needed."""
+    path = Path(name_or_path).expanduser()
+    if not path.exists():
+        if not _HUB_ID.match(str(name_or_path)):
+            raise CheckpointError(f"{name_or_path}: no such folder (and not a hub id like owner/name)")
+        path = _download(str(name_or_path), cache_dir)
+    if not path.is_dir():
+        raise CheckpointError(f"{path}: a model must be a folder (config.json + safetensors + tokenizer)")
+    if is_original_checkpoint(path):
+        return _converted(path, cache_dir, convert_cache)
+    if not (path / "config.json").is_file():
+        raise CheckpointError(f"{path}: no config.json — not a model folder")
+    return path
+
+
+def _download(repo_id: str, cache_dir: str | Path | None) -> Path:
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(
+            snapshot_download(
+                repo_id,
+                cache_dir=None if cache_dir is None else str(Path(cache_dir) / "hub"),
+                allow_patterns=["*.json", "*.safetensors", "*.model", "*.txt"],
+            )
+        )
+    except Exception as e:  # noqa: BLE001 - offline, unknown repo, auth: one clear message
+        raise CheckpointError(
+            f"could not fetch {repo_id!r} from the Hugging Face hub ({type(e).__name__}: {e}). "
+            f"Offline? Download it elsewhere (e.g. `huggingface-cli download {repo_id} --local-dir HolmesVAU-2B`) "
+            "and pass the local folder instead: --model path/to/HolmesVAU-2B"
+        ) from e
+
+
+def _converted(src: Path, cache_dir: str | Path | None, keep: bool) -> Path:
+    """Convert an original-format folder once; the result is cached under a key of its weights' identity."""
+    stat = [(f.name, f.stat().st_size, int(f.stat().st_mtime)) for f in sorted(src.glob("*")) if f.is_file()]
+    key = hashlib.sha1(repr((str(src.resolve()), stat)).encode()).hexdigest()[:12]
+    root = Path(cache_dir) if cache_dir else default_cache_dir()
+    if not keep:
+        import tempfile
+
+        root = Path(tempfile.mkdtemp(prefix="holmesvau-"))
+    dst = root / "converted" / f"{src.name}-{key}"
+    if not (dst / "config.json").is_file():
+        convert_checkpoint(src, dst)
+    return dst
+
+
+def load_model(
+    name_or_path: str | Path = DEFAULT_MODEL,
+    device: str | torch.device | None = None,
+    dtype: torch.dtype | str | None = None,
+    attn_implementation: str | None = None,
+    cache_dir: str | Path | None = None,
+    convert_cache: bool = True,
+) -> LoadedModel:
+    """Load a model for inference (eval mode) with its tokenizer. See `resolve_checkpoint` for accepted sources."""
+    from transformers import InternVLForConditionalGeneration
+
+    device = torch.device(device) if device is not None else default_device()
+    if isinstance(dtype, str):
+        dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}.get(dtype) or getattr(torch, dtype)
+    dtype = dtype or default_dtype(device)
+    path = resolve_checkpoint(name_or_path, cache_dir, convert_cache)
+    try:
+        model = InternVLForConditionalGeneration.from_pretrained(
+            str(path),
+            dtype=dtype,
+            attn_implementation=attn_implementation or default_attention(device),
+            local_files_only=True,
+        )
+    except (OSError, ValueError, RuntimeError) as e:
+        raise CheckpointError(f"{path}: cannot load as a native InternVL checkpoint ({e})") from e
+    model.to(device).eval()
+    tokenizer = load_tokenizer(path)
+    extra = getattr(model.config, "holmesvau", None) or {}
+    im_end = tokenizer.convert_tokens_to_ids(IM_END)
+    img = tokenizer.convert_tokens_to_ids(IMG_CONTEXT)
+    if img != model.config.image_token_id:
+        raise CheckpointError(f"{path}: tokenizer's {IMG_CONTEXT} id {img} != config.image_token_id {model.config.image_token_id}")
+    return LoadedModel(
+        model=model,
+        tokenizer=tokenizer,
+        path=path,
+        device=device,
+        dtype=dtype,
+        num_image_token=int(model.config.image_seq_length),
+        system_message=extra.get("system_message", DEFAULT_SYSTEM_MESSAGE),
+        im_end_id=int(im_end),
+        image_token_id=int(img),
+    )

@@ -1,0 +1,36 @@
+"""Convert an original-format InternVL2 / HolmesVAU checkpoint to transformers' native InternVL format.
+
+    python tools/convert_internvl2.py path/to/HolmesVAU-2B path/to/HolmesVAU-2B-hf
+    python tools/convert_internvl2.py SRC DST --dtype bfloat16
+
+SRC holds config.json (InternVLChatModel), model.safetensors (or shards + index) and the InternLM2 tokenizer files.
+No code from SRC is executed. DST then loads with `InternVLForConditionalGeneration.from_pretrained(DST)` and
+`AutoTokenizer.from_pretrained(DST)`.
+"""
+
+import argparse
+import sys
+
+import torch
+
+from holmesvau.model import CheckpointError, convert_checkpoint
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("src", help="original-format checkpoint folder")
+    ap.add_argument("dst", help="output folder (native format)")
+    ap.add_argument("--dtype", default=None, help="float32 | bfloat16 | float16 (default: the checkpoint's own)")
+    args = ap.parse_args(argv)
+    dtype = getattr(torch, args.dtype) if args.dtype else None
+    try:
+        out = convert_checkpoint(args.src, args.dst, dtype=dtype)
+    except CheckpointError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"converted {args.src} -> {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
