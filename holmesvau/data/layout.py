@@ -1,0 +1,142 @@
+"""The HIVAU-70k folder layout (as in the original release) and the list of segments to cut.
+
+    ROOT/
+      instruction/merge_instruction_{train,test}_final.jsonl
+      raw_annotations/{ucf,xd}_database_{train,test}.json
+      videos/{ucf-crime,xd-violence}/
+        videos/{train,test}/<name>.mp4            source videos (you put them here)
+        events/{train,test}/<name>_E{i}.mp4       cut by HIVAU-70k/split_video.py
+        clips/{train,test}/<name>_E{i}C{j}.mp4
+
+Instruction rows name their video relative to ROOT/videos (e.g. "ucf-crime/clips/test/Abuse028_x264_E0C0.mp4").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from holmesvau.data.annotations import (
+    RawVideo,
+    clip_segment_name,
+    event_segment_name,
+    load_raw_database,
+    parse_segment_name,
+)
+from holmesvau.data.instructions import read_instructions
+from holmesvau.data.segments import SegmentJob
+
+DATASETS = {"ucf-crime": "ucf", "xd-violence": "xd"}  # folder name -> raw database prefix
+SPLITS = ("train", "test")
+SOURCE_EXTS = (".mp4", ".avi", ".mkv", ".webm", ".mov")
+
+
+def instruction_file(root: str | Path, split: str) -> Path:
+    return Path(root) / "instruction" / f"merge_instruction_{split}_final.jsonl"
+
+
+def raw_database_file(root: str | Path, dataset: str, split: str) -> Path:
+    if dataset not in DATASETS:
+        raise ValueError(f"unknown dataset {dataset!r} (expected one of {', '.join(DATASETS)})")
+    return Path(root) / "raw_annotations" / f"{DATASETS[dataset]}_database_{split}.json"
+
+
+def video_path(root: str | Path, rel: str) -> Path:
+    """The file an instruction row's `video` names."""
+    return Path(root) / "videos" / rel
+
+
+def source_video(root: str | Path, dataset: str, split: str, name: str) -> Path:
+    """ROOT/videos/{dataset}/videos/{split}/{name}.mp4 (or another common extension if that is what exists)."""
+    folder = Path(root) / "videos" / dataset / "videos" / split
+    for ext in SOURCE_EXTS:
+        if (folder / f"{name}{ext}").is_file():
+            return folder / f"{name}{ext}"
+    return folder / f"{name}.mp4"
+
+
+def segment_rel(dataset: str, split: str, video: str, event: int, clip: int | None = None) -> str:
+    if clip is None:
+        return f"{dataset}/events/{split}/{event_segment_name(video, event)}"
+    return f"{dataset}/clips/{split}/{clip_segment_name(video, event, clip)}"
+
+
+@dataclass
+class SegmentPlan:
+    jobs: list[SegmentJob] = field(default_factory=list)
+    problems: list[dict] = field(default_factory=list)  # {"output", "reason"}: cannot be cut at all
+
+
+def segment_job(
+    root: str | Path,
+    dataset: str,
+    split: str,
+    video: RawVideo,
+    event: int,
+    clip: int | None,
+    output: str | None = None,
+) -> SegmentJob:
+    start, end = video.events[event] if clip is None else video.clips[event][clip]
+    first, stop = video.frame_range(start, end)
+    return SegmentJob(
+        source=str(source_video(root, dataset, split, video.name)),
+        output=output or str(video_path(root, segment_rel(dataset, split, video.name, event, clip))),
+        start_frame=first,
+        num_frames=stop - first,
+        fps=video.fps,
+    )
+
+
+def plan_segments(
+    root: str | Path,
+    dataset: str,
+    split: str,
+    instructions: str | Path | None = None,
+    all_annotated: bool = False,
+    strict: bool = False,
+) -> SegmentPlan:
+    """Jobs for every event/clip segment of `dataset` that the split's instruction file names
+    (or, with all_annotated, every event and clip of the raw database). Names the database cannot resolve and
+    empty segments are returned as problems. strict: malformed annotations raise instead of being skipped."""
+    videos = load_raw_database(raw_database_file(root, dataset, split), strict=strict)
+    plan = SegmentPlan()
+    if all_annotated:
+        wanted = [(v.name, i, None, None) for v in videos.values() for i in range(len(v.events))]
+        wanted += [
+            (v.name, i, j, None)
+            for v in videos.values()
+            for i, g in enumerate(v.clips)
+            for j in range(len(g))
+        ]
+    else:
+        rows = read_instructions(instructions or instruction_file(root, split), on_error="skip")
+        wanted, seen = [], set()
+        for r in rows:
+            if r.type == "video" or r.dataset != dataset or r.video in seen:
+                continue
+            seen.add(r.video)
+            try:
+                wanted.append((*parse_segment_name(r.video), r.video))
+            except ValueError as e:
+                plan.problems.append({"output": str(video_path(root, r.video)), "reason": str(e)})
+    for name, event, clip, rel in wanted:  # rel: the path the instruction file names, if any
+        out = str(video_path(root, rel or segment_rel(dataset, split, name, event, clip)))
+        v = videos.get(name)
+        if v is None:
+            plan.problems.append({"output": out, "reason": f"video {name} not in the raw annotations"})
+        elif event >= len(v.events) or (clip is not None and clip >= len(v.clips[event])):
+            plan.problems.append(
+                {
+                    "output": out,
+                    "reason": f"{name} has no event {event}" + (f" clip {clip}" if clip is not None else ""),
+                }
+            )
+        else:
+            job = segment_job(root, dataset, split, v, event, clip, out)
+            if job.num_frames < 1:
+                plan.problems.append(
+                    {"output": out, "reason": "segment is empty after clamping to the video"}
+                )
+            else:
+                plan.jobs.append(job)
+    return plan

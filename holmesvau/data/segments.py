@@ -1,0 +1,285 @@
+"""Cutting annotated events and clips out of source videos: frame-accurate, resumable, parallel.
+
+A `SegmentJob` asks for `num_frames` frames of `source` starting at frame `start_frame` (at the annotation's fps).
+Each job is cut to a temporary sibling `.{name}.{pid}.part` and renamed over `output` only after the result has been
+re-opened and holds the expected frames, so an interrupted run never leaves a half file under the final name.
+
+An output is *complete* when it opens (holmesvau.video.probe) and has `num_frames` ± 1 frames; complete outputs are
+skipped, so running again resumes. Anything else under the final name (truncated, empty, wrong length) is redone.
+
+Cutting: re-encode with libx264 (CRF 18) through the ffmpeg binary of imageio-ffmpeg, seeking to half a frame before
+the first frame and keeping exactly `num_frames` decoded frames; audio is dropped (the models read frames only).
+Stream copy is used only when the cut starts on a keyframe and ends on a keyframe or at the end of the video, in a
+stream without frame reordering (no B-frames) — then it is lossless and exact. Without imageio-ffmpeg, PyAV re-encodes.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import subprocess
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import asdict, dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+from tqdm import tqdm
+
+from holmesvau.video import VideoError, probe
+
+FRAME_TOLERANCE = 1
+METHODS = ("auto", "reencode", "pyav")
+
+
+@dataclass(frozen=True)
+class SegmentJob:
+    source: str
+    output: str
+    start_frame: int
+    num_frames: int
+    fps: float  # the annotation's fps: frame k starts at k / fps seconds
+
+    @property
+    def start_s(self) -> float:
+        return self.start_frame / self.fps
+
+
+@dataclass
+class SegmentResult:
+    output: str
+    status: str  # "done" | "skipped" | "failed"
+    reason: str = ""
+    method: str = ""  # "reencode" | "copy" | "pyav"
+    frames: int = 0
+    seconds: float = 0.0
+
+
+@dataclass
+class CutSummary:
+    done: int = 0
+    skipped: int = 0
+    failed: int = 0
+    seconds: float = 0.0
+    methods: dict[str, int] = field(default_factory=dict)
+    failures: list[dict] = field(default_factory=list)  # {"output", "reason"}
+
+    def add(self, r: SegmentResult) -> None:
+        setattr(self, r.status, getattr(self, r.status) + 1)
+        if r.status == "done":
+            self.methods[r.method] = self.methods.get(r.method, 0) + 1
+        if r.status == "failed":
+            self.failures.append({"output": r.output, "reason": r.reason})
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+def temp_path(output: Path) -> Path:
+    return output.with_name(f".{output.name}.{os.getpid()}.part")
+
+
+def is_complete(path: str | Path, num_frames: int, tolerance: int = FRAME_TOLERANCE) -> bool:
+    """The file opens and has num_frames ± tolerance frames."""
+    try:
+        return abs(probe(path).num_frames - num_frames) <= tolerance
+    except (VideoError, OSError):
+        return False
+
+
+def ffmpeg_exe() -> str | None:
+    try:
+        import imageio_ffmpeg
+    except ImportError:
+        return None
+    return imageio_ffmpeg.get_ffmpeg_exe()
+
+
+def keyframe_aligned(source: str, start_frame: int, stop_frame: int, fps: float) -> tuple[bool, float]:
+    """(whether [start, stop) can be stream-copied, the first packet's time in s). Demuxes only, no decoding."""
+    import av
+
+    with av.open(source) as c:
+        s = c.streams.video[0]
+        if s.codec_context.has_b_frames:
+            return False, 0.0
+        t0 = s.start_time or 0
+        keys: set[int] = set()
+        start_time, last = 0.0, -1
+        if start_frame > 0:
+            c.seek(t0 + int((start_frame - 0.5) / fps / s.time_base), stream=s, backward=True)
+        for packet in c.demux(s):
+            if packet.pts is None:
+                continue
+            t = float((packet.pts - t0) * s.time_base)
+            idx = round(t * fps)
+            if packet.is_keyframe:
+                keys.add(idx)
+                if idx == start_frame:
+                    start_time = t
+            last = max(last, idx)
+            if idx > stop_frame:
+                break
+    at_end = last < stop_frame  # demux ran out: stop_frame is the end of the video
+    return start_frame in keys and (stop_frame in keys or at_end), start_time
+
+
+def _run_ffmpeg(exe: str, args: list[str]) -> None:
+    proc = subprocess.run(
+        [exe, "-nostdin", "-hide_banner", "-loglevel", "error", "-y", *args], capture_output=True
+    )
+    if proc.returncode != 0:
+        msg = proc.stderr.decode(errors="replace").strip().splitlines()
+        raise RuntimeError(f"ffmpeg failed ({proc.returncode}): {msg[-1] if msg else 'no message'}")
+
+
+def cut_ffmpeg(exe: str, job: SegmentJob, tmp: Path, copy_from: float | None = None) -> None:
+    """copy_from: stream copy starting at that keyframe time; None: frame-accurate re-encode."""
+    if copy_from is not None:
+        # Seek exactly onto the keyframe (a later -ss would make the muxer write an edit list dropping a frame).
+        args = [
+            "-ss",
+            f"{copy_from + 1e-6:.7f}",
+            "-i",
+            job.source,
+            "-map",
+            "0:v:0",
+            "-frames:v",
+            str(job.num_frames),
+        ]
+        args += ["-an", "-sn", "-dn", "-c", "copy"]
+    else:
+        seek = max(0.0, (job.start_frame - 0.5) / job.fps)
+        args = ["-ss", f"{seek:.6f}", "-i", job.source, "-map", "0:v:0", "-frames:v", str(job.num_frames)]
+        args += ["-an", "-sn", "-dn", "-vf", "setpts=PTS-STARTPTS,scale=trunc(iw/2)*2:trunc(ih/2)*2"]
+        args += ["-fps_mode", "passthrough", "-c:v", "libx264", "-preset", "veryfast", "-crf", "18"]
+        args += ["-pix_fmt", "yuv420p"]
+    # No +faststart: with the index at the end, a truncated file does not open at all.
+    _run_ffmpeg(exe, [*args, "-f", "mp4", str(tmp)])
+
+
+def cut_pyav(job: SegmentJob, tmp: Path) -> None:
+    """Re-encode with PyAV (no ffmpeg binary): decode from the keyframe before the cut, keep num_frames frames."""
+    import av
+
+    with av.open(job.source) as inp, av.open(str(tmp), mode="w", format="mp4") as out:
+        s = inp.streams.video[0]
+        t0 = s.start_time or 0
+        rate = s.average_rate or Fraction(job.fps).limit_denominator(1001)
+        o = out.add_stream("libx264", rate=rate)
+        o.width, o.height = s.codec_context.width // 2 * 2, s.codec_context.height // 2 * 2
+        o.pix_fmt, o.options = "yuv420p", {"preset": "veryfast", "crf": "18"}
+        if job.start_frame > 0:
+            inp.seek(t0 + int((job.start_frame - 0.5) / job.fps / s.time_base), stream=s, backward=True)
+        written = 0
+        for frame in inp.decode(s):
+            if (
+                frame.pts is not None
+                and float((frame.pts - t0) * s.time_base) < (job.start_frame - 0.5) / job.fps
+            ):
+                continue
+            if written >= job.num_frames:
+                break
+            img = frame.reformat(width=o.width, height=o.height, format="yuv420p")
+            img.pts, img.time_base = written, 1 / Fraction(rate)
+            out.mux(o.encode(img))
+            written += 1
+        out.mux(o.encode())
+
+
+def cut_segment(job: SegmentJob, method: str = "auto") -> SegmentResult:
+    """Cut one job unless its output is already complete. method: auto | reencode | pyav (auto may stream copy)."""
+    t = time.perf_counter()
+    out = Path(job.output)
+    res = SegmentResult(str(out), "failed")
+    if out.exists() and is_complete(out, job.num_frames):
+        res.status = "skipped"
+        return res
+    out.parent.mkdir(parents=True, exist_ok=True)
+    for stale in out.parent.glob(glob.escape(f".{out.name}.") + "*.part"):  # left by an interrupted run
+        stale.unlink(missing_ok=True)
+    tmp = temp_path(out)
+    exe, key_time = ffmpeg_exe(), 0.0
+    try:
+        if not Path(job.source).is_file():
+            raise FileNotFoundError(f"source video missing: {job.source}")
+        attempts = ["pyav"] if method == "pyav" or exe is None else ["reencode"]
+        if method == "auto" and exe is not None:
+            aligned, key_time = keyframe_aligned(
+                job.source, job.start_frame, job.start_frame + job.num_frames, job.fps
+            )
+            if aligned:
+                attempts.insert(0, "copy")
+        errors = []
+        for attempt in attempts:
+            try:
+                if attempt == "pyav":
+                    cut_pyav(job, tmp)
+                else:
+                    cut_ffmpeg(exe, job, tmp, key_time if attempt == "copy" else None)
+                frames = probe(tmp).num_frames
+            except (VideoError, RuntimeError, OSError, ValueError) as e:
+                errors.append(f"{attempt}: {e}")
+                continue
+            # Copies must be exact; a re-encode may differ by one frame at the very end of the source.
+            if frames == job.num_frames or (
+                attempt != "copy" and abs(frames - job.num_frames) <= FRAME_TOLERANCE
+            ):
+                os.replace(tmp, out)
+                res.status, res.method, res.frames = "done", attempt, frames
+                break
+            errors.append(f"{attempt}: wrote {frames} frames, expected {job.num_frames}")
+        else:
+            res.reason = "; ".join(errors)
+    except Exception as e:  # one bad video must not stop the batch: report it
+        res.reason = f"{type(e).__name__}: {e}"
+    finally:
+        tmp.unlink(missing_ok=True)
+        res.seconds = time.perf_counter() - t
+    return res
+
+
+def run_jobs(
+    jobs: list[SegmentJob], workers: int | None = None, method: str = "auto", progress: bool = True
+) -> tuple[CutSummary, list[SegmentResult]]:
+    """Cut all jobs with a process pool (default os.cpu_count() workers); returns the summary and every result."""
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    workers = max(1, workers or os.cpu_count() or 1)
+    summary, results = CutSummary(), []
+    t = time.perf_counter()
+    bar = tqdm(total=len(jobs), desc="cutting segments", unit="seg", disable=not progress)
+
+    def record(r: SegmentResult) -> None:
+        summary.add(r)
+        results.append(r)
+        bar.set_postfix(done=summary.done, skipped=summary.skipped, failed=summary.failed, refresh=False)
+        bar.update(1)
+
+    try:
+        if workers == 1:
+            for job in jobs:
+                record(cut_segment(job, method))
+        else:
+            with ProcessPoolExecutor(max_workers=workers) as pool:
+                futures = {pool.submit(cut_segment, job, method): job for job in jobs}
+                for fut in as_completed(futures):
+                    try:
+                        record(fut.result())
+                    except BrokenProcessPool as e:  # a worker died (killed, out of memory)
+                        record(SegmentResult(futures[fut].output, "failed", f"worker died: {e}"))
+    finally:
+        bar.close()
+        summary.seconds = time.perf_counter() - t
+    return summary, results
+
+
+def write_summary(path: str | Path, summary: CutSummary, extra: dict | None = None) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".part")
+    tmp.write_text(json.dumps({**(extra or {}), **summary.to_json()}, indent=2), encoding="utf-8")
+    os.replace(tmp, path)
+    return path

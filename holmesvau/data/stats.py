@@ -1,0 +1,155 @@
+"""Statistics of a HIVAU-70k folder: instruction counts per split/dataset/level/task with answer word counts,
+annotation counts and durations per raw database, and the segment files present.
+
+    python -m holmesvau.data.stats ROOT                 # print tables
+    python -m holmesvau.data.stats ROOT --json stats.json
+
+JSON: {"instructions": {"<split>": {"<level>/<task>": n}}, "instructions_by_dataset": {"<split>": {"<dataset>":
+{"<level>/<task>": n}}}, "answer_words": {"<split>": {"<level>/<task>": {"mean", "total"}}}, "annotations":
+{"<database>": {...}}, "videos": {"<dataset>/<kind>/<split>": n}, "problems": [...]}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import statistics
+import warnings
+from collections import Counter, defaultdict
+from pathlib import Path
+
+from holmesvau.data.annotations import RawVideo, load_raw_database_report
+from holmesvau.data.instructions import read_instructions_report
+
+SPLIT_RE = re.compile(r"^merge_instruction_(?P<split>.+)_final$")
+
+
+def _words(text: str) -> int:
+    return len(text.split())
+
+
+def _summary(values: list[float]) -> dict:
+    if not values:
+        return {"n": 0}
+    return {
+        "n": len(values),
+        "mean": round(statistics.fmean(values), 3),
+        "min": round(min(values), 3),
+        "max": round(max(values), 3),
+        "total": round(sum(values), 3),
+    }
+
+
+def instruction_stats(folder: Path) -> tuple[dict, dict, dict, list[str]]:
+    counts: dict = {}
+    by_dataset: dict = {}
+    words: dict = {}
+    problems: list[str] = []
+    for f in sorted(folder.glob("*.jsonl")):
+        m = SPLIT_RE.match(f.stem)
+        split = m["split"] if m else f.stem
+        rows, bad = read_instructions_report(f)
+        problems += [str(p) for p in bad]
+        c, d, w = Counter(), defaultdict(Counter), defaultdict(list)
+        for r in rows:
+            c[r.level_task] += 1
+            d[r.dataset][r.level_task] += 1
+            w[r.level_task].append(_words(r.answer))
+        counts[split] = dict(sorted(c.items()))
+        by_dataset[split] = {k: dict(sorted(v.items())) for k, v in sorted(d.items())}
+        words[split] = {
+            k: {"mean": round(statistics.fmean(v), 2), "total": sum(v)} for k, v in sorted(w.items())
+        }
+    return counts, by_dataset, words, problems
+
+
+def database_stats(videos: dict[str, RawVideo]) -> dict:
+    vs = list(videos.values())
+    events = [e - s for v in vs for s, e in v.events]
+    clips = [e - s for v in vs for g in v.clips for s, e in g]
+    return {
+        "videos": len(vs),
+        "anomalous": sum(v.is_anomalous for v in vs),
+        "normal": sum(not v.is_anomalous for v in vs),
+        "events": len(events),
+        "clips": len(clips),
+        "hours": round(sum(v.duration_s for v in vs) / 3600, 3),
+        "labels": dict(sorted(Counter(lab for v in vs for lab in v.label).items())),
+        "video_duration_s": _summary([v.duration_s for v in vs]),
+        "event_duration_s": _summary(events),
+        "clip_duration_s": _summary(clips),
+        "words": {
+            "clip_caption": _summary([_words(t) for v in vs for g in v.clip_captions for t in g]),
+            "event_summary": _summary([_words(t) for v in vs for t in v.event_summaries]),
+            "video_summary": _summary([_words(v.video_summary) for v in vs]),
+        },
+    }
+
+
+def collect(root: str | Path) -> dict:
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"HIVAU-70k folder not found: {root}")
+    out: dict = {"root": str(root)}
+    counts, by_dataset, words, problems = instruction_stats(root / "instruction")
+    out.update(instructions=counts, instructions_by_dataset=by_dataset, answer_words=words)
+    out["annotations"] = {}
+    for f in sorted((root / "raw_annotations").glob("*.json")):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            videos, found = load_raw_database_report(f)
+        problems += [f"{f.name}: {p}" for p in found]
+        out["annotations"][f.stem] = database_stats(videos)
+    out["videos"] = {}
+    vroot = root / "videos"
+    if vroot.is_dir():
+        for folder in sorted(p for p in vroot.glob("*/*/*") if p.is_dir()):
+            out["videos"]["/".join(folder.relative_to(vroot).parts)] = sum(1 for _ in folder.glob("*.mp4"))
+    out["problems"] = problems
+    return out
+
+
+def format_stats(s: dict) -> str:
+    lines = []
+    for split, counts in s["instructions"].items():
+        lines.append(f"instructions [{split}]: {sum(counts.values())} rows")
+        for key, n in counts.items():
+            per = ", ".join(f"{d} {c.get(key, 0)}" for d, c in s["instructions_by_dataset"][split].items())
+            w = s["answer_words"][split][key]["mean"]
+            lines.append(f"  {key:<22} {n:>7}   ({per}; answer {w} words on average)")
+    for name, a in s["annotations"].items():
+        lines.append(
+            f"annotations [{name}]: {a['videos']} videos ({a['anomalous']} anomalous, {a['normal']} normal), "
+            f"{a['events']} events, {a['clips']} clips, {a['hours']} h"
+        )
+        for key in ("video_duration_s", "event_duration_s", "clip_duration_s"):
+            d = a[key]
+            if d["n"]:
+                lines.append(f"  {key:<18} mean {d['mean']:>8}  min {d['min']:>8}  max {d['max']:>9}")
+        for key, d in a["words"].items():
+            if d["n"]:
+                lines.append(f"  words/{key:<13} mean {d['mean']:>8}  min {d['min']:>8}  max {d['max']:>9}")
+    for folder, n in s["videos"].items():
+        lines.append(f"videos/{folder}: {n} files")
+    if s["problems"]:
+        lines.append(f"{len(s['problems'])} problem(s), first: {s['problems'][0]}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m holmesvau.data.stats", description=__doc__.split("\n\n")[0])
+    ap.add_argument("root", help="the HIVAU-70k folder (instruction/, raw_annotations/, videos/)")
+    ap.add_argument("--json", dest="json_out", help="also write the statistics to this JSON file")
+    args = ap.parse_args(argv)
+    s = collect(args.root)
+    print(format_stats(s))
+    if args.json_out:
+        Path(args.json_out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json_out).write_text(json.dumps(s, indent=2), encoding="utf-8")
+        print(f"wrote {args.json_out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
