@@ -1,0 +1,145 @@
+"""Frame-level anomaly detection metrics: dense snippet scores -> frame scores -> ROC-AUC / AP (scikit-learn).
+
+AUC and AP are computed over all test frames concatenated (the standard UCF-Crime / XD-Violence protocol), plus the
+AUC/AP over the anomalous videos only (normal videos excluded), which shows localisation inside anomalous videos.
+Score files: holmesvau.eval.score_files; ground truth: holmesvau.eval.ground_truth.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from holmesvau.eval.ground_truth import GtVideo, load_ground_truth
+from holmesvau.eval.score_files import ScoreFile, load_score_dir
+
+
+def expand_scores(scores, n_frames: int, stride: int = 16, frame_indices=None) -> np.ndarray:
+    """(n_frames,) frame scores from (T,) snippet scores. Score i covers frames [i*stride, (i+1)*stride) — or
+    [frame_indices[i], frame_indices[i+1]) when given; frames past the last snippet (a partial or missing last
+    snippet) take the last score, frames before the first take the first; extra scores are cut off."""
+    scores = np.asarray(scores, dtype=np.float64).reshape(-1)
+    if scores.size == 0:
+        raise ValueError("no scores")
+    if n_frames < 0:
+        raise ValueError(f"n_frames must be >= 0, got {n_frames}")
+    if frame_indices is None:
+        if stride < 1:
+            raise ValueError(f"stride must be >= 1, got {stride}")
+        idx = np.minimum(np.arange(n_frames) // stride, scores.size - 1)
+    else:
+        fi = np.asarray(frame_indices, dtype=np.int64).reshape(-1)
+        if fi.size != scores.size or np.any(np.diff(fi) < 0):
+            raise ValueError("frame_indices must be non-decreasing and as long as scores")
+        idx = np.clip(np.searchsorted(fi, np.arange(n_frames), side="right") - 1, 0, None)
+    return scores[idx]
+
+
+def _auc_ap(gt: np.ndarray, scores: np.ndarray) -> tuple[float | None, float | None]:
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    if gt.size == 0 or gt.min() == gt.max():  # one class only: undefined
+        return None, None
+    return float(roc_auc_score(gt, scores)), float(average_precision_score(gt, scores))
+
+
+def evaluate_detection(scores_by_video: dict[str, np.ndarray], gt_by_video: dict[str, np.ndarray]) -> dict:
+    """Frame-level metrics over the videos that have both frame scores and frame labels (equal lengths).
+    Returns {"auc", "ap", "auc_anomalous_videos", "ap_anomalous_videos", counts, "missing_scores",
+    "unmatched_scores", "per_video": {name: {...}}}; a metric is None when only one class is present."""
+    names = [n for n in gt_by_video if n in scores_by_video]
+    per_video, all_s, all_g, an_s, an_g = {}, [], [], [], []
+    for n in names:
+        s = np.asarray(scores_by_video[n], dtype=np.float64).reshape(-1)
+        g = np.asarray(gt_by_video[n]).reshape(-1).astype(np.uint8)
+        if s.shape != g.shape:
+            raise ValueError(f"{n}: {s.size} frame scores for {g.size} frame labels")
+        anomalous = bool(g.any())
+        auc, _ = _auc_ap(g, s)
+        per_video[n] = {
+            "anomalous": anomalous,
+            "n_frames": int(g.size),
+            "auc": auc,
+            "mean_score": float(s.mean()) if s.size else None,
+            "max_score": float(s.max()) if s.size else None,
+            "mean_score_anomalous_frames": float(s[g == 1].mean()) if anomalous else None,
+        }
+        all_s.append(s)
+        all_g.append(g)
+        if anomalous:
+            an_s.append(s)
+            an_g.append(g)
+    cat = lambda xs: np.concatenate(xs) if xs else np.zeros(0)  # noqa: E731
+    auc, ap = _auc_ap(cat(all_g), cat(all_s))
+    auc_a, ap_a = _auc_ap(cat(an_g), cat(an_s))
+    frames = cat(all_g)
+    return {
+        "auc": auc,
+        "ap": ap,
+        "auc_anomalous_videos": auc_a,
+        "ap_anomalous_videos": ap_a,
+        "n_videos": len(names),
+        "n_anomalous_videos": len(an_g),
+        "n_frames": int(frames.size),
+        "n_anomalous_frames": int(frames.sum()),
+        "missing_scores": sorted(n for n in gt_by_video if n not in scores_by_video),
+        "unmatched_scores": sorted(n for n in scores_by_video if n not in gt_by_video),
+        "per_video": per_video,
+    }
+
+
+def frame_level(
+    score_files: dict[str, ScoreFile], gt: dict[str, GtVideo], stride: int = 16
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict[str, str]]:
+    """Expand every matched score file to its video's frames -> (frame scores, frame labels, warnings).
+    n_frames: the annotation's, else the score file's, else T x stride. A file's own stride wins over `stride`."""
+    scores, labels, warns = {}, {}, {}
+    for name, sf in score_files.items():
+        if name not in gt:
+            continue
+        g = gt[name]
+        step = sf.stride or stride
+        n = g.n_frames if g.n_frames is not None else sf.n_frames
+        if n is None:
+            n = sf.scores.size * step if sf.frame_indices is None else int(sf.frame_indices[-1]) + step
+        notes = []
+        if sf.n_frames is not None and g.n_frames is not None and sf.n_frames != g.n_frames:
+            notes.append(f"score file says {sf.n_frames} frames, annotation {g.n_frames}")
+        if sf.frame_indices is None and abs(sf.scores.size * step - n) >= 2 * step:
+            notes.append(
+                f"{sf.scores.size} scores x stride {step} = {sf.scores.size * step} frames for {n} (wrong stride?)"
+            )
+        if notes:
+            warns[name] = "; ".join(notes)
+        scores[name] = expand_scores(sf.scores, n, step, sf.frame_indices)
+        labels[name] = g.frame_labels(n)
+    return scores, labels, warns
+
+
+def run_detection(
+    scores_dir: str | Path, annotations: str | Path, stride: int = 16
+) -> tuple[dict, dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Load a score folder and annotations, evaluate -> (report, frame scores, frame labels)."""
+    gt = load_ground_truth(annotations)
+    files, bad = load_score_dir(scores_dir)
+    frame_scores, frame_labels, warns = frame_level(files, gt, stride)
+    report = evaluate_detection(frame_scores, {n: g for n, g in frame_labels.items()})
+    report["missing_scores"] = sorted(n for n in gt if n not in files)
+    report["unmatched_scores"] = sorted(n for n in files if n not in gt)
+    report["bad_score_files"] = bad
+    report["warnings"] = warns
+    report["stride_default"] = stride
+    for name, entry in report["per_video"].items():
+        entry["label"] = gt[name].label
+    return report, frame_scores, frame_labels
+
+
+def worst_videos(report: dict, k: int = 4) -> list[str]:
+    """Anomalous videos with the lowest per-video AUC, then normal videos with the highest mean score."""
+    pv = report["per_video"]
+    anom = sorted(
+        (n for n, v in pv.items() if v["anomalous"] and v["auc"] is not None), key=lambda n: pv[n]["auc"]
+    )
+    norm = sorted((n for n, v in pv.items() if not v["anomalous"]), key=lambda n: -pv[n]["mean_score"])
+    return anom[:k] + norm[:k]

@@ -1,0 +1,139 @@
+"""Dense anomaly-score files: what the score dumper writes and detection evaluation reads.
+
+One file per video in a folder, named after the video without its extension (`Abuse028_x264.npz`):
+- `.npz` (preferred) with `scores` (T,) float — one score per snippet; optional `frame_indices` (T,) int — the first
+  frame each score covers (default i * stride); `stride` int — frames per snippet (16 for the ATS scorer's
+  features); `fps` float; `n_frames` int — frames in the video.
+- `.json` with the same keys (lists and numbers).
+- `.npy`: the scores (T,) only; stride then comes from the caller (`--stride`), n_frames from the annotations.
+Score i covers frames [frame_indices[i], frame_indices[i+1]) (the last one up to the end of the video).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from holmesvau.eval.ground_truth import video_key
+
+SCORE_SUFFIXES = (".npz", ".json", ".npy")
+
+
+@dataclass
+class ScoreFile:
+    name: str
+    scores: np.ndarray  # (T,) float64
+    stride: int | None = None
+    frame_indices: np.ndarray | None = None  # (T,) int64
+    fps: float | None = None
+    n_frames: int | None = None
+
+
+def save_scores(
+    path: str | Path,
+    scores,
+    stride: int,
+    n_frames: int | None = None,
+    fps: float | None = None,
+    frame_indices=None,
+) -> Path:
+    """Write one video's scores as .npz (or .json when the path says so); returns the path written."""
+    path = Path(path)
+    data = {"scores": np.asarray(scores, dtype=np.float32).reshape(-1), "stride": int(stride)}
+    if frame_indices is not None:
+        data["frame_indices"] = np.asarray(frame_indices, dtype=np.int64).reshape(-1)
+    if n_frames is not None:
+        data["n_frames"] = int(n_frames)
+    if fps is not None:
+        data["fps"] = float(fps)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix == ".json":
+        path.write_text(
+            json.dumps({k: v.tolist() if isinstance(v, np.ndarray) else v for k, v in data.items()})
+        )
+        return path
+    if path.suffix != ".npz":
+        path = path.with_name(path.name + ".npz")
+    np.savez(path, **data)
+    return path
+
+
+def _scalar(value, kind):
+    if value is None:
+        return None
+    arr = np.asarray(value)
+    if arr.size != 1:
+        raise ValueError(f"expected a single number, got shape {arr.shape}")
+    return kind(arr.reshape(()).item())
+
+
+def load_score_file(path: str | Path) -> ScoreFile:
+    """Read one score file; ValueError naming the file when it is malformed."""
+    path = Path(path)
+    try:
+        if path.suffix == ".npy":
+            data = {"scores": np.load(path, allow_pickle=False)}
+        elif path.suffix == ".npz":
+            with np.load(path, allow_pickle=False) as z:
+                data = {k: z[k] for k in z.files}
+        elif path.suffix == ".json":
+            data = json.loads(path.read_text(encoding="utf-8"))
+            if not isinstance(data, dict):
+                raise ValueError("expected a JSON object")
+        else:
+            raise ValueError(
+                f"unknown score file type {path.suffix!r} (expected {', '.join(SCORE_SUFFIXES)})"
+            )
+        if "scores" not in data:
+            raise ValueError("no `scores` entry")
+        scores = np.asarray(data["scores"], dtype=np.float64)
+        if scores.ndim == 2 and 1 in scores.shape:
+            scores = scores.reshape(-1)
+        if scores.ndim != 1 or scores.size == 0:
+            raise ValueError(f"`scores` must be a non-empty 1-D array, got shape {scores.shape}")
+        if not np.all(np.isfinite(scores)):
+            raise ValueError("`scores` contains NaN or inf")
+        fi = data.get("frame_indices")
+        if fi is not None:
+            fi = np.asarray(fi).reshape(-1)
+            if fi.size != scores.size or not np.issubdtype(fi.dtype, np.integer):
+                raise ValueError(f"`frame_indices` must be {scores.size} integers")
+            fi = fi.astype(np.int64)
+        stride = _scalar(data.get("stride"), int)
+        if stride is not None and stride < 1:
+            raise ValueError(f"stride must be >= 1, got {stride}")
+        name = path.name[: -len(path.suffix)]
+        return ScoreFile(
+            video_key(name),
+            scores,
+            stride,
+            fi,
+            _scalar(data.get("fps"), float),
+            _scalar(data.get("n_frames"), int),
+        )
+    except (OSError, ValueError, KeyError, TypeError, json.JSONDecodeError) as e:
+        raise ValueError(f"bad score file {path}: {e}") from e
+
+
+def load_score_dir(folder: str | Path) -> tuple[dict[str, ScoreFile], dict[str, str]]:
+    """All score files of a folder -> ({video: ScoreFile}, {file: error} for the unreadable ones)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"score folder not found: {folder}")
+    files, bad = {}, {}
+    for path in sorted(folder.iterdir()):
+        if path.suffix not in SCORE_SUFFIXES or not path.is_file():
+            continue
+        try:
+            sf = load_score_file(path)
+        except ValueError as e:
+            bad[path.name] = str(e)
+            continue
+        if sf.name in files:
+            bad[path.name] = f"duplicate scores for {sf.name} (kept the first file)"
+            continue
+        files[sf.name] = sf
+    return files, bad

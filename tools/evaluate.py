@@ -1,0 +1,107 @@
+"""Evaluate HolmesVAU outputs: reasoning text metrics, or frame-level detection AUC/AP.
+
+Reasoning (predictions jsonl from tools/predict.py vs the HIVAU-70k test instructions; needs Java, see README):
+    python tools/evaluate.py reasoning --predictions preds.jsonl \
+        --annotations HIVAU-70k/instruction/merge_instruction_test_final.jsonl --output reasoning_report.json
+
+Detection (a folder of per-video dense scores vs the raw annotations or the UCF-Crime temporal txt):
+    python tools/evaluate.py detection --scores scores/ --annotations HIVAU-70k/raw_annotations/ucf_database_test.json \
+        --output detection_report.json [--stride 16] [--plot-dir plots/]
+    python tools/evaluate.py detection --scores scores/ \
+        --annotations Temporal_Anomaly_Annotation_for_Testing_Videos.txt --output detection_report.json
+
+Both write JSON and print a summary (reasoning: markdown tables laid out like the paper's Table 2).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def _write_json(path: Path, data: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2))
+    tmp.replace(path)  # never leave a half-written report
+
+
+def reasoning(args: argparse.Namespace) -> int:
+    from holmesvau.data.instructions import read_instructions
+    from holmesvau.eval.reasoning import evaluate_reasoning, markdown_tables, read_predictions
+
+    preds, problems = read_predictions(args.predictions)
+    for p in problems[:10]:
+        print(f"skipped malformed prediction line: {p}", file=sys.stderr)
+    instructions = read_instructions(args.annotations, on_error="skip")
+    report = evaluate_reasoning(preds, instructions, progress=not args.no_progress)
+    report["inputs"] = {"predictions": str(args.predictions), "annotations": str(args.annotations)}
+    report["rows"]["malformed_lines"] = len(problems)
+    _write_json(args.output, report)
+    print(markdown_tables(report, include_paper=not args.no_paper_row))
+    print(f"\nrows: {json.dumps(report['rows'])}\nreport: {args.output}")
+    return 0 if report["rows"]["scored"] else 1
+
+
+def detection(args: argparse.Namespace) -> int:
+    from holmesvau.eval.detection import run_detection
+
+    report, frame_scores, frame_labels = run_detection(args.scores, args.annotations, args.stride)
+    report["inputs"] = {"scores": str(args.scores), "annotations": str(args.annotations)}
+    if args.plot_dir is not None:
+        from holmesvau.eval.plots import plot_detection
+
+        report["plots"] = [str(p) for p in plot_detection(frame_scores, frame_labels, report, args.plot_dir)]
+    _write_json(args.output, report)
+    fmt = lambda v: "n/a" if v is None else f"{100 * v:.2f}"  # noqa: E731
+    print(
+        f"videos {report['n_videos']} ({report['n_anomalous_videos']} anomalous), frames {report['n_frames']}\n"
+        f"AUC {fmt(report['auc'])}  AP {fmt(report['ap'])}  "
+        f"AUC (anomalous videos) {fmt(report['auc_anomalous_videos'])}"
+    )
+    for key in ("missing_scores", "unmatched_scores", "bad_score_files", "warnings"):
+        if report[key]:
+            print(f"{key}: {len(report[key])} (see report)", file=sys.stderr)
+    print(f"report: {args.output}")
+    return 0 if report["n_videos"] else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("reasoning", help="BLEU/METEOR/ROUGE-L/CIDEr + judgement accuracy per level and task")
+    r.add_argument(
+        "--predictions", type=Path, required=True, help="jsonl: {id, prediction, status, ...} per row"
+    )
+    r.add_argument("--annotations", type=Path, required=True, help="test instruction jsonl")
+    r.add_argument("--output", type=Path, default=Path("outputs/reasoning_report.json"))
+    r.add_argument(
+        "--no-paper-row", action="store_true", help="leave the paper's Holmes-VAU row out of the table"
+    )
+    r.add_argument("--no-progress", action="store_true")
+    r.set_defaults(func=reasoning)
+    d = sub.add_parser("detection", help="frame-level ROC-AUC / AP of dense anomaly scores")
+    d.add_argument("--scores", type=Path, required=True, help="folder of <video>.npz/.json/.npy score files")
+    d.add_argument(
+        "--annotations", type=Path, required=True, help="raw database .json or UCF-Crime temporal .txt"
+    )
+    d.add_argument("--output", type=Path, default=Path("outputs/detection_report.json"))
+    d.add_argument(
+        "--stride", type=int, default=16, help="frames per score when a file does not say (default 16)"
+    )
+    d.add_argument("--plot-dir", type=Path, default=None, help="write curves.png and worst_videos.png here")
+    d.set_defaults(func=detection)
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except (FileNotFoundError, ValueError, RuntimeError) as e:  # bad input: one clear line, no traceback
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
