@@ -1,0 +1,39 @@
+"""Hierarchical anomaly report of a (long) video: events localised on the anomaly curve, each described at event
+and clip level, plus the video-level answers; written as `report.json` (versioned schema) and `report.html`."""
+
+from .analysis import (
+    CLIP_CAPTION_PROMPT,
+    TASK_PROMPTS,
+    Report,
+    ReportConfig,
+    build_report,
+    report_from_args,
+    sample_inside,
+    split_clips,
+    write_report,
+)
+from .events import Event, default_threshold, localize_events, otsu_threshold, smooth_scores
+from .html import render_html
+from .schema import REPORT_SCHEMA, SCHEMA_VERSION, ReportSchemaError, validate_report
+
+__all__ = [
+    "CLIP_CAPTION_PROMPT",
+    "REPORT_SCHEMA",
+    "SCHEMA_VERSION",
+    "TASK_PROMPTS",
+    "Event",
+    "Report",
+    "ReportConfig",
+    "ReportSchemaError",
+    "build_report",
+    "default_threshold",
+    "localize_events",
+    "otsu_threshold",
+    "render_html",
+    "report_from_args",
+    "sample_inside",
+    "smooth_scores",
+    "split_clips",
+    "validate_report",
+    "write_report",
+]

@@ -1,0 +1,309 @@
+"""The hierarchical report: events from the anomaly curve, then the MLLM asked at event, clip and video level.
+
+    from holmesvau.pipeline import HolmesVAU
+    from holmesvau.report import ReportConfig, build_report, write_report
+    vau = HolmesVAU.from_pretrained()
+    report = build_report(vau, "robbery.mp4", ReportConfig())
+    write_report(report, "report_dir/")        # report_dir/report.json + report_dir/report.html
+
+One dense pass gives the anomaly scores; events are localised on them (`localize_events`); each event is asked the
+three HIVAU event-level tasks on frames sampled uniformly inside it, and each of its sub-segments (clips of a few
+seconds) gets a clip caption; the whole video is asked the same three tasks on the ATS-sampled frames (uniform when
+the video is too short for ATS, as in `HolmesVAU.analyze`). Frames are decoded once per event and preprocessed
+once per frame set; each prompt is one independent single-turn chat, as in the HIVAU test set.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .events import Event, localize_events, resolved_threshold
+from .schema import SCHEMA_VERSION, validate_report
+
+# One representative prompt per task, taken verbatim from the released HIVAU-70k test instructions
+# (merge_instruction_test_final.jsonl): the event/video-level judgement, description and analysis prompts and a
+# clip caption prompt. The judgement prompt is the one that asks both whether and which anomaly.
+TASK_PROMPTS = {
+    "judgement": "Determine whether there are anomaly events in the video and the specific name of the anomaly.",
+    "description": "Could you specify the anomaly events present in the video?",
+    "analysis": "Can you provide the reasons for considering it anomalous?",
+}
+CLIP_CAPTION_PROMPT = "Provide a brief description of the given video clip."
+TASKS = ("judgement", "description", "analysis")
+
+
+@dataclass
+class ReportConfig:
+    video_frames: int = 12  # frames for the video-level questions (ATS-sampled)
+    event_frames: int = 12  # frames sampled uniformly inside each event
+    clip_frames: int = 8  # frames per clip caption
+    clip_seconds: float = 4.0  # target clip length; an event gets ceil(duration / clip_seconds) clips ...
+    max_clips: int = 4  # ... at most this many
+    max_events: int | None = 8  # keep the events with the highest peaks (None: all); bounds the MLLM calls
+    dense_stride: int = 16
+    use_ats: bool = True  # video-level sampling; events always come from the dense scores
+    tau: float = 0.1
+    threshold: float | None = None  # None: derived from the curve (see holmesvau.report.events)
+    smooth: int = 3
+    merge_gap_s: float = 2.0
+    min_duration_s: float = 1.0
+    max_new_tokens: int = 512
+    thumb_width: int = 160  # thumbnails in the HTML report
+
+
+@dataclass
+class Report:
+    data: dict  # the content of report.json (matches REPORT_SCHEMA)
+    thumbnails: dict[str, list[tuple[int, bytes]]] = field(
+        default_factory=dict
+    )  # "video"/"event<i>" -> JPEGs
+    dense: object = None  # holmesvau.pipeline.DenseScores, reusable by HolmesVAU.analyze(dense=...)
+
+
+ProgressFn = Callable[[int, int, str], None]
+
+
+def sample_inside(start: int, end: int, n: int) -> list[int]:
+    """`n` frame indices spread uniformly (segment middles) over frames [start, end); fewer if it is shorter."""
+    from holmesvau.video import uniform_indices
+
+    length = end - start
+    if length <= 0:
+        raise ValueError(f"empty frame range [{start}, {end})")
+    return [start + i for i in uniform_indices(length, max(1, min(n, length)))]
+
+
+def split_clips(
+    start: int, end: int, fps: float, clip_seconds: float, max_clips: int
+) -> list[tuple[int, int]]:
+    """Cut frames [start, end) into ceil(duration / clip_seconds) (at most `max_clips`) near-equal clips."""
+    n = max(1, min(max_clips, math.ceil((end - start) / fps / clip_seconds - 1e-9)))
+    n = min(n, end - start)
+    bounds = [start + round(k * (end - start) / n) for k in range(n + 1)]
+    return [(a, b) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
+
+
+def jpeg_thumbnails(frames: np.ndarray, width: int = 160, quality: int = 80) -> list[bytes]:
+    from PIL import Image
+
+    out = []
+    for f in frames:
+        img = Image.fromarray(np.asarray(f))
+        h = max(1, round(img.height * width / max(1, img.width)))
+        buf = io.BytesIO()
+        img.resize((width, h), Image.BILINEAR).save(buf, format="JPEG", quality=quality)
+        out.append(buf.getvalue())
+    return out
+
+
+class _Asker:
+    """Asks the MLLM about frame sets, counting steps for the progress bar / callback."""
+
+    def __init__(self, vau, config: ReportConfig, total: int, progress: bool, on_progress: ProgressFn | None):
+        from tqdm.auto import tqdm
+
+        self.vau, self.config = vau, config
+        self.bar = tqdm(total=total, desc="report", unit="question", disable=not progress)
+        self.on_progress, self.done, self.total = on_progress, 0, total
+
+    def pixel_values(self, frames: np.ndarray):
+        from holmesvau.preprocess import frames_to_pixel_values
+
+        return frames_to_pixel_values(frames, resize=getattr(self.vau, "resize", "torch"))
+
+    def ask(self, pixel_values, prompt: str, what: str) -> str:
+        from holmesvau.model import chat, video_question
+
+        self.bar.set_postfix_str(what)
+        if self.on_progress:
+            self.on_progress(self.done, self.total, what)
+        question = video_question(prompt, int(pixel_values.shape[0]))
+        answer = chat(self.vau.lm, pixel_values, question, max_new_tokens=self.config.max_new_tokens).answer
+        self.done += 1
+        self.bar.update(1)
+        return answer
+
+    def close(self) -> None:
+        if self.on_progress:
+            self.on_progress(self.done, self.total, "done")
+        self.bar.close()
+
+
+def _read(video, indices: Sequence[int]) -> dict[int, np.ndarray]:
+    from holmesvau.video import read_frames
+
+    wanted = sorted(set(int(i) for i in indices))
+    return dict(zip(wanted, read_frames(video, wanted)))
+
+
+def _event_plan(
+    ev: Event, fps: float, config: ReportConfig
+) -> tuple[list[int], list[tuple[int, int, list[int]]]]:
+    frames = sample_inside(ev.start_frame, ev.end_frame, config.event_frames)
+    clips = [
+        (a, b, sample_inside(a, b, config.clip_frames))
+        for a, b in split_clips(ev.start_frame, ev.end_frame, fps, config.clip_seconds, config.max_clips)
+    ]
+    return frames, clips
+
+
+def build_report(
+    vau,
+    video: str | Path,
+    config: ReportConfig | None = None,
+    progress: bool = True,
+    on_progress: ProgressFn | None = None,
+    dense=None,
+    model_name: str | None = None,
+    tiny: bool = False,
+) -> Report:
+    """Analyse `video` at event, clip and video level with a `HolmesVAU` pipeline (which needs its scorer).
+
+    dense: precomputed `vau.dense_scores(video, config.dense_stride)` to reuse. on_progress(done, total, what) is
+    called before each question (for UIs); `progress` shows a tqdm bar. Returns the report (not yet written).
+    """
+    config = config or ReportConfig()
+    if getattr(vau, "scorer", None) is None:
+        raise ValueError(
+            "the report localises events on the anomaly scores, so it needs the ATS anomaly scorer: "
+            "load the pipeline with a scorer (drop --no-ats / pass --scorer PATH)"
+        )
+    t_start = time.perf_counter()
+    timings: dict[str, float] = {}
+    if dense is None or dense.stride != config.dense_stride:
+        dense = vau.dense_scores(video, config.dense_stride, progress=progress)
+    timings["dense_scores"] = time.perf_counter() - t_start
+    info = dense.info
+    fps, n_frames = float(info.fps), int(info.num_frames)
+    if not fps > 0:
+        raise ValueError(f"{video}: unknown frame rate, cannot place events in time")
+
+    t0 = time.perf_counter()
+    loc = dict(smooth=config.smooth, merge_gap_s=config.merge_gap_s, min_duration_s=config.min_duration_s)
+    events = localize_events(dense.scores, dense.stride, fps, config.threshold, n_frames=n_frames, **loc)
+    found = len(events)
+    if config.max_events is not None and len(events) > config.max_events:
+        keep = sorted(events, key=lambda e: -e.peak_score)[: config.max_events]
+        events = sorted(keep, key=lambda e: e.start_frame)
+    timings["localize"] = time.perf_counter() - t0
+
+    plans = [_event_plan(ev, fps, config) for ev in events]
+    total = len(TASKS) * (1 + len(events)) + sum(len(clips) for _, clips in plans)
+    asker = _Asker(vau, config, total, progress, on_progress)
+    thumbnails: dict[str, list[tuple[int, bytes]]] = {}
+    try:
+        t0 = time.perf_counter()
+        vidx, method, *_ = vau.select_frames(
+            video,
+            config.video_frames,
+            config.use_ats,
+            config.dense_stride,
+            tau=config.tau,
+            progress=progress,
+            dense=dense,
+        )
+        vidx = [int(i) for i in vidx]
+        frames = _read(video, vidx)
+        stack = np.stack([frames[i] for i in vidx])
+        pv = asker.pixel_values(stack)
+        video_answers = {t: asker.ask(pv, TASK_PROMPTS[t], f"video {t}") for t in TASKS}
+        thumbnails["video"] = list(zip(vidx, jpeg_thumbnails(stack, config.thumb_width)))
+        timings["video_level"] = time.perf_counter() - t0
+
+        t0 = time.perf_counter()
+        out_events = []
+        for k, (ev, (eidx, clips)) in enumerate(zip(events, plans)):
+            frames = _read(video, [*eidx, *(i for _, _, c in clips for i in c)])
+            stack = np.stack([frames[i] for i in eidx])
+            pv = asker.pixel_values(stack)
+            answers = {t: asker.ask(pv, TASK_PROMPTS[t], f"event {k + 1} {t}") for t in TASKS}
+            out_clips = []
+            for j, (a, b, cidx) in enumerate(clips):
+                cpv = asker.pixel_values(np.stack([frames[i] for i in cidx]))
+                caption = asker.ask(cpv, CLIP_CAPTION_PROMPT, f"event {k + 1} clip {j + 1}")
+                out_clips.append(
+                    {"start_s": a / fps, "end_s": b / fps, "frame_indices": cidx, "caption": caption}
+                )
+            thumbnails[f"event{k}"] = list(zip(eidx, jpeg_thumbnails(stack, config.thumb_width)))
+            out_events.append(
+                {
+                    **asdict(ev),
+                    "frame_indices": eidx,
+                    "answers": answers,
+                    "clips": out_clips,
+                }
+            )
+        timings["events"] = time.perf_counter() - t0
+    finally:
+        asker.close()
+    timings["total"] = time.perf_counter() - t_start
+
+    data = {
+        "schema_version": SCHEMA_VERSION,
+        "video": {
+            "path": str(video),
+            "fps": fps,
+            "n_frames": n_frames,
+            "duration_s": n_frames / fps,
+            "width": int(info.width),
+            "height": int(info.height),
+        },
+        "events": out_events,
+        "video_answers": video_answers,
+        "video_sampling": {"method": method, "frame_indices": vidx},
+        "scores": {
+            "dense_frame_indices": [int(i) for i in dense.frame_indices],
+            "values": [float(min(1.0, max(0.0, s))) for s in dense.scores],
+            "stride": int(dense.stride),
+        },
+        "localization": {
+            "threshold": resolved_threshold(dense.scores, config.threshold, config.smooth),
+            "threshold_source": "default" if config.threshold is None else "given",
+            **loc,
+            "events_found": found,
+        },
+        "prompts": {**TASK_PROMPTS, "clip_caption": CLIP_CAPTION_PROMPT},
+        "model": {"name": model_name or str(getattr(vau.lm, "path", "")), "tiny": bool(tiny)},
+        "timings": {k: round(v, 4) for k, v in timings.items()},
+    }
+    return Report(data, thumbnails, dense)
+
+
+def write_report(report: Report, out_dir: str | Path, validate: bool = True) -> tuple[Path, Path]:
+    """Write `report.json` and the self-contained `report.html` into `out_dir` -> (json path, html path)."""
+    from .html import render_html
+
+    if validate:
+        validate_report(report.data)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    json_path, html_path = out / "report.json", out / "report.html"
+    json_path.write_text(json.dumps(report.data, indent=2, ensure_ascii=False), encoding="utf-8")
+    html_path.write_text(render_html(report.data, report.thumbnails), encoding="utf-8")
+    return json_path, html_path
+
+
+def report_from_args(vau, args) -> Report:
+    """`inference.py --report DIR`: build and write the report with the CLI's options; prints where it went."""
+    import sys
+
+    config = ReportConfig(
+        video_frames=args.select_frames,
+        dense_stride=args.dense_stride,
+        tau=args.tau,
+        use_ats=not getattr(args, "no_ats", False),
+        threshold=getattr(args, "report_threshold", None),
+        max_new_tokens=args.max_new_tokens,
+    )
+    report = build_report(vau, args.video, config, progress=not getattr(args, "quiet", False))
+    json_path, html_path = write_report(report, args.report)
+    print(f"report: {json_path} {html_path} ({len(report.data['events'])} event(s))", file=sys.stderr)
+    return report
