@@ -1,0 +1,95 @@
+"""HF Trainer pieces: a seeded (length-grouped) sampler, the skipped-sample report, jsonl log and config callbacks."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from torch.utils.data import Sampler
+from transformers import Trainer, TrainerCallback
+from transformers.trainer_pt_utils import get_length_grouped_indices
+
+from .dataset import ProblemLog
+
+
+class SeededSampler(Sampler[int]):
+    """A permutation fixed by (seed, epoch): a resumed run replays the same order and the Trainer skips what was
+    done. With `group_size`, indices are grouped by length in mega-batches of that size (less padding)."""
+
+    def __init__(self, lengths: list[int], seed: int, group_size: int | None = None):
+        self.lengths = list(lengths)
+        self.seed = int(seed)
+        self.group_size = group_size
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    def __iter__(self):
+        g = torch.Generator().manual_seed(self.seed + self.epoch)
+        if self.group_size:
+            return iter(get_length_grouped_indices(self.lengths, self.group_size, generator=g))
+        return iter(torch.randperm(len(self.lengths), generator=g).tolist())
+
+
+class SFTTrainer(Trainer):
+    """Trainer that records the problems each batch carries and samples with `SeededSampler`."""
+
+    def __init__(self, *args, problem_log: ProblemLog | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.problem_log = problem_log if problem_log is not None else ProblemLog()
+
+    def _get_train_sampler(self, train_dataset=None):
+        dataset = train_dataset if train_dataset is not None else self.train_dataset
+        seed = self.args.data_seed if self.args.data_seed is not None else self.args.seed
+        group = None
+        if self.args.train_sampling_strategy == "group_by_length":
+            group = self.args.train_batch_size * self.args.gradient_accumulation_steps
+        return SeededSampler(dataset.lengths, seed, group)
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        for p in inputs.pop("problems", None) or ():
+            self.problem_log.add(p)
+        return super().compute_loss(
+            model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch
+        )
+
+
+class JsonlLogCallback(TrainerCallback):
+    """OUTPUT_DIR/train_log.jsonl: one {"step", "loss", "learning_rate", "epoch", ..., "skipped"} per log."""
+
+    def __init__(self, path: str | Path, problem_log: ProblemLog):
+        self.path = Path(path)
+        self.problem_log = problem_log
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if not state.is_world_process_zero or not logs:
+            return
+        record = {"step": state.global_step, **logs, "skipped": self.problem_log.total}
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.path.open("a", encoding="utf-8") as f:
+            f.write(json.dumps(record, default=float) + "\n")
+
+
+class SaveConfigCallback(TrainerCallback):
+    """The resolved run configuration, written beside every checkpoint (and the data problems so far)."""
+
+    def __init__(self, config: dict, problem_log: ProblemLog):
+        self.config = config
+        self.problem_log = problem_log
+
+    def on_save(self, args, state, control, **kwargs):
+        if not state.is_world_process_zero:
+            return
+        ckpt = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+        if ckpt.is_dir():
+            write_json(ckpt / "train_config.json", self.config)
+            write_json(ckpt / "data_problems.json", self.problem_log.summary())
+
+
+def write_json(path: str | Path, obj) -> None:
+    Path(path).write_text(json.dumps(obj, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
