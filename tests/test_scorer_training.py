@@ -1,0 +1,196 @@
+"""Scorer training end to end on synthetic features: AUC rises, export = released layout, loads and scores alike."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from holmesvau.ats import URDMU, load_anomaly_scorer
+from holmesvau.ats.features import save_features
+from holmesvau.ats.training import (
+    LOSSES,
+    TrainConfig,
+    export_scorer,
+    score_videos,
+    scorer_loss,
+    train_scorer,
+    validate,
+)
+from holmesvau.ats.training_data import load_scorer_videos
+
+STRIDE = 16
+
+
+def _entry(n_frames, fps, label, events):
+    return {
+        "n_frames": n_frames,
+        "fps": fps,
+        "label": label,
+        "events": events,
+        "clips": [[ev] for ev in events],
+        "clips_caption": [["c"] for _ in events],
+        "events_summary": ["s" for _ in events],
+        "events_summary_split": [{"judgement": "j", "description": "d"} for _ in events],
+        "video_summary": "v",
+        "video_summary_split": {"judgement": "j", "description": "d"},
+    }
+
+
+def make_synthetic_set(
+    root: Path, n_videos: int, dim: int, seed: int, shift: float = 0.1
+) -> tuple[Path, Path]:
+    """Fake videos (400-1500 frames, 30 fps), every other one anomalous with one event; gaussian features whose
+    snippets inside the event (by their middle frame) are shifted by `shift` in every dimension."""
+    rng = np.random.default_rng(seed)
+    feats, db = root / "feats", {}
+    for i in range(n_videos):
+        anomalous = i % 2 == 1
+        n, fps = int(rng.integers(400, 1500)), 30.0
+        name = f"{'Fight' if anomalous else 'Normal'}{i:03d}"
+        if anomalous:
+            start = float(rng.uniform(0, n / fps * 0.5))
+            events = [[round(start, 3), round(min(n / fps, start + rng.uniform(3, 15)), 3)]]
+        else:
+            events = [[0.0, round(n / fps, 3)]]
+        db[name] = _entry(n, fps, ["Fighting"] if anomalous else [], events)
+        idx = np.arange(0, n, STRIDE)
+        x = rng.standard_normal((idx.size, dim)).astype(np.float32)
+        if anomalous:
+            f0, f1 = (math.floor(t * fps + 0.5) for t in events[0])
+            x[(idx + STRIDE // 2 >= f0) & (idx + STRIDE // 2 < f1)] += shift
+        save_features(feats / f"{name}.npz", x, idx, fps, n, STRIDE)
+    (root / "db.json").write_text(json.dumps(db))
+    return feats, root / "db.json"
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("scorer")
+    train, skipped = load_scorer_videos(*make_synthetic_set(root / "train", 16, 1024, seed=0))
+    val, _ = load_scorer_videos(*make_synthetic_set(root / "val", 6, 1024, seed=1))
+    assert not skipped and sum(v.anomalous for v in train) == 8
+    torch.manual_seed(0)
+    untrained = validate(URDMU(), val)["auc"]
+    cfg = TrainConfig(steps=30, batch_size=2, snippets=64, val_every=15, log_every=5, seed=0)
+    result = train_scorer(train, val, cfg, log_path=root / "train_log.jsonl", progress=False)
+    return {"root": root, "val": val, "untrained": untrained, "result": result}
+
+
+def test_validation_auc_rises_well_above_chance(trained):
+    result = trained["result"]
+    vals = [h["val"]["auc"] for h in result.history if "val" in h]
+    assert len(vals) == 2
+    assert result.best_metrics["auc"] == max(vals) > 0.9
+    assert result.best_metrics["auc"] > trained["untrained"] + 0.15
+    assert result.best_metrics["ap"] > 0.5
+    log = [json.loads(line) for line in (trained["root"] / "train_log.jsonl").read_text().splitlines()]
+    assert log[0]["config"]["input_dim"] == 1024 and any("val" in r for r in log)
+    assert all(set(LOSSES) <= set(r) for r in log if "loss" in r)
+
+
+def test_export_loads_with_the_sampler_loader_and_scores_alike(trained, tmp_path):
+    model = trained["result"].model
+    path = export_scorer(model, tmp_path / "scorer.pth")
+    loaded = load_anomaly_scorer(path)
+    ours, theirs = score_videos(model, trained["val"]), score_videos(loaded, trained["val"])
+    for name in ours:
+        np.testing.assert_allclose(theirs[name], ours[name], atol=1e-6)
+    assert validate(loaded, trained["val"])["auc"] == pytest.approx(trained["result"].best_metrics["auc"])
+    state = torch.load(path, weights_only=True)
+    assert type(state) is dict and all(t.dtype == torch.float32 for t in state.values())
+
+
+def test_export_has_the_released_key_layout(trained, shared, tmp_path):
+    released = torch.load(shared("fixtures/ats-original/urdmu_random.pth"), weights_only=True)
+    state = torch.load(export_scorer(trained["result"].model, tmp_path / "s.pth"), weights_only=True)
+    assert list(state) == list(released)
+    assert {k: tuple(v.shape) for k, v in state.items()} == {k: tuple(v.shape) for k, v in released.items()}
+
+
+@pytest.mark.parametrize("loss", LOSSES)
+def test_each_objective_alone_gives_a_finite_gradient(loss):
+    torch.manual_seed(0)
+    model = URDMU(input_size=8, hidden=16, a_slots=6, n_slots=6)
+    out = model.forward_train(torch.randn(4, 20, 8))
+    labels = torch.zeros(4, 20)
+    labels[2:, 5:9] = 1
+    total, parts = scorer_loss(out, labels, torch.tensor([0.0, 0.0, 1.0, 1.0]), (loss,))
+    total.backward()
+    assert list(parts) == [loss] and math.isfinite(parts[loss])
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    assert grads and all(torch.isfinite(g).all() for g in grads)
+
+
+def test_config_rejects_unknown_losses():
+    with pytest.raises(ValueError, match="unknown"):
+        TrainConfig(losses=("bce", "focal"))
+
+
+def _cli():
+    spec = importlib.util.spec_from_file_location(
+        "train_cli", Path(__file__).parents[1] / "tools/train_scorer.py"
+    )
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_cli_trains_64d_features_and_writes_checkpoint_log_and_metrics(tmp_path, capsys):
+    feats, db = make_synthetic_set(tmp_path / "tr", 4, 64, seed=2, shift=1.0)
+    vfeats, vdb = make_synthetic_set(tmp_path / "va", 2, 64, seed=3, shift=1.0)
+    out = tmp_path / "run" / "scorer.pth"
+    args = ["--features", str(feats), "--annotations", str(db), "--val-features", str(vfeats)]
+    args += ["--val-annotations", str(vdb), "--output", str(out), "--steps", "4", "--snippets", "16"]
+    args += [
+        "--batch-size",
+        "1",
+        "--val-every",
+        "2",
+        "--losses",
+        "bce,mil",
+        "--device",
+        "cpu",
+        "--no-progress",
+    ]
+    assert _cli().main(args) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["input_dim"] == 64 and summary["n_train"] == 4 and summary["best_step"] in (2, 4)
+    assert (
+        json.loads((out.parent / "best_metrics.json").read_text())["best_metrics"] == summary["best_metrics"]
+    )
+    log = [json.loads(line) for line in (out.parent / "train_log.jsonl").read_text().splitlines()]
+    assert log[0]["config"]["losses"] == ["bce", "mil"] and sum("val" in r for r in log) == 2
+    state = torch.load(out, weights_only=True)
+    assert state["embedding.conv_1.0.weight"].shape == (512, 64, 3)
+    model = URDMU(input_size=64)
+    model.load_state_dict(state, strict=True)
+    # --init: start from a checkpoint (lr 0 keeps it exactly); a checkpoint for other dims is refused
+    again = tmp_path / "run2" / "scorer.pth"
+    assert _cli().main([*args[:9], str(again), *args[10:], "--init", str(out), "--lr", "0"]) == 0
+    capsys.readouterr()
+    assert all(torch.equal(t, state[k]) for k, t in torch.load(again, weights_only=True).items())
+    feats8, db8 = make_synthetic_set(tmp_path / "tr8", 4, 8, seed=5)
+    rc = _cli().main(
+        ["--features", str(feats8), "--annotations", str(db8), "--output", str(tmp_path / "x.pth")]
+        + ["--steps", "1", "--init", str(out), "--device", "cpu", "--no-progress"]
+    )
+    assert rc == 2 and "8-d features" in capsys.readouterr().err
+
+
+@pytest.mark.filterwarnings("ignore:.*without annotation ignored")
+def test_cli_refuses_a_training_set_without_normal_videos(tmp_path, capsys):
+    feats, db = make_synthetic_set(tmp_path / "tr", 4, 8, seed=4)
+    data = json.loads(db.read_text())
+    (tmp_path / "anom.json").write_text(json.dumps({k: v for k, v in data.items() if v["label"]}))
+    rc = _cli().main(
+        ["--features", str(feats), "--annotations", str(tmp_path / "anom.json")]
+        + ["--output", str(tmp_path / "s.pth"), "--steps", "1", "--no-progress", "--device", "cpu"]
+    )
+    assert rc == 2 and "0 normal" in capsys.readouterr().err
+    assert not (tmp_path / "s.pth").exists()

@@ -1,0 +1,88 @@
+"""Extract dense InternViT CLS features (every 16th frame) of whole videos, one .npz per video, for scorer training.
+
+    python tools/extract_features.py --video-root videos/ --list videos.txt --output feats/
+    python tools/extract_features.py --video-root UCF_Crime/ \
+        --annotations HIVAU-70k/raw_annotations/ucf_database_train.json --model ppxin321/HolmesVAU-2B --output feats/
+    python tools/extract_features.py --video-root data/ \
+        --annotations HIVAU-70k/instruction/merge_instruction_test_final.jsonl --output feats_test/
+    torchrun --nproc_per_node 8 tools/extract_features.py --video-root UCF_Crime/ --annotations RAW_DB.json \
+        --output feats/ --device cuda        # each rank a disjoint share, on cuda:$LOCAL_RANK
+
+--list: one video path a line, relative to --video-root. --annotations: a raw database .json (names looked up by
+name anywhere under --video-root) or an instruction .jsonl (the `video` paths of its video-level rows).
+Output: FEATDIR/<name>.npz (features (T, D) float32, frame_indices (T,), fps, n_frames, stride); videos whose file
+exists are skipped (rerun to resume); failures go to FEATDIR/failures.jsonl and do not stop the run. Prints one
+JSON summary line per rank.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--video-root", default=".", help="folder the listed / annotated videos are under")
+    src = ap.add_mutually_exclusive_group(required=True)
+    src.add_argument("--list", help="text file: one video path a line (relative to --video-root)")
+    src.add_argument("--annotations", help="raw annotation database .json or instruction .jsonl")
+    ap.add_argument("--model", default=None, help="HolmesVAU / InternVL2 checkpoint (folder or hub id)")
+    ap.add_argument("--output", required=True, help="feature folder FEATDIR")
+    ap.add_argument("--stride", type=int, default=16, help="take every stride-th frame (default 16, as ATS)")
+    ap.add_argument("--batch-size", type=int, default=16, help="frames per ViT forward")
+    ap.add_argument(
+        "--device", default=None, help="cpu | cuda (default: cuda when available); ranks use LOCAL_RANK"
+    )
+    ap.add_argument(
+        "--dtype", default=None, help="float32 | bfloat16 | float16 (default: bf16/fp16 GPU, fp32 CPU)"
+    )
+    ap.add_argument("--no-progress", action="store_true")
+    return ap.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    import torch
+
+    from holmesvau.ats.features import extract_to_dir, shard_env, videos_from_annotations, videos_from_list
+    from holmesvau.model import DEFAULT_MODEL, load_model, vit_encoder
+
+    rank, world = shard_env()
+    if args.stride < 1 or args.batch_size < 1:
+        print("--stride and --batch-size must be >= 1", file=sys.stderr)
+        return 2
+    try:
+        if args.list:
+            videos = videos_from_list(args.list, args.video_root)
+        else:
+            videos = videos_from_annotations(args.annotations, args.video_root)
+    except (OSError, ValueError) as e:
+        print(f"cannot read the video list: {e}", file=sys.stderr)
+        return 2
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and world > 1:
+        device = f"cuda:{int(os.environ.get('LOCAL_RANK', rank))}"
+    lm = load_model(args.model or DEFAULT_MODEL, device=device, dtype=args.dtype)
+    report = extract_to_dir(
+        videos,
+        vit_encoder(lm),
+        args.output,
+        stride=args.stride,
+        batch_size=args.batch_size,
+        rank=rank,
+        world_size=world,
+        progress=not args.no_progress,
+    )
+    summary = report.to_dict()
+    summary["failures"] = summary["failures"][:20]
+    summary["videos_listed"] = len(videos)
+    summary["output"] = str(args.output)
+    print(json.dumps(summary))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,141 @@
+"""Train the ATS anomaly scorer (URDMU) on dense features + event boundaries; export it in the released layout.
+
+    python tools/train_scorer.py --features feats_train/ \
+        --annotations HIVAU-70k/raw_annotations/ucf_database_train.json \
+        --val-features feats_test/ --val-annotations HIVAU-70k/raw_annotations/ucf_database_test.json \
+        --output scorer/anomaly_scorer.pth [--steps 3000] [--seed 0] [--batch-size 16] [--snippets 200] \
+        [--lr 1e-4] [--losses bce,mil,memory,triplet,kl,distance] [--label-rule majority] [--device cuda] \
+        [--init anomaly_scorer.pth]          # fine-tune the released scorer instead of starting from scratch
+
+Features come from tools/extract_features.py (FEATDIR/<video>.npz). The annotation database gives each video's
+n_frames, fps, label (empty list = normal video) and events in seconds (captions and summaries are optional:
+holmesvau/ats/training_data.load_event_database); snippet labels follow --label-rule (see
+holmesvau/ats/training_data.py). The best checkpoint (by validation frame-level --select-metric; the last one
+without validation) is written to --output as a plain state dict that holmesvau.ats.load_anomaly_scorer and
+inference (--scorer PATH) load unchanged. Also written: train_log.jsonl (losses, validation metrics) and
+best_metrics.json, next to --output unless --log / --metrics say otherwise. Prints one JSON summary line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    from holmesvau.ats.training import LOSSES, TrainConfig
+    from holmesvau.ats.training_data import LABEL_RULES, POOLING
+
+    d = TrainConfig()
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--features", required=True, help="training feature folder")
+    ap.add_argument(
+        "--annotations", required=True, help="raw annotation database (.json) of the training videos"
+    )
+    ap.add_argument("--val-features", help="validation feature folder")
+    ap.add_argument("--val-annotations", help="raw annotation database of the validation videos")
+    ap.add_argument("--output", required=True, help="scorer checkpoint to write (.pth)")
+    ap.add_argument("--log", help="train log (default: train_log.jsonl next to --output)")
+    ap.add_argument(
+        "--metrics", help="best validation metrics JSON (default: best_metrics.json next to --output)"
+    )
+    ap.add_argument("--init", help="start from this scorer checkpoint (e.g. the released anomaly_scorer.pth)")
+    ap.add_argument("--steps", type=int, default=d.steps)
+    ap.add_argument("--seed", type=int, default=d.seed)
+    ap.add_argument("--batch-size", type=int, default=d.batch_size, help="videos per class per step")
+    ap.add_argument("--snippets", type=int, default=d.snippets, help="fixed training length in snippets")
+    ap.add_argument("--lr", type=float, default=d.lr)
+    ap.add_argument("--weight-decay", type=float, default=d.weight_decay)
+    ap.add_argument(
+        "--losses", default=",".join(LOSSES), help=f"comma list of {', '.join(LOSSES)} (or 'all')"
+    )
+    ap.add_argument("--label-rule", choices=LABEL_RULES, default="majority")
+    ap.add_argument("--pooling", choices=POOLING, default=d.pooling)
+    ap.add_argument("--stride", type=int, default=16, help="snippet stride for files that do not store one")
+    ap.add_argument("--val-every", type=int, default=d.val_every)
+    ap.add_argument("--select-metric", default=d.select_metric)
+    ap.add_argument("--device", default=None, help="cpu | cuda (default: cuda when available)")
+    ap.add_argument("--no-progress", action="store_true")
+    return ap.parse_args(argv)
+
+
+def _write_json(path: Path, data: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2))
+    tmp.replace(path)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    import torch
+
+    from holmesvau.ats.training import TrainConfig, export_scorer, parse_losses, train_scorer
+    from holmesvau.ats.training_data import load_scorer_videos
+
+    if bool(args.val_features) != bool(args.val_annotations):
+        print("--val-features and --val-annotations go together", file=sys.stderr)
+        return 2
+    try:
+        cfg = TrainConfig(
+            steps=args.steps,
+            batch_size=args.batch_size,
+            snippets=args.snippets,
+            lr=args.lr,
+            weight_decay=args.weight_decay,
+            seed=args.seed,
+            losses=parse_losses(args.losses),
+            pooling=args.pooling,
+            val_every=args.val_every,
+            select_metric=args.select_metric,
+            device=args.device or ("cuda" if torch.cuda.is_available() else "cpu"),
+        )
+        train, skipped = load_scorer_videos(args.features, args.annotations, args.stride, args.label_rule)
+        val, val_skipped = [], {}
+        if args.val_features:
+            val, val_skipped = load_scorer_videos(
+                args.val_features, args.val_annotations, args.stride, args.label_rule
+            )
+    except (OSError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    for name, why in list(skipped.items())[:10] + list(val_skipped.items())[:10]:
+        print(f"skipped {name}: {why}", file=sys.stderr)
+    out = Path(args.output)
+    log = Path(args.log) if args.log else out.parent / "train_log.jsonl"
+    try:
+        init = torch.load(args.init, map_location="cpu", weights_only=True) if args.init else None
+        result = train_scorer(
+            train, val or None, cfg, log_path=log, progress=not args.no_progress, init_state=init
+        )
+    except (
+        OSError,
+        RuntimeError,
+        ValueError,
+    ) as e:  # bad --init file, no normal / anomalous videos, ...  # e.g. no normal or no anomalous training video
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    export_scorer(result.model, out)
+    summary = {
+        "output": str(out),
+        "best_step": result.best_step,
+        "best_metrics": result.best_metrics,
+        "select_metric": cfg.select_metric,
+        "n_train": len(train),
+        "n_val": len(val),
+        "n_train_anomalous": sum(v.anomalous for v in train),
+        "skipped_train": len(skipped),
+        "skipped_val": len(val_skipped),
+        "input_dim": int(train[0].features.shape[1]),
+        "seconds": round(result.seconds, 2),
+        "log": str(log),
+    }
+    _write_json(Path(args.metrics) if args.metrics else out.parent / "best_metrics.json", summary)
+    print(json.dumps(summary))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
