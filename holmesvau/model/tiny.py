@@ -45,6 +45,14 @@ class TinyConfig:
     llm_intermediate: int = 128
     sp_vocab: int = 600
     seed: int = 0
+    vocab_size: int | None = None  # model vocabulary; default: the tokenizer's size (larger pads the embedding)
+    dtype: str = "float32"
+
+
+def internvl2_2b_sizes(seed: int = 0) -> TinyConfig:
+    """The real InternVL2-2B shapes (InternViT-300M + InternLM2-1.8B) with random weights: for GPU benchmarks."""
+    return TinyConfig(vit_hidden=1024, vit_layers=24, vit_heads=16, llm_hidden=2048, llm_layers=24, llm_heads=16,
+                      llm_kv_heads=8, llm_intermediate=8192, seed=seed, vocab_size=92553, dtype="bfloat16")
 
 
 def _corpus(seed: int) -> list[str]:
@@ -157,7 +165,8 @@ def make_tiny_checkpoint(out: str | Path, format: str = "native", cfg: TinyConfi
 
     sp_size = spm.SentencePieceProcessor(model_file=str(orig_dir / "tokenizer.model")).get_piece_size()
     _write_tokenizer_files(orig_dir, sp_size)
-    ocfg = original_config(cfg, sp_size + len(ADDED_SPECIALS))
+    ocfg = original_config(cfg, cfg.vocab_size or sp_size + len(ADDED_SPECIALS))
+    ocfg["torch_dtype"] = cfg.dtype
     (orig_dir / "config.json").write_text(json.dumps(ocfg, indent=2))
     (orig_dir / "generation_config.json").write_text(json.dumps({"do_sample": False}))
 
@@ -169,7 +178,8 @@ def make_tiny_checkpoint(out: str | Path, format: str = "native", cfg: TinyConfi
                 p.copy_(1.0 + 0.1 * torch.randn_like(p))
             elif name.endswith(("cls_token", "position_embeddings")):
                 p.copy_(0.02 * torch.randn_like(p))
-    state = {k: v.contiguous() for k, v in to_original_state_dict(native.state_dict(), ocfg).items()}
+    dtype = getattr(torch, cfg.dtype)
+    state = {k: v.to(dtype).contiguous() for k, v in to_original_state_dict(native.state_dict(), ocfg).items()}
     save_file(state, str(orig_dir / "model.safetensors"), metadata={"format": "pt"})
     if format == "original":
         return out

@@ -1,0 +1,250 @@
+"""HolmesVAU end to end: video + question -> answer, with the anomaly curve and the frames the model looked at.
+
+    from holmesvau import HolmesVAU
+    vau = HolmesVAU.from_pretrained()                      # ppxin321/HolmesVAU-2B + the released ATS scorer
+    result = vau.analyze("robbery.mp4", "Could you specify the anomaly events present in the video?")
+    print(result.answer, result.frame_indices)
+
+Frame selection follows the original: the anomaly-focused temporal sampler (ATS) when it is enabled, a scorer is
+loaded and the video has more than `dense_stride * select_frames` frames; otherwise uniform sampling over the whole
+video (segment middles; a video with fewer frames than `select_frames` repeats frames, as the original does).
+ATS streams every `dense_stride`-th frame through InternViT (bounded memory: only CLS features are kept); then only
+the selected frames are decoded again and given to the MLLM.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from holmesvau.model import DEFAULT_MODEL, ChatOutput, LoadedModel, chat, load_model, video_question
+
+
+@dataclass
+class AnalysisResult:
+    answer: str
+    prompt: str  # the question sent to the model (frame lines + the user's prompt)
+    frame_indices: list[int]  # into the original video
+    timestamps_s: list[float]
+    dense_frame_indices: list[int] | None = None  # when ATS ran
+    dense_scores: list[float] | None = None
+    sampling: str = "uniform"  # "ats" | "uniform" | "given"
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
+    video: dict = field(default_factory=dict)  # VideoInfo fields
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class DenseScores:
+    """Anomaly scores of the dense plan of one video (what detection evaluation and ATS need)."""
+
+    frame_indices: np.ndarray  # (T,) int64
+    scores: np.ndarray  # (T,) float32
+    info: object  # holmesvau.video.VideoInfo
+    stride: int
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def _timestamps(indices: Sequence[int], fps: float) -> list[float]:
+    return [round(i / fps, 3) if fps > 0 else 0.0 for i in indices]
+
+
+def _check_indices(indices: Sequence[int], num_frames: int, video) -> list[int]:
+    from holmesvau.video import VideoError
+
+    out = []
+    for i in indices:
+        if isinstance(i, bool) or not float(i).is_integer():
+            raise ValueError(f"frame indices must be integers, got {i!r}")
+        out.append(int(i))
+    if not out:
+        raise ValueError("frame_indices is empty")
+    bad = [i for i in out if not 0 <= i < num_frames]
+    if bad:
+        raise VideoError(f"{video}: frame index {bad[0]} out of range (video has {num_frames} frames)")
+    return out
+
+
+class HolmesVAU:
+    """A loaded MLLM (`.lm`) and, optionally, the ATS anomaly scorer (`.scorer`, None when disabled)."""
+
+    def __init__(self, lm: LoadedModel, scorer: torch.nn.Module | None = None, resize: str = "torch"):
+        self.lm = lm
+        self.scorer = scorer
+        self.resize = resize  # holmesvau.preprocess resize method ("pil" reproduces the original bit for bit)
+        if scorer is not None:
+            self._check_scorer_dim()
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        model: str | Path = DEFAULT_MODEL,
+        scorer: str | Path | bool | None = None,
+        device: str | torch.device | None = None,
+        dtype: torch.dtype | str | None = None,
+        cache_dir: str | Path | None = None,
+    ) -> HolmesVAU:
+        """`model`: hub id, original or converted folder. `scorer`: None = the released scorer (fetched once and
+        cached), a path or URL, or False to disable ATS. The scorer is resolved first, so a missing one fails fast."""
+        from holmesvau.ats.weights import load_scorer, resolve_scorer
+
+        scorer_path = (
+            None if scorer is False else resolve_scorer(None if scorer is True else scorer, cache_dir)
+        )
+        lm = load_model(model, device=device, dtype=dtype, cache_dir=cache_dir)
+        sc = None if scorer_path is None else load_scorer(scorer_path, device=lm.device, cache_dir=cache_dir)
+        return cls(lm, sc)
+
+    def _check_scorer_dim(self) -> None:
+        from holmesvau.ats.weights import ScorerError
+
+        want = _scorer_input_dim(self.scorer)
+        have = self.lm.vision_hidden_size
+        if want is not None and want != have:
+            raise ScorerError(
+                f"the anomaly scorer takes {want}-d features but this model's vision encoder gives {have}-d "
+                f"({self.lm.path}); pass a scorer trained on this encoder, or disable ATS (--no-ats / scorer=False)"
+            )
+
+    # -- stages ------------------------------------------------------------------------------------------------
+    def dense_scores(self, video: str | Path, dense_stride: int = 16, progress: bool = True) -> DenseScores:
+        """Anomaly score of every `dense_stride`-th frame (streaming: decode -> preprocess -> ViT -> scorer)."""
+        from holmesvau.ats import extract_dense_features
+        from holmesvau.model import vit_encoder
+
+        if self.scorer is None:
+            raise RuntimeError(
+                "no anomaly scorer loaded (ATS disabled); load one with from_pretrained(scorer=...)"
+            )
+        dense = extract_dense_features(
+            video, vit_encoder(self.lm), stride=dense_stride, resize=self.resize, progress=progress
+        )
+        t = time.perf_counter()
+        scores = score_features(self.scorer, dense.features)
+        d = dense.timings
+        timings = {
+            "decode": d.get("decode", 0.0),  # in the background thread, overlapping "vit"
+            "preprocess": d.get("preprocess", 0.0),
+            "vit": d.get("encode", 0.0),
+            "ats_dense_wall": d.get("total", 0.0),
+            "scorer": time.perf_counter() - t,
+        }
+        idx = np.asarray(dense.frame_indices, dtype=np.int64)
+        return DenseScores(idx, scores, dense.info, int(dense_stride), timings)
+
+    def pixel_values(self, video: str | Path, frame_indices: Sequence[int]) -> tuple[torch.Tensor, dict]:
+        """Decode and preprocess only the given frames -> ((N, 3, 448, 448), timings)."""
+        from holmesvau.preprocess import frames_to_pixel_values
+        from holmesvau.video import read_frames
+
+        t0 = time.perf_counter()
+        frames = read_frames(video, list(frame_indices))
+        t1 = time.perf_counter()
+        pv = frames_to_pixel_values(frames, resize=self.resize)
+        return pv, {"decode": t1 - t0, "preprocess": time.perf_counter() - t1}
+
+    def ask(
+        self, video: str | Path, prompt: str, frame_indices: Sequence[int], max_new_tokens: int = 1024
+    ) -> tuple[str, ChatOutput]:
+        """Ask about explicit frames of a video (indices into the video)."""
+        pv, _ = self.pixel_values(video, frame_indices)
+        out = chat(self.lm, pv, video_question(prompt, len(frame_indices)), max_new_tokens=max_new_tokens)
+        return out.answer, out
+
+    def select_frames(
+        self,
+        video: str | Path,
+        select_frames: int = 12,
+        use_ats: bool = True,
+        dense_stride: int = 16,
+        frame_indices: Sequence[int] | None = None,
+        tau: float = 0.1,
+        progress: bool = True,
+        dense: DenseScores | None = None,
+    ) -> tuple[list[int], str, DenseScores | None, object, dict]:
+        """(frame indices, sampling method, dense scores or None, VideoInfo, timings) — the original's rule."""
+        from holmesvau.video import probe, uniform_indices
+
+        if select_frames < 1:
+            raise ValueError(f"select_frames must be >= 1, got {select_frames}")
+        t0 = time.perf_counter()
+        info = dense.info if dense is not None else probe(video)
+        timings = {"probe": time.perf_counter() - t0}
+        if frame_indices is not None:
+            return _check_indices(frame_indices, info.num_frames, video), "given", None, info, timings
+        if use_ats and self.scorer is not None and info.num_frames > dense_stride * select_frames:
+            from holmesvau.ats import ats_select
+
+            if dense is None or dense.stride != dense_stride:
+                dense = self.dense_scores(video, dense_stride, progress)
+            for k, v in dense.timings.items():
+                timings[k] = timings.get(k, 0.0) + v
+            idx = ats_select(dense.scores, select_frames, dense.frame_indices.tolist(), tau=tau)
+            return [int(i) for i in idx], "ats", dense, info, timings
+        return uniform_indices(info.num_frames, select_frames), "uniform", None, info, timings
+
+    def analyze(
+        self,
+        video: str | Path,
+        prompt: str,
+        select_frames: int = 12,
+        use_ats: bool = True,
+        dense_stride: int = 16,
+        frame_indices: Sequence[int] | None = None,
+        max_new_tokens: int = 1024,
+        tau: float = 0.1,
+        progress: bool = True,
+        dense: DenseScores | None = None,
+    ) -> AnalysisResult:
+        """Select frames (ATS / uniform / given), ask the MLLM. `dense`: precomputed dense scores to reuse."""
+        idx, sampling, dense, info, timings = self.select_frames(
+            video, select_frames, use_ats, dense_stride, frame_indices, tau, progress, dense
+        )
+        pv, t = self.pixel_values(video, idx)
+        for k, v in t.items():
+            timings[k] = timings.get(k, 0.0) + v
+        question = video_question(prompt, len(idx))
+        t0 = time.perf_counter()
+        out = chat(self.lm, pv, question, max_new_tokens=max_new_tokens)
+        timings["generate"] = time.perf_counter() - t0
+        return AnalysisResult(
+            answer=out.answer,
+            prompt=question,
+            frame_indices=idx,
+            timestamps_s=_timestamps(idx, info.fps),
+            dense_frame_indices=None if sampling != "ats" else dense.frame_indices.tolist(),
+            dense_scores=None if sampling != "ats" else [float(s) for s in dense.scores],
+            sampling=sampling,
+            timings={k: round(v, 4) for k, v in timings.items()},
+            video=asdict(info),
+        )
+
+
+def _scorer_input_dim(scorer: torch.nn.Module) -> int | None:
+    """Feature size the scorer expects: its attribute if it has one, else the first weight's input size."""
+    for name in ("input_dim", "in_dim", "feature_dim"):
+        if isinstance(getattr(scorer, name, None), int):
+            return getattr(scorer, name)
+    for p in scorer.parameters():
+        if p.dim() >= 2:
+            return int(p.shape[1])
+    return None
+
+
+@torch.inference_mode()
+def score_features(scorer: torch.nn.Module, features) -> np.ndarray:
+    """(T, D) features -> (T,) float32 anomaly scores in [0, 1]."""
+    p = next(scorer.parameters())
+    x = torch.as_tensor(np.asarray(features) if not torch.is_tensor(features) else features)
+    x = x.to(p.device, p.dtype).reshape(1, -1, x.shape[-1])
+    out = scorer(x)
+    if isinstance(out, dict):
+        out = out["anomaly_scores"]
+    return out.reshape(-1).float().cpu().numpy().astype(np.float32)

@@ -1,0 +1,318 @@
+"""Batch prediction over HIVAU-70k-style test rows: resumable jsonl output, rank shards, dense-score dumps.
+
+Output: one JSON object a line, `{"id", "type", "task", "video", "prediction", "frame_indices", "sampling",
+"status": "ok"|"failed", "error"}`, appended and flushed row by row. A rerun reads the ids already written (a last
+line cut by a kill is dropped first) and does only the rest, so every row ends up exactly once. A row whose video
+is missing or unreadable is written with status "failed" and the reason; `retry_failed` rewrites the file
+without those rows and tries them again.
+
+Sharding: rank r of W takes rows i with i % W == r and writes `OUTPUT.rank{r}`; `merge_outputs` joins the shards
+(and any earlier merged output) in annotation order, one line per id.
+
+Score files (`--scores-dir`): `<video stem>.npz` as holmesvau.eval.score_files writes and detection reads
+(`scores` (T,) float32, `frame_indices` (T,) int64, `stride`, `fps`, `n_frames`); written under a temporary name
+and renamed, so a file that exists is complete and is not computed again.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+
+FIELDS = ("id", "type", "task", "video", "prediction", "frame_indices", "sampling", "status", "error")
+
+
+def key(row_id: object) -> str:
+    return str(row_id)  # ids may be ints in one file and strings in another
+
+
+def shard_path(output: str | Path, rank: int) -> Path:
+    return Path(f"{output}.rank{rank}")
+
+
+def repair_jsonl(path: str | Path) -> int:
+    """Drop a partial last line (a write cut by a kill); returns the bytes removed. A complete last object
+    missing only its newline gets the newline."""
+    path = Path(path)
+    if not path.is_file():
+        return 0
+    data = path.read_bytes()
+    if not data or data.endswith(b"\n"):
+        return 0
+    cut = data.rfind(b"\n") + 1
+    tail = data[cut:]
+    try:
+        json.loads(tail)
+    except ValueError:
+        with path.open("r+b") as f:
+            f.truncate(cut)
+        return len(tail)
+    with path.open("ab") as f:
+        f.write(b"\n")
+    return 0
+
+
+def read_rows(path: str | Path) -> list[dict]:
+    """Well-formed rows (objects with an id) of a jsonl file; other lines are skipped."""
+    path = Path(path)
+    rows = []
+    if not path.is_file():
+        return rows
+    with path.open(encoding="utf-8") as f:
+        for line in f:
+            try:
+                row = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(row, dict) and "id" in row:
+                rows.append(row)
+    return rows
+
+
+def _write_atomic(path: Path, rows: Iterable[dict]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("w", encoding="utf-8") as f:
+        for row in rows:
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+    os.replace(tmp, path)
+
+
+def drop_failed(path: str | Path) -> int:
+    """Rewrite `path` without its failed rows (so they are retried); returns how many were dropped."""
+    path = Path(path)
+    rows = read_rows(path)
+    keep = [r for r in rows if r.get("status", "ok") == "ok"]
+    if len(keep) != len(rows):
+        _write_atomic(path, keep)
+    return len(rows) - len(keep)
+
+
+def done_ids(*paths: str | Path) -> set[str]:
+    out: set[str] = set()
+    for p in paths:
+        out.update(key(r["id"]) for r in read_rows(p))
+    return out
+
+
+def shard(items: Sequence, rank: int = 0, world: int = 1) -> list:
+    if not 0 <= rank < world:
+        raise ValueError(f"rank {rank} out of range for world size {world}")
+    return [x for i, x in enumerate(items) if i % world == rank]
+
+
+def merge_outputs(
+    output: str | Path, world: int, order: Sequence[object] | None = None, remove: bool = True
+) -> dict:
+    """Join `output` (if any) and `output.rank0..world-1` into `output`: one row per id (an ok row beats a failed
+    one, else the later wins), in `order` (annotation ids; unknown ids go last). Shards are removed after."""
+    output = Path(output)
+    sources = [output] + [shard_path(output, r) for r in range(world)]
+    for p in sources:
+        repair_jsonl(p)
+    best: dict[str, dict] = {}
+    for p in sources:
+        for row in read_rows(p):
+            k = key(row["id"])
+            old = best.get(k)
+            if old is None or row.get("status", "ok") == "ok" or old.get("status", "ok") != "ok":
+                best[k] = row
+    rank_of = {key(i): n for n, i in enumerate(order or [])}
+    rows = sorted(best.values(), key=lambda r: rank_of.get(key(r["id"]), len(rank_of)))
+    output.parent.mkdir(parents=True, exist_ok=True)
+    _write_atomic(output, rows)
+    if remove:
+        for p in sources[1:]:
+            p.unlink(missing_ok=True)
+    failed = sum(r.get("status", "ok") != "ok" for r in rows)
+    return {"rows": len(rows), "failed": failed, "output": str(output)}
+
+
+class _DenseCache:
+    """The last few videos' dense scores: rows of one video (judgement/description/analysis) share them."""
+
+    def __init__(self, vau, size: int = 4):
+        self.vau, self.size, self.items = vau, size, OrderedDict()
+
+    def get(self, video: Path, stride: int):
+        k = (str(video), stride)
+        if k not in self.items:
+            self.items[k] = self.vau.dense_scores(video, stride, progress=False)
+            while len(self.items) > self.size:
+                self.items.popitem(last=False)
+        self.items.move_to_end(k)
+        return self.items[k]
+
+
+def score_file(scores_dir: str | Path, video: str | Path) -> Path:
+    from holmesvau.eval.ground_truth import video_key
+
+    return Path(scores_dir) / f"{video_key(str(video))}.npz"
+
+
+def save_dense(scores_dir: str | Path, video: str | Path, dense) -> Path:
+    """Write one video's dense scores atomically (a temporary file in a hidden folder, then a rename)."""
+    from holmesvau.eval.score_files import save_scores
+
+    dst = score_file(scores_dir, video)
+    tmp_dir = dst.parent / ".partial"
+    tmp = save_scores(
+        tmp_dir / f"{dst.stem}-{os.getpid()}.npz",
+        dense.scores,
+        stride=dense.stride,
+        n_frames=dense.info.num_frames,
+        fps=dense.info.fps,
+        frame_indices=dense.frame_indices,
+    )
+    os.replace(tmp, dst)
+    return dst
+
+
+def _failed(base: dict, e: BaseException) -> dict:
+    return {
+        **base,
+        "prediction": None,
+        "frame_indices": None,
+        "sampling": None,
+        "status": "failed",
+        "error": f"{type(e).__name__}: {e}",
+    }
+
+
+def predict_rows(
+    vau,
+    rows: Sequence,
+    video_root: str | Path,
+    output: str | Path,
+    select_frames: int = 12,
+    use_ats: bool = True,
+    dense_stride: int = 16,
+    max_new_tokens: int = 1024,
+    tau: float = 0.1,
+    scores_dir: str | Path | None = None,
+    score_levels: Sequence[str] = ("video",),
+    progress: bool = True,
+    desc: str = "predict",
+    on_row: Callable[[dict], None] | None = None,
+    skip_ids: Iterable[object] = (),
+) -> dict:
+    """Predict every row (holmesvau.data.instructions.Instruction) not yet in `output` (nor in `skip_ids`);
+    append as it goes."""
+    from tqdm.auto import tqdm
+
+    output = Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    repair_jsonl(output)
+    done = done_ids(output) | {key(i) for i in skip_ids}
+    todo = [r for r in rows if key(r.id) not in done]
+    cache = _DenseCache(vau)
+    stats = {"total": len(rows), "skipped_done": len(rows) - len(todo), "ok": 0, "failed": 0}
+    with (
+        output.open("a", encoding="utf-8") as f,
+        tqdm(
+            total=len(rows), initial=stats["skipped_done"], desc=desc, disable=not progress, unit="row"
+        ) as bar,
+    ):
+        for r in todo:
+            video = Path(video_root) / r.video
+            base = {"id": r.id, "type": r.type, "task": r.task, "video": r.video}
+            try:
+                dense = None
+                ats_possible = use_ats and vau.scorer is not None
+                if scores_dir is not None and vau.scorer is not None and r.type in score_levels:
+                    dense = cache.get(video, dense_stride)
+                    if not score_file(scores_dir, r.video).is_file():
+                        save_dense(scores_dir, r.video, dense)
+                elif ats_possible:
+                    from holmesvau.video import probe
+
+                    if probe(video).num_frames > dense_stride * select_frames:
+                        dense = cache.get(video, dense_stride)
+                res = vau.analyze(
+                    video, r.prompt, select_frames=select_frames, use_ats=use_ats, dense_stride=dense_stride,
+                    max_new_tokens=max_new_tokens, tau=tau, progress=False, dense=dense,
+                )  # fmt: skip
+                out = {
+                    **base,
+                    "prediction": res.answer,
+                    "frame_indices": res.frame_indices,
+                    "sampling": res.sampling,
+                    "status": "ok",
+                    "error": None,
+                }
+            except Exception as e:  # noqa: BLE001 - a bad row is recorded and skipped; the run goes on
+                out = _failed(base, e)
+            f.write(json.dumps(out, ensure_ascii=False) + "\n")
+            f.flush()
+            stats[out["status"] if out["status"] == "ok" else "failed"] += 1
+            bar.update(1)
+            if out["status"] != "ok":
+                bar.write(f"failed {r.id} ({r.video}): {out['error']}", file=sys.stderr)
+            if on_row is not None:
+                on_row(out)
+    return stats
+
+
+def dump_scores(
+    vau,
+    videos: Sequence[str],
+    video_root: str | Path,
+    scores_dir: str | Path,
+    log: str | Path,
+    dense_stride: int = 16,
+    progress: bool = True,
+    desc: str = "scores",
+    skip_ids: Iterable[object] = (),
+) -> dict:
+    """Dense anomaly scores of each video -> `scores_dir/<stem>.npz`; one log line per video in `log`
+    ({"id": video, "video", "scores_file", "n_scores", "status", "error"}); existing files are kept."""
+    from tqdm.auto import tqdm
+
+    if vau.scorer is None:
+        raise ValueError("score dumping needs the anomaly scorer (do not pass --no-ats)")
+    log = Path(log)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    repair_jsonl(log)
+    done = done_ids(log) | {key(i) for i in skip_ids}
+    stats = {"total": len(videos), "skipped_done": 0, "ok": 0, "failed": 0}
+    with (
+        log.open("a", encoding="utf-8") as f,
+        tqdm(total=len(videos), desc=desc, disable=not progress, unit="video") as bar,
+    ):
+        for v in videos:
+            dst = score_file(scores_dir, v)
+            if key(v) in done or dst.is_file():
+                stats["skipped_done"] += 1
+                bar.update(1)
+                if key(v) not in done:
+                    f.write(
+                        json.dumps(
+                            {
+                                "id": v,
+                                "video": v,
+                                "scores_file": dst.name,
+                                "n_scores": None,
+                                "status": "ok",
+                                "error": None,
+                            }
+                        )
+                        + "\n"
+                    )
+                continue
+            base = {"id": v, "video": v, "scores_file": dst.name}
+            try:
+                dense = vau.dense_scores(Path(video_root) / v, dense_stride, progress=False)
+                save_dense(scores_dir, v, dense)
+                out = {**base, "n_scores": int(dense.scores.size), "status": "ok", "error": None}
+                stats["ok"] += 1
+            except Exception as e:  # noqa: BLE001 - recorded, the run goes on
+                out = {**base, "n_scores": None, "status": "failed", "error": f"{type(e).__name__}: {e}"}
+                stats["failed"] += 1
+                bar.write(f"failed {v}: {out['error']}", file=sys.stderr)
+            f.write(json.dumps(out, ensure_ascii=False) + "\n")
+            f.flush()
+            bar.update(1)
+    return stats

@@ -1,0 +1,79 @@
+"""Bad inputs to the pipeline: clean VideoError / ValueError naming the input, or a correct uniform fallback."""
+
+import numpy as np
+import pytest
+
+from holmesvau.pipeline import HolmesVAU
+from holmesvau.synthetic import make_video
+from holmesvau.video import VideoError, uniform_indices
+
+
+@pytest.fixture
+def vau(tiny_lm):
+    return HolmesVAU(tiny_lm, None)
+
+
+@pytest.fixture(scope="module")
+def good(tmp_path_factory):
+    return make_video(tmp_path_factory.mktemp("v") / "good.mp4", 40)
+
+
+def _ask(vau, video, **kw):
+    return vau.analyze(video, "q", select_frames=4, max_new_tokens=2, progress=False, **kw)
+
+
+def test_missing_empty_and_text_files_raise_video_error(vau, tmp_path):
+    empty = tmp_path / "empty.mp4"
+    empty.write_bytes(b"")
+    text = tmp_path / "notes.mp4"
+    text.write_text("this is not a video\n" * 50)
+    for path in (tmp_path / "missing.mp4", empty, text, tmp_path):
+        with pytest.raises(VideoError, match=str(path.name)):
+            _ask(vau, path)
+
+
+def test_truncated_and_corrupt_videos_fail_cleanly_or_work(vau, good, tmp_path):
+    data = good.read_bytes()
+    truncated = tmp_path / "truncated.mp4"
+    truncated.write_bytes(data[: len(data) // 2])
+    corrupt = tmp_path / "corrupt.mp4"
+    rng = np.random.default_rng(0)
+    mid = bytearray(data)
+    mid[len(data) // 3 : len(data) // 3 + 2000] = rng.integers(0, 256, 2000, dtype=np.uint8).tobytes()
+    corrupt.write_bytes(bytes(mid))
+    for path in (truncated, corrupt):
+        try:
+            r = _ask(vau, path)
+        except VideoError as e:
+            assert path.name in str(e)
+        else:  # decodable despite the damage: then a proper uniform plan
+            assert r.frame_indices == uniform_indices(r.video["num_frames"], 4)
+
+
+@pytest.mark.parametrize("frames", [1, 3])
+def test_video_shorter_than_n_frames_samples_uniformly_with_repeats(vau, tmp_path, frames):
+    video = make_video(tmp_path / "short.mp4", frames)
+    r = vau.analyze(video, "q", select_frames=12, max_new_tokens=2, progress=False)
+    assert r.sampling == "uniform"
+    assert r.frame_indices == uniform_indices(frames, 12)  # the original's plan: frames repeat
+    assert len(r.frame_indices) == 12 and all(0 <= i < frames for i in r.frame_indices)
+    assert r.frame_indices == sorted(r.frame_indices)
+
+
+def test_bad_frame_indices_and_counts(vau, good):
+    with pytest.raises(VideoError, match="out of range"):
+        _ask(vau, good, frame_indices=[0, 40])
+    with pytest.raises(VideoError, match="out of range"):
+        _ask(vau, good, frame_indices=[-1])
+    with pytest.raises(ValueError, match="empty"):
+        _ask(vau, good, frame_indices=[])
+    with pytest.raises(ValueError, match="integers"):
+        _ask(vau, good, frame_indices=[1.5])
+    with pytest.raises(ValueError, match="select_frames"):
+        vau.analyze(good, "q", select_frames=0, progress=False)
+
+
+def test_given_frames_may_repeat_and_be_unsorted(vau, good):
+    r = _ask(vau, good, frame_indices=[30, 2, 2])
+    assert r.sampling == "given" and r.frame_indices == [30, 2, 2]
+    assert r.prompt.count("<image>") == 3

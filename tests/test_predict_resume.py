@@ -1,0 +1,148 @@
+"""tools/predict.py: killed midway (or crashed, or a torn last line), a rerun gives every row exactly once."""
+
+import importlib.util
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from holmesvau.ats.weights import load_scorer, make_random_scorer
+from holmesvau.data.instructions import read_instructions
+from holmesvau.pipeline import HolmesVAU
+from holmesvau.predict import predict_rows
+from holmesvau.synthetic import make_video
+
+REPO = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.filterwarnings("ignore:skipped 1 malformed instruction line")
+
+
+def _predict_cli():
+    spec = importlib.util.spec_from_file_location("predict_cli", REPO / "tools" / "predict.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    """Generated videos (one long enough for ATS), a missing and a broken one, and test rows over them."""
+    d = tmp_path_factory.mktemp("set")
+    make_video(d / "videos/ucf/A.mp4", 40, bright_ranges=[(10, 20)])
+    make_video(d / "videos/ucf/B.mp4", 8)
+    (d / "videos/ucf/bad.mp4").write_text("not a video")
+    plan = [("video", "judgement", "A"), ("clip", "caption", "B"), ("event", "analysis", "missing"),
+            ("video", "description", "A"), ("clip", "caption", "bad"), ("event", "description", "B")]  # fmt: skip
+    lines = [
+        json.dumps(
+            {"id": f"r{i}", "type": t, "task": k, "video": f"ucf/{v}.mp4", "prompt": f"q{i}?", "anwser": "a"}
+        )
+        for i, (t, k, v) in enumerate(plan * 3)
+    ]
+    lines.insert(4, '{"id": "torn')  # a malformed annotation line: skipped with a warning
+    (d / "test.jsonl").write_text("\n".join(lines) + "\n")
+    return d, make_random_scorer(d / "scorer.pth", input_dim=64)
+
+
+def _args(d, scorer, model, out):
+    return ["--annotations", str(d / "test.jsonl"), "--video-root", str(d / "videos"), "--model", str(model),
+            "--scorer", str(scorer), "--output", str(out), "--select-frames", "2", "--dense-stride", "4",
+            "--max-new-tokens", "3", "--device", "cpu", "--quiet"]  # fmt: skip
+
+
+def _rows(path):
+    return [json.loads(line) for line in Path(path).read_text().splitlines()]
+
+
+def _check_complete(rows, n=18):
+    ids = [r["id"] for r in rows]
+    assert len(ids) == len(set(ids)) == n
+    assert {r["id"] for r in rows if r["status"] == "failed"} == {
+        f"r{i}" for i in range(n) if i % 6 in (2, 4)
+    }
+    for r in rows:
+        if r["status"] == "failed":
+            assert r["error"].startswith("VideoError") and r["prediction"] is None
+        else:
+            assert isinstance(r["prediction"], str) and len(r["frame_indices"]) == 2
+            assert r["sampling"] == ("ats" if r["video"].endswith("A.mp4") else "uniform")
+
+
+def test_killed_midway_then_rerun(dataset, tiny_model_dir, tmp_path):
+    d, scorer = dataset
+    out = tmp_path / "preds.jsonl"
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    env.pop("RANK", None), env.pop("WORLD_SIZE", None)
+    cmd = [sys.executable, "tools/predict.py", *_args(d, scorer, tiny_model_dir, out)]
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 240
+    while time.time() < deadline and (not out.exists() or out.read_text().count("\n") < 3):
+        assert proc.poll() is None, "finished or died before it could be killed"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done_before = out.read_text().count("\n")
+    assert proc.returncode == -signal.SIGKILL and 3 <= done_before < 18
+    with out.open("a") as f:
+        f.write('{"id": "r17", "prediction": "half a li')  # a torn last write
+    assert _predict_cli().main(_args(d, scorer, tiny_model_dir, out)) == 0
+    rows = _rows(out)
+    _check_complete(rows)
+    assert [r["id"] for r in rows[:done_before]] == [f"r{i}" for i in range(done_before)]  # kept, not redone
+
+
+def test_crash_resume_equals_uninterrupted_run(dataset, tiny_lm, tmp_path):
+    d, scorer = dataset
+    rows = read_instructions(d / "test.jsonl", on_error="skip")
+    vau = HolmesVAU(tiny_lm, load_scorer(scorer))
+    kw = dict(select_frames=2, dense_stride=4, max_new_tokens=3, progress=False)
+
+    class Crash(Exception):
+        pass
+
+    def crash_after(k):
+        seen = []
+
+        def on_row(row):
+            seen.append(row)
+            if len(seen) == k:
+                raise Crash
+
+        return on_row
+
+    resumed = tmp_path / "resumed.jsonl"
+    with pytest.raises(Crash):
+        predict_rows(vau, rows, d / "videos", resumed, on_row=crash_after(7), **kw)
+    assert len(_rows(resumed)) == 7
+    stats = predict_rows(vau, rows, d / "videos", resumed, **kw)
+    assert stats == {"total": 18, "skipped_done": 7, "ok": 7, "failed": 4}  # r8, r10, r14, r16 fail
+    again = predict_rows(vau, rows, d / "videos", resumed, **kw)  # nothing left to do
+    assert again["skipped_done"] == 18 and again["ok"] == again["failed"] == 0
+    straight = tmp_path / "straight.jsonl"
+    predict_rows(vau, rows, d / "videos", straight, **kw)
+    assert resumed.read_text() == straight.read_text()
+    _check_complete(_rows(resumed))
+
+
+def test_retry_failed_redoes_only_failed_rows(dataset, tiny_model_dir, tmp_path):
+    d, scorer = dataset
+    out = tmp_path / "p.jsonl"
+    cli = _predict_cli()
+    args = _args(d, scorer, tiny_model_dir, out) + ["--limit", "6"]
+    assert cli.main(args) == 0
+    first = _rows(out)
+    (d / "videos/ucf/missing.mp4").write_bytes(
+        (d / "videos/ucf/B.mp4").read_bytes()
+    )  # the missing video arrives
+    try:
+        assert cli.main([*args, "--retry-failed"]) == 0
+    finally:
+        (d / "videos/ucf/missing.mp4").unlink()
+    rows = {r["id"]: r for r in _rows(out)}
+    assert len(rows) == len(first) == 6
+    assert rows["r2"]["status"] == "ok" and rows["r4"]["status"] == "failed"
+    assert all(rows[r["id"]] == r for r in first if r["status"] == "ok")

@@ -1,0 +1,191 @@
+"""Batch prediction with HolmesVAU over test instructions (resumable), and dense anomaly-score dumps.
+
+    # every row of the test set (clip / event / video); ATS for long videos, uniform otherwise
+    python tools/predict.py --annotations HIVAU-70k/instruction/merge_instruction_test_final.jsonl \
+        --video-root HIVAU-70k/videos --model ppxin321/HolmesVAU-2B --output preds.jsonl
+    # rerun the same command after a crash or kill: it resumes; --retry-failed also redoes failed rows
+
+    # scale out: one process per GPU (multi-node: the usual torchrun --nnodes/--node-rank/--rdzv-* flags;
+    # OUTPUT must be on a file system all nodes share). Rank r writes preds.jsonl.rank{r}; when all ranks are
+    # done rank 0 merges them into preds.jsonl (torch.distributed gloo barrier).
+    torchrun --nproc_per_node 8 tools/predict.py --annotations ... --video-root ... --output preds.jsonl
+
+    # ranks started some other way (RANK / WORLD_SIZE set, no MASTER_ADDR: e.g. a job array): merge afterwards
+    RANK=0 WORLD_SIZE=2 python tools/predict.py ... --output preds.jsonl   # and RANK=1 ...
+    python tools/predict.py --merge --world-size 2 --annotations ... --output preds.jsonl
+
+    # dense anomaly scores only (for `tools/evaluate.py detection`; no text generation): one <video>.npz each
+    python tools/predict.py --annotations ... --video-root ... --scores-only --scores-dir scores/ [--levels video]
+    # or both at once: add --scores-dir scores/ to a prediction run (scores of the video-level rows' videos)
+
+Output rows: {"id", "type", "task", "video", "prediction", "frame_indices", "sampling", "status", "error"}; bad or
+missing videos are recorded as status "failed" with the reason. Exit status 1 when every row failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import sys
+from pathlib import Path
+
+from holmesvau.data.instructions import LEVELS, read_instructions
+from holmesvau.predict import (
+    done_ids,
+    drop_failed,
+    dump_scores,
+    merge_outputs,
+    predict_rows,
+    shard,
+    shard_path,
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument(
+        "--annotations",
+        type=Path,
+        required=True,
+        help="test instructions jsonl (id, type, task, video, prompt)",
+    )
+    p.add_argument(
+        "--video-root", type=Path, default=Path("."), help="folder the rows' `video` paths are relative to"
+    )
+    p.add_argument("--model", default=None, help="hub id or local folder (default ppxin321/HolmesVAU-2B)")
+    p.add_argument(
+        "--scorer", default=None, help="anomaly scorer .pth path or URL (default: the released one)"
+    )
+    p.add_argument("--no-ats", action="store_true", help="uniform sampling only; no scorer")
+    p.add_argument(
+        "--output",
+        type=Path,
+        default=None,
+        help="predictions jsonl (default preds.jsonl; scores-only: SCORES_DIR/scores_log.jsonl)",
+    )
+    p.add_argument(
+        "--scores-dir", type=Path, default=None, help="write <video>.npz dense anomaly scores here"
+    )
+    p.add_argument("--scores-only", action="store_true", help="only dump dense scores (needs --scores-dir)")
+    p.add_argument(
+        "--levels", default=None, help="comma-separated row levels to use (default: all; scores: video)"
+    )
+    p.add_argument("--limit", type=int, default=None, help="only the first N rows (after --levels)")
+    p.add_argument("--select-frames", type=int, default=12)
+    p.add_argument("--dense-stride", type=int, default=16)
+    p.add_argument("--tau", type=float, default=0.1)
+    p.add_argument("--max-new-tokens", type=int, default=1024)
+    p.add_argument("--device", default=None, help="default: cuda:LOCAL_RANK if available, else cpu")
+    p.add_argument("--dtype", default=None, choices=["bf16", "fp16", "fp32"])
+    p.add_argument("--cache-dir", default=None)
+    p.add_argument("--retry-failed", action="store_true", help="redo rows recorded as failed")
+    p.add_argument("--merge", action="store_true", help="only merge OUTPUT.rank* shards into OUTPUT")
+    p.add_argument("--world-size", type=int, default=None, help="shards to merge (with --merge)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    return p
+
+
+def _levels(args, default):
+    levels = tuple(args.levels.split(",")) if args.levels else default
+    bad = [lv for lv in levels if lv not in LEVELS]
+    if bad:
+        raise SystemExit(f"--levels: unknown level(s) {bad} (expected {', '.join(LEVELS)})")
+    return levels
+
+
+def _dist_env() -> tuple[int, int, bool]:
+    """(rank, world size, launched by torchrun with a rendezvous we can barrier on)."""
+    rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+    return rank, world, world > 1 and "MASTER_ADDR" in os.environ
+
+
+def _barrier_then(rank: int, fn) -> None:
+    """All ranks wait for each other (gloo, CPU-only), then rank 0 runs `fn`."""
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        dist.init_process_group("gloo", timeout=datetime.timedelta(days=7))
+    dist.barrier()
+    if rank == 0:
+        fn()
+    dist.barrier()
+    dist.destroy_process_group()
+
+
+def _device(args):
+    if args.device is not None:
+        return args.device
+    import torch
+
+    return f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if torch.cuda.is_available() else "cpu"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.scores_only and args.scores_dir is None:
+        raise SystemExit("--scores-only needs --scores-dir")
+    output = args.output or (
+        args.scores_dir / "scores_log.jsonl" if args.scores_only else Path("preds.jsonl")
+    )
+    try:
+        rows = read_instructions(args.annotations, on_error="skip")
+    except (OSError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    rows = [r for r in rows if r.type in _levels(args, ("video",) if args.scores_only else LEVELS)]
+    if args.limit is not None:
+        rows = rows[: args.limit]
+    order = [r.id for r in rows] if not args.scores_only else sorted({r.video for r in rows})
+    merge = lambda world: merge_outputs(output, world, order)  # noqa: E731
+
+    if args.merge:
+        world = args.world_size or int(os.environ.get("WORLD_SIZE", 1))
+        print(json.dumps(merge(world)))
+        return 0
+
+    rank, world, torchrun = _dist_env()
+    mine = shard(order if args.scores_only else rows, rank, world)
+    out = shard_path(output, rank) if world > 1 else output
+    if args.retry_failed:
+        for p in (output, out):
+            drop_failed(p)
+    # rows merged by an earlier distributed run count as done for this rank too
+    merged = done_ids(output) if world > 1 else set()
+
+    from holmesvau.ats.weights import ScorerError
+    from holmesvau.model import CheckpointError
+    from holmesvau.model.loading import DEFAULT_MODEL
+    from holmesvau.pipeline import HolmesVAU
+
+    try:
+        vau = HolmesVAU.from_pretrained(
+            args.model or DEFAULT_MODEL, scorer=False if args.no_ats else args.scorer,
+            device=_device(args), dtype=args.dtype, cache_dir=args.cache_dir,
+        )  # fmt: skip
+    except (CheckpointError, ScorerError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    desc = f"rank {rank}/{world}" if world > 1 else ("scores" if args.scores_only else "predict")
+    common = dict(dense_stride=args.dense_stride, progress=not args.quiet, desc=desc, skip_ids=merged)
+    if args.scores_only:
+        stats = dump_scores(vau, mine, args.video_root, args.scores_dir, out, **common)
+    else:
+        stats = predict_rows(
+            vau, mine, args.video_root, out, select_frames=args.select_frames, use_ats=not args.no_ats,
+            max_new_tokens=args.max_new_tokens, tau=args.tau, scores_dir=args.scores_dir, **common,
+        )  # fmt: skip
+    print(json.dumps({"rank": rank, "world_size": world, "output": str(out), **stats}), file=sys.stderr)
+    if torchrun:
+        _barrier_then(rank, lambda: print(json.dumps(merge(world))))
+    elif world > 1 and rank == 0:
+        print(f"rank shards written; when all ranks are done: python tools/predict.py --merge --world-size {world} "
+              f"--annotations {args.annotations} --output {output}", file=sys.stderr)  # fmt: skip
+    return 1 if stats["total"] and stats["failed"] == stats["total"] else 0  # every row failed: say so
+
+
+if __name__ == "__main__":
+    sys.exit(main())
