@@ -37,7 +37,12 @@ def prompt_ids(frames: int, text_tokens: int = 80, batch: int = 1, seed: int = 0
     g = torch.Generator().manual_seed(seed)
     seq = [1] + torch.randint(100, 90000, (40,), generator=g).tolist()
     for _ in range(frames):
-        seq += torch.randint(100, 90000, (4,), generator=g).tolist() + [IMG_START] + [IMG_CONTEXT] * 256 + [IMG_END]
+        seq += (
+            torch.randint(100, 90000, (4,), generator=g).tolist()
+            + [IMG_START]
+            + [IMG_CONTEXT] * 256
+            + [IMG_END]
+        )
     seq += torch.randint(100, 90000, (text_tokens,), generator=g).tolist()
     return torch.tensor([seq] * batch)
 
@@ -79,7 +84,10 @@ def main() -> None:
     if not args.smoke and not torch.cuda.is_available():
         raise SystemExit("this benchmark needs a CUDA GPU (or --smoke)")
     dev, dtype = ("cpu", torch.float32) if args.smoke else ("cuda", torch.bfloat16)
-    out: dict = {"device": "cpu-smoke" if args.smoke else torch.cuda.get_device_name(), "torch": torch.__version__}
+    out: dict = {
+        "device": "cpu-smoke" if args.smoke else torch.cuda.get_device_name(),
+        "torch": torch.__version__,
+    }
     import transformers
 
     out["transformers"] = transformers.__version__
@@ -107,7 +115,9 @@ def main() -> None:
         kw = dict(input_ids=ids, attention_mask=torch.ones_like(ids), pixel_values=frames_pv, do_sample=False,
                   pad_token_id=2)  # fmt: skip
         out["prefill_s"] = round(timed(lambda: model.generate(**kw, max_new_tokens=1, min_new_tokens=1)), 4)
-        full = timed(lambda: model.generate(**kw, max_new_tokens=args.new_tokens, min_new_tokens=args.new_tokens), 2)
+        full = timed(
+            lambda: model.generate(**kw, max_new_tokens=args.new_tokens, min_new_tokens=args.new_tokens), 2
+        )
         out["decode_tokens_per_s"] = round((args.new_tokens - 1) / max(full - out["prefill_s"], 1e-6), 1)
         out["inference_peak_gib"] = _peak_gib()
 
@@ -120,7 +130,9 @@ def main() -> None:
         model.config.use_cache = False
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         model.enable_input_require_grads()
-        peft = get_peft_model(model, LoraConfig(r=64, lora_alpha=128, lora_dropout=0.05, target_modules=LORA_TARGETS))
+        peft = get_peft_model(
+            model, LoraConfig(r=64, lora_alpha=128, lora_dropout=0.05, target_modules=LORA_TARGETS)
+        )
         peft.train()
         out["lora_trainable_m"] = round(sum(p.numel() for p in peft.parameters() if p.requires_grad) / 1e6, 2)
         opt = torch.optim.AdamW([p for p in peft.parameters() if p.requires_grad], lr=4e-5)

@@ -42,8 +42,9 @@ def make_video(
 
     Every frame is a keyframe-friendly, constant-rate frame so frame counts are exact.
     """
-    import av
     from fractions import Fraction
+
+    import av
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

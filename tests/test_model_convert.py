@@ -9,9 +9,9 @@ from safetensors.torch import load_file, save_file
 
 from holmesvau.model import CheckpointError, convert_checkpoint, load_model
 from holmesvau.model.chat import encode_prompt
-from holmesvau.model.prompt import build_prompt, video_question
 from holmesvau.model.convert import convert_state_dict, read_original_config, to_original_state_dict
 from holmesvau.model.loading import default_dtype, resolve_checkpoint
+from holmesvau.model.prompt import build_prompt, video_question
 
 
 def _logits(lm, seed=0):
@@ -137,10 +137,16 @@ def test_cli_convert_and_refusal(tiny_original_dir, tmp_path):
     import subprocess
     import sys
 
-    ok = subprocess.run([sys.executable, "tools/convert_internvl2.py", str(tiny_original_dir), str(tmp_path / "n")],
-                        capture_output=True, text=True)
+    ok = subprocess.run(
+        [sys.executable, "tools/convert_internvl2.py", str(tiny_original_dir), str(tmp_path / "n")],
+        capture_output=True,
+        text=True,
+    )
     assert ok.returncode == 0, ok.stderr
     assert (tmp_path / "n" / "tokenizer.json").is_file() and (tmp_path / "n" / "model.safetensors").is_file()
-    bad = subprocess.run([sys.executable, "tools/convert_internvl2.py", str(tmp_path / "missing"), str(tmp_path / "x")],
-                         capture_output=True, text=True)
+    bad = subprocess.run(
+        [sys.executable, "tools/convert_internvl2.py", str(tmp_path / "missing"), str(tmp_path / "x")],
+        capture_output=True,
+        text=True,
+    )
     assert bad.returncode == 2 and "missing: not a folder" in bad.stderr

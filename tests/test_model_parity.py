@@ -55,6 +55,8 @@ def test_greedy_generation_matches_original(fixture):
     lm, ref, out = fixture
     result = chat(lm, out["pixel_values"], ref["question"], **ref["generation_config"])
     expected = out["generate_output"][0].tolist()
-    expected = expected[1:] if expected[0] == lm.tokenizer.bos_token_id else expected  # original returns bos first
+    expected = (
+        expected[1:] if expected[0] == lm.tokenizer.bos_token_id else expected
+    )  # original returns bos first
     assert result.output_ids == expected
     assert result.answer == ref["response"]

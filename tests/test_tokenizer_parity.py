@@ -4,7 +4,13 @@ import json
 
 import pytest
 
-from holmesvau.model.tokenizer import IM_END, IMG_CONTEXT, decode_like_original, load_tokenizer, save_native_tokenizer
+from holmesvau.model.tokenizer import (
+    IM_END,
+    IMG_CONTEXT,
+    decode_like_original,
+    load_tokenizer,
+    save_native_tokenizer,
+)
 
 
 @pytest.fixture(scope="module")
@@ -51,5 +57,7 @@ def test_chat_template_matches_prompt_builder(tok_and_ref):
     from holmesvau.model.prompt import chat_text
 
     tok, _ = tok_and_ref
-    text = tok.apply_chat_template([{"role": "user", "content": "hi"}], tokenize=False, add_generation_prompt=True)
+    text = tok.apply_chat_template(
+        [{"role": "user", "content": "hi"}], tokenize=False, add_generation_prompt=True
+    )
     assert text == tok.bos_token + chat_text("hi", system_message="system")

@@ -20,7 +20,9 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("src", help="original-format checkpoint folder")
     ap.add_argument("dst", help="output folder (native format)")
-    ap.add_argument("--dtype", default=None, help="float32 | bfloat16 | float16 (default: the checkpoint's own)")
+    ap.add_argument(
+        "--dtype", default=None, help="float32 | bfloat16 | float16 (default: the checkpoint's own)"
+    )
     args = ap.parse_args(argv)
     dtype = getattr(torch, args.dtype) if args.dtype else None
     try:

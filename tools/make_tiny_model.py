@@ -1,7 +1,7 @@
 """Write a tiny random InternVL2-architecture checkpoint (real sentencepiece tokenizer), for tests and demos.
 
-    python tools/make_tiny_model.py tiny-internvl2                     # native (transformers) format
-    python tools/make_tiny_model.py tiny-internvl2-orig --format original
+python tools/make_tiny_model.py tiny-internvl2                     # native (transformers) format
+python tools/make_tiny_model.py tiny-internvl2-orig --format original
 """
 
 import argparse

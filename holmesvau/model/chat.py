@@ -43,7 +43,9 @@ def chat(
     if tiles_per_image is None:
         tiles_per_image = [1] * n_tiles
     if sum(tiles_per_image) != n_tiles:
-        raise ValueError(f"tiles_per_image sums to {sum(tiles_per_image)} but pixel_values has {n_tiles} tiles")
+        raise ValueError(
+            f"tiles_per_image sums to {sum(tiles_per_image)} but pixel_values has {n_tiles} tiles"
+        )
     prompt = build_prompt(question, tiles_per_image, history, lm.system_message, lm.num_image_token)
     input_ids = encode_prompt(lm, prompt)
     kwargs = dict(

@@ -22,9 +22,7 @@ from .errors import CheckpointError
 from .tokenizer import IMG_CONTEXT, save_native_tokenizer
 
 # InternVL2's chat() system message (internlm2-chat template); HolmesVAU keeps it for training and inference.
-DEFAULT_SYSTEM_MESSAGE = (
-    "你是由上海人工智能实验室联合商汤科技开发的书生多模态大模型，英文名叫InternVL, 是一个有用无害的人工智能助手。"
-)
+DEFAULT_SYSTEM_MESSAGE = "你是由上海人工智能实验室联合商汤科技开发的书生多模态大模型，英文名叫InternVL, 是一个有用无害的人工智能助手。"
 
 
 def is_original_checkpoint(path: str | Path) -> bool:
@@ -35,7 +33,9 @@ def is_original_checkpoint(path: str | Path) -> bool:
         data = json.loads(cfg.read_text())
     except json.JSONDecodeError:
         return False
-    return "InternVLChatModel" in (data.get("architectures") or []) or data.get("model_type") == "internvl_chat"
+    return (
+        "InternVLChatModel" in (data.get("architectures") or []) or data.get("model_type") == "internvl_chat"
+    )
 
 
 def read_original_config(src: Path) -> dict:
@@ -51,9 +51,13 @@ def read_original_config(src: Path) -> dict:
         raise CheckpointError(f"{cfg_file}: unknown architecture {arch}; expected InternVLChatModel")
     llm_arch = (cfg.get("llm_config") or {}).get("architectures") or []
     if "InternLM2ForCausalLM" not in llm_arch:
-        raise CheckpointError(f"{cfg_file}: language model {llm_arch} is not supported; expected InternLM2ForCausalLM")
+        raise CheckpointError(
+            f"{cfg_file}: language model {llm_arch} is not supported; expected InternLM2ForCausalLM"
+        )
     if cfg.get("ps_version", "v2") != "v2":
-        raise CheckpointError(f"{cfg_file}: ps_version {cfg.get('ps_version')!r} unsupported (native InternVL is v2)")
+        raise CheckpointError(
+            f"{cfg_file}: ps_version {cfg.get('ps_version')!r} unsupported (native InternVL is v2)"
+        )
     if cfg.get("select_layer", -1) != -1:
         raise CheckpointError(f"{cfg_file}: select_layer {cfg['select_layer']} unsupported (only -1)")
     return cfg
@@ -179,27 +183,63 @@ def _split_wqkv(w: torch.Tensor, heads: int, kv_heads: int, head_dim: int) -> tu
 _VIT_RENAMES = [
     (r"^vision_model\.embeddings\.class_embedding$", "model.vision_tower.embeddings.cls_token"),
     (r"^vision_model\.embeddings\.position_embedding$", "model.vision_tower.embeddings.position_embeddings"),
-    (r"^vision_model\.embeddings\.patch_embedding\.", "model.vision_tower.embeddings.patch_embeddings.projection."),
-    (r"^vision_model\.encoder\.layers\.(\d+)\.attn\.proj\.", r"model.vision_tower.encoder.layer.\1.attention.projection_layer."),
-    (r"^vision_model\.encoder\.layers\.(\d+)\.attn\.q_norm\.", r"model.vision_tower.encoder.layer.\1.attention.q_norm."),
-    (r"^vision_model\.encoder\.layers\.(\d+)\.attn\.k_norm\.", r"model.vision_tower.encoder.layer.\1.attention.k_norm."),
+    (
+        r"^vision_model\.embeddings\.patch_embedding\.",
+        "model.vision_tower.embeddings.patch_embeddings.projection.",
+    ),
+    (
+        r"^vision_model\.encoder\.layers\.(\d+)\.attn\.proj\.",
+        r"model.vision_tower.encoder.layer.\1.attention.projection_layer.",
+    ),
+    (
+        r"^vision_model\.encoder\.layers\.(\d+)\.attn\.q_norm\.",
+        r"model.vision_tower.encoder.layer.\1.attention.q_norm.",
+    ),
+    (
+        r"^vision_model\.encoder\.layers\.(\d+)\.attn\.k_norm\.",
+        r"model.vision_tower.encoder.layer.\1.attention.k_norm.",
+    ),
     (r"^vision_model\.encoder\.layers\.(\d+)\.ls1$", r"model.vision_tower.encoder.layer.\1.lambda_1"),
     (r"^vision_model\.encoder\.layers\.(\d+)\.ls2$", r"model.vision_tower.encoder.layer.\1.lambda_2"),
     (r"^vision_model\.encoder\.layers\.(\d+)\.mlp\.", r"model.vision_tower.encoder.layer.\1.mlp."),
-    (r"^vision_model\.encoder\.layers\.(\d+)\.norm1\.", r"model.vision_tower.encoder.layer.\1.layernorm_before."),
-    (r"^vision_model\.encoder\.layers\.(\d+)\.norm2\.", r"model.vision_tower.encoder.layer.\1.layernorm_after."),
+    (
+        r"^vision_model\.encoder\.layers\.(\d+)\.norm1\.",
+        r"model.vision_tower.encoder.layer.\1.layernorm_before.",
+    ),
+    (
+        r"^vision_model\.encoder\.layers\.(\d+)\.norm2\.",
+        r"model.vision_tower.encoder.layer.\1.layernorm_after.",
+    ),
     (r"^mlp1\.0\.", "model.multi_modal_projector.layer_norm."),
     (r"^mlp1\.1\.", "model.multi_modal_projector.linear_1."),
     (r"^mlp1\.3\.", "model.multi_modal_projector.linear_2."),
     (r"^language_model\.model\.tok_embeddings\.", "model.language_model.embed_tokens."),
     (r"^language_model\.model\.norm\.", "model.language_model.norm."),
     (r"^language_model\.output\.", "lm_head."),
-    (r"^language_model\.model\.layers\.(\d+)\.attention\.wo\.", r"model.language_model.layers.\1.self_attn.o_proj."),
-    (r"^language_model\.model\.layers\.(\d+)\.feed_forward\.w1\.", r"model.language_model.layers.\1.mlp.gate_proj."),
-    (r"^language_model\.model\.layers\.(\d+)\.feed_forward\.w3\.", r"model.language_model.layers.\1.mlp.up_proj."),
-    (r"^language_model\.model\.layers\.(\d+)\.feed_forward\.w2\.", r"model.language_model.layers.\1.mlp.down_proj."),
-    (r"^language_model\.model\.layers\.(\d+)\.attention_norm\.", r"model.language_model.layers.\1.input_layernorm."),
-    (r"^language_model\.model\.layers\.(\d+)\.ffn_norm\.", r"model.language_model.layers.\1.post_attention_layernorm."),
+    (
+        r"^language_model\.model\.layers\.(\d+)\.attention\.wo\.",
+        r"model.language_model.layers.\1.self_attn.o_proj.",
+    ),
+    (
+        r"^language_model\.model\.layers\.(\d+)\.feed_forward\.w1\.",
+        r"model.language_model.layers.\1.mlp.gate_proj.",
+    ),
+    (
+        r"^language_model\.model\.layers\.(\d+)\.feed_forward\.w3\.",
+        r"model.language_model.layers.\1.mlp.up_proj.",
+    ),
+    (
+        r"^language_model\.model\.layers\.(\d+)\.feed_forward\.w2\.",
+        r"model.language_model.layers.\1.mlp.down_proj.",
+    ),
+    (
+        r"^language_model\.model\.layers\.(\d+)\.attention_norm\.",
+        r"model.language_model.layers.\1.input_layernorm.",
+    ),
+    (
+        r"^language_model\.model\.layers\.(\d+)\.ffn_norm\.",
+        r"model.language_model.layers.\1.post_attention_layernorm.",
+    ),
 ]
 _VIT_QKV = re.compile(r"^vision_model\.encoder\.layers\.(\d+)\.attn\.qkv\.(weight|bias)$")
 _LLM_WQKV = re.compile(r"^language_model\.model\.layers\.(\d+)\.attention\.wqkv\.(weight|bias)$")
@@ -216,7 +256,9 @@ def convert_state_dict(orig_sd: dict[str, torch.Tensor], orig_cfg: dict) -> dict
         if m := _VIT_QKV.match(key):
             layer, kind = m.groups()
             for name, part in zip("qkv", w.chunk(3, dim=0)):
-                out[f"model.vision_tower.encoder.layer.{layer}.attention.{name}_proj.{kind}"] = part.contiguous()
+                out[f"model.vision_tower.encoder.layer.{layer}.attention.{name}_proj.{kind}"] = (
+                    part.contiguous()
+                )
             continue
         if m := _LLM_WQKV.match(key):
             layer, kind = m.groups()
@@ -234,7 +276,9 @@ def convert_state_dict(orig_sd: dict[str, torch.Tensor], orig_cfg: dict) -> dict
         else:
             unknown.append(key)
     if unknown:
-        raise CheckpointError(f"unexpected tensors in checkpoint (not an InternVL2/InternLM2 layout?): {unknown[:5]}")
+        raise CheckpointError(
+            f"unexpected tensors in checkpoint (not an InternVL2/InternLM2 layout?): {unknown[:5]}"
+        )
     return out
 
 
@@ -261,7 +305,9 @@ def build_native_model(src: str | Path, dtype: torch.dtype | None = None):
         tok.token_to_id(special["pad_token"]),
     )
     if t["vocab_size"] < tok.get_vocab_size():
-        raise CheckpointError(f"{src}: tokenizer has {tok.get_vocab_size()} tokens, model only {t['vocab_size']}")
+        raise CheckpointError(
+            f"{src}: tokenizer has {tok.get_vocab_size()} tokens, model only {t['vocab_size']}"
+        )
     state = convert_state_dict(load_original_state_dict(src), orig_cfg)
     with torch.device("meta"):
         model = InternVLForConditionalGeneration(config)
@@ -337,7 +383,9 @@ def to_original_state_dict(native_sd: dict[str, torch.Tensor], orig_cfg: dict) -
     head_dim = t["hidden_size"] // heads
     groups = heads // kv
     out: dict[str, torch.Tensor] = {}
-    vit_qkv = re.compile(r"^model\.vision_tower\.encoder\.layer\.(\d+)\.attention\.([qkv])_proj\.(weight|bias)$")
+    vit_qkv = re.compile(
+        r"^model\.vision_tower\.encoder\.layer\.(\d+)\.attention\.([qkv])_proj\.(weight|bias)$"
+    )
     llm_qkv = re.compile(r"^model\.language_model\.layers\.(\d+)\.self_attn\.([qkv])_proj\.(weight|bias)$")
     parts: dict[tuple[str, str, str], dict[str, torch.Tensor]] = {}
     rules = _reverse_rules()
@@ -356,7 +404,9 @@ def to_original_state_dict(native_sd: dict[str, torch.Tensor], orig_cfg: dict) -
                 raise CheckpointError(f"native tensor {key} has no original counterpart")
     for (kind, layer, suffix), p in parts.items():
         if kind == "vit":
-            out[f"vision_model.encoder.layers.{layer}.attn.qkv.{suffix}"] = torch.cat([p["q"], p["k"], p["v"]])
+            out[f"vision_model.encoder.layers.{layer}.attn.qkv.{suffix}"] = torch.cat(
+                [p["q"], p["k"], p["v"]]
+            )
         else:
             rest = p["q"].shape[1:]
             q = p["q"].reshape(kv, groups, head_dim, *rest)

@@ -61,7 +61,9 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("HOLMESVAU_CACHE", Path.home() / ".cache" / "holmesvau"))
 
 
-def resolve_checkpoint(name_or_path: str | Path, cache_dir: str | Path | None = None, convert_cache: bool = True) -> Path:
+def resolve_checkpoint(
+    name_or_path: str | Path, cache_dir: str | Path | None = None, convert_cache: bool = True
+) -> Path:
     """A local folder in native format for `name_or_path`, downloading and converting as needed."""
     path = Path(name_or_path).expanduser()
     if not path.exists():
@@ -124,7 +126,9 @@ def load_model(
 
     device = torch.device(device) if device is not None else default_device()
     if isinstance(dtype, str):
-        dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}.get(dtype) or getattr(torch, dtype)
+        dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}.get(dtype) or getattr(
+            torch, dtype
+        )
     dtype = dtype or default_dtype(device)
     path = resolve_checkpoint(name_or_path, cache_dir, convert_cache)
     try:
@@ -142,7 +146,9 @@ def load_model(
     im_end = tokenizer.convert_tokens_to_ids(IM_END)
     img = tokenizer.convert_tokens_to_ids(IMG_CONTEXT)
     if img != model.config.image_token_id:
-        raise CheckpointError(f"{path}: tokenizer's {IMG_CONTEXT} id {img} != config.image_token_id {model.config.image_token_id}")
+        raise CheckpointError(
+            f"{path}: tokenizer's {IMG_CONTEXT} id {img} != config.image_token_id {model.config.image_token_id}"
+        )
     return LoadedModel(
         model=model,
         tokenizer=tokenizer,

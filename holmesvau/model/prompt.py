@@ -56,7 +56,9 @@ def expand_image_placeholders(text: str, tiles_per_image: Sequence[int], num_ima
     """Replace the i-th `<image>` with the tokens of `tiles_per_image[i]` tiles; the counts must agree."""
     n = text.count(IMAGE_PLACEHOLDER)
     if n != len(tiles_per_image):
-        raise ValueError(f"prompt has {n} {IMAGE_PLACEHOLDER} placeholders but {len(tiles_per_image)} images were given")
+        raise ValueError(
+            f"prompt has {n} {IMAGE_PLACEHOLDER} placeholders but {len(tiles_per_image)} images were given"
+        )
     for tiles in tiles_per_image:
         text = text.replace(IMAGE_PLACEHOLDER, image_tokens(tiles, num_image_token), 1)
     return text
@@ -74,6 +76,12 @@ def build_prompt(
     As in the original chat, when the question carries no placeholder but images are given, a single image is
     prefixed as `<image>\\n`.
     """
-    if tiles_per_image and IMAGE_PLACEHOLDER not in question and not any(IMAGE_PLACEHOLDER in q for q, _ in history or ()):
+    if (
+        tiles_per_image
+        and IMAGE_PLACEHOLDER not in question
+        and not any(IMAGE_PLACEHOLDER in q for q, _ in history or ())
+    ):
         question = f"{IMAGE_PLACEHOLDER}\n{question}"
-    return expand_image_placeholders(chat_text(question, history, system_message), tiles_per_image, num_image_token)
+    return expand_image_placeholders(
+        chat_text(question, history, system_message), tiles_per_image, num_image_token
+    )

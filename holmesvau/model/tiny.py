@@ -18,8 +18,25 @@ import torch
 
 from .convert import DEFAULT_SYSTEM_MESSAGE, convert_checkpoint, native_config, to_original_state_dict
 
-USER_DEFINED = ["<|plugin|>", "<|interpreter|>", "<|action_end|>", "<|action_start|>", "<|im_end|>", "<|im_start|>"]
-ADDED_SPECIALS = ["<img>", "</img>", "<IMG_CONTEXT>", "<quad>", "</quad>", "<ref>", "</ref>", "<box>", "</box>"]
+USER_DEFINED = [
+    "<|plugin|>",
+    "<|interpreter|>",
+    "<|action_end|>",
+    "<|action_start|>",
+    "<|im_end|>",
+    "<|im_start|>",
+]
+ADDED_SPECIALS = [
+    "<img>",
+    "</img>",
+    "<IMG_CONTEXT>",
+    "<quad>",
+    "</quad>",
+    "<ref>",
+    "</ref>",
+    "<box>",
+    "</box>",
+]
 
 # A small corpus in the domain's words, enough for a ~600-piece BPE vocabulary.
 _WORDS = (
@@ -45,14 +62,27 @@ class TinyConfig:
     llm_intermediate: int = 128
     sp_vocab: int = 600
     seed: int = 0
-    vocab_size: int | None = None  # model vocabulary; default: the tokenizer's size (larger pads the embedding)
+    vocab_size: int | None = (
+        None  # model vocabulary; default: the tokenizer's size (larger pads the embedding)
+    )
     dtype: str = "float32"
 
 
 def internvl2_2b_sizes(seed: int = 0) -> TinyConfig:
     """The real InternVL2-2B shapes (InternViT-300M + InternLM2-1.8B) with random weights: for GPU benchmarks."""
-    return TinyConfig(vit_hidden=1024, vit_layers=24, vit_heads=16, llm_hidden=2048, llm_layers=24, llm_heads=16,
-                      llm_kv_heads=8, llm_intermediate=8192, seed=seed, vocab_size=92553, dtype="bfloat16")
+    return TinyConfig(
+        vit_hidden=1024,
+        vit_layers=24,
+        vit_heads=16,
+        llm_hidden=2048,
+        llm_layers=24,
+        llm_heads=16,
+        llm_kv_heads=8,
+        llm_intermediate=8192,
+        seed=seed,
+        vocab_size=92553,
+        dtype="bfloat16",
+    )
 
 
 def _corpus(seed: int) -> list[str]:
@@ -111,8 +141,13 @@ def _write_tokenizer_files(out: Path, sp_size: int) -> None:
         "tokenizer_class": "InternLM2Tokenizer",
     }
     (out / "tokenizer_config.json").write_text(json.dumps(cfg, indent=2))
-    special_map = {"bos_token": "<s>", "eos_token": "</s>", "pad_token": "</s>", "unk_token": "<unk>",
-                   "additional_special_tokens": ADDED_SPECIALS}
+    special_map = {
+        "bos_token": "<s>",
+        "eos_token": "</s>",
+        "pad_token": "</s>",
+        "unk_token": "<unk>",
+        "additional_special_tokens": ADDED_SPECIALS,
+    }
     (out / "special_tokens_map.json").write_text(json.dumps(special_map, indent=2))
 
 
@@ -132,19 +167,40 @@ def original_config(cfg: TinyConfig, vocab_size: int) -> dict:
         "min_dynamic_patch": 1,
         "max_dynamic_patch": 6,
         "vision_config": {
-            "architectures": ["InternVisionModel"], "model_type": "intern_vit_6b",
-            "hidden_size": cfg.vit_hidden, "intermediate_size": 4 * cfg.vit_hidden,
-            "num_hidden_layers": cfg.vit_layers, "num_attention_heads": cfg.vit_heads, "num_channels": 3,
-            "patch_size": 14, "image_size": 448, "hidden_act": "gelu", "layer_norm_eps": 1e-6,
-            "norm_type": "layer_norm", "qkv_bias": True, "qk_normalization": False,
+            "architectures": ["InternVisionModel"],
+            "model_type": "intern_vit_6b",
+            "hidden_size": cfg.vit_hidden,
+            "intermediate_size": 4 * cfg.vit_hidden,
+            "num_hidden_layers": cfg.vit_layers,
+            "num_attention_heads": cfg.vit_heads,
+            "num_channels": 3,
+            "patch_size": 14,
+            "image_size": 448,
+            "hidden_act": "gelu",
+            "layer_norm_eps": 1e-6,
+            "norm_type": "layer_norm",
+            "qkv_bias": True,
+            "qk_normalization": False,
         },
         "llm_config": {
-            "architectures": ["InternLM2ForCausalLM"], "model_type": "internlm2",
-            "vocab_size": vocab_size, "hidden_size": cfg.llm_hidden, "intermediate_size": cfg.llm_intermediate,
-            "num_hidden_layers": cfg.llm_layers, "num_attention_heads": cfg.llm_heads,
-            "num_key_value_heads": cfg.llm_kv_heads, "hidden_act": "silu", "max_position_embeddings": 32768,
-            "rms_norm_eps": 1e-5, "rope_theta": 1000000, "rope_scaling": {"type": "dynamic", "factor": 2.0},
-            "bias": False, "bos_token_id": 1, "eos_token_id": 2, "pad_token_id": 2, "tie_word_embeddings": False,
+            "architectures": ["InternLM2ForCausalLM"],
+            "model_type": "internlm2",
+            "vocab_size": vocab_size,
+            "hidden_size": cfg.llm_hidden,
+            "intermediate_size": cfg.llm_intermediate,
+            "num_hidden_layers": cfg.llm_layers,
+            "num_attention_heads": cfg.llm_heads,
+            "num_key_value_heads": cfg.llm_kv_heads,
+            "hidden_act": "silu",
+            "max_position_embeddings": 32768,
+            "rms_norm_eps": 1e-5,
+            "rope_theta": 1000000,
+            "rope_scaling": {"type": "dynamic", "factor": 2.0},
+            "bias": False,
+            "bos_token_id": 1,
+            "eos_token_id": 2,
+            "pad_token_id": 2,
+            "tie_word_embeddings": False,
         },
     }
 
@@ -179,7 +235,9 @@ def make_tiny_checkpoint(out: str | Path, format: str = "native", cfg: TinyConfi
             elif name.endswith(("cls_token", "position_embeddings")):
                 p.copy_(0.02 * torch.randn_like(p))
     dtype = getattr(torch, cfg.dtype)
-    state = {k: v.to(dtype).contiguous() for k, v in to_original_state_dict(native.state_dict(), ocfg).items()}
+    state = {
+        k: v.to(dtype).contiguous() for k, v in to_original_state_dict(native.state_dict(), ocfg).items()
+    }
     save_file(state, str(orig_dir / "model.safetensors"), metadata={"format": "pt"})
     if format == "original":
         return out

@@ -69,10 +69,14 @@ def build_fast_tokenizer(src: str | Path):
         raise CheckpointError(f"{src}: missing tokenizer.model (the InternLM2 sentencepiece model)")
     proto = _load_sp_proto(model_file)
     if proto.trainer_spec.model_type != 2:
-        raise CheckpointError(f"{model_file}: expected a BPE sentencepiece model, got model_type {proto.trainer_spec.model_type}")
+        raise CheckpointError(
+            f"{model_file}: expected a BPE sentencepiece model, got model_type {proto.trainer_spec.model_type}"
+        )
     norm = proto.normalizer_spec
     if norm.add_dummy_prefix or norm.remove_extra_whitespaces or norm.precompiled_charsmap:
-        raise CheckpointError(f"{model_file}: unsupported normaliser (dummy prefix / whitespace folding / charsmap)")
+        raise CheckpointError(
+            f"{model_file}: unsupported normaliser (dummy prefix / whitespace folding / charsmap)"
+        )
 
     cfg_file = src / "tokenizer_config.json"
     tok_cfg = json.loads(cfg_file.read_text()) if cfg_file.is_file() else {}
@@ -104,7 +108,9 @@ def build_fast_tokenizer(src: str | Path):
         tok.add_special_tokens([AddedToken(content, special=True, normalized=False)])
         got = tok.token_to_id(content)
         if got != idx:
-            raise CheckpointError(f"{src}: added token {content!r} should have id {idx}, got {got} (ids must be contiguous)")
+            raise CheckpointError(
+                f"{src}: added token {content!r} should have id {idx}, got {got} (ids must be contiguous)"
+            )
     tok.add_tokens([t for t in to_add if not t.special])
     tok.add_special_tokens([t for t in to_add if t.special])
     if tok_cfg.get("add_bos_token", True):
@@ -112,7 +118,13 @@ def build_fast_tokenizer(src: str | Path):
             single=f"{bos} $A", pair=f"{bos} $A {bos} $B", special_tokens=[(bos, vocab[bos])]
         )
     extra_specials = [c for c, i in sorted(added.items(), key=lambda kv: kv[1]) if i >= sp_size]
-    return tok, {"bos_token": bos, "eos_token": eos, "unk_token": unk, "pad_token": pad, "extra": extra_specials}
+    return tok, {
+        "bos_token": bos,
+        "eos_token": eos,
+        "unk_token": unk,
+        "pad_token": pad,
+        "extra": extra_specials,
+    }
 
 
 def _content(tok) -> str:
@@ -148,7 +160,9 @@ def save_native_tokenizer(src: str | Path, dst: str | Path, system_message: str)
         "clean_up_tokenization_spaces": False,
         "model_max_length": 32768,
         "padding_side": "right",
-        "chat_template": CHAT_TEMPLATE.replace("default_system_message", json.dumps(system_message, ensure_ascii=False)),
+        "chat_template": CHAT_TEMPLATE.replace(
+            "default_system_message", json.dumps(system_message, ensure_ascii=False)
+        ),
     }
     (dst / "tokenizer_config.json").write_text(json.dumps(config, indent=2, ensure_ascii=False))
     # the sentencepiece model travels along: `decode_like_original` and the original code both read it.

@@ -1,0 +1,182 @@
+"""Benchmark of the ATS front end: time and memory of dense decoding + preprocessing, against a plain decode and
+against a naive reimplementation of the original Holmes-VAU path; memory of full ATS on a short and a 4x longer
+generated video. Each measurement runs in a fresh subprocess, so peak RSS figures are comparable.
+
+    python bench/ats_pipeline.py ../shared/videos/robbery.mp4
+    python bench/ats_pipeline.py VIDEO --backend decord --threads 0 --stride 16 --repeat 3
+    python bench/ats_pipeline.py VIDEO --skip-ats          # only the three timings
+
+(a) floor: decode every frame with the same backend and threads, nothing else (PyAV: no RGB conversion; decord
+    cannot decode without converting, so its floor converts every frame).
+(b) ours: `extract_dense_features` with a no-op encoder: decode all, convert + resize + normalise every stride-th.
+(c) naive: as the original: decord (1 thread), `vr[idx]` per dense frame, PIL bicubic resize, ToTensor+Normalize
+    per frame, all pixel values kept.
+Targets: ours_over_floor <= 1.3, naive_over_ours >= 3, rss_long_mb - rss_short_mb < 100. Last line: one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def stage_floor(video: str, backend: str, threads: int) -> dict:
+    from holmesvau.video import VideoReader
+
+    used = VideoReader(video, backend=backend, num_threads=threads).backend
+    t0 = time.perf_counter()
+    if used == "pyav":
+        import av
+
+        n = 0
+        with av.open(video) as container:
+            stream = container.streams.video[0]
+            stream.thread_type, stream.thread_count = "AUTO", threads
+            for _ in container.decode(stream):
+                n += 1
+    else:
+        import decord
+
+        vr = decord.VideoReader(video, ctx=decord.cpu(0), num_threads=threads)
+        n = len(vr)
+        for _ in range(n):
+            vr.next()
+    return {"seconds": time.perf_counter() - t0, "frames": n, "backend": used}
+
+
+def stage_ours(video: str, backend: str, threads: int, stride: int, batch: int) -> dict:
+    from holmesvau.ats import extract_dense_features
+
+    t0 = time.perf_counter()
+    dense = extract_dense_features(
+        video, lambda pv: pv[:, 0, 0, :1], stride=stride, batch_size=batch, backend=backend, num_threads=threads,
+        progress=False,
+    )  # fmt: skip
+    return {"seconds": time.perf_counter() - t0, "frames": len(dense.frame_indices), "backend": dense.info.backend,
+            "timings": dense.timings}  # fmt: skip
+
+
+def stage_naive(video: str, stride: int) -> dict:
+    """The original's path, reimplemented: one random-access read and one PIL resize per dense frame."""
+    import decord
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    mean = torch.tensor((0.485, 0.456, 0.406)).view(3, 1, 1)
+    std = torch.tensor((0.229, 0.224, 0.225)).view(3, 1, 1)
+    t0 = time.perf_counter()
+    vr = decord.VideoReader(video, ctx=decord.cpu(0), num_threads=1)
+    pixel_values = []
+    for idx in list(range(len(vr)))[::stride]:
+        img = Image.fromarray(vr[idx].asnumpy()).convert("RGB").resize((448, 448), Image.BICUBIC)
+        x = torch.from_numpy(np.array(img)).permute(2, 0, 1).contiguous().float().div(255)
+        pixel_values.append(x.sub_(mean).div_(std))
+    stacked = torch.stack(pixel_values)
+    return {"seconds": time.perf_counter() - t0, "frames": int(stacked.shape[0]), "backend": "decord"}
+
+
+def stage_ats(video: str, backend: str, stride: int, select: int) -> dict:
+    """Full ATS with a tiny random InternViT and a random URDMU: dense features -> scores -> sampled frames."""
+    import torch
+    from transformers import InternVLVisionConfig, InternVLVisionModel
+
+    from holmesvau.ats import URDMU, ats_select, extract_dense_features
+
+    torch.manual_seed(0)
+    cfg = InternVLVisionConfig(hidden_size=64, intermediate_size=128, num_hidden_layers=1, num_attention_heads=4,
+                               image_size=448, patch_size=14)  # fmt: skip
+    vit = InternVLVisionModel(cfg).eval()
+    scorer = URDMU(input_size=64).eval()
+    base = peak_rss_mb()
+    t0 = time.perf_counter()
+    dense = extract_dense_features(video, lambda pv: vit(pixel_values=pv).last_hidden_state[:, 0], stride=stride,
+                                   backend=backend, progress=False)  # fmt: skip
+    with torch.no_grad():
+        scores = scorer(dense.features[None])[0].numpy()
+    picked = ats_select(scores, select, dense.frame_indices)
+    return {"seconds": time.perf_counter() - t0, "frames": dense.info.num_frames, "dense": len(scores),
+            "selected": picked, "rss_after_setup_mb": base}  # fmt: skip
+
+
+def run_child(args: list[str]) -> dict:
+    proc = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise SystemExit(f"stage {args} failed:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("video", nargs="?", help="real clip to time (e.g. ../shared/videos/robbery.mp4)")
+    ap.add_argument("--backend", default="pyav", choices=["auto", "decord", "pyav"])
+    ap.add_argument("--threads", type=int, default=0, help="decoder threads (0 = decoder's choice)")
+    ap.add_argument("--stride", type=int, default=16)
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--repeat", type=int, default=3, help="timing runs per stage; the median is reported")
+    ap.add_argument("--ats-frames", type=int, default=16 * 12 * 4, help="frames of the short generated video")
+    ap.add_argument("--skip-ats", action="store_true")
+    ap.add_argument("--stage", choices=["floor", "ours", "naive", "ats"], help=argparse.SUPPRESS)
+    args = ap.parse_args()
+
+    if args.stage:  # child process: one measurement, one JSON line
+        stages = {
+            "floor": lambda: stage_floor(args.video, args.backend, args.threads),
+            "ours": lambda: stage_ours(args.video, args.backend, args.threads, args.stride, args.batch),
+            "naive": lambda: stage_naive(args.video, args.stride),
+            "ats": lambda: stage_ats(args.video, args.backend, args.stride, 12),
+        }
+        result = stages[args.stage]()
+        result["peak_rss_mb"] = peak_rss_mb()
+        print(json.dumps(result))
+        return
+
+    if not args.video:
+        ap.error("VIDEO is required")
+    common = ["--backend", args.backend, "--threads", str(args.threads), "--stride", str(args.stride),
+              "--batch", str(args.batch)]  # fmt: skip
+    out: dict = {"video": str(args.video), "stride": args.stride, "threads": args.threads}
+    runs: dict[str, list[dict]] = {"floor": [], "ours": [], "naive": []}
+    for _ in range(args.repeat):  # interleaved, so that load changes hit every stage alike
+        for stage in runs:
+            runs[stage].append(run_child([args.video, "--stage", stage, *common]))
+    for stage, results in runs.items():
+        secs = sorted(r["seconds"] for r in results)
+        median = secs[len(secs) // 2]
+        out[f"{stage}_s"] = round(median, 3)
+        out[f"{stage}_all_s"] = [round(s, 3) for s in secs]
+        out[f"{stage}_peak_rss_mb"] = round(max(r["peak_rss_mb"] for r in results), 1)
+        out[f"{stage}_backend"] = results[0]["backend"]
+        print(f"{stage:>6}: {median:.3f} s (runs {out[f'{stage}_all_s']}), {results[0]['frames']} frames, "
+              f"{results[0]['backend']}, peak RSS {out[f'{stage}_peak_rss_mb']} MB", file=sys.stderr)  # fmt: skip
+    out["ours_over_floor"] = round(out["ours_s"] / out["floor_s"], 3)
+    out["naive_over_ours"] = round(out["naive_s"] / out["ours_s"], 3)
+
+    if not args.skip_ats:
+        from holmesvau.synthetic import make_video
+
+        with tempfile.TemporaryDirectory() as tmp:
+            for name, n in (("short", args.ats_frames), ("long", 4 * args.ats_frames)):
+                path = make_video(Path(tmp) / f"{name}.mp4", n, width=320, height=240,
+                                  bright_ranges=[(n // 2, n // 2 + n // 10)])  # fmt: skip
+                r = run_child([str(path), "--stage", "ats", *common])
+                out[f"rss_{name}_mb"] = round(r["peak_rss_mb"], 1)
+                out[f"ats_{name}_frames"], out[f"ats_{name}_s"] = n, round(r["seconds"], 3)
+                print(f"ATS {name}: {n} frames, {r['dense']} dense, {r['seconds']:.2f} s, peak RSS "
+                      f"{r['peak_rss_mb']:.1f} MB, selected {r['selected']}", file=sys.stderr)  # fmt: skip
+        out["rss_growth_mb"] = round(out["rss_long_mb"] - out["rss_short_mb"], 1)
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()
