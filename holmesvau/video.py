@@ -156,9 +156,13 @@ class VideoReader:
         return idx
 
     def iter_frames(
-        self, indices: Sequence[int] | np.ndarray, batch_size: int = 32
+        self, indices: Sequence[int] | np.ndarray, batch_size: int = 32, rgb: bool = True
     ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """Yield (indices, frames (B, H, W, 3) uint8) over the sorted unique `indices`, in one forward pass."""
+        """Yield (indices, frames (B, H, W, 3) uint8) over the sorted unique `indices`, in one forward pass.
+
+        `rgb=False` (PyAV) yields the decoded frames unconverted, as a list for `frames_to_rgb`: the RGB
+        conversion can then run on another thread while decoding goes on.
+        """
         wanted = np.unique(self._plan(indices))
         if batch_size <= 0:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
@@ -167,7 +171,7 @@ class VideoReader:
         if self._vr is not None:
             yield from self._iter_decord(wanted, batch_size)
         else:
-            yield from self._iter_pyav(wanted, batch_size)
+            yield from self._iter_pyav(wanted, batch_size, rgb)
 
     def get_frames(self, indices: Sequence[int] | np.ndarray) -> np.ndarray:
         """Frames (N, H, W, 3) uint8 in the order asked (duplicates allowed)."""
@@ -196,8 +200,10 @@ class VideoReader:
                 raise VideoError(f"{self.path}: decoding failed near frame {int(chunk[0])} ({e})") from e
             yield chunk, frames
 
-    def _iter_pyav(self, wanted: np.ndarray, batch_size: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """Decode every frame up to the last wanted one; convert to RGB only the wanted ones."""
+    def _iter_pyav(
+        self, wanted: np.ndarray, batch_size: int, rgb: bool = True
+    ) -> Iterator[tuple[np.ndarray, np.ndarray | list]]:
+        """Decode every frame up to the last wanted one; convert to RGB only the wanted ones (if `rgb`)."""
         import av
 
         last = int(wanted[-1])
@@ -214,13 +220,13 @@ class VideoReader:
                     pos += 1
                     if pos != wanted[k]:
                         continue
-                    rgb = frame.to_ndarray(format="rgb24")
+                    item = frame.to_ndarray(format="rgb24") if rgb else frame
                     while k < wanted.size and wanted[k] == pos:
                         batch_idx.append(pos)
-                        batch.append(rgb)
+                        batch.append(item)
                         k += 1
                     if len(batch) >= batch_size:
-                        yield np.asarray(batch_idx, dtype=np.int64), np.stack(batch)
+                        yield np.asarray(batch_idx, dtype=np.int64), np.stack(batch) if rgb else batch
                         batch_idx, batch = [], []
                     if pos >= last:
                         break
@@ -241,11 +247,18 @@ class VideoReader:
             warnings.warn(
                 f"{self.path}: stream ended at frame {pos}; repeating it for {missing.tolist()}", stacklevel=2
             )
-            fill = frame.to_ndarray(format="rgb24")
+            fill = frame.to_ndarray(format="rgb24") if rgb else frame
             batch_idx.extend(int(m) for m in missing)
             batch.extend(fill for _ in missing)
         if batch:
-            yield np.asarray(batch_idx, dtype=np.int64), np.stack(batch)
+            yield np.asarray(batch_idx, dtype=np.int64), np.stack(batch) if rgb else batch
+
+
+def frames_to_rgb(frames: np.ndarray | list) -> np.ndarray:
+    """(B, H, W, 3) uint8 of a batch from `iter_frames(..., rgb=False)`: arrays pass, PyAV frames convert."""
+    if isinstance(frames, np.ndarray):
+        return frames
+    return np.stack([f.to_ndarray(format="rgb24") for f in frames])
 
 
 def probe(path: str | Path, backend: str = "auto") -> VideoInfo:

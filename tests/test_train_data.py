@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import random
 
+import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
@@ -48,7 +49,8 @@ def test_segment_indices_one_per_segment(video_len, n, seed):
     assert len(idx) == len(mid) == n
     assert all(0 <= i < video_len for i in idx + mid)
     k = min(n, video_len)
-    bounds = [int(x) for x in torch.linspace(0, video_len, k + 1, dtype=torch.float64)]
+    # segment bounds as the original InternVL data code forms them (np.linspace(...).astype(int))
+    bounds = np.linspace(0, video_len, k + 1).astype(int).tolist()
     for s in range(k):  # one index inside each equal segment, the eval one at its middle
         lo, hi = bounds[s], max(bounds[s + 1], bounds[s] + 1)
         assert lo <= idx[s] < hi and lo <= mid[s] < hi

@@ -273,6 +273,15 @@ def urdmu_loss(out: URDMUTrainOutput, labels: torch.Tensor) -> tuple[torch.Tenso
     return total, parts
 
 
+def _sizes_of(state: dict) -> dict:
+    """The input size read off a state dict, so scorers trained on other encoders (e.g. a 64-d tiny ViT) load too;
+    every other size is the released architecture's and is checked strictly."""
+    emb = state.get("embedding.conv_1.0.weight")
+    if isinstance(emb, torch.Tensor) and emb.dim() == 3:
+        return {"input_size": int(emb.shape[1])}
+    return {}
+
+
 def load_anomaly_scorer(path: str | Path, device: str | torch.device = "cpu") -> URDMU:
     """The released scorer (`anomaly_scorer.pth` layout): strict keys and shapes, weights only, eval mode."""
     path = Path(path)
@@ -288,7 +297,7 @@ def load_anomaly_scorer(path: str | Path, device: str | torch.device = "cpu") ->
         state = state["state_dict"]
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise ScorerCheckpointError(f"{path}: expected a state dict of tensors, got {type(state).__name__}")
-    model = URDMU()
+    model = URDMU(**_sizes_of(state))
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))

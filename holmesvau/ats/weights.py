@@ -114,41 +114,9 @@ def load_scorer(
     try:
         return load_anomaly_scorer(path, device=device)
     except Exception as e:  # noqa: BLE001 - wrong keys/shapes, not a torch file, ...
-        dim = _input_dim(path)
-        if dim is not None and dim != 1024:  # a scorer for another encoder (e.g. the tiny model's 64-d ViT)
-            return _load_with_input_dim(path, dim, device)
         raise ScorerError(
             f"{path}: cannot load as an anomaly scorer ({type(e).__name__}: {e}). " + _advice()
         ) from e
-
-
-_EMBED_KEY = "embedding.conv_1.0.weight"  # (hidden, input_dim, 3) in the released layout
-
-
-def _input_dim(path: Path) -> int | None:
-    import torch
-
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:  # noqa: BLE001 - not a checkpoint: the caller reports the original error
-        return None
-    w = state.get(_EMBED_KEY) if isinstance(state, dict) else None
-    return int(w.shape[1]) if isinstance(w, torch.Tensor) and w.dim() == 3 else None
-
-
-def _load_with_input_dim(path: Path, dim: int, device):
-    """URDMU of `dim`-d input, strict keys and shapes (the released loader assumes 1024-d InternViT-300M)."""
-    import torch
-
-    from holmesvau.ats import URDMU
-
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    model = URDMU(input_size=dim)
-    try:
-        model.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
-    except RuntimeError as e:
-        raise ScorerError(f"{path}: not an anomaly-scorer (URDMU) state dict ({e}). " + _advice()) from e
-    return model.to(device).eval()
 
 
 def make_random_scorer(path: str | Path, input_dim: int = 1024, seed: int = 0) -> Path:
