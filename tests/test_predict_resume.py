@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import predict_args
 
 from holmesvau.ats.weights import load_scorer, make_random_scorer
 from holmesvau.data.instructions import read_instructions
@@ -48,12 +49,6 @@ def dataset(tmp_path_factory):
     return d, make_random_scorer(d / "scorer.pth", input_dim=64)
 
 
-def _args(d, scorer, model, out):
-    return ["--annotations", str(d / "test.jsonl"), "--video-root", str(d / "videos"), "--model", str(model),
-            "--scorer", str(scorer), "--output", str(out), "--select-frames", "2", "--dense-stride", "4",
-            "--max-new-tokens", "3", "--device", "cpu", "--quiet"]  # fmt: skip
-
-
 def _rows(path):
     return [json.loads(line) for line in Path(path).read_text().splitlines()]
 
@@ -77,7 +72,7 @@ def test_killed_midway_then_rerun(dataset, tiny_model_dir, tmp_path):
     out = tmp_path / "preds.jsonl"
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
     env.pop("RANK", None), env.pop("WORLD_SIZE", None)
-    cmd = [sys.executable, "tools/predict.py", *_args(d, scorer, tiny_model_dir, out)]
+    cmd = [sys.executable, "tools/predict.py", *predict_args(d, scorer, tiny_model_dir, out)]
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 240
     while time.time() < deadline and (not out.exists() or out.read_text().count("\n") < 3):
@@ -89,7 +84,7 @@ def test_killed_midway_then_rerun(dataset, tiny_model_dir, tmp_path):
     assert proc.returncode == -signal.SIGKILL and 3 <= done_before < 18
     with out.open("a") as f:
         f.write('{"id": "r17", "prediction": "half a li')  # a torn last write
-    assert _predict_cli().main(_args(d, scorer, tiny_model_dir, out)) == 0
+    assert _predict_cli().main(predict_args(d, scorer, tiny_model_dir, out)) == 0
     rows = _rows(out)
     _check_complete(rows)
     assert [r["id"] for r in rows[:done_before]] == [f"r{i}" for i in range(done_before)]  # kept, not redone
@@ -132,7 +127,7 @@ def test_retry_failed_redoes_only_failed_rows(dataset, tiny_model_dir, tmp_path)
     d, scorer = dataset
     out = tmp_path / "p.jsonl"
     cli = _predict_cli()
-    args = _args(d, scorer, tiny_model_dir, out) + ["--limit", "6"]
+    args = predict_args(d, scorer, tiny_model_dir, out) + ["--limit", "6"]
     assert cli.main(args) == 0
     first = _rows(out)
     (d / "videos/ucf/missing.mp4").write_bytes(

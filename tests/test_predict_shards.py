@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import predict_args
 
 from holmesvau.ats.weights import make_random_scorer
 from holmesvau.eval.score_files import load_score_dir
@@ -41,12 +42,6 @@ def dataset(tmp_path_factory):
     return d, make_random_scorer(d / "scorer.pth", input_dim=64)
 
 
-def _args(d, scorer, model, out):
-    return ["--annotations", str(d / "test.jsonl"), "--video-root", str(d / "videos"), "--model", str(model),
-            "--scorer", str(scorer), "--output", str(out), "--select-frames", "2", "--dense-stride", "4",
-            "--max-new-tokens", "3", "--device", "cpu", "--quiet"]  # fmt: skip
-
-
 def _ids(path):
     return [json.loads(line)["id"] for line in Path(path).read_text().splitlines()]
 
@@ -57,23 +52,23 @@ def test_two_ranks_merge_to_the_single_process_output(dataset, tiny_model_dir, t
     single = tmp_path / "single.jsonl"
     monkeypatch.setenv("WORLD_SIZE", "1")
     monkeypatch.setenv("RANK", "0")
-    assert _main(_args(d, scorer, tiny_model_dir, single)) == 0
+    assert _main(predict_args(d, scorer, tiny_model_dir, single)) == 0
 
     out = tmp_path / "sharded.jsonl"
     monkeypatch.setenv("WORLD_SIZE", "2")
     for rank in (0, 1):
         monkeypatch.setenv("RANK", str(rank))
-        assert _main(_args(d, scorer, tiny_model_dir, out)) == 0
+        assert _main(predict_args(d, scorer, tiny_model_dir, out)) == 0
     shard0, shard1 = _ids(f"{out}.rank0"), _ids(f"{out}.rank1")
     assert shard0 == [0, 2, 4, 6] and shard1 == [1, 3, 5]  # disjoint, i % world == rank
     assert not out.exists()
-    assert _main(["--merge", "--world-size", "2", *_args(d, scorer, tiny_model_dir, out)]) == 0
+    assert _main(["--merge", "--world-size", "2", *predict_args(d, scorer, tiny_model_dir, out)]) == 0
     assert out.read_text() == single.read_text()
     assert not Path(f"{out}.rank0").exists() and not Path(f"{out}.rank1").exists()
 
     # a rerun of a rank after the merge finds its rows done in the merged output
     monkeypatch.setenv("RANK", "1")
-    assert _main(_args(d, scorer, tiny_model_dir, out)) == 0
+    assert _main(predict_args(d, scorer, tiny_model_dir, out)) == 0
     assert Path(f"{out}.rank1").read_text() == ""
 
 
@@ -83,7 +78,7 @@ def test_scores_only_writes_one_file_per_video(dataset, tiny_model_dir, tmp_path
     monkeypatch.delenv("WORLD_SIZE", raising=False)
     scores = tmp_path / "scores"
     args = [
-        *_args(d, scorer, tiny_model_dir, tmp_path / "log.jsonl"),
+        *predict_args(d, scorer, tiny_model_dir, tmp_path / "log.jsonl"),
         "--scores-only",
         "--scores-dir",
         str(scores),
@@ -110,10 +105,10 @@ def test_predictions_with_score_dump_match_scores_only(dataset, tiny_model_dir, 
     d, scorer = dataset
     monkeypatch.delenv("RANK", raising=False)
     monkeypatch.delenv("WORLD_SIZE", raising=False)
-    args = _args(d, scorer, tiny_model_dir, tmp_path / "p.jsonl")
+    args = predict_args(d, scorer, tiny_model_dir, tmp_path / "p.jsonl")
     assert _main([*args, "--scores-dir", str(tmp_path / "s1"), "--levels", "video"]) == 0
     assert _ids(tmp_path / "p.jsonl") == [0, 2, 4, 6]
-    args2 = _args(d, scorer, tiny_model_dir, tmp_path / "log.jsonl")
+    args2 = predict_args(d, scorer, tiny_model_dir, tmp_path / "log.jsonl")
     assert _main([*args2, "--scores-only", "--scores-dir", str(tmp_path / "s2")]) == 0
     a, b = load_score_dir(tmp_path / "s1")[0], load_score_dir(tmp_path / "s2")[0]
     assert sorted(a) == sorted(b) == ["A", "C"]
@@ -140,7 +135,7 @@ def test_torchrun_two_processes_merge_at_the_end(dataset, tiny_model_dir, tmp_pa
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(port),
-           "tools/predict.py", *_args(d, scorer, tiny_model_dir, out)]  # fmt: skip
+           "tools/predict.py", *predict_args(d, scorer, tiny_model_dir, out)]  # fmt: skip
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=180)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert _ids(out) == list(range(7))

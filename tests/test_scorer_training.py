@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import raw_db_entry
 
 from holmesvau.ats import URDMU, load_anomaly_scorer
 from holmesvau.ats.features import save_features
@@ -25,21 +26,6 @@ from holmesvau.ats.training import (
 from holmesvau.ats.training_data import load_scorer_videos
 
 STRIDE = 16
-
-
-def _entry(n_frames, fps, label, events):
-    return {
-        "n_frames": n_frames,
-        "fps": fps,
-        "label": label,
-        "events": events,
-        "clips": [[ev] for ev in events],
-        "clips_caption": [["c"] for _ in events],
-        "events_summary": ["s" for _ in events],
-        "events_summary_split": [{"judgement": "j", "description": "d"} for _ in events],
-        "video_summary": "v",
-        "video_summary_split": {"judgement": "j", "description": "d"},
-    }
 
 
 def make_synthetic_set(
@@ -58,7 +44,7 @@ def make_synthetic_set(
             events = [[round(start, 3), round(min(n / fps, start + rng.uniform(3, 15)), 3)]]
         else:
             events = [[0.0, round(n / fps, 3)]]
-        db[name] = _entry(n, fps, ["Fighting"] if anomalous else [], events)
+        db[name] = raw_db_entry(n, fps, ["Fighting"] if anomalous else [], events)
         idx = np.arange(0, n, STRIDE)
         x = rng.standard_normal((idx.size, dim)).astype(np.float32)
         if anomalous:
@@ -168,7 +154,9 @@ def test_cli_trains_64d_features_and_writes_checkpoint_log_and_metrics(tmp_path,
     assert log[0]["config"]["losses"] == ["bce", "mil"] and sum("val" in r for r in log) == 2
     state = torch.load(out, weights_only=True)
     assert state["embedding.conv_1.0.weight"].shape == (512, 64, 3)
-    assert load_anomaly_scorer(out).embedding.conv_1[0].in_channels == 64  # the released loader reads the sizes
+    assert (
+        load_anomaly_scorer(out).embedding.conv_1[0].in_channels == 64
+    )  # the released loader reads the sizes
     # --init: start from a checkpoint (lr 0 keeps it exactly); a checkpoint for other dims is refused
     again = tmp_path / "run2" / "scorer.pth"
     assert _cli().main([*args[:9], str(again), *args[10:], "--init", str(out), "--lr", "0"]) == 0

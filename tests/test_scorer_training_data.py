@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+from helpers import raw_db_entry
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -89,28 +90,13 @@ def test_balanced_sampler_is_balanced_covers_all_and_seeded():
         BalancedSampler([False, False], per_class=1)
 
 
-def _entry(n_frames, fps, label, events):
-    return {
-        "n_frames": n_frames,
-        "fps": fps,
-        "label": label,
-        "events": events,
-        "clips": [[ev] for ev in events],
-        "clips_caption": [["c"] for _ in events],
-        "events_summary": ["s" for _ in events],
-        "events_summary_split": [{"judgement": "j", "description": "d"} for _ in events],
-        "video_summary": "v",
-        "video_summary_split": {"judgement": "j", "description": "d"},
-    }
-
-
 def test_load_pairs_features_with_annotations_and_reports_gaps(tmp_path):
     feats = tmp_path / "feats"
     db = {
-        "Fight001": _entry(160, 10.0, ["Fighting"], [[4.0, 8.0]]),  # frames 40..79 anomalous
-        "Normal001": _entry(100, 10.0, [], [[0.0, 10.0]]),  # events of a normal video are normal
-        "NoFeatures": _entry(100, 10.0, [], [[0.0, 10.0]]),
-        "TooLong": _entry(50, 10.0, [], [[0.0, 5.0]]),
+        "Fight001": raw_db_entry(160, 10.0, ["Fighting"], [[4.0, 8.0]]),  # frames 40..79 anomalous
+        "Normal001": raw_db_entry(100, 10.0, [], [[0.0, 10.0]]),  # events of a normal video are normal
+        "NoFeatures": raw_db_entry(100, 10.0, [], [[0.0, 10.0]]),
+        "TooLong": raw_db_entry(50, 10.0, [], [[0.0, 5.0]]),
     }
     (tmp_path / "db.json").write_text(json.dumps(db))
     for name, n in [("Fight001", 160), ("Normal001", 100), ("TooLong", 400)]:
