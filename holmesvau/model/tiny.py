@@ -89,7 +89,12 @@ def _corpus(seed: int) -> list[str]:
     g = torch.Generator().manual_seed(seed)
     lines = [DEFAULT_SYSTEM_MESSAGE, "Frame1: <image>\nFrame2: <image>", "0123456789 2024 16 12"]
     for _ in range(3000):
-        idx = torch.randint(len(_WORDS), (int(torch.randint(4, 14, (1,), generator=g)),), generator=g)
+        idx = torch.randint(
+            len(_WORDS),
+            (int(torch.randint(4, 14, (1,), generator=g, device="cpu")),),
+            generator=g,
+            device="cpu",
+        )
         words = [_WORDS[i] for i in idx.tolist()]
         lines.append(" ".join(words).capitalize() + ".")
     return lines
@@ -236,7 +241,8 @@ def make_tiny_checkpoint(out: str | Path, format: str = "native", cfg: TinyConfi
                 p.copy_(0.02 * torch.randn_like(p))
     dtype = getattr(torch, cfg.dtype)
     state = {
-        k: v.to(dtype).contiguous() for k, v in to_original_state_dict(native.state_dict(), ocfg).items()
+        k: v.to(dtype).cpu().contiguous()
+        for k, v in to_original_state_dict(native.state_dict(), ocfg).items()
     }
     save_file(state, str(orig_dir / "model.safetensors"), metadata={"format": "pt"})
     if format == "original":
