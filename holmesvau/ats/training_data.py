@@ -103,19 +103,9 @@ def _with_text_defaults(entry: object) -> object:
 def load_event_database(path: str | Path) -> tuple[dict, dict[str, str]]:
     """{name: RawVideo} of an annotation JSON keyed by video name (a HIVAU-70k raw database, or one holding only
     n_frames / fps / label / events per video) and {name: why it was left out} for malformed entries."""
-    import json
+    from holmesvau.data.annotations import read_database_json, validate_raw_video
 
-    from holmesvau.data.annotations import AnnotationError, validate_raw_video
-
-    path = Path(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise FileNotFoundError(f"annotation file not found: {path}") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise AnnotationError(f"{path}: not valid JSON: {e}") from e
-    if not isinstance(data, dict):
-        raise AnnotationError(f"{path}: expected an object mapping video names to annotations")
+    data = read_database_json(path)
     videos, bad = {}, {}
     for name, entry in data.items():
         video, problems = validate_raw_video(name, _with_text_defaults(entry))

@@ -254,10 +254,8 @@ def validate_raw_video(
     return video, problems
 
 
-def load_raw_database_report(
-    path: str | Path, end_slack_frames: int = 3
-) -> tuple[dict[str, RawVideo], list[AnnotationProblem]]:
-    """All valid videos of a database file and every problem found (videos with errors are left out)."""
+def read_database_json(path: str | Path) -> dict:
+    """The {video name: entry} object of a raw annotation database file, with errors that name the file."""
     path = Path(path)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -267,6 +265,14 @@ def load_raw_database_report(
         raise AnnotationError(f"{path}: not valid JSON: {e}") from e
     if not isinstance(data, dict):
         raise AnnotationError(f"{path}: expected an object mapping video names to annotations")
+    return data
+
+
+def load_raw_database_report(
+    path: str | Path, end_slack_frames: int = 3
+) -> tuple[dict[str, RawVideo], list[AnnotationProblem]]:
+    """All valid videos of a database file and every problem found (videos with errors are left out)."""
+    data = read_database_json(path)
     videos: dict[str, RawVideo] = {}
     problems: list[AnnotationProblem] = []
     for name, entry in data.items():
