@@ -9,9 +9,10 @@ from safetensors.torch import load_file, save_file
 
 from holmesvau.model import CheckpointError, convert_checkpoint, load_model
 from holmesvau.model.chat import encode_prompt
-from holmesvau.model.convert import convert_state_dict, read_original_config, to_original_state_dict
+from holmesvau.model.convert import convert_state_dict, read_original_config
 from holmesvau.model.loading import default_dtype, resolve_checkpoint
 from holmesvau.model.prompt import build_prompt, video_question
+from holmesvau.model.to_original import to_original_state_dict
 
 
 def _logits(lm, seed=0):

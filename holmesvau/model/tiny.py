@@ -16,7 +16,8 @@ from pathlib import Path
 
 import torch
 
-from .convert import DEFAULT_SYSTEM_MESSAGE, convert_checkpoint, native_config, to_original_state_dict
+from .convert import DEFAULT_SYSTEM_MESSAGE, convert_checkpoint, native_config
+from .to_original import to_original_state_dict
 
 USER_DEFINED = [
     "<|plugin|>",
