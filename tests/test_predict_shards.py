@@ -95,9 +95,9 @@ def test_scores_only_writes_one_file_per_video(dataset, tiny_model_dir, tmp_path
     assert [(r["video"], r["status"]) for r in log] == [
         ("ucf/A.mp4", "ok"), ("ucf/C.mp4", "ok"), ("ucf/missing.mp4", "failed")
     ]  # fmt: skip
-    before = {p: p.stat().st_mtime_ns for p in scores.glob("*.npz")}
+    before = {p: p.stat().st_mtime_ns for p in scores.rglob("*.npz")}
     assert _main(args) == 0  # rerun: nothing recomputed, nothing duplicated
-    assert {p: p.stat().st_mtime_ns for p in scores.glob("*.npz")} == before
+    assert {p: p.stat().st_mtime_ns for p in scores.rglob("*.npz")} == before
     assert len((tmp_path / "log.jsonl").read_text().splitlines()) == 3
 
 

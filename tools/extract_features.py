@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 
 
@@ -45,12 +44,16 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    import torch
-
-    from holmesvau.ats.features import extract_to_dir, shard_env, videos_from_annotations, videos_from_list
+    from holmesvau.ats.features import extract_to_dir, videos_from_annotations, videos_from_list
+    from holmesvau.distributed import default_device, dist_env
     from holmesvau.model import DEFAULT_MODEL, load_model, vit_encoder
 
-    rank, world = shard_env()
+    try:
+        env = dist_env()
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    rank, world = env.rank, env.world_size
     if args.stride < 1 or args.batch_size < 1:
         print("--stride and --batch-size must be >= 1", file=sys.stderr)
         return 2
@@ -62,10 +65,7 @@ def main(argv=None) -> int:
     except (OSError, ValueError) as e:
         print(f"cannot read the video list: {e}", file=sys.stderr)
         return 2
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cuda" and world > 1:
-        device = f"cuda:{int(os.environ.get('LOCAL_RANK', rank))}"
-    lm = load_model(args.model or DEFAULT_MODEL, device=device, dtype=args.dtype)
+    lm = load_model(args.model or DEFAULT_MODEL, device=default_device(args.device, env), dtype=args.dtype)
     report = extract_to_dir(
         videos,
         vit_encoder(lm),

@@ -25,22 +25,14 @@ missing videos are recorded as status "failed" with the reason. Exit status 1 wh
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
 import sys
 from pathlib import Path
 
 from holmesvau.data.instructions import LEVELS, read_instructions
-from holmesvau.predict import (
-    done_ids,
-    drop_failed,
-    dump_scores,
-    merge_outputs,
-    predict_rows,
-    shard,
-    shard_path,
-)
+from holmesvau.distributed import barrier_then, default_device, dist_env, shard
+from holmesvau.predict import done_ids, drop_failed, dump_scores, merge_outputs, predict_rows, shard_path
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -97,33 +89,6 @@ def _levels(args, default):
     return levels
 
 
-def _dist_env() -> tuple[int, int, bool]:
-    """(rank, world size, launched by torchrun with a rendezvous we can barrier on)."""
-    rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
-    return rank, world, world > 1 and "MASTER_ADDR" in os.environ
-
-
-def _barrier_then(rank: int, fn) -> None:
-    """All ranks wait for each other (gloo, CPU-only), then rank 0 runs `fn`."""
-    import torch.distributed as dist
-
-    if not dist.is_initialized():
-        dist.init_process_group("gloo", timeout=datetime.timedelta(days=7))
-    dist.barrier()
-    if rank == 0:
-        fn()
-    dist.barrier()
-    dist.destroy_process_group()
-
-
-def _device(args):
-    if args.device is not None:
-        return args.device
-    import torch
-
-    return f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if torch.cuda.is_available() else "cpu"
-
-
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.scores_only and args.scores_dir is None:
@@ -147,7 +112,12 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(merge(world)))
         return 0
 
-    rank, world, torchrun = _dist_env()
+    try:
+        env = dist_env()
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    rank, world = env.rank, env.world_size
     mine = shard(order if args.scores_only else rows, rank, world)
     out = shard_path(output, rank) if world > 1 else output
     if args.retry_failed:
@@ -164,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         vau = HolmesVAU.from_pretrained(
             args.model or DEFAULT_MODEL, scorer=False if args.no_ats else args.scorer,
-            device=_device(args), dtype=args.dtype, cache_dir=args.cache_dir,
+            device=default_device(args.device, env), dtype=args.dtype, cache_dir=args.cache_dir,
         )  # fmt: skip
     except (CheckpointError, ScorerError) as e:
         print(f"error: {e}", file=sys.stderr)
@@ -179,8 +149,8 @@ def main(argv: list[str] | None = None) -> int:
             max_new_tokens=args.max_new_tokens, tau=args.tau, scores_dir=args.scores_dir, **common,
         )  # fmt: skip
     print(json.dumps({"rank": rank, "world_size": world, "output": str(out), **stats}), file=sys.stderr)
-    if torchrun:
-        _barrier_then(rank, lambda: print(json.dumps(merge(world))))
+    if env.can_barrier:
+        barrier_then(env, lambda: print(json.dumps(merge(world))))
     elif world > 1 and rank == 0:
         print(f"rank shards written; when all ranks are done: python tools/predict.py --merge --world-size {world} "
               f"--annotations {args.annotations} --output {output}", file=sys.stderr)  # fmt: skip

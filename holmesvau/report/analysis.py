@@ -25,6 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
+from holmesvau.frame_plan import plan_frames
+
 from .events import Event, localize_events, resolved_threshold
 from .schema import SCHEMA_VERSION, validate_report
 
@@ -201,16 +203,16 @@ def build_report(
     thumbnails: dict[str, list[tuple[int, bytes]]] = {}
     try:
         t0 = time.perf_counter()
-        vidx, method, *_ = vau.select_frames(
-            video,
+        plan = plan_frames(
+            n_frames,
             config.video_frames,
-            config.use_ats,
-            config.dense_stride,
+            scores=dense.scores,
+            dense_indices=dense.frame_indices,
             tau=config.tau,
-            progress=progress,
-            dense=dense,
+            dense_stride=dense.stride,
+            use_ats=config.use_ats,
         )
-        vidx = [int(i) for i in vidx]
+        vidx, method = list(plan.indices), plan.sampling
         frames = _read(video, vidx)
         stack = np.stack([frames[i] for i in vidx])
         pv = asker.pixel_values(stack)
