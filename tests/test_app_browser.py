@@ -46,11 +46,11 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    """app.py on the tiny random model, on a free local port; yields (url, log path)."""
+    """app.py on the tiny random model (--tiny), on a free local port; yields (url, log path)."""
     log = tmp_path_factory.mktemp("app") / "app.log"
     port = _free_port()
     env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "NO_PROXY": "127.0.0.1,localhost"}
-    cmd = [sys.executable, str(REPO / "app.py"), "--host", "127.0.0.1", "--port", str(port)]
+    cmd = [sys.executable, str(REPO / "app.py"), "--tiny", "--host", "127.0.0.1", "--port", str(port)]
     cmd += ["--max-new-tokens", "4", "--examples-dir", str(log.parent)]  # no examples: an empty folder
     with open(log, "w") as out:
         proc = subprocess.Popen(cmd, cwd=REPO, stdout=out, stderr=subprocess.STDOUT, env=env)

@@ -146,3 +146,50 @@ def test_merge_equals_adapter_and_chats(runs, tmp_path):
         )  # fmt: skip
         assert res.returncode == 0, res.stderr[-2000:]
         assert (tmp_path / "r.json").is_file()
+
+
+def test_interrupted_checkpoint_is_skipped_on_resume(runs, monkeypatch):
+    """Killed while writing checkpoint-4 (weights and optimizer written, RNG and trainer state not): RESUME starts
+    from checkpoint-2, the complete one, and ends where the uninterrupted run ends."""
+    from internvl_chat.trainer import SFTTrainer
+
+    out = runs["root"] / "killed-while-saving"
+    real = SFTTrainer._save_rng_state
+
+    def dies_at_step_4(self, output_dir):
+        if self.state.global_step == 4:
+            raise Crash("killed while writing checkpoint-4")
+        return real(self, output_dir)
+
+    monkeypatch.setattr(SFTTrainer, "_save_rng_state", dies_at_step_4)
+    with pytest.raises(Crash):
+        train_main(train_args(runs["meta"], runs["model"], out, 4))
+    monkeypatch.setattr(SFTTrainer, "_save_rng_state", real)
+    half = out / "checkpoint-4"
+    assert (half / "adapter_model.safetensors").is_file() and not (half / "trainer_state.json").exists()
+    summary = train_main(train_args(runs["meta"], runs["model"], out, 4, "--resume"))
+    assert summary["resumed_from"] == "checkpoint-2" and summary["global_step"] == 4
+    aside = [p.name for p in out.iterdir() if p.name.startswith("interrupted-checkpoint-4-")]
+    assert len(aside) == 1 and (out / aside[0] / "adapter_model.safetensors").is_file()  # kept, not deleted
+    a = load_file(runs["full"] / "checkpoint-4" / "adapter_model.safetensors")
+    b = load_file(out / "checkpoint-4" / "adapter_model.safetensors")
+    for k in a:
+        torch.testing.assert_close(b[k], a[k], atol=1e-6, rtol=1e-5, msg=k)
+
+
+def test_resume_without_a_complete_checkpoint_is_an_error(runs, tmp_path):
+    empty = tmp_path / "empty"
+    with pytest.raises(SystemExit, match=r"no complete checkpoint in .*empty.*run without --resume") as e:
+        train_main(train_args(runs["meta"], runs["model"], empty, 2, "--resume"))
+    assert e.value.code != 0 and not any(empty.glob("checkpoint-*"))
+    partial = tmp_path / "partial"
+    (partial / "checkpoint-2").mkdir(parents=True)  # no completion marker
+    with pytest.raises(SystemExit, match=r"checkpoint-2 is incomplete"):
+        train_main(train_args(runs["meta"], runs["model"], partial, 2, "--resume"))
+    # through the launcher, as users run it: a non-zero exit and the message, before any model is loaded
+    env = {**__import__("os").environ, "GPUS": "0", "RESUME": "1", "OUTPUT_DIR": str(empty)}
+    env.update(MODEL=str(tmp_path / "no-model"), META=str(tmp_path / "no-meta.json"), PYTHON=sys.executable)
+    res = subprocess.run(
+        ["sh", str(REPO / "shell" / "internvl2_2b_finetune_lora.sh")], env=env, capture_output=True, text=True
+    )
+    assert res.returncode != 0 and "no complete checkpoint" in res.stderr and "Traceback" not in res.stderr

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import torch
 
+from holmesvau.safe_output import StagedOutput, check_destination
+
 from .convert import DEFAULT_SYSTEM_MESSAGE, convert_checkpoint, native_config
 from .to_original import to_original_state_dict
 
@@ -211,8 +213,11 @@ def original_config(cfg: TinyConfig, vocab_size: int) -> dict:
     }
 
 
-def make_tiny_checkpoint(out: str | Path, format: str = "native", cfg: TinyConfig | None = None) -> Path:
-    """Write a tiny random checkpoint to `out`: `format="original"` (remote-code layout) or `"native"`."""
+def make_tiny_checkpoint(
+    out: str | Path, format: str = "native", cfg: TinyConfig | None = None, overwrite: bool = False
+) -> Path:
+    """Write a tiny random checkpoint to `out`: `format="original"` (remote-code layout) or `"native"`.
+    `out` must be new, empty, or (with overwrite) an earlier output of ours (holmesvau.safe_output)."""
     from safetensors.torch import save_file
     from transformers import InternVLForConditionalGeneration
 
@@ -220,8 +225,12 @@ def make_tiny_checkpoint(out: str | Path, format: str = "native", cfg: TinyConfi
         raise ValueError(f"format must be 'original' or 'native', got {format!r}")
     cfg = cfg or TinyConfig()
     out = Path(out)
-    orig_dir = out if format == "original" else Path(tempfile.mkdtemp(prefix="holmesvau-tiny-"))
-    orig_dir.mkdir(parents=True, exist_ok=True)
+    if format == "original":
+        staged = StagedOutput(out, overwrite=overwrite, what="tiny original checkpoint")
+        orig_dir = staged.path
+    else:
+        check_destination(out, overwrite=overwrite)  # refuse before any work
+        orig_dir = Path(tempfile.mkdtemp(prefix="holmesvau-tiny-"))
     train_sentencepiece(orig_dir / "tokenizer.model", cfg.sp_vocab, cfg.seed)
     import sentencepiece as spm
 
@@ -247,9 +256,9 @@ def make_tiny_checkpoint(out: str | Path, format: str = "native", cfg: TinyConfi
     }
     save_file(state, str(orig_dir / "model.safetensors"), metadata={"format": "pt"})
     if format == "original":
-        return out
+        return staged.commit()
     try:
-        convert_checkpoint(orig_dir, out)
+        convert_checkpoint(orig_dir, out, overwrite=overwrite)
     finally:
         shutil.rmtree(orig_dir, ignore_errors=True)
     return out
