@@ -4,6 +4,7 @@ run, see the answer and the plot; build the full report; a corrupt upload shows 
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -16,7 +17,10 @@ import pytest
 from holmesvau.synthetic import make_video
 
 REPO = Path(__file__).resolve().parents[1]
-CHROMIUM = Path("/usr/bin/chromium")
+# Debian's chromium, found on PATH (or named by HOLMESVAU_CHROMIUM)
+CHROMIUM = (
+    os.environ.get("HOLMESVAU_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+)
 ARGS = [
     "--headless",
     "--no-sandbox",
@@ -28,9 +32,9 @@ ARGS = [
     "--disable-sync",
 ]
 
-if not CHROMIUM.exists():
+if not CHROMIUM or not Path(CHROMIUM).is_file():
     pytest.skip(
-        "Debian's chromium is not installed (apt-get install -y chromium); CI installs it",
+        "chromium not found on PATH (apt-get install -y chromium, or set HOLMESVAU_CHROMIUM); CI installs it",
         allow_module_level=True,
     )
 sync_api = pytest.importorskip(

@@ -1,4 +1,5 @@
-"""`python inference.py`: answer printed, JSON and plot written; bad inputs give one clear error line."""
+"""`python inference.py`: answer printed, JSON and plot written (ATS frames = density-aware sampling of the reported
+curve; a planted anomalous stretch draws most of them); bad inputs give one clear error line."""
 
 import importlib.util
 import json
@@ -8,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import expected_ats_frames, make_planted_scorer
 
 from holmesvau.ats.weights import make_random_scorer
 from holmesvau.synthetic import make_video
@@ -22,16 +24,22 @@ def _cli():
     return mod
 
 
+BRIGHT = (30, 50)  # the planted anomalous stretch
+
+
 @pytest.fixture(scope="module")
 def media(tmp_path_factory):
     d = tmp_path_factory.mktemp("cli")
-    return make_video(d / "long.mp4", 80, bright_ranges=[(30, 50)]), make_random_scorer(
+    return make_video(d / "long.mp4", 80, bright_ranges=[BRIGHT]), make_random_scorer(
         d / "s.pth", input_dim=64
     )
 
 
-def test_cli_writes_json_and_plot(tiny_model_dir, media, tmp_path):
+@pytest.mark.parametrize("planted", [False, True], ids=["random-scorer", "planted-scorer"])
+def test_cli_writes_json_and_plot(tiny_model_dir, tiny_lm, media, tmp_path, planted):
     video, scorer = media
+    if planted:  # a scorer whose curve is high on the bright stretch (tiny_lm is the model of tiny_model_dir)
+        scorer = make_planted_scorer(tiny_lm, tmp_path / "planted.pth")
     cmd = [
         sys.executable, "inference.py", "--video", str(video), "--prompt", "What happens?",
         "--model", str(tiny_model_dir), "--scorer", str(scorer), "--select-frames", "4", "--dense-stride", "8",
@@ -42,10 +50,16 @@ def test_cli_writes_json_and_plot(tiny_model_dir, media, tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "HolmesVAU:" in proc.stdout and "User: What happens?" in proc.stdout
     result = json.loads((tmp_path / "r.json").read_text())
-    assert result["sampling"] == "ats" and len(result["frame_indices"]) == 4
-    assert len(result["dense_scores"]) == len(result["dense_frame_indices"]) == 10
+    assert result["sampling"] == "ats" and result["dense_frame_indices"] == list(range(0, 80, 8))
+    assert len(result["dense_scores"]) == 10
+    assert result["frame_indices"] == expected_ats_frames(result, 4)
     assert result["answer"] in proc.stdout
     assert (tmp_path / "curve.png").stat().st_size > 1000
+    if planted:
+        inside = [BRIGHT[0] <= i < BRIGHT[1] for i in result["dense_frame_indices"]]
+        assert [s > 0.9 for s in result["dense_scores"]] == inside, result["dense_scores"]  # the plant worked
+        # 3 of 4 frames on the stretch (25% of the video; uniform sampling puts 1 there: [9, 29, 49, 68])
+        assert sum(BRIGHT[0] <= i < BRIGHT[1] for i in result["frame_indices"]) == 3, result["frame_indices"]
 
 
 def test_cli_frame_indices_and_no_ats(tiny_model_dir, media, tmp_path, capsys):
