@@ -166,7 +166,7 @@ def check_data(cfg: ReproduceConfig) -> tuple[dict[str, TaskData], dict[str, str
     get_protocol(cfg.ucf_protocol)
     asked = cfg.tasks or TASKS
     checks = {t: _check_reasoning(cfg) if t == "reasoning" else _check_detection(cfg, t) for t in asked}
-    problems, skipped = [], {}
+    problems, skipped, partial_helps = [], {}, False
     for t, d in checks.items():
         why = d.problem or ("nothing listed" if d.listed == 0 else None)
         if why is None and cfg.tasks is None and not d.present:
@@ -181,9 +181,12 @@ def check_data(cfg: ReproduceConfig) -> tuple[dict[str, TaskData], dict[str, str
             unique = list(dict.fromkeys(d.missing))
             what = "rows' videos" if t == "reasoning" else "test videos"
             problems.append(f"{t}: {len(unique)} of {d.listed} {what} missing: {_first(unique)}")
+            partial_helps = partial_helps or (d.present > 0 and not cfg.allow_partial)
     run = {t: d for t, d in checks.items() if t not in skipped}
     if problems:
-        raise DataError("; ".join(problems) + (" (--allow-partial evaluates the rest)" if run else ""))
+        raise DataError(
+            "; ".join(problems) + (" (--allow-partial evaluates the rest)" if partial_helps else "")
+        )
     if not run:
         raise DataError("nothing to reproduce: " + "; ".join(f"{t}: {w}" for t, w in skipped.items()))
     return run, skipped

@@ -70,8 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from holmesvau.ats.weights import ScorerError
-    from holmesvau.model import CheckpointError
+    # light import: the data check runs before torch is imported
     from holmesvau.reproduce import DataError, ReproduceConfig, reproduce
 
     tasks = tuple(t.strip() for t in args.tasks.split(",") if t.strip()) if args.tasks else None
@@ -86,8 +85,13 @@ def main(argv: list[str] | None = None) -> int:
     )  # fmt: skip
     try:
         results = reproduce(cfg)
-    except (DataError, CheckpointError, ScorerError, FileNotFoundError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
+    except Exception as e:
+        from holmesvau.ats.weights import ScorerError
+        from holmesvau.model import CheckpointError
+
+        if not isinstance(e, (DataError, CheckpointError, ScorerError, FileNotFoundError, ValueError)):
+            raise
+        print(f"error: {e}", file=sys.stderr)  # bad input: one clear line, no traceback
         return 2
     if results is None:
         return 0  # a rank other than 0
