@@ -121,6 +121,13 @@ def results_markdown(results: dict) -> str:
             j = rea["judgement"].get(level)
             lines.append(f"| {level} | {j['n'] if j else 0} | {_f(j['accuracy'] if j else None, 3)} |")
         lines.append("")
+    lines += [
+        "Notes: Δ = ours − paper. Paper values: holmesvau/eval/paper_results.json (Tables 1 and 2, Holmes-VAU row).",
+        "Detection: frames concatenated over every evaluated video; intervals [start, end). "
+        "Reasoning: pycocoevalcap with PTB tokenisation, each level scored on its own rows.",
+    ]
+    for name, r in det.items():
+        lines.append(f"- {name}: {r['description']}")
     for task, why in results.get("skipped_tasks", {}).items():
         lines.append(f"- not run: {task}: {why}")
     return "\n".join(lines).rstrip() + "\n"
