@@ -361,6 +361,7 @@ def reproduce(cfg: ReproduceConfig, load_vau=None) -> dict | None:
     rank, world, torchrun = _dist()
     out = Path(cfg.output_dir)
     out.mkdir(parents=True, exist_ok=True)
+    _check_same_settings(cfg, out / "run_settings.json", rank)
     if world == 1 and "reasoning" in run:
         _merge_leftover_shards(out / "predictions.jsonl", [r.id for r in run["reasoning"].rows])
     vau = (load_vau or _load_vau)(cfg)
@@ -392,6 +393,25 @@ def reproduce(cfg: ReproduceConfig, load_vau=None) -> dict | None:
     _write_text(out / "results.json", json.dumps(_clean(results), indent=2, allow_nan=False))
     _write_text(out / "results.md", results_markdown(results))
     return results
+
+
+SETTINGS = ("model", "scorer", "select_frames", "dense_stride", "tau", "max_new_tokens")
+
+
+def _check_same_settings(cfg: ReproduceConfig, path: Path, rank: int) -> None:
+    """A resumed run must predict with the settings of the rows and scores already there: else they would mix."""
+    now = {k: getattr(cfg, k) for k in SETTINGS}
+    if path.is_file():
+        before = json.loads(path.read_text(encoding="utf-8"))
+        differ = {k: (before.get(k), v) for k, v in now.items() if before.get(k) != v}
+        if differ:
+            raise DataError(
+                f"{path.parent} holds predictions made with other settings "
+                + ", ".join(f"{k}: {a!r} then, {b!r} now" for k, (a, b) in differ.items())
+                + "; use another --output-dir"
+            )
+    elif rank == 0:
+        _write_text(path, json.dumps(now, indent=2))
 
 
 def _load_vau(cfg: ReproduceConfig):

@@ -233,6 +233,9 @@ def test_missing_videos_error_then_allow_partial(standins, smoke, tiny_model_dir
     assert xd["partial"] and (xd["n_videos"], xd["n_videos_listed"], xd["n_missing"]) == (3, 5, 2)
     assert xd["missing_first"] == extra and xd["n_frames"] == sum(XD.values())
     assert "| 3 of 5 (partial) |" in (out / "results.md").read_text()
+    # resuming with other prediction settings would mix answers and scores: refused, nothing loaded
+    proc = subprocess.run([*cmd[:-1], "--max-new-tokens", "4", "--quiet"], capture_output=True, text=True)
+    assert proc.returncode == 2 and "max_new_tokens: 3 then, 4 now" in proc.stderr
 
 
 def test_data_check_names_missing_data_without_a_model(shared, tmp_path):

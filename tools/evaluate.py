@@ -126,7 +126,11 @@ def main(argv: list[str] | None = None) -> int:
         "--test-list", type=Path, default=None, help="all test videos (unannotated ones are normal)"
     )
     d.add_argument(
-        "--allow-missing", action="store_true", help="evaluate the videos that have scores; report the rest"
+        "--allow-missing",
+        "--allow-partial",
+        dest="allow_missing",
+        action="store_true",
+        help="evaluate the videos that have scores; report the rest",
     )
     d.add_argument("--output", type=Path, default=Path("outputs/detection_report.json"))
     d.add_argument(

@@ -51,7 +51,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=None,
                    help="smoke run: first N videos per detection set and first N rows per reasoning level")  # fmt: skip
     p.add_argument(
-        "--allow-partial", action="store_true", help="evaluate what is there when videos are missing"
+        "--allow-partial",
+        "--allow-missing",
+        dest="allow_partial",
+        action="store_true",
+        help="evaluate what is there when videos are missing",
     )
     p.add_argument("--select-frames", type=int, default=12)
     p.add_argument("--dense-stride", type=int, default=16)
