@@ -19,16 +19,12 @@ from tqdm import tqdm
 from holmesvau.eval.caption_metrics import METRICS, MeteorScorer, scores_from_tokens, tokenize_pairs
 from holmesvau.eval.java import find_java
 from holmesvau.eval.judgement import judgement_label
+from holmesvau.eval.paper import paper_reasoning
 from holmesvau.jsonl import read_jsonl, require_id
 
 LEVELS = ("clip", "event", "video")
-# Holmes-VAU (2B), Table 2 of the paper (CVPR 2025, arXiv:2412.06171). Its "BLEU" is the sum BLEU-1 + ... + BLEU-4.
-PAPER_HOLMES_VAU = {
-    "BLEU": {"clip": 0.913, "event": 0.804, "video": 0.566},
-    "CIDEr": {"clip": 0.467, "event": 1.519, "video": 1.437},
-    "METEOR": {"clip": 0.190, "event": 0.165, "video": 0.121},
-    "ROUGE": {"clip": 0.329, "event": 0.370, "video": 0.355},
-}
+# Holmes-VAU (2B), Table 2 of the paper (holmesvau/eval/paper_results.json). Its "BLEU" is BLEU-1 + ... + BLEU-4.
+PAPER_HOLMES_VAU = paper_reasoning()
 
 
 def read_predictions(path: str | Path) -> tuple[list[dict], list[str]]:
