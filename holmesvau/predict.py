@@ -30,6 +30,17 @@ def key(row_id: object) -> str:
     return str(row_id)  # ids may be ints in one file and strings in another
 
 
+def json_line(obj: dict) -> str:
+    """One JSON line, UTF-8 text kept readable; escaped when it holds what UTF-8 cannot encode (the lone
+    surrogates Python makes of a non-UTF-8 file name), so the row is written instead of crashing the run."""
+    line = json.dumps(obj, ensure_ascii=False)
+    try:
+        line.encode("utf-8")
+    except UnicodeEncodeError:
+        line = json.dumps(obj)
+    return line + "\n"
+
+
 def shard_path(output: str | Path, rank: int) -> Path:
     return Path(f"{output}.rank{rank}")
 
@@ -77,7 +88,7 @@ def _write_atomic(path: Path, rows: Iterable[dict]) -> None:
     tmp = path.with_name(path.name + ".tmp")
     with tmp.open("w", encoding="utf-8") as f:
         for row in rows:
-            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+            f.write(json_line(row))
     os.replace(tmp, path)
 
 
@@ -245,7 +256,7 @@ def predict_rows(
                 }
             except Exception as e:  # noqa: BLE001 - a bad row is recorded and skipped; the run goes on
                 out = _failed(base, e)
-            f.write(json.dumps(out, ensure_ascii=False) + "\n")
+            f.write(json_line(out))
             f.flush()
             stats[out["status"] if out["status"] == "ok" else "failed"] += 1
             bar.update(1)
@@ -312,7 +323,7 @@ def dump_scores(
                 out = {**base, "n_scores": None, "status": "failed", "error": f"{type(e).__name__}: {e}"}
                 stats["failed"] += 1
                 bar.write(f"failed {v}: {out['error']}", file=sys.stderr)
-            f.write(json.dumps(out, ensure_ascii=False) + "\n")
+            f.write(json_line(out))
             f.flush()
             bar.update(1)
     return stats
