@@ -35,8 +35,15 @@ class JsonlProblem:
 
 
 def dumps(row: Any) -> str:
-    """One jsonl line (with its newline); ValueError for NaN / infinity."""
-    return json.dumps(row, ensure_ascii=False, allow_nan=False) + "\n"
+    """One jsonl line (with its newline); ValueError for NaN / infinity. UTF-8 text is kept readable, and the
+    line is ASCII-escaped when it holds what UTF-8 cannot encode (the lone surrogates Python makes of a
+    non-UTF-8 file name), so such a row is written instead of crashing the run."""
+    line = json.dumps(row, ensure_ascii=False, allow_nan=False)
+    try:
+        line.encode("utf-8")
+    except UnicodeEncodeError:
+        line = json.dumps(row, allow_nan=False)
+    return line + "\n"
 
 
 def iter_jsonl(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -148,7 +149,7 @@ def test_video_lists_from_list_raw_database_and_jsonl(video_dir, tmp_path):
     ]
 
 
-def test_cli_extracts_with_tiny_model(tiny_model_dir, video_dir, tmp_path, capsys):
+def _cli():
     import importlib.util
     from pathlib import Path
 
@@ -157,6 +158,11 @@ def test_cli_extracts_with_tiny_model(tiny_model_dir, video_dir, tmp_path, capsy
     )
     cli = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(cli)
+    return cli
+
+
+def test_cli_extracts_with_tiny_model(tiny_model_dir, video_dir, tmp_path, capsys):
+    cli = _cli()
     lst = tmp_path / "videos.txt"
     lst.write_text("sub/clip_c.mp4\nbroken.mp4\nmissing.mp4\n")
     out = tmp_path / "feats"
@@ -168,3 +174,60 @@ def test_cli_extracts_with_tiny_model(tiny_model_dir, video_dir, tmp_path, capsy
     rc = cli.main([*args, "--output", str(out), "--device", "cpu", "--no-progress"])
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert rc == 0 and summary["skipped"] == 1 and summary["extracted"] == 0
+
+
+def test_cli_exit_status_1_when_every_video_fails(tiny_model_dir, video_dir, tmp_path, capsys):
+    lst = tmp_path / "videos.txt"
+    lst.write_text("broken.mp4\nmissing.mp4\nsub\n")  # corrupt, missing, a folder
+    out = tmp_path / "feats"
+    argv = [
+        "--video-root",
+        str(video_dir),
+        "--list",
+        str(lst),
+        "--model",
+        str(tiny_model_dir),
+        "--output",
+        str(out),
+    ]
+    rc = _cli().main([*argv, "--device", "cpu", "--no-progress"])
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert rc == 1 and (summary["extracted"], summary["failed"]) == (0, 3)  # before: exit status 0
+    assert sorted(p.name for p in out.iterdir()) == [FAILURES_FILE]  # no partial feature file
+
+
+@pytest.mark.parametrize(
+    "case,message",
+    [
+        ("model_missing", "no_such_model: no such folder"),
+        ("model_is_a_file", "videos.txt: a model must be a folder"),
+        ("output_is_a_file", "--output .*videos.txt: exists and is not a folder"),
+        ("empty_list", "empty.txt: names no videos"),
+        ("bad_stride", "--stride and --batch-size must be >= 1"),
+    ],
+)
+def test_cli_bad_arguments_are_one_line_before_any_work(
+    tiny_model_dir, video_dir, tmp_path, capsys, case, message
+):
+    lst, empty = tmp_path / "videos.txt", tmp_path / "empty.txt"
+    lst.write_text("sub/clip_c.mp4\n")
+    empty.write_text("# nothing\n")
+    out = tmp_path / "feats"
+    args = {"--video-root": video_dir, "--list": lst, "--model": tiny_model_dir, "--output": out}
+    if case == "model_missing":
+        args["--model"] = tmp_path / "no_such_model"  # before: a traceback
+    elif case == "model_is_a_file":
+        args["--model"] = lst
+    elif case == "output_is_a_file":
+        args["--output"] = lst
+    elif case == "empty_list":
+        args["--list"] = empty
+    argv = [str(x) for kv in args.items() for x in kv] + ["--device", "cpu", "--no-progress"]
+    if case == "bad_stride":
+        argv += ["--stride", "0"]
+    rc = _cli().main(argv)
+    captured = capsys.readouterr()
+    assert rc == 2 and captured.out == ""
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and re.search(message, lines[0]), captured.err
+    assert not out.exists()  # nothing written
