@@ -12,7 +12,7 @@ from .explain import Explainer, mllm_explainer
 from .online import OnlineScorer, Snippet
 from .outputs import SCHEMA_VERSION, JsonlWriter, Webhook
 from .source import Frame, Gap, LiveSource, SourceConfig, SourceError, source_kind
-from .watcher import Watcher, WatchConfig, vit_tile_encoder
+from .watcher import WatchConfig, Watcher, vit_tile_encoder
 
 __all__ = [
     "SCHEMA_VERSION",

@@ -25,7 +25,9 @@ log = logging.getLogger("holmesvau.live")
 ExplainFn = Callable[[np.ndarray], dict]  # uint8 tiles (N, 3, S, S) -> {"judgement": ..., "description": ...}
 
 
-def mllm_explainer(lm, max_new_tokens: int = 1024, tasks: tuple[str, ...] = ("judgement", "description")) -> ExplainFn:
+def mllm_explainer(
+    lm, max_new_tokens: int = 1024, tasks: tuple[str, ...] = ("judgement", "description")
+) -> ExplainFn:
     """HIVAU event-level questions (holmesvau.report's prompts) on the event's frames, one chat each."""
     import torch
 
@@ -36,7 +38,10 @@ def mllm_explainer(lm, max_new_tokens: int = 1024, tasks: tuple[str, ...] = ("ju
     def explain(tiles: np.ndarray) -> dict:
         pv = normalize_tiles(torch.from_numpy(np.ascontiguousarray(tiles)))
         n = int(pv.shape[0])
-        return {t: chat(lm, pv, video_question(TASK_PROMPTS[t], n), max_new_tokens=max_new_tokens).answer for t in tasks}
+        return {
+            t: chat(lm, pv, video_question(TASK_PROMPTS[t], n), max_new_tokens=max_new_tokens).answer
+            for t in tasks
+        }
 
     return explain
 

@@ -51,7 +51,9 @@ class Webhook:
     """POSTs JSON records to `url` in order from a worker thread. `send` never blocks: when `max_queue` records
     are already waiting, the new one is dropped and counted (and logged)."""
 
-    def __init__(self, url: str, retries: int = 3, backoff_s: float = 0.5, timeout_s: float = 5.0, max_queue=1000):
+    def __init__(
+        self, url: str, retries: int = 3, backoff_s: float = 0.5, timeout_s: float = 5.0, max_queue=1000
+    ):
         if not url.startswith(("http://", "https://")):
             raise ValueError(f"--webhook must be an http(s) URL, got {url!r}")
         self.url, self.retries, self.backoff_s, self.timeout_s = url, retries, backoff_s, timeout_s
@@ -66,7 +68,12 @@ class Webhook:
             self.q.put_nowait(record)
         except queue.Full:
             self.dropped += 1
-            log.error("webhook %s: %d records waiting; dropped one (%s)", self.url, self.q.qsize(), record.get("type"))
+            log.error(
+                "webhook %s: %d records waiting; dropped one (%s)",
+                self.url,
+                self.q.qsize(),
+                record.get("type"),
+            )
 
     def _post(self, record: dict) -> None:
         data = json.dumps({"schema_version": SCHEMA_VERSION, **record}).encode()

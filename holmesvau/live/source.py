@@ -37,7 +37,9 @@ class SourceConfig:
     backoff_s: float = 0.5  # first retry delay, doubled each failure up to backoff_max_s
     backoff_max_s: float = 10.0
     decode_threads: int = 0  # 0: FFmpeg's choice
-    options: dict[str, str] = field(default_factory=dict)  # extra demuxer/protocol options (e.g. rtsp_transport)
+    options: dict[str, str] = field(
+        default_factory=dict
+    )  # extra demuxer/protocol options (e.g. rtsp_transport)
     max_corrupt_in_row: int = 500  # this many undecodable packets in a row count as a drop
 
     @property
@@ -80,7 +82,7 @@ class Gap:
 
 
 def source_kind(source: str) -> str:
-    """"stream" (URL), "device" (/dev/video*), or "file"."""
+    """ "stream" (URL), "device" (/dev/video*), or "file"."""
     s = str(source)
     if "://" in s and s.split("://", 1)[0].lower() in STREAM_SCHEMES:
         return "stream"
@@ -128,7 +130,9 @@ class LiveSource:
         if kind == "device":
             fmt = "v4l2"
         elif self.cfg.source.startswith("udp://"):
-            options.setdefault("overrun_nonfatal", "1")  # a burst the reader cannot take loses packets, not the stream
+            options.setdefault(
+                "overrun_nonfatal", "1"
+            )  # a burst the reader cannot take loses packets, not the stream
         elif self.cfg.source.startswith(("rtsp://", "rtsps://")):
             options.setdefault("rtsp_transport", "tcp")
         timeout = None if kind == "file" else (self.cfg.open_timeout_s, self.cfg.read_timeout_s)
@@ -170,7 +174,9 @@ class LiveSource:
             try:
                 return self._open_once(), attempts
             except Exception as e:  # noqa: BLE001
-                log.warning("%s: reconnect attempt %d failed (%s: %s)", self.name, attempts, type(e).__name__, e)
+                log.warning(
+                    "%s: reconnect attempt %d failed (%s: %s)", self.name, attempts, type(e).__name__, e
+                )
             stop.wait(delay)
             delay = min(delay * 2, self.cfg.backoff_max_s)
         return None, attempts

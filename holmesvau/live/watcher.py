@@ -64,7 +64,9 @@ class WatchConfig:
 
     def __post_init__(self):
         if self.dense_stride < 1 or self.batch_size < 1 or self.queue_snippets < 1 or self.select_frames < 1:
-            raise ValueError("--dense-stride, --batch-size, --queue-snippets and --select-frames must be >= 1")
+            raise ValueError(
+                "--dense-stride, --batch-size, --queue-snippets and --select-frames must be >= 1"
+            )
 
 
 def vit_tile_encoder(lm) -> EncodeFn:
@@ -96,7 +98,13 @@ class Watcher:
         on_score: Callable[[Snippet, float, float], None] | None = None,
         progress: bool = True,
     ):
-        self.src, self.encode, self.cfg, self.on_score, self.progress = source, encode_fn, config, on_score, progress
+        self.src, self.encode, self.cfg, self.on_score, self.progress = (
+            source,
+            encode_fn,
+            config,
+            on_score,
+            progress,
+        )
         out = Path(config.out_dir)
         self.out = out
         self.online = OnlineScorer(scorer, config.window, config.delay)
@@ -107,8 +115,19 @@ class Watcher:
         self.webhook = Webhook(config.webhook, retries=config.webhook_retries) if config.webhook else None
         # ring: pre-roll + the opening delay + what may sit in the hand-over queue, in stream seconds
         fps = source.fps or 30.0
-        keep = config.pre_roll_s + config.rule.min_duration_s + (config.queue_snippets + config.batch_size + config.delay + 2) * config.dense_stride / fps
-        self.ring = ClipRing(out / "clips", config.pre_roll_s, config.post_roll_s, keep, config.ring_mb << 20, config.clip_width)
+        keep = (
+            config.pre_roll_s
+            + config.rule.min_duration_s
+            + (config.queue_snippets + config.batch_size + config.delay + 2) * config.dense_stride / fps
+        )
+        self.ring = ClipRing(
+            out / "clips",
+            config.pre_roll_s,
+            config.post_roll_s,
+            keep,
+            config.ring_mb << 20,
+            config.clip_width,
+        )
         self.explainer = (
             Explainer(explain_fn, out / "backlog", self._explained, config.explain_queue, out / "clips")
             if explain_fn is not None
@@ -254,7 +273,9 @@ class Watcher:
         """Watch until the source ends or `stop` is set; always closes the open event and flushes everything."""
         t0 = time.monotonic()
         reader_stop = threading.Event()
-        reader = threading.Thread(target=self._read, args=(reader_stop,), name="holmesvau-reader", daemon=True)
+        reader = threading.Thread(
+            target=self._read, args=(reader_stop,), name="holmesvau-reader", daemon=True
+        )
         reader.start()
         reason = "end of stream"
         try:
@@ -317,8 +338,13 @@ class Watcher:
             "latency_p95_s": round(float(np.percentile(lat, 95)), 4) if lat.size else None,
             "explained": self.explainer.explained if self.explainer is not None else 0,
             "backlog_left": left,
-            "webhook": None if self.webhook is None else {"sent": self.webhook.sent, "failed": self.webhook.failed,
-                                                          "dropped": self.webhook.dropped},  # fmt: skip
+            "webhook": None
+            if self.webhook is None
+            else {
+                "sent": self.webhook.sent,
+                "failed": self.webhook.failed,
+                "dropped": self.webhook.dropped,
+            },  # fmt: skip
             "out_dir": str(self.out),
         }
         self._report(force=True)
