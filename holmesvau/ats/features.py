@@ -185,13 +185,14 @@ def extract_to_dir(
     encode_fn: Callable,
     out_dir: str | Path,
     stride: int = 16,
-    batch_size: int = 16,
+    batch_size: int | None = None,
     rank: int = 0,
     world_size: int = 1,
     progress: bool = True,
 ) -> ExtractionReport:
     """Extract this rank's share of `videos` into out_dir; skips done videos, records failures, never raises for a
-    bad video. encode_fn: pixel values (N,3,448,448) -> (N, D) CLS features (holmesvau.model.vit_encoder)."""
+    bad video. encode_fn: pixel values (N,3,448,448) -> (N, D) CLS features (holmesvau.model.vit_encoder, whose
+    device the uint8 tiles are normalised on); batch_size None: the encoder's (64 on a GPU, 16 on the CPU)."""
     from tqdm import tqdm
 
     from holmesvau.ats.streaming import extract_dense_features

@@ -108,7 +108,7 @@ def extract_dense_features(
     video: str | Path | VideoReader,
     encode_fn: EncodeFn,
     stride: int = 16,
-    batch_size: int = 16,
+    batch_size: int | None = None,
     *,
     backend: str = "pyav",
     num_threads: int = 0,
@@ -125,10 +125,16 @@ def extract_dense_features(
     `backend`: PyAV by default here: for a dense plan it must decode every frame anyway and converts to RGB only
     the kept ones (decord converts every frame it decodes), ~1.8x faster on a 2730-frame HEVC clip.
     `num_threads`: decoder threads; 0 = all cores but one (`default_decode_threads`), the last one preprocesses.
-    `device`/`dtype`: where and as what the pixel values go to `encode_fn` (default: as produced, CPU float32).
+    `batch_size`: frames per batch; default the encoder's `batch_size` attribute (`holmesvau.model.vit_encoder`:
+    64 on a GPU, 16 on the CPU), else 16.
+    `device`/`dtype`: where and as what the pixel values go to `encode_fn`; default the encoder's `device` /
+    `dtype` attributes (so uint8 tiles cross to the GPU and are normalised there), else CPU float32.
     `keep_indices`: frame indices whose preprocessed pixel values to keep (CPU float32), e.g. to reuse them.
     """
     start = time.perf_counter()
+    batch_size = int(batch_size or getattr(encode_fn, "batch_size", 16))
+    device = device if device is not None else getattr(encode_fn, "device", None)
+    dtype = dtype if dtype is not None else getattr(encode_fn, "dtype", None)
     own_reader = not isinstance(video, VideoReader)
     threads = num_threads or default_decode_threads()
     reader = VideoReader(video, backend=backend, num_threads=threads) if own_reader else video
