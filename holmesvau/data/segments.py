@@ -163,14 +163,19 @@ def _watch_parent(parent: int) -> None:
     os._exit(1)
 
 
-def worker_init() -> None:
+def worker_init(main_pid: int) -> None:
     """Pool initializer: the worker dies with its parent (the kernel's signal on Linux, a watcher thread
-    everywhere) and leaves Ctrl-C to the parent, which stops the pool."""
+    everywhere) and leaves Ctrl-C to the parent, which stops the pool. `main_pid`: the process running the pool
+    (the worker's parent, or with the forkserver start method its grandparent)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     parent = os.getppid()
     die_with_parent()
-    if parent == 1:  # the parent died before the signal was armed
+    try:
+        os.kill(main_pid, 0)
+    except ProcessLookupError:  # it died before the signal was armed
         os._exit(1)
+    except PermissionError:
+        pass
     threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
 
 
@@ -323,7 +328,7 @@ def run_jobs(
             for job in jobs:
                 record(cut_segment(job, method))
         else:
-            pool = ProcessPoolExecutor(max_workers=workers, initializer=worker_init)
+            pool = ProcessPoolExecutor(max_workers=workers, initializer=worker_init, initargs=(os.getpid(),))
             try:
                 futures = {pool.submit(cut_segment, job, method): job for job in jobs}
                 for fut in as_completed(futures):
