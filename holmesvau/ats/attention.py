@@ -64,11 +64,12 @@ def distance_normaliser(n: int, band: int, device: torch.device) -> torch.Tensor
     return F.conv1d(ones, _distance_kernel(band, device)[None, None], padding=band)[0, 0]
 
 
-def _window(x: torch.Tensor, a: int, b: int, halo: int) -> torch.Tensor:
-    """Rows [a - halo, b + halo) of x (B, n, C), zeros outside [0, n): what a centred kernel sees for rows a..b-1."""
+def _window(x: torch.Tensor, a: int, b: int, halo: int, value: float = 0.0) -> torch.Tensor:
+    """Rows [a - halo, b + halo) of x (B, n, C), `value` outside [0, n): what a centred kernel sees for rows
+    a..b-1. Only the window is copied."""
     n = x.shape[1]
     lo, hi = max(a - halo, 0), min(b + halo, n)
-    return F.pad(x[:, lo:hi], (0, 0, halo - (a - lo), halo - (hi - b)))
+    return F.pad(x[:, lo:hi], (0, 0, halo - (a - lo), halo - (hi - b)), value=value)
 
 
 def distance_attention(
@@ -77,7 +78,8 @@ def distance_attention(
     """Rows a..b-1 of the fixed attention applied to t (B, n, C): sum_j exp(-|i-j|/e) t_j / s_j over |i - j| <= band,
     as one depthwise convolution of t / s: O(n * band) time and O((b - a + 2 band) * C) memory."""
     b = t.shape[1] if b is None else b
-    u = _window(t.float() / s[:, None], a, b, band)  # (B, L, C), L = b - a + 2 band
+    # t_j / s_j on the window only (L = b - a + 2 band rows); outside the sequence t is 0 (s padded with 1)
+    u = _window(t, a, b, band).float() / _window(s[None, :, None], a, b, band, value=1.0)
     bsz, length, c = u.shape
     u = u.transpose(1, 2).reshape(bsz * c, 1, length)
     out = F.conv1d(u, _distance_kernel(band, t.device)[None, None])  # kernel symmetric: conv = correlation
