@@ -1,7 +1,7 @@
 """HolmesVAU web demo (Gradio): upload a video or pick an example, ask a question or build the full report.
 
-    python app.py                                              # TINY RANDOM model: tries the UI, answers are noise
-    python app.py --model ppxin321/HolmesVAU-2B                # the real model + the released anomaly scorer
+    python app.py                                              # HolmesVAU-2B + the released anomaly scorer
+    python app.py --tiny                                       # TINY RANDOM model: tries the UI, answers are noise
     python app.py --model path/to/HolmesVAU-2B --scorer path/to/anomaly_scorer.pth --device cuda \
         --examples clips/a.mp4 clips/b.mp4 --port 7860 --max-upload-mb 200 --max-duration-s 600
 
@@ -20,6 +20,8 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from holmesvau.cli import add_generation_options, add_model_options
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
@@ -63,11 +65,12 @@ def tiny_pipeline(device: str | None = None, seed: int = 0):
     import torch
 
     from holmesvau.ats import URDMU
-    from holmesvau.model import load_model, make_tiny_checkpoint
+    from holmesvau.model import load_model
     from holmesvau.pipeline import HolmesVAU
+    from holmesvau.testing import make_tiny_checkpoint
 
-    with tempfile.TemporaryDirectory(prefix="holmesvau-tiny-") as tmp:
-        lm = load_model(make_tiny_checkpoint(Path(tmp) / "model", "native"), device=device or "cpu")
+    with tempfile.TemporaryDirectory(prefix="holmesvau-tiny-") as tmp:  # converted in memory at load
+        lm = load_model(make_tiny_checkpoint(Path(tmp) / "model", "original"), device=device or "cpu")
     torch.manual_seed(seed)
     scorer = URDMU(input_size=lm.vision_hidden_size).eval().to(lm.device)
     return HolmesVAU(lm, scorer)
@@ -163,7 +166,7 @@ def run_report(vau, path: Path, n_frames: int, use_ats: bool, cfg: DemoConfig, o
         progress((done, total), desc=f"Report: {what}")
 
     progress(0.02, desc="Scoring the video (dense pass)")
-    report = build_report(vau, path, rc, on_progress=step, model_name=cfg.model_name, tiny=cfg.tiny)
+    report = build_report(vau, path, rc, on_progress=step, model_name=cfg.model_name)
     json_path, html_path = write_report(report, out)
     d = report.data
     vidx = d["video_sampling"]["frame_indices"]
@@ -288,16 +291,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument(
-        "--model", default=None, help="hub id or local folder; unset: a TINY RANDOM model (UI testing)"
-    )
-    p.add_argument(
-        "--scorer", default=None, help="anomaly scorer .pth (default with --model: the released one)"
-    )
-    p.add_argument("--no-ats", action="store_true", help="load no scorer (uniform sampling, no report)")
-    p.add_argument("--device", default=None)
-    p.add_argument("--dtype", default=None, choices=["bf16", "fp16", "fp32"])
-    p.add_argument("--cache-dir", default=None)
+    add_model_options(
+        p
+    )  # the same --model/--scorer/--device/--dtype defaults as inference.py (holmesvau.cli)
+    p.add_argument("--tiny", action="store_true", help="a TINY RANDOM model instead of --model (UI testing)")
     p.add_argument("--examples", nargs="*", default=None, help="example video files")
     p.add_argument(
         "--examples-dir",
@@ -308,15 +305,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=7860)
     p.add_argument("--max-upload-mb", type=float, default=200.0)
     p.add_argument("--max-duration-s", type=float, default=600.0)
-    p.add_argument("--max-new-tokens", type=int, default=512)
+    add_generation_options(p)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     examples = find_examples(args.examples, args.examples_dir)
-    if args.model is None:
-        print(f"[demo] no --model given: {TINY_LABEL}", file=sys.stderr)
+    if args.tiny:
+        print(f"[demo] --tiny: {TINY_LABEL}", file=sys.stderr)
         vau, name = tiny_pipeline(args.device), "tiny random InternVL2"
     else:
         from holmesvau.pipeline import HolmesVAU
@@ -329,9 +326,7 @@ def main(argv: list[str] | None = None) -> int:
             cache_dir=args.cache_dir,
         )
         name = str(args.model)
-    cfg = DemoConfig(
-        args.max_upload_mb, args.max_duration_s, args.max_new_tokens, examples, args.model is None, name
-    )
+    cfg = DemoConfig(args.max_upload_mb, args.max_duration_s, args.max_new_tokens, examples, args.tiny, name)
     demo = build_demo(vau, cfg)
     demo.queue(default_concurrency_limit=1).launch(
         server_name=args.host,

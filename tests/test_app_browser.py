@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from holmesvau.synthetic import make_video
+from holmesvau.testing.synthetic import make_video
 
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = Path("/usr/bin/chromium")
@@ -50,7 +50,7 @@ def server(tmp_path_factory):
     log = tmp_path_factory.mktemp("app") / "app.log"
     port = _free_port()
     env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "NO_PROXY": "127.0.0.1,localhost"}
-    cmd = [sys.executable, str(REPO / "app.py"), "--host", "127.0.0.1", "--port", str(port)]
+    cmd = [sys.executable, str(REPO / "app.py"), "--tiny", "--host", "127.0.0.1", "--port", str(port)]
     cmd += ["--max-new-tokens", "4", "--examples-dir", str(log.parent)]  # no examples: an empty folder
     with open(log, "w") as out:
         proc = subprocess.Popen(cmd, cwd=REPO, stdout=out, stderr=subprocess.STDOUT, env=env)
@@ -124,4 +124,4 @@ def test_demo_in_chromium(server, page, tmp_path):
     frame = page.frame_locator("#report iframe")
     assert frame.locator("svg#anomaly-curve").count() == 1
     assert frame.locator("section.event").count() == int(status.split("·")[2].split()[0])
-    assert "TINY RANDOM MODEL" in frame.locator("p.warn").inner_text()
+    assert "RANDOM-WEIGHT TEST MODEL" in frame.locator("p.warn").inner_text()

@@ -18,7 +18,7 @@ from holmesvau.ats.features import (
     videos_from_annotations,
     videos_from_list,
 )
-from holmesvau.synthetic import make_video
+from holmesvau.testing.synthetic import make_video
 
 FRAMES = {"clip_a": 300, "clip_b": 170, "clip_c": 33}
 

@@ -12,7 +12,7 @@ from holmesvau.model.chat import encode_prompt
 from holmesvau.model.convert import convert_state_dict, read_original_config
 from holmesvau.model.loading import default_dtype, resolve_checkpoint
 from holmesvau.model.prompt import build_prompt, video_question
-from holmesvau.model.to_original import to_original_state_dict
+from holmesvau.testing.to_original import to_original_state_dict
 
 
 def _logits(lm, seed=0):
@@ -24,11 +24,16 @@ def _logits(lm, seed=0):
 
 
 def test_original_and_native_tiny_agree(tiny_original_dir, tiny_model_dir, tmp_path):
-    a = load_model(tiny_original_dir, device="cpu", cache_dir=tmp_path)
+    a = load_model(tiny_original_dir, device="cpu", cache_dir=tmp_path / "cache")
     b = load_model(tiny_model_dir, device="cpu")
     assert torch.allclose(_logits(a), _logits(b), atol=1e-5)
-    # converted once, then taken from the cache
-    assert resolve_checkpoint(tiny_original_dir, tmp_path) == a.path
+    assert a.random_weights is True and a.path == tiny_original_dir
+    # converted in memory: nothing written, no second copy of the weights anywhere in the cache
+    assert not (tmp_path / "cache").exists()
+    # tools that need a native folder on disk (training, LoRA merging) convert once into the cache
+    native = resolve_checkpoint(tiny_original_dir, tmp_path / "cache")
+    assert native.parent == tmp_path / "cache" / "converted" and (native / "model.safetensors").is_file()
+    assert resolve_checkpoint(tiny_original_dir, tmp_path / "cache") == native
 
 
 def test_save_load_round_trip_identical_logits(tiny_lm, tmp_path):

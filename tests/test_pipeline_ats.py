@@ -7,10 +7,11 @@ import pytest
 import torch
 from PIL import Image
 
-from holmesvau.ats.weights import ScorerError, load_scorer, make_random_scorer
+from holmesvau.ats.weights import ScorerError, load_scorer
 from holmesvau.pipeline import HolmesVAU
 from holmesvau.plots import save_anomaly_curve
-from holmesvau.synthetic import make_video
+from holmesvau.testing import make_random_scorer
+from holmesvau.testing.synthetic import make_video
 from holmesvau.video import dense_indices, uniform_indices
 
 

@@ -6,7 +6,7 @@ python tools/make_tiny_model.py tiny-internvl2-orig --format original
 
 import argparse
 
-from holmesvau.model.tiny import TinyConfig, make_tiny_checkpoint
+from holmesvau.testing.tiny_model import TinyConfig, make_tiny_checkpoint
 
 
 def main(argv=None) -> None:
