@@ -124,8 +124,13 @@ class HolmesVAU:
             raise RuntimeError(
                 "no anomaly scorer loaded (ATS disabled); load one with from_pretrained(scorer=...)"
             )
-        dense = extract_dense_features(
-            video, vit_encoder(self.lm), stride=dense_stride, resize=self.resize, progress=progress
+        dense = extract_dense_features(  # uint8 tiles go to the encoder's device and are normalised there
+            video,
+            vit_encoder(self.lm),
+            stride=dense_stride,
+            resize=self.resize,
+            progress=progress,
+            device=self.lm.device,
         )
         t = time.perf_counter()
         scores = score_features(self.scorer, dense.features)
