@@ -23,6 +23,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from holmesvau.cli import add_generation_options, add_model_options
+
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 REPO = Path(__file__).resolve().parent
@@ -68,11 +70,12 @@ def tiny_pipeline(device: str | None = None, seed: int = 0):
     import torch
 
     from holmesvau.ats import URDMU
-    from holmesvau.model import load_model, make_tiny_checkpoint
+    from holmesvau.model import load_model
     from holmesvau.pipeline import HolmesVAU
+    from holmesvau.testing import make_tiny_checkpoint
 
-    with tempfile.TemporaryDirectory(prefix="holmesvau-tiny-") as tmp:
-        lm = load_model(make_tiny_checkpoint(Path(tmp) / "model", "native"), device=device or "cpu")
+    with tempfile.TemporaryDirectory(prefix="holmesvau-tiny-") as tmp:  # converted in memory at load
+        lm = load_model(make_tiny_checkpoint(Path(tmp) / "model", "original"), device=device or "cpu")
     torch.manual_seed(seed)
     scorer = URDMU(input_size=lm.vision_hidden_size).eval().to(lm.device)
     return HolmesVAU(lm, scorer)
@@ -188,7 +191,7 @@ def run_report(vau, path: Path, n_frames: int, use_ats: bool, cfg: DemoConfig, o
         progress((done, total), desc=f"Report: {what}")
 
     progress(0.02, desc="Scoring the video (dense pass)")
-    report = build_report(vau, path, rc, on_progress=step, model_name=cfg.model_name, tiny=cfg.tiny)
+    report = build_report(vau, path, rc, on_progress=step, model_name=cfg.model_name)
     json_path, html_path = write_report(report, out)
     d = report.data
     vidx = d["video_sampling"]["frame_indices"]
@@ -339,24 +342,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    from holmesvau.model import DEFAULT_MODEL
-
-    which = p.add_mutually_exclusive_group()
-    which.add_argument(
-        "--model",
-        default=DEFAULT_MODEL,
-        help=f"hub id or local folder (default: {DEFAULT_MODEL}, as inference.py)",
-    )
-    which.add_argument(
-        "--tiny",
-        action="store_true",
-        help="a TINY RANDOM model instead, for trying the UI (answers are noise)",
-    )
-    p.add_argument("--scorer", default=None, help="anomaly scorer .pth (default: the released one)")
-    p.add_argument("--no-ats", action="store_true", help="load no scorer (uniform sampling, no report)")
-    p.add_argument("--device", default=None)
-    p.add_argument("--dtype", default=None, choices=["bf16", "fp16", "fp32"])
-    p.add_argument("--cache-dir", default=None)
+    add_model_options(p)  # the same --model/--scorer/--device/--dtype defaults as inference.py (holmesvau.cli)
+    p.add_argument("--tiny", action="store_true", help="a TINY RANDOM model instead of --model (UI testing)")
     p.add_argument("--examples", nargs="*", default=None, help="example video files")
     p.add_argument(
         "--examples-dir",
@@ -370,7 +357,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-frames", type=int, default=18_000, help="whatever fps the file claims")
     p.add_argument("--max-megapixels", type=float, default=3840 * 2160 / 1e6, help="per frame")
     p.add_argument("--max-prompt-chars", type=int, default=1000)
-    p.add_argument("--max-new-tokens", type=int, default=512)
+    add_generation_options(p)
     return p
 
 

@@ -101,9 +101,14 @@ class HolmesVAU:
     def _check_scorer_dim(self) -> None:
         from holmesvau.ats.weights import ScorerError
 
-        want = _scorer_input_dim(self.scorer)
+        want = getattr(self.scorer, "input_dim", None)
+        if not isinstance(want, int):
+            raise ScorerError(
+                f"the anomaly scorer ({type(self.scorer).__name__}) does not say which feature size it takes: "
+                "it needs an integer `input_dim` attribute (holmesvau.ats.URDMU has one)"
+            )
         have = self.lm.vision_hidden_size
-        if want is not None and want != have:
+        if want != have:
             raise ScorerError(
                 f"the anomaly scorer takes {want}-d features but this model's vision encoder gives {have}-d "
                 f"({self.lm.path}); pass a scorer trained on this encoder, or disable ATS (--no-ats / scorer=False)"
@@ -119,8 +124,13 @@ class HolmesVAU:
             raise RuntimeError(
                 "no anomaly scorer loaded (ATS disabled); load one with from_pretrained(scorer=...)"
             )
-        dense = extract_dense_features(
-            video, vit_encoder(self.lm), stride=dense_stride, resize=self.resize, progress=progress
+        dense = extract_dense_features(  # uint8 tiles go to the encoder's device and are normalised there
+            video,
+            vit_encoder(self.lm),
+            stride=dense_stride,
+            resize=self.resize,
+            progress=progress,
+            device=self.lm.device,
         )
         t = time.perf_counter()
         scores = score_features(self.scorer, dense.features)
@@ -236,24 +246,10 @@ class HolmesVAU:
         )
 
 
-def _scorer_input_dim(scorer: torch.nn.Module) -> int | None:
-    """Feature size the scorer expects: its attribute if it has one, else the first weight's input size."""
-    for name in ("input_dim", "in_dim", "feature_dim"):
-        if isinstance(getattr(scorer, name, None), int):
-            return getattr(scorer, name)
-    for p in scorer.parameters():
-        if p.dim() >= 2:
-            return int(p.shape[1])
-    return None
-
-
 @torch.inference_mode()
 def score_features(scorer: torch.nn.Module, features) -> np.ndarray:
     """(T, D) features -> (T,) float32 anomaly scores in [0, 1]."""
     p = next(scorer.parameters())
     x = torch.as_tensor(np.asarray(features) if not torch.is_tensor(features) else features)
     x = x.to(p.device, p.dtype).reshape(1, -1, x.shape[-1])
-    out = scorer(x)
-    if isinstance(out, dict):
-        out = out["anomaly_scores"]
-    return out.reshape(-1).float().cpu().numpy().astype(np.float32)
+    return scorer(x).reshape(-1).float().cpu().numpy().astype(np.float32)

@@ -91,7 +91,7 @@ def shared():
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory) -> Path:
     """A tiny random native-format InternVL2 checkpoint (made once per test session)."""
-    from holmesvau.model.tiny import make_tiny_checkpoint
+    from holmesvau.testing.tiny_model import make_tiny_checkpoint
 
     return make_tiny_checkpoint(tmp_path_factory.mktemp("tiny") / "native", "native")
 
@@ -99,7 +99,7 @@ def tiny_model_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_original_dir(tmp_path_factory) -> Path:
     """The same tiny checkpoint in the ORIGINAL remote-code layout."""
-    from holmesvau.model.tiny import make_tiny_checkpoint
+    from holmesvau.testing.tiny_model import make_tiny_checkpoint
 
     return make_tiny_checkpoint(tmp_path_factory.mktemp("tiny") / "original", "original")
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from holmesvau.synthetic import make_video
+from holmesvau.testing.synthetic import make_video
 
 REPO = Path(__file__).resolve().parents[1]
 # Debian's chromium, found on PATH (or named by HOLMESVAU_CHROMIUM)
@@ -128,4 +128,4 @@ def test_demo_in_chromium(server, page, tmp_path):
     frame = page.frame_locator("#report iframe")
     assert frame.locator("svg#anomaly-curve").count() == 1
     assert frame.locator("section.event").count() == int(status.split("·")[2].split()[0])
-    assert "TINY RANDOM MODEL" in frame.locator("p.warn").inner_text()
+    assert "RANDOM-WEIGHT TEST MODEL" in frame.locator("p.warn").inner_text()

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from holmesvau.synthetic import make_video
+from holmesvau.testing.synthetic import make_video
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -23,7 +23,7 @@ import pytest
 
 from holmesvau.data.annotations import load_raw_database, parse_segment_name
 from holmesvau.data.instructions import read_instructions
-from holmesvau.synthetic import make_video, synthetic_frame
+from holmesvau.testing.synthetic import make_video, synthetic_frame
 from holmesvau.video import probe
 
 REPO = Path(__file__).resolve().parents[1]

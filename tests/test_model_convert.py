@@ -16,7 +16,7 @@ from safetensors.torch import load_file, save_file
 from holmesvau.model import CheckpointError, convert_checkpoint, load_model
 from holmesvau.model.convert import convert_state_dict, read_original_config
 from holmesvau.model.loading import default_dtype, resolve_checkpoint
-from holmesvau.model.to_original import to_original_state_dict
+from holmesvau.testing.to_original import to_original_state_dict
 
 REPO = Path(__file__).resolve().parents[1]
 TOL = 1e-4  # float32 CPU, as ../shared/README.md asks
@@ -79,6 +79,22 @@ def test_converted_tokenizer_gives_original_prompt_ids(plain, original):
     _, ref, out = original
     assert tok(_prompt_text(ref)).input_ids == out["input_ids"][0].tolist()
     assert tok.convert_tokens_to_ids("<IMG_CONTEXT>") == ref["img_context_token_id"] == 2002
+
+
+def test_original_folder_loads_in_memory(tiny_original_dir, tiny_model_dir, tmp_path):
+    """Loading an original-format folder converts in memory: same logits as the native tiny checkpoint, and no
+    second copy of the weights in the cache; tools that need a native folder convert once into the cache."""
+    a = load_model(tiny_original_dir, device="cpu", cache_dir=tmp_path / "cache")
+    b = load_model(tiny_model_dir, device="cpu")
+    ids = torch.tensor([[1, 5, 17, 300, 42]])
+    with torch.no_grad():
+        la, lb = a.model(input_ids=ids).logits, b.model(input_ids=ids).logits
+    assert torch.allclose(la, lb, atol=1e-5)
+    assert a.random_weights is True and a.path == tiny_original_dir
+    assert not (tmp_path / "cache").exists()
+    native = resolve_checkpoint(tiny_original_dir, tmp_path / "cache")
+    assert native.parent == tmp_path / "cache" / "converted" and (native / "model.safetensors").is_file()
+    assert resolve_checkpoint(tiny_original_dir, tmp_path / "cache") == native
 
 
 def test_converted_greedy_generation_matches_original(plain, original):

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from holmesvau.pipeline import HolmesVAU
-from holmesvau.synthetic import make_video
+from holmesvau.testing.synthetic import make_video
 from holmesvau.video import VideoError
 
 

@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from holmesvau.ats import weights
-from holmesvau.ats.weights import ScorerError, load_scorer, make_random_scorer, resolve_scorer
+from holmesvau.ats.weights import ScorerError, load_scorer, resolve_scorer
+from holmesvau.testing import make_random_scorer
 
 
 @pytest.fixture

@@ -6,12 +6,13 @@ import json
 import numpy as np
 import pytest
 
-from holmesvau.ats.weights import load_scorer, make_random_scorer
+from holmesvau.ats.weights import load_scorer
 from holmesvau.data.instructions import parse_instruction
 from holmesvau.eval.score_files import load_score_dir
 from holmesvau.pipeline import HolmesVAU
 from holmesvau.predict import dump_scores, predict_rows, score_file
-from holmesvau.synthetic import make_video
+from holmesvau.testing import make_random_scorer
+from holmesvau.testing.synthetic import make_video
 
 
 @pytest.fixture(scope="module")

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from helpers import predict_args
 
-from holmesvau.ats.weights import make_random_scorer
 from holmesvau.eval.score_files import load_score_dir
-from holmesvau.synthetic import make_video
+from holmesvau.testing import make_random_scorer
+from holmesvau.testing.synthetic import make_video
 
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.filterwarnings("ignore:skipped 1 malformed instruction line")

@@ -7,7 +7,7 @@ import os
 import numpy as np
 import pytest
 
-from holmesvau.synthetic import make_video, synthetic_frame
+from holmesvau.testing.synthetic import make_video, synthetic_frame
 from holmesvau.video import (
     VideoError,
     VideoReader,

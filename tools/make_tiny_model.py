@@ -10,8 +10,8 @@ The output folder must be new or empty; a folder holding anything we did not wri
 import argparse
 import sys
 
-from holmesvau.model.tiny import TinyConfig, make_tiny_checkpoint
 from holmesvau.safe_output import OutputError
+from holmesvau.testing.tiny_model import TinyConfig, make_tiny_checkpoint
 
 
 def main(argv=None) -> int:

@@ -30,6 +30,14 @@ import os
 import sys
 from pathlib import Path
 
+from holmesvau.cli import (
+    add_generation_options,
+    add_model_options,
+    add_sampling_options,
+    non_negative_int,
+    output_file,
+    positive_int,
+)
 from holmesvau.data.instructions import LEVELS, read_instructions
 from holmesvau.distributed import barrier_then, default_device, dist_env, shard
 from holmesvau.predict import done_ids, drop_failed, dump_scores, merge_outputs, predict_rows, shard_path
@@ -48,14 +56,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--video-root", type=Path, default=Path("."), help="folder the rows' `video` paths are relative to"
     )
-    p.add_argument("--model", default=None, help="hub id or local folder (default ppxin321/HolmesVAU-2B)")
-    p.add_argument(
-        "--scorer", default=None, help="anomaly scorer .pth path or URL (default: the released one)"
-    )
-    p.add_argument("--no-ats", action="store_true", help="uniform sampling only; no scorer")
+    add_model_options(p)  # holmesvau.cli: the same defaults as inference.py and app.py
     p.add_argument(
         "--output",
-        type=Path,
+        type=output_file,
         default=None,
         help="predictions jsonl (default preds.jsonl; scores-only: SCORES_DIR/scores_log.jsonl)",
     )
@@ -66,17 +70,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--levels", default=None, help="comma-separated row levels to use (default: all; scores: video)"
     )
-    p.add_argument("--limit", type=int, default=None, help="only the first N rows (after --levels)")
-    p.add_argument("--select-frames", type=int, default=12)
-    p.add_argument("--dense-stride", type=int, default=16)
-    p.add_argument("--tau", type=float, default=0.1)
-    p.add_argument("--max-new-tokens", type=int, default=1024)
-    p.add_argument("--device", default=None, help="default: cuda:LOCAL_RANK if available, else cpu")
-    p.add_argument("--dtype", default=None, choices=["bf16", "fp16", "fp32"])
-    p.add_argument("--cache-dir", default=None)
+    p.add_argument(
+        "--limit", type=non_negative_int, default=None, help="only the first N rows (after --levels)"
+    )
+    add_sampling_options(p)
+    add_generation_options(p)
     p.add_argument("--retry-failed", action="store_true", help="redo rows recorded as failed")
     p.add_argument("--merge", action="store_true", help="only merge OUTPUT.rank* shards into OUTPUT")
-    p.add_argument("--world-size", type=int, default=None, help="shards to merge (with --merge)")
+    p.add_argument("--world-size", type=positive_int, default=None, help="shards to merge (with --merge)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
 
@@ -128,12 +129,11 @@ def main(argv: list[str] | None = None) -> int:
 
     from holmesvau.ats.weights import ScorerError
     from holmesvau.model import CheckpointError
-    from holmesvau.model.loading import DEFAULT_MODEL
     from holmesvau.pipeline import HolmesVAU
 
     try:
         vau = HolmesVAU.from_pretrained(
-            args.model or DEFAULT_MODEL, scorer=False if args.no_ats else args.scorer,
+            args.model, scorer=False if args.no_ats else args.scorer,
             device=default_device(args.device, env), dtype=args.dtype, cache_dir=args.cache_dir,
         )  # fmt: skip
     except (CheckpointError, ScorerError) as e:

@@ -103,7 +103,7 @@ class URDMU(nn.Module):
         self, input_size: int = 1024, hidden: int = 512, a_slots: int = 60, n_slots: int = 60, dropout=0.5
     ):
         super().__init__()
-        self.input_dim = int(input_size)
+        self.input_dim = input_size  # feature size it scores (the vision encoder's hidden size)
         self.embedding = TemporalEmbedding(input_size, hidden)
         self.self_attn = Transformer(hidden, depth=2, heads=4, dim_head=128, mlp_dim=hidden, dropout=dropout)
         self.cls_head = ClassifierHead(2 * hidden)

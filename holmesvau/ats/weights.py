@@ -196,17 +196,3 @@ def load_scorer(
         raise ScorerError(
             f"{path}: cannot load as an anomaly scorer ({type(e).__name__}: {e}). " + _advice()
         ) from e
-
-
-def make_random_scorer(path: str | Path, input_dim: int = 1024, seed: int = 0) -> Path:
-    """A randomly initialised URDMU saved in the released key layout (tests, demos with the tiny model, whose
-    ViT gives `input_dim`-d features)."""
-    import torch
-
-    from holmesvau.ats import URDMU
-
-    torch.manual_seed(seed)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(URDMU(input_size=input_dim).state_dict(), path)
-    return path

@@ -143,6 +143,8 @@ def native_config(orig: dict, image_token_id: int, bos_id: int, eos_id: int, pad
         "system_message": DEFAULT_SYSTEM_MESSAGE,
         "converted_from": "InternVLChatModel",
     }
+    if orig.get("holmesvau_random_weights"):  # made by holmesvau.testing: say so wherever it is used
+        config.holmesvau["random_weights"] = True
     return config
 
 

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import torch
 
+from holmesvau.model.convert import DEFAULT_SYSTEM_MESSAGE, convert_checkpoint, native_config
 from holmesvau.safe_output import StagedOutput, check_destination
 
-from .convert import DEFAULT_SYSTEM_MESSAGE, convert_checkpoint, native_config
 from .to_original import to_original_state_dict
 
 USER_DEFINED = [
@@ -238,6 +238,7 @@ def make_tiny_checkpoint(
     _write_tokenizer_files(orig_dir, sp_size)
     ocfg = original_config(cfg, cfg.vocab_size or sp_size + len(ADDED_SPECIALS))
     ocfg["torch_dtype"] = cfg.dtype
+    ocfg["holmesvau_random_weights"] = True  # carried into the native config; reports and the demo say so
     (orig_dir / "config.json").write_text(json.dumps(ocfg, indent=2))
     (orig_dir / "generation_config.json").write_text(json.dumps({"do_sample": False}))
 
