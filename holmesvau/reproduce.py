@@ -208,12 +208,15 @@ def _barrier() -> None:
     dist.barrier()
 
 
-def _prediction_kwargs(fn, cfg: ReproduceConfig) -> dict:
-    """batch_size only where the installed predict function takes it (checked before any model loads)."""
-    if cfg.batch_size is None:
+def _prediction_kwargs(fn, cfg: ReproduceConfig, required: bool = False) -> dict:
+    """batch_size only where the installed predict function takes it; `required`: an error if it does not
+    (checked for predict_rows before any model loads)."""
+    if cfg.batch_size is None or "batch_size" not in inspect.signature(fn).parameters:
+        if cfg.batch_size is not None and required:
+            raise DataError(
+                f"--batch-size: this version of holmesvau.predict.{fn.__name__} has no batch_size"
+            )
         return {}
-    if "batch_size" not in inspect.signature(fn).parameters:
-        raise DataError(f"--batch-size: this version of holmesvau.predict.{fn.__name__} has no batch_size")
     return {"batch_size": cfg.batch_size}
 
 
@@ -357,7 +360,7 @@ def reproduce(cfg: ReproduceConfig, load_vau=None) -> dict | None:
 
     t0 = time.perf_counter()
     run, skipped = check_data(cfg)
-    _prediction_kwargs(predict_rows, cfg)  # fail on an unsupported option before the model loads
+    _prediction_kwargs(predict_rows, cfg, required=True)  # an unsupported option fails before the model loads
     rank, world, torchrun = _dist()
     out = Path(cfg.output_dir)
     out.mkdir(parents=True, exist_ok=True)

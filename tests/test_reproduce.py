@@ -234,7 +234,7 @@ def test_missing_videos_error_then_allow_partial(standins, smoke, tiny_model_dir
     assert xd["missing_first"] == extra and xd["n_frames"] == sum(XD.values())
     assert "| 3 of 5 (partial) |" in (out / "results.md").read_text()
     # resuming with other prediction settings would mix answers and scores: refused, nothing loaded
-    proc = subprocess.run([*cmd[:-1], "--max-new-tokens", "4", "--quiet"], capture_output=True, text=True)
+    proc = subprocess.run([*cmd, "--allow-partial", "--max-new-tokens", "4"], capture_output=True, text=True)
     assert proc.returncode == 2 and "max_new_tokens: 3 then, 4 now" in proc.stderr
 
 
