@@ -8,15 +8,22 @@ import json
 import os
 import threading
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
-from holmesvau.live import Explainer, LiveSource, SourceConfig, WatchConfig, Watcher, Webhook, vit_tile_encoder
+from holmesvau.live import (
+    Explainer,
+    LiveSource,
+    SourceConfig,
+    WatchConfig,
+    Watcher,
+    Webhook,
+    vit_tile_encoder,
+)
 from holmesvau.live.events import Hysteresis
-from holmesvau.synthetic import make_video, synthetic_frame
+from holmesvau.live.planted import planted_scorer
+from holmesvau.synthetic import make_video
 
 HOST = "127.0.0.1"
 
@@ -173,29 +180,6 @@ def test_webhook_down_never_blocks_and_is_counted(caplog):
 
 
 # -- a long stream in flat memory --------------------------------------------------------------------------------
-class PlantedScorer(torch.nn.Module):
-    """High where the features look like the 'bright' scene, low elsewhere (a sigmoid across the midpoint between
-    the two scenes' features): a scorer whose events are known in advance."""
-
-    def __init__(self, normal: torch.Tensor, bright: torch.Tensor):
-        super().__init__()
-        d = bright - normal
-        self.w = torch.nn.Parameter(d / d.norm() ** 2, requires_grad=False)
-        self.mid = torch.nn.Parameter((normal + bright) / 2, requires_grad=False)
-
-    def forward(self, x):
-        return torch.sigmoid(20 * ((x - self.mid) @ self.w - 0.0))
-
-
-def planted_scorer(encode) -> PlantedScorer:
-    from holmesvau.preprocess import frames_to_tiles
-
-    tiles = frames_to_tiles(np.stack([synthetic_frame(0, 64, 48), synthetic_frame(0, 64, 48, bright=True)]))
-    with torch.inference_mode():
-        f = encode(tiles)
-    return PlantedScorer(f[0].clone(), f[1].clone())
-
-
 def rss_mb() -> float:
     with open(f"/proc/{os.getpid()}/status") as f:
         return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:")) / 1024
@@ -203,7 +187,12 @@ def rss_mb() -> float:
 
 @pytest.mark.slow  # ~15-30 s on 2 cores: 30 minutes of stream (1800 frames at 1 fps, 225 snippets) through the whole watcher
 def test_thirty_minutes_of_stream_in_flat_memory(tiny_lm, tmp_path):
-    fps, period, bright_s, stride = 1.0, 120, 24, 8  # a 24 s "anomaly" every 2 minutes: 15 events in 30 minutes
+    fps, period, bright_s, stride = (
+        1.0,
+        120,
+        24,
+        8,
+    )  # a 24 s "anomaly" every 2 minutes: 15 events in 30 minutes
     n = int(30 * 60 * fps)
     bright = [(int(k * period * fps), int((k * period + bright_s) * fps)) for k in range(15)]
     video = make_video(tmp_path / "long.mp4", n, fps=fps, width=64, height=48, bright_ranges=bright)
@@ -217,19 +206,27 @@ def test_thirty_minutes_of_stream_in_flat_memory(tiny_lm, tmp_path):
 
     src = LiveSource(SourceConfig(str(video)))
     src.open()
-    cfg = WatchConfig(out_dir=tmp_path / "out", dense_stride=stride, rule=Hysteresis(0.5, 0.4, 1.0, 2.0), select_frames=4)
+    cfg = WatchConfig(
+        out_dir=tmp_path / "out", dense_stride=stride, rule=Hysteresis(0.5, 0.4, 1.0, 2.0), select_frames=4
+    )
     w = Watcher(src, encode, planted_scorer(encode), cfg, explain_fn=lambda t: {"judgement": "planted"},
                 on_score=on_score, progress=False)  # fmt: skip
     summary = w.run(threading.Event())
     rss["end"] = rss_mb()
     growth = rss["peak_after_5min"] - rss["5min"]
-    print(f"RSS after 5 min {rss['5min']:.0f} MB, peak after {rss['peak_after_5min']:.0f} MB (+{growth:.1f} MB)")
+    print(
+        f"RSS after 5 min {rss['5min']:.0f} MB, peak after {rss['peak_after_5min']:.0f} MB (+{growth:.1f} MB)"
+    )
     assert summary["stream_s"] >= 30 * 60 - 1 and summary["snippets"] == n // stride
     events = [json.loads(line) for line in (tmp_path / "out" / "events.jsonl").read_text().splitlines()]
     closed = [e for e in events if e["type"] == "closed"]
     assert len(closed) == 15 and summary["explained"] == 15
-    for e, (a, b) in zip(closed, bright):  # each event is where its bright stretch was (one 8 s snippet of slack)
-        assert e["start_s"] == pytest.approx(a / fps, abs=8.01) and e["end_s"] == pytest.approx(b / fps, abs=8.01)
+    for e, (a, b) in zip(
+        closed, bright
+    ):  # each event is where its bright stretch was (one 8 s snippet of slack)
+        assert e["start_s"] == pytest.approx(a / fps, abs=8.01) and e["end_s"] == pytest.approx(
+            b / fps, abs=8.01
+        )
     assert len(list((tmp_path / "out" / "clips").glob("*.mp4"))) == 15
     assert growth < 100, rss
     assert w.ring.peak_bytes <= cfg.ring_mb << 20
@@ -239,7 +236,9 @@ def test_ring_is_bounded_in_bytes_and_seconds(tmp_path):
     from holmesvau.live.clips import ClipRing
 
     video = make_video(tmp_path / "v.mp4", 300, width=160, height=120)
-    ring = ClipRing(tmp_path / "clips", pre_roll_s=1.0, post_roll_s=0.5, keep_s=2.0, max_bytes=10**9, width=80)
+    ring = ClipRing(
+        tmp_path / "clips", pre_roll_s=1.0, post_roll_s=0.5, keep_s=2.0, max_bytes=10**9, width=80
+    )
     small = ClipRing(tmp_path / "c2", keep_s=100.0, max_bytes=200_000, width=160)
     _, frames = read_all(str(video))
     ring.start("ev", start_t=5.0)
