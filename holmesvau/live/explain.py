@@ -119,6 +119,8 @@ class Explainer:
     def _explain(self, path: Path) -> None:
         event = path.stem
         t0 = time.perf_counter()
+        if not path.exists():  # taken by another run on the same folder
+            return
         try:
             tiles, meta = self._load(path)
             if self.frames_dir is not None:
@@ -133,7 +135,8 @@ class Explainer:
             self.failed += 1
             failed = self.dir / "failed"
             failed.mkdir(exist_ok=True)
-            path.replace(failed / path.name)
+            if path.exists():
+                path.replace(failed / path.name)
         record["explain_s"] = round(time.perf_counter() - t0, 3)
         record["backlog"] = max(0, self.backlog - (1 if path.exists() else 0))
         if self.on_result(record) is not False:  # not written (output closed): stays for the next run
