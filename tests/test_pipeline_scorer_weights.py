@@ -58,7 +58,9 @@ def test_released_scorer_is_downloaded_once_and_cached(server, tmp_path, monkeyp
     assert first == cache / "ats" / "anomaly_scorer.pth" and len(hits) == 1
     assert resolve_scorer(None, cache_dir=cache) == first and len(hits) == 1  # no second fetch
     model = load_scorer(None, cache_dir=cache)
-    assert model(torch.zeros(1, 5, 64)).shape == (1, 5)
+    served = torch.load(root / "anomaly_scorer.pth", map_location="cpu", weights_only=True)
+    assert model.state_dict().keys() == served.keys()
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in served.items())  # the served weights, loaded
 
 
 def test_offline_without_cache_says_what_to_pass(tmp_path, monkeypatch):
