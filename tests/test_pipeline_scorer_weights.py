@@ -74,7 +74,9 @@ def test_released_scorer_is_downloaded_once_verified_and_cached(server, tmp_path
     assert first.read_bytes() == (root / "anomaly_scorer.pth").read_bytes()
     assert resolve_scorer(None, cache_dir=cache) == first and len(hits) == 1  # no second fetch
     model = load_scorer(None, cache_dir=cache)
-    assert model(torch.zeros(1, 5, 64)).shape == (1, 5)
+    served = torch.load(root / "anomaly_scorer.pth", map_location="cpu", weights_only=True)
+    assert model.state_dict().keys() == served.keys()
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in served.items())  # the served weights, loaded
     first.write_bytes(first.read_bytes()[:-1] + b"x")  # the cached file changed: refused, not used
     with pytest.raises(ScorerError, match="differs from the expected"):
         resolve_scorer(None, cache_dir=cache)

@@ -77,12 +77,16 @@ def test_generated_video_frames_match_their_index(tmp_path, backend):
 def test_index_plans():
     assert dense_indices(40, 16) == [0, 16, 32]
     assert dense_indices(5, 16) == [0]
-    for n, k in [(120, 4), (2730, 12), (7, 12), (1, 3)]:
+    # the original's get_index, worked by hand: int(seg / 2 + round_half_even(seg * i)), seg = (n - 1) / k
+    expected = {
+        (120, 4): [14, 44, 74, 103],  # seg 29.75: 14.875 + 0, 30, 60 (59.5 to even), 89
+        (2730, 12): [113, 340, 568, 795, 1023, 1250, 1477, 1705, 1932, 2160, 2387, 2615],
+        (7, 12): [0, 0, 1, 2, 2, 2, 3, 4, 4, 4, 5, 6],  # seg 0.5: frames repeat; 0.5, 2.5, 4.5 round to even
+        (1, 3): [0, 0, 0],
+    }
+    for (n, k), want in expected.items():
         plan = uniform_indices(n, k)
-        assert len(plan) == k and plan == sorted(plan)
-        assert all(isinstance(i, int) and 0 <= i < n for i in plan)
-        seg = (n - 1) / k
-        assert plan == [int(seg / 2 + np.round(seg * i)) for i in range(k)]  # the original's get_index
+        assert plan == want and all(type(i) is int for i in plan)
 
 
 def test_index_out_of_range_names_the_file(tmp_path):
