@@ -342,7 +342,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    add_model_options(p)  # the same --model/--scorer/--device/--dtype defaults as inference.py (holmesvau.cli)
+    add_model_options(
+        p
+    )  # the same --model/--scorer/--device/--dtype defaults as inference.py (holmesvau.cli)
     p.add_argument("--tiny", action="store_true", help="a TINY RANDOM model instead of --model (UI testing)")
     p.add_argument("--examples", nargs="*", default=None, help="example video files")
     p.add_argument(

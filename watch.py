@@ -17,7 +17,7 @@
 
     # a tiny random model to try it on the CPU in seconds (scores and answers are noise)
     python tools/make_tiny_model.py /tmp/tiny && \
-    python -c "from holmesvau.ats.weights import make_random_scorer as m; m('/tmp/tiny_scorer.pth', 64)" && \
+    python -c "from holmesvau.testing import make_random_scorer as m; m('/tmp/tiny_scorer.pth', 64)" && \
     python watch.py --source clip.mp4 --model /tmp/tiny --scorer /tmp/tiny_scorer.pth --on 0 --max-new-tokens 8
 
 Writes to --out (appends, never clears): events.jsonl (one line per opened / closed / explained event and per

@@ -76,7 +76,7 @@ def make_planted_scorer(lm, path, seed: int = 0):
     from holmesvau.ats import URDMU
     from holmesvau.model import vit_cls_features
     from holmesvau.preprocess import frames_to_pixel_values
-    from holmesvau.synthetic import synthetic_frame
+    from holmesvau.testing.synthetic import synthetic_frame
 
     def cls(bright: bool) -> torch.Tensor:
         frames = np.stack([synthetic_frame(i * 7, bright=bright) for i in range(16)])

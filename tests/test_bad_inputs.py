@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 from bad_videos import DOCUMENTED_OK, make_bad_inputs
 
-from holmesvau.ats.weights import make_random_scorer
+from holmesvau.testing import make_random_scorer
 from holmesvau.video import shown
 
 REPO = Path(__file__).resolve().parents[1]

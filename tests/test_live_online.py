@@ -10,7 +10,7 @@ import pytest
 import torch
 from conftest import shared_path
 
-from holmesvau.ats.weights import load_scorer, make_random_scorer
+from holmesvau.ats.weights import load_scorer
 from holmesvau.live import (
     LiveSource,
     OnlineScorer,
@@ -21,6 +21,7 @@ from holmesvau.live import (
     vit_tile_encoder,
 )
 from holmesvau.pipeline import score_features
+from holmesvau.testing import make_random_scorer
 
 STRIDE = 16
 

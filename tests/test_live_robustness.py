@@ -23,7 +23,7 @@ from holmesvau.live import (
 )
 from holmesvau.live.events import Hysteresis
 from holmesvau.live.planted import planted_scorer
-from holmesvau.synthetic import make_video
+from holmesvau.testing.synthetic import make_video
 
 HOST = "127.0.0.1"
 

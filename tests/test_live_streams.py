@@ -70,7 +70,7 @@ class Receiver:
 
 @pytest.fixture(scope="module")
 def tiny_scorer(tmp_path_factory):
-    from holmesvau.ats.weights import make_random_scorer
+    from holmesvau.testing import make_random_scorer
 
     return make_random_scorer(tmp_path_factory.mktemp("scorer") / "tiny_scorer.pth", input_dim=64)
 

@@ -16,8 +16,8 @@ import pytest
 from conftest import shared_path as shared_file
 from sklearn.metrics import auc, average_precision_score, precision_recall_curve, roc_auc_score
 
-from holmesvau.ats.weights import make_random_scorer
-from holmesvau.synthetic import make_video
+from holmesvau.testing import make_random_scorer
+from holmesvau.testing.synthetic import make_video
 
 REPO = Path(__file__).resolve().parents[1]
 # a real end-to-end run (model load, generation, Java PTB tokenizer + METEOR): ~40-60 s on 2 idle cores

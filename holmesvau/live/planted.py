@@ -1,6 +1,6 @@
-"""Stand-ins with known answers, for tests, benchmarks and demos of live mode (like holmesvau.synthetic).
+"""Stand-ins with known answers, for tests, benchmarks and demos of live mode (like holmesvau.testing.synthetic).
 
-`PlantedScorer`: high where an encoder's features look like the "bright" scene of holmesvau.synthetic, low
+`PlantedScorer`: high where an encoder's features look like the "bright" scene of holmesvau.testing.synthetic, low
 elsewhere, so a generated video with `bright_ranges` has events exactly there, whatever encoder (tiny or
 full-size, random weights) makes the features. `vision_encoder`: a random InternViT of the tiny or the real
 InternVL2-2B shapes (no language model), as an `encode_fn` for the watcher.
@@ -30,7 +30,7 @@ class PlantedScorer(torch.nn.Module):
 def planted_scorer(encode, width: int = 64, height: int = 48) -> PlantedScorer:
     """Calibrated on one normal and one bright synthetic frame through `encode` (uint8 tiles -> features)."""
     from holmesvau.preprocess import frames_to_tiles
-    from holmesvau.synthetic import synthetic_frame
+    from holmesvau.testing.synthetic import synthetic_frame
 
     frames = np.stack([synthetic_frame(0, width, height), synthetic_frame(0, width, height, bright=True)])
     f = encode(frames_to_tiles(frames)).float().cpu()
@@ -44,8 +44,8 @@ def vision_encoder(
     from transformers import InternVLVisionModel
 
     from holmesvau.model.convert import native_config
-    from holmesvau.model.tiny import TinyConfig, internvl2_2b_sizes, original_config
     from holmesvau.preprocess import normalize_tiles
+    from holmesvau.testing.tiny_model import TinyConfig, internvl2_2b_sizes, original_config
 
     cfg = internvl2_2b_sizes(seed) if full_size else TinyConfig(seed=seed)
     config = native_config(original_config(cfg, 92553), 92546, 1, 2, 2)
