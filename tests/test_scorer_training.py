@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
+import os
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -118,35 +121,41 @@ def test_config_rejects_unknown_losses():
         TrainConfig(losses=("bce", "focal"))
 
 
-def _cli():
-    spec = importlib.util.spec_from_file_location(
-        "train_cli", Path(__file__).parents[1] / "tools/train_scorer.py"
-    )
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+REPO = Path(__file__).resolve().parents[1]
 
 
-def test_cli_trains_64d_features_and_writes_checkpoint_log_and_metrics(tmp_path, capsys):
+def run_cli(*args: str, wait: bool = True):
+    """tools/train_scorer.py in a subprocess (what a user runs), this checkout's package first on the path."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    cmd = [sys.executable, str(REPO / "tools/train_scorer.py"), *args]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    return proc.communicate(timeout=600) + (proc.returncode,) if wait else proc
+
+
+def test_cli_trains_64d_features_and_writes_checkpoint_log_and_metrics(tmp_path):
     feats, db = make_synthetic_set(tmp_path / "tr", 4, 64, seed=2, shift=1.0)
     vfeats, vdb = make_synthetic_set(tmp_path / "va", 2, 64, seed=3, shift=1.0)
     out = tmp_path / "run" / "scorer.pth"
-    args = ["--features", str(feats), "--annotations", str(db), "--val-features", str(vfeats)]
-    args += ["--val-annotations", str(vdb), "--output", str(out), "--steps", "4", "--snippets", "16"]
-    args += [
-        "--batch-size",
-        "1",
-        "--val-every",
-        "2",
-        "--losses",
-        "bce,mil",
-        "--device",
-        "cpu",
-        "--no-progress",
-    ]
-    assert _cli().main(args) == 0
-    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    common = ["--features", str(feats), "--annotations", str(db), "--val-features", str(vfeats)]
+    common += ["--val-annotations", str(vdb), "--steps", "4", "--snippets", "16", "--batch-size", "1"]
+    common += ["--val-every", "2", "--losses", "bce,mil", "--device", "cpu", "--no-progress"]
+    stdout, stderr, rc = run_cli(*common, "--output", str(out))
+    assert rc == 0, stderr
+    summary = json.loads(stdout.strip().splitlines()[-1])
     assert summary["input_dim"] == 64 and summary["n_train"] == 4 and summary["best_step"] in (2, 4)
+    assert summary["loss_weights"] == {
+        "mil": 1.0,
+        "memory": 0.1,
+        "triplet": 0.1,
+        "kl": 0.001,
+        "distance": 0.0001,
+        "bce": 1.0,
+    }
+    assert sorted(p.name for p in out.parent.iterdir()) == [
+        "best_metrics.json",
+        "scorer.pth",
+        "train_log.jsonl",
+    ]
     assert (
         json.loads((out.parent / "best_metrics.json").read_text())["best_metrics"] == summary["best_metrics"]
     )
@@ -154,30 +163,71 @@ def test_cli_trains_64d_features_and_writes_checkpoint_log_and_metrics(tmp_path,
     assert log[0]["config"]["losses"] == ["bce", "mil"] and sum("val" in r for r in log) == 2
     state = torch.load(out, weights_only=True)
     assert state["embedding.conv_1.0.weight"].shape == (512, 64, 3)
-    assert (
-        load_anomaly_scorer(out).embedding.conv_1[0].in_channels == 64
-    )  # the released loader reads the sizes
-    # --init: start from a checkpoint (lr 0 keeps it exactly); a checkpoint for other dims is refused
-    again = tmp_path / "run2" / "scorer.pth"
-    assert _cli().main([*args[:9], str(again), *args[10:], "--init", str(out), "--lr", "0"]) == 0
-    capsys.readouterr()
-    assert all(torch.equal(t, state[k]) for k, t in torch.load(again, weights_only=True).items())
+    assert load_anomaly_scorer(out).input_dim == 64  # the released loader reads the sizes
+    # --init, plain and {"state_dict": ...} (as inference accepts): lr 0 keeps the weights exactly
+    torch.save({"state_dict": state}, tmp_path / "wrapped.pth")
+    for init in (out, tmp_path / "wrapped.pth"):
+        again = tmp_path / f"from-{init.stem}" / "scorer.pth"
+        _, stderr, rc = run_cli(*common, "--output", str(again), "--init", str(init), "--lr", "0")
+        assert rc == 0, stderr
+        assert all(torch.equal(t, state[k]) for k, t in torch.load(again, weights_only=True).items())
+    # a checkpoint for other feature sizes is refused, saying both
     feats8, db8 = make_synthetic_set(tmp_path / "tr8", 4, 8, seed=5)
-    rc = _cli().main(
-        ["--features", str(feats8), "--annotations", str(db8), "--output", str(tmp_path / "x.pth")]
-        + ["--steps", "1", "--init", str(out), "--device", "cpu", "--no-progress"]
-    )
-    assert rc == 2 and "8-d features" in capsys.readouterr().err
+    _, stderr, rc = run_cli(
+        "--features", str(feats8), "--annotations", str(db8), "--output", str(tmp_path / "x.pth"),
+        "--steps", "1", "--init", str(out), "--device", "cpu", "--no-progress",
+    )  # fmt: skip
+    assert rc == 2 and "take 64-d features but the training features are 8-d" in stderr
+    assert "Traceback" not in stderr and not (tmp_path / "x.pth").exists()
+
+
+def test_cli_bad_arguments_fail_in_one_line_before_any_work(tmp_path):
+    """Each: exit 2, one `error:` line naming the culprit, no traceback, nothing written. The features folder is
+    valid, so each error comes from the argument under test. ~15 s (one interpreter per case, run in parallel)."""
+    feats, db = make_synthetic_set(tmp_path / "tr", 2, 8, seed=6)
+    (tmp_path / "text.pth").write_text("not a checkpoint")
+    (tmp_path / "random.pth").write_bytes(np.random.default_rng(0).bytes(4096))
+    (tmp_path / "folder.pth").mkdir()
+    torch.save({"w": torch.zeros(2)}, tmp_path / "keys.pth")
+    torch.save(torch.nn.Linear(2, 2), tmp_path / "module.pth")  # needs unpickling code: refused
+    torch.save(URDMU(input_size=8).state_dict(), tmp_path / "good.pth")
+    (tmp_path / "outdir").mkdir()
+    out = str(tmp_path / "run" / "scorer.pth")
+    cases = {
+        "text.pth": ["--init", str(tmp_path / "text.pth")],
+        "random.pth": ["--init", str(tmp_path / "random.pth")],
+        "folder.pth: anomaly-scorer checkpoint is a folder": ["--init", str(tmp_path / "folder.pth")],
+        "keys.pth: not an anomaly-scorer": ["--init", str(tmp_path / "keys.pth")],
+        "module.pth: not a torch checkpoint of plain tensors": ["--init", str(tmp_path / "module.pth")],
+        "--output .*outdir: is a folder": ["--output", str(tmp_path / "outdir")],
+        "lr must be a finite": ["--lr", "nan"],
+        "loss weight 'kl=abc'": ["--loss-weights", "kl=abc"],
+        "loss weight 'focal=1'": ["--loss-weights", "focal=1"],
+        "--features .*nowhere: not a folder": ["--features", str(tmp_path / "nowhere")],
+    }
+    base = ["--features", str(feats), "--annotations", str(db), "--output", out, "--device", "cpu"]
+    base += ["--no-progress", "--init", str(tmp_path / "good.pth")]
+    procs = {what: run_cli(*base, *extra, wait=False) for what, extra in cases.items()}
+    for what, proc in procs.items():
+        stdout, stderr = proc.communicate(timeout=600)
+        lines = stderr.strip().splitlines()
+        assert proc.returncode == 2, (what, stderr)
+        assert len(lines) == 1 and lines[0].startswith("error: ") and re.search(what, lines[0]), (
+            what,
+            stderr,
+        )
+        assert stdout == ""
+    assert not (tmp_path / "run").exists() and list((tmp_path / "outdir").iterdir()) == []
 
 
 @pytest.mark.filterwarnings("ignore:.*without annotation ignored")
-def test_cli_refuses_a_training_set_without_normal_videos(tmp_path, capsys):
+def test_cli_refuses_a_training_set_without_normal_videos(tmp_path):
     feats, db = make_synthetic_set(tmp_path / "tr", 4, 8, seed=4)
     data = json.loads(db.read_text())
     (tmp_path / "anom.json").write_text(json.dumps({k: v for k, v in data.items() if v["label"]}))
-    rc = _cli().main(
-        ["--features", str(feats), "--annotations", str(tmp_path / "anom.json")]
-        + ["--output", str(tmp_path / "s.pth"), "--steps", "1", "--no-progress", "--device", "cpu"]
-    )
-    assert rc == 2 and "0 normal" in capsys.readouterr().err
+    _, stderr, rc = run_cli(
+        "--features", str(feats), "--annotations", str(tmp_path / "anom.json"), "--output",
+        str(tmp_path / "s.pth"), "--steps", "1", "--no-progress", "--device", "cpu",
+    )  # fmt: skip
+    assert rc == 2 and "0 normal" in stderr and "Traceback" not in stderr
     assert not (tmp_path / "s.pth").exists()

@@ -104,7 +104,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     import torch
 
-    from holmesvau.ats.scorer import ScorerCheckpointError, read_scorer_state
+    from holmesvau.ats.scorer import ScorerCheckpointError, read_scorer_state, scorer_from_state
     from holmesvau.ats.training import (
         TrainConfig,
         export_scorer,
@@ -152,7 +152,11 @@ def main(argv=None) -> int:
         for folder, flag in ((args.features, "--features"), (args.val_features, "--val-features")):
             if folder and not Path(folder).is_dir():
                 raise ValueError(f"{flag} {folder}: not a folder")
-        init = read_scorer_state(args.init) if args.init else None
+        init = None
+        if args.init:  # read and checked (keys, shapes) now, not after the features are loaded
+            init = read_scorer_state(args.init)
+            sizes = {"hidden": cfg.hidden, "a_slots": cfg.memory_slots, "n_slots": cfg.memory_slots}
+            scorer_from_state(init, args.init, **sizes)
         train, skipped = load_scorer_videos(args.features, args.annotations, args.stride, args.label_rule)
         val, val_skipped = [], {}
         if args.val_features:
