@@ -1,13 +1,15 @@
 """HolmesVAU web demo (Gradio): upload a video or pick an example, ask a question or build the full report.
 
-    python app.py                                              # TINY RANDOM model: tries the UI, answers are noise
-    python app.py --model ppxin321/HolmesVAU-2B                # the real model + the released anomaly scorer
+    python app.py                                              # HolmesVAU-2B (as inference.py) + the released scorer
     python app.py --model path/to/HolmesVAU-2B --scorer path/to/anomaly_scorer.pth --device cuda \
         --examples clips/a.mp4 clips/b.mp4 --port 7860 --max-upload-mb 200 --max-duration-s 600
+    python app.py --tiny                                       # TINY RANDOM model: tries the UI, answers are noise
 
 Open http://127.0.0.1:7860. Examples: the files given with --examples, else the videos of --examples-dir
 (default ../shared/videos next to this repository, when present). The server reads only files the user uploaded
 (inside Gradio's upload folder) and the examples it listed itself; the browser only ever sends an example's name.
+Limits hold whatever a file claims: size, duration, the frame count itself (a file claiming 1000 fps cannot pass
+30,000 frames off as 30 s), resolution, and the question's length. The report is shown in a sandboxed frame.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from holmesvau.cli import add_generation_options, add_model_options
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
@@ -42,6 +46,9 @@ class DemoConfig:
     examples: dict[str, Path] = field(default_factory=dict)  # name shown -> file (server side only)
     tiny: bool = False
     model_name: str = ""
+    max_frames: int = 18_000  # 10 min at 30 fps: the work (decoding, ATS) grows with frames, not seconds
+    max_pixels: int = 3840 * 2160  # per frame (4K UHD): bounds decoding memory
+    max_prompt_chars: int = 1000
 
 
 def find_examples(files: list[str] | None, folder: str | Path | None) -> dict[str, Path]:
@@ -63,11 +70,12 @@ def tiny_pipeline(device: str | None = None, seed: int = 0):
     import torch
 
     from holmesvau.ats import URDMU
-    from holmesvau.model import load_model, make_tiny_checkpoint
+    from holmesvau.model import load_model
     from holmesvau.pipeline import HolmesVAU
+    from holmesvau.testing import make_tiny_checkpoint
 
-    with tempfile.TemporaryDirectory(prefix="holmesvau-tiny-") as tmp:
-        lm = load_model(make_tiny_checkpoint(Path(tmp) / "model", "native"), device=device or "cpu")
+    with tempfile.TemporaryDirectory(prefix="holmesvau-tiny-") as tmp:  # converted in memory at load
+        lm = load_model(make_tiny_checkpoint(Path(tmp) / "model", "original"), device=device or "cpu")
     torch.manual_seed(seed)
     scorer = URDMU(input_size=lm.vision_hidden_size).eval().to(lm.device)
     return HolmesVAU(lm, scorer)
@@ -116,7 +124,27 @@ def check_video(path: Path, cfg: DemoConfig, name: str):
         raise DemoError(
             f"“{name}” lasts {info.duration_s:.0f} s; this demo accepts videos up to {cfg.max_duration_s:g} s."
         )
+    if info.num_frames > cfg.max_frames:  # whatever frame rate the file claims
+        raise DemoError(
+            f"“{name}” has {info.num_frames} frames; this demo accepts videos of up to {cfg.max_frames} frames."
+        )
+    if info.width * info.height > cfg.max_pixels:
+        raise DemoError(
+            f"“{name}” is {info.width}×{info.height}; this demo accepts frames of up to "
+            f"{cfg.max_pixels / 1e6:.1f} megapixels (e.g. 3840×2160)."
+        )
     return info
+
+
+def check_prompt(prompt: str | None, cfg: DemoConfig) -> str:
+    prompt = (prompt or "").strip()
+    if not prompt:
+        raise DemoError("Type a question first.")
+    if len(prompt) > cfg.max_prompt_chars:
+        raise DemoError(
+            f"The question has {len(prompt)} characters; this demo accepts up to {cfg.max_prompt_chars}."
+        )
+    return prompt
 
 
 def _frame_gallery(frames, indices, fps):
@@ -163,7 +191,7 @@ def run_report(vau, path: Path, n_frames: int, use_ats: bool, cfg: DemoConfig, o
         progress((done, total), desc=f"Report: {what}")
 
     progress(0.02, desc="Scoring the video (dense pass)")
-    report = build_report(vau, path, rc, on_progress=step, model_name=cfg.model_name, tiny=cfg.tiny)
+    report = build_report(vau, path, rc, on_progress=step, model_name=cfg.model_name)
     json_path, html_path = write_report(report, out)
     d = report.data
     vidx = d["video_sampling"]["frame_indices"]
@@ -183,7 +211,11 @@ def run_report(vau, path: Path, n_frames: int, use_ats: bool, cfg: DemoConfig, o
     if not d["events"]:
         lines.append(f"No anomalous event (threshold {d['localization']['threshold']:.2f}).")
     doc = html.escape(html_path.read_text(encoding="utf-8"), quote=True)
-    frame = f'<iframe title="report" srcdoc="{doc}" style="width:100%;height:720px;border:1px solid #ccc"></iframe>'
+    # sandbox="": the report needs no script, form or navigation; its frame gets none, and an opaque origin
+    frame = (
+        f'<iframe title="report" sandbox="" srcdoc="{doc}" '
+        'style="width:100%;height:720px;border:1px solid #ccc"></iframe>'
+    )
     status = (
         f"Done · report · {len(d['events'])} event(s) · video-level {d['video_sampling']['method']} sampling"
     )
@@ -191,13 +223,28 @@ def run_report(vau, path: Path, n_frames: int, use_ats: bool, cfg: DemoConfig, o
     return status, "\n".join(lines), str(curve), gallery, frame, [str(json_path), str(html_path)]
 
 
+_DEMO_DIR: Path | None = None
+
+
+def demo_dir() -> Path:
+    """This process's own folder for run outputs: made by mkdtemp (a fresh, private name, never a guessable path
+    someone else could have created first) and removed when the demo exits."""
+    global _DEMO_DIR
+    if _DEMO_DIR is None or not _DEMO_DIR.is_dir():
+        import atexit
+        import shutil
+
+        _DEMO_DIR = Path(tempfile.mkdtemp(prefix="holmesvau-demo-"))
+        atexit.register(shutil.rmtree, str(_DEMO_DIR), True)
+    return _DEMO_DIR
+
+
 def fresh_output_dir(max_age_s: float = 3600.0) -> Path:
-    """A new folder for one run's files, under one demo folder in the temp dir; runs older than an hour are pruned
-    (Gradio has copied what it serves into its own cache by then)."""
+    """A new folder for one run's files, inside `demo_dir()`; runs older than an hour are pruned (Gradio has copied
+    what it serves into its own cache by then)."""
     import shutil
 
-    root = Path(tempfile.gettempdir()) / f"holmesvau-demo-{os.getpid()}"
-    root.mkdir(exist_ok=True)
+    root = demo_dir()
     for old in root.iterdir():
         if time.time() - old.stat().st_mtime > max_age_s:
             shutil.rmtree(old, ignore_errors=True)
@@ -212,14 +259,15 @@ def make_handler(vau, cfg: DemoConfig, upload_root: str | Path):
         try:
             path = resolve_input(upload, example, cfg, upload_root)
             name = Path(upload).name if upload else example
+            if mode != MODES[1]:
+                check_prompt(prompt, cfg)  # before any decoding
             check_video(path, cfg, name)
             out = fresh_output_dir()
             if mode == MODES[1]:
                 res = run_report(vau, path, int(n_frames), bool(use_ats), cfg, out, progress)
             else:
-                if not (prompt or "").strip():
-                    raise DemoError("Type a question first.")
-                res = run_answer(vau, path, prompt.strip(), int(n_frames), bool(use_ats), cfg, out, progress)
+                question = check_prompt(prompt, cfg)
+                res = run_answer(vau, path, question, int(n_frames), bool(use_ats), cfg, out, progress)
         except DemoError as e:
             return f"**Error:** {e}", "", None, [], "", None
         except Exception as e:  # noqa: BLE001 - a failed run must not take the demo down
@@ -255,7 +303,13 @@ def build_demo(vau, cfg: DemoConfig, upload_root: str | Path | None = None):
                     elem_id="example",
                     visible=bool(cfg.examples),
                 )
-                prompt = gr.Textbox(DEFAULT_PROMPT, label="Question", lines=2, elem_id="prompt")
+                prompt = gr.Textbox(
+                    DEFAULT_PROMPT,
+                    label="Question",
+                    lines=2,
+                    max_length=cfg.max_prompt_chars,
+                    elem_id="prompt",
+                )
                 n_frames = gr.Slider(
                     2, 32, value=12, step=1, label="Frames given to the model", elem_id="frames"
                 )
@@ -288,16 +342,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument(
-        "--model", default=None, help="hub id or local folder; unset: a TINY RANDOM model (UI testing)"
-    )
-    p.add_argument(
-        "--scorer", default=None, help="anomaly scorer .pth (default with --model: the released one)"
-    )
-    p.add_argument("--no-ats", action="store_true", help="load no scorer (uniform sampling, no report)")
-    p.add_argument("--device", default=None)
-    p.add_argument("--dtype", default=None, choices=["bf16", "fp16", "fp32"])
-    p.add_argument("--cache-dir", default=None)
+    add_model_options(
+        p
+    )  # the same --model/--scorer/--device/--dtype defaults as inference.py (holmesvau.cli)
+    p.add_argument("--tiny", action="store_true", help="a TINY RANDOM model instead of --model (UI testing)")
     p.add_argument("--examples", nargs="*", default=None, help="example video files")
     p.add_argument(
         "--examples-dir",
@@ -308,29 +356,48 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=7860)
     p.add_argument("--max-upload-mb", type=float, default=200.0)
     p.add_argument("--max-duration-s", type=float, default=600.0)
-    p.add_argument("--max-new-tokens", type=int, default=512)
+    p.add_argument("--max-frames", type=int, default=18_000, help="whatever fps the file claims")
+    p.add_argument("--max-megapixels", type=float, default=3840 * 2160 / 1e6, help="per frame")
+    p.add_argument("--max-prompt-chars", type=int, default=1000)
+    add_generation_options(p)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     examples = find_examples(args.examples, args.examples_dir)
-    if args.model is None:
-        print(f"[demo] no --model given: {TINY_LABEL}", file=sys.stderr)
+    if args.tiny:
+        print(f"[demo] --tiny: {TINY_LABEL}", file=sys.stderr)
         vau, name = tiny_pipeline(args.device), "tiny random InternVL2"
     else:
+        from holmesvau.ats.weights import ScorerError
+        from holmesvau.model import CheckpointError
         from holmesvau.pipeline import HolmesVAU
 
-        vau = HolmesVAU.from_pretrained(
-            args.model,
-            scorer=False if args.no_ats else args.scorer,
-            device=args.device,
-            dtype=args.dtype,
-            cache_dir=args.cache_dir,
-        )
+        try:
+            vau = HolmesVAU.from_pretrained(
+                args.model,
+                scorer=False if args.no_ats else args.scorer,
+                device=args.device,
+                dtype=args.dtype,
+                cache_dir=args.cache_dir,
+            )
+        except (CheckpointError, ScorerError) as e:
+            print(
+                f"error: {e}\n(to try the UI without the real model: python app.py --tiny)", file=sys.stderr
+            )
+            return 2
         name = str(args.model)
     cfg = DemoConfig(
-        args.max_upload_mb, args.max_duration_s, args.max_new_tokens, examples, args.model is None, name
+        args.max_upload_mb,
+        args.max_duration_s,
+        args.max_new_tokens,
+        examples,
+        args.tiny,
+        name,
+        max_frames=args.max_frames,
+        max_pixels=int(args.max_megapixels * 1e6),
+        max_prompt_chars=args.max_prompt_chars,
     )
     demo = build_demo(vau, cfg)
     demo.queue(default_concurrency_limit=1).launch(

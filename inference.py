@@ -29,79 +29,100 @@ anomaly scores, timings); --plot saves the anomaly curve with the sampled frames
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from pathlib import Path
+
+from holmesvau.cli import (
+    add_generation_options,
+    add_model_options,
+    add_sampling_options,
+    finite_float,
+    frame_indices,
+    output_dir,
+    output_file,
+)
 
 DEFAULT_PROMPT = "Could you specify the anomaly events present in the video?"
+NEEDS_VIDEO = """inference.py needs a video to look at: --video path/to/video.mp4
+  python inference.py --video clip.mp4 --prompt "What happens in this video?"
+  python inference.py --video clip.mp4 --report report_dir/      # the hierarchical report
+The first run fetches HolmesVAU-2B and the anomaly scorer (cached); offline, pass local files with --model and
+--scorer. `python inference.py --help` lists every option."""
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("--video", required=True, help="video file")
+    p.add_argument("--video", default=None, help="video file (required)")
     p.add_argument("--prompt", default=DEFAULT_PROMPT, help="question about the video")
-    p.add_argument("--model", default=None, help="hub id or local folder (default ppxin321/HolmesVAU-2B)")
+    add_model_options(p)
+    add_sampling_options(p)
     p.add_argument(
-        "--scorer", default=None, help="anomaly scorer .pth path or URL (default: the released one)"
-    )
-    p.add_argument("--no-ats", action="store_true", help="uniform sampling; no scorer is loaded")
-    p.add_argument("--select-frames", type=int, default=12, help="frames given to the MLLM")
-    p.add_argument("--dense-stride", type=int, default=16, help="ATS scores every k-th frame")
-    p.add_argument("--tau", type=float, default=0.1, help="ATS density offset")
-    p.add_argument("--frame-indices", default=None, help="comma-separated frame indices (skips sampling)")
-    p.add_argument("--max-new-tokens", type=int, default=1024)
-    p.add_argument("--device", default=None, help="cuda, cuda:1, cpu (default: cuda if available)")
-    p.add_argument(
-        "--dtype",
+        "--frame-indices",
+        type=frame_indices,
         default=None,
-        choices=["bf16", "fp16", "fp32"],
-        help="default: bf16/fp16 on GPU, fp32 on CPU",
+        help="comma-separated frame indices (no sampling)",
     )
-    p.add_argument("--cache-dir", default=None, help="where downloads and converted checkpoints go")
-    p.add_argument("--output", type=Path, default=None, help="write the result as JSON here")
-    p.add_argument("--plot", type=Path, default=None, help="save the anomaly curve + sampled frames (png)")
+    add_generation_options(p)
+    p.add_argument("--output", type=output_file, default=None, help="write the result as JSON here")
+    p.add_argument(
+        "--plot", type=output_file, default=None, help="save the anomaly curve + sampled frames (png)"
+    )
     p.add_argument(
         "--report",
-        type=Path,
+        type=output_dir,
         default=None,
-        help="also write the hierarchical report (events, clip/event/video answers) as report.json + report.html into this folder",
+        help="also write the hierarchical report (events, clip/event/video answers) as report.json + report.html "
+        "into this folder",
     )
     p.add_argument(
         "--report-threshold",
-        type=float,
+        type=finite_float(0.0, 1.0),
         default=None,
-        help="event threshold on the anomaly scores (default: from the curve)",
+        help="event threshold on the anomaly scores, in [0, 1] (default: from the curve)",
     )
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     return p
 
 
-def parse_indices(text: str | None) -> list[int] | None:
-    if text is None:
-        return None
-    try:
-        return [int(t) for t in text.replace(" ", "").split(",") if t]
-    except ValueError:
-        raise SystemExit(f"--frame-indices must be comma-separated integers, got {text!r}") from None
+def needs_scorer(args: argparse.Namespace) -> bool:
+    """The scorer is resolved (and fetched) only when something will use it: ATS sampling or the report."""
+    return not args.no_ats and (args.frame_indices is None or args.report is not None)
 
 
 def load_pipeline(args: argparse.Namespace):
-    from holmesvau.model import DEFAULT_MODEL
     from holmesvau.pipeline import HolmesVAU
 
     return HolmesVAU.from_pretrained(
-        args.model or DEFAULT_MODEL,
-        scorer=False if args.no_ats else args.scorer,
+        args.model,
+        scorer=args.scorer if needs_scorer(args) else False,
         device=args.device,
         dtype=args.dtype,
         cache_dir=args.cache_dir,
     )
 
 
+def report_from_args(vau, args: argparse.Namespace):
+    """--report DIR: build the report with the CLI's options and write it (each file atomically)."""
+    from holmesvau.report import ReportConfig, build_report, write_report
+
+    config = ReportConfig(
+        video_frames=args.select_frames,
+        dense_stride=args.dense_stride,
+        tau=args.tau,
+        use_ats=not args.no_ats,
+        threshold=args.report_threshold,
+        max_new_tokens=args.max_new_tokens,
+    )
+    report = build_report(vau, args.video, config, progress=not args.quiet)
+    json_path, html_path = write_report(report, args.report)
+    print(f"report: {json_path} {html_path} ({len(report.data['events'])} event(s))", file=sys.stderr)
+    return report
+
+
 def run(args: argparse.Namespace, vau=None):
     """Analyze the video, print the answer, write --output / --plot. Returns (pipeline, AnalysisResult)."""
+    from holmesvau.files import atomic_target, atomic_write_json
     from holmesvau.video import probe
 
     probe(args.video)  # a bad video fails before minutes of model loading
@@ -110,18 +131,14 @@ def run(args: argparse.Namespace, vau=None):
 
         hf_logging.disable_progress_bar()
     vau = vau or load_pipeline(args)
-    report = None
-    if args.report is not None:  # holmesvau.report; its dense pass is reused by analyze below
-        from holmesvau.report import report_from_args
-
-        report = report_from_args(vau, args)
+    report = report_from_args(vau, args) if args.report is not None else None  # its dense pass is reused
     result = vau.analyze(
         args.video,
         args.prompt,
         select_frames=args.select_frames,
         use_ats=not args.no_ats,
         dense_stride=args.dense_stride,
-        frame_indices=parse_indices(args.frame_indices),
+        frame_indices=args.frame_indices,
         max_new_tokens=args.max_new_tokens,
         tau=args.tau,
         progress=not args.quiet,
@@ -130,26 +147,29 @@ def run(args: argparse.Namespace, vau=None):
     print(f"sampling: {result.sampling}, frames: {result.frame_indices}", file=sys.stderr)
     print(f"User: {args.prompt}\nHolmesVAU: {result.answer}")
     if args.output is not None:
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
+        atomic_write_json(args.output, result.to_dict())
         print(f"result: {args.output}", file=sys.stderr)
     if args.plot is not None:
         from holmesvau.plots import save_anomaly_curve
 
-        save_anomaly_curve(result, args.plot)
+        with atomic_target(args.plot) as tmp:
+            save_anomaly_curve(result, tmp)
         print(f"plot: {args.plot}", file=sys.stderr)
     return vau, result
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.video is None:
+        print(NEEDS_VIDEO, file=sys.stderr)
+        return 2
     from holmesvau.ats.weights import ScorerError
     from holmesvau.model import CheckpointError
     from holmesvau.video import VideoError
 
     try:
         run(args)
-    except (VideoError, CheckpointError, ScorerError, ValueError) as e:
+    except (VideoError, CheckpointError, ScorerError, ValueError, OSError) as e:
         print(f"error: {error_text(e)}", file=sys.stderr)
         return 2
     return 0

@@ -181,7 +181,7 @@ def main() -> None:
     )  # vs. the decoder's own threads
 
     if not args.skip_ats:
-        from holmesvau.synthetic import make_video
+        from holmesvau.testing.synthetic import make_video
 
         with tempfile.TemporaryDirectory() as tmp:
             for name, n in (("short", args.ats_frames), ("long", 4 * args.ats_frames)):

@@ -24,7 +24,7 @@ def build_model(device: str, dtype: torch.dtype, smoke: bool = False):
     from transformers import InternVLForConditionalGeneration
 
     from holmesvau.model.convert import native_config
-    from holmesvau.model.tiny import TinyConfig, internvl2_2b_sizes, original_config
+    from holmesvau.testing.tiny_model import TinyConfig, internvl2_2b_sizes, original_config
 
     cfg = TinyConfig(vocab_size=92553) if smoke else internvl2_2b_sizes()
     config = native_config(original_config(cfg, cfg.vocab_size), IMG_CONTEXT, 1, 2, 2)

@@ -27,8 +27,8 @@ def main() -> None:
     ap.add_argument("--smoke", action="store_true", help="tiny sizes on the CPU")
     args = ap.parse_args()
     from holmesvau import HolmesVAU
-    from holmesvau.ats.weights import make_random_scorer
-    from holmesvau.model.tiny import TinyConfig, internvl2_2b_sizes, make_tiny_checkpoint
+    from holmesvau.testing import make_random_scorer
+    from holmesvau.testing.tiny_model import TinyConfig, internvl2_2b_sizes, make_tiny_checkpoint
 
     if not args.smoke and not torch.cuda.is_available():
         raise SystemExit("this benchmark needs a CUDA GPU (or --smoke)")

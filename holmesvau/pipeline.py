@@ -5,9 +5,10 @@
     result = vau.analyze("robbery.mp4", "Could you specify the anomaly events present in the video?")
     print(result.answer, result.frame_indices)
 
-Frame selection follows the original: the anomaly-focused temporal sampler (ATS) when it is enabled, a scorer is
-loaded and the video has more than `dense_stride * select_frames` frames; otherwise uniform sampling over the whole
-video (segment middles; a video with fewer frames than `select_frames` repeats frames, as the original does).
+Frame selection is holmesvau.frame_plan.plan_frames, the original's rule: the anomaly-focused temporal sampler
+(ATS) when it is enabled, a scorer is loaded and the video has more than `dense_stride * select_frames` frames;
+otherwise uniform sampling over the whole video (segment middles; a video with fewer frames than `select_frames`
+repeats frames, as the original does).
 ATS streams every `dense_stride`-th frame through InternViT (bounded memory: only CLS features are kept); then only
 the selected frames are decoded again and given to the MLLM.
 """
@@ -22,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from holmesvau.frame_plan import FramePlan
 from holmesvau.model import DEFAULT_MODEL, ChatOutput, LoadedModel, chat, load_model, video_question
 
 
@@ -52,24 +54,18 @@ class DenseScores:
     timings: dict[str, float] = field(default_factory=dict)
 
 
+@dataclass
+class PlannedFrames:
+    """What `HolmesVAU.plan` decided for one video."""
+
+    plan: FramePlan  # frame indices + sampling method
+    dense: DenseScores | None  # the dense scores ATS sampled from (None unless plan.sampling == "ats")
+    info: object  # holmesvau.video.VideoInfo
+    timings: dict[str, float] = field(default_factory=dict)
+
+
 def _timestamps(indices: Sequence[int], fps: float) -> list[float]:
     return [round(i / fps, 3) if fps > 0 else 0.0 for i in indices]
-
-
-def _check_indices(indices: Sequence[int], num_frames: int, video) -> list[int]:
-    from holmesvau.video import VideoError
-
-    out = []
-    for i in indices:
-        if isinstance(i, bool) or not float(i).is_integer():
-            raise ValueError(f"frame indices must be integers, got {i!r}")
-        out.append(int(i))
-    if not out:
-        raise ValueError("frame_indices is empty")
-    bad = [i for i in out if not 0 <= i < num_frames]
-    if bad:
-        raise VideoError(f"{video}: frame index {bad[0]} out of range (video has {num_frames} frames)")
-    return out
 
 
 class HolmesVAU:
@@ -105,9 +101,14 @@ class HolmesVAU:
     def _check_scorer_dim(self) -> None:
         from holmesvau.ats.weights import ScorerError
 
-        want = _scorer_input_dim(self.scorer)
+        want = getattr(self.scorer, "input_dim", None)
+        if not isinstance(want, int):
+            raise ScorerError(
+                f"the anomaly scorer ({type(self.scorer).__name__}) does not say which feature size it takes: "
+                "it needs an integer `input_dim` attribute (holmesvau.ats.URDMU has one)"
+            )
         have = self.lm.vision_hidden_size
-        if want is not None and want != have:
+        if want != have:
             raise ScorerError(
                 f"the anomaly scorer takes {want}-d features but this model's vision encoder gives {have}-d "
                 f"({self.lm.path}); pass a scorer trained on this encoder, or disable ATS (--no-ats / scorer=False)"
@@ -123,8 +124,13 @@ class HolmesVAU:
             raise RuntimeError(
                 "no anomaly scorer loaded (ATS disabled); load one with from_pretrained(scorer=...)"
             )
-        dense = extract_dense_features(
-            video, vit_encoder(self.lm), stride=dense_stride, resize=self.resize, progress=progress
+        dense = extract_dense_features(  # uint8 tiles go to the encoder's device and are normalised there
+            video,
+            vit_encoder(self.lm),
+            stride=dense_stride,
+            resize=self.resize,
+            progress=progress,
+            device=self.lm.device,
         )
         t = time.perf_counter()
         scores = score_features(self.scorer, dense.features)
@@ -158,7 +164,7 @@ class HolmesVAU:
         out = chat(self.lm, pv, video_question(prompt, len(frame_indices)), max_new_tokens=max_new_tokens)
         return out.answer, out
 
-    def select_frames(
+    def plan(
         self,
         video: str | Path,
         select_frames: int = 12,
@@ -168,27 +174,41 @@ class HolmesVAU:
         tau: float = 0.1,
         progress: bool = True,
         dense: DenseScores | None = None,
-    ) -> tuple[list[int], str, DenseScores | None, object, dict]:
-        """(frame indices, sampling method, dense scores or None, VideoInfo, timings) — the original's rule."""
-        from holmesvau.video import probe, uniform_indices
+    ) -> PlannedFrames:
+        """The frames the MLLM will see (holmesvau.frame_plan: ATS / uniform / given), computing the dense scores
+        only when ATS samples. `dense`: precomputed dense scores to reuse."""
+        from holmesvau.frame_plan import FramePlanError, needs_dense_scores, plan_frames
+        from holmesvau.video import VideoError, probe
 
-        if select_frames < 1:
-            raise ValueError(f"select_frames must be >= 1, got {select_frames}")
         t0 = time.perf_counter()
         info = dense.info if dense is not None else probe(video)
         timings = {"probe": time.perf_counter() - t0}
-        if frame_indices is not None:
-            return _check_indices(frame_indices, info.num_frames, video), "given", None, info, timings
-        if use_ats and self.scorer is not None and info.num_frames > dense_stride * select_frames:
-            from holmesvau.ats import ats_select
-
-            if dense is None or dense.stride != dense_stride:
-                dense = self.dense_scores(video, dense_stride, progress)
-            for k, v in dense.timings.items():
-                timings[k] = timings.get(k, 0.0) + v
-            idx = ats_select(dense.scores, select_frames, dense.frame_indices.tolist(), tau=tau)
-            return [int(i) for i in idx], "ats", dense, info, timings
-        return uniform_indices(info.num_frames, select_frames), "uniform", None, info, timings
+        has_scorer = self.scorer is not None
+        try:
+            if needs_dense_scores(
+                info.num_frames, select_frames, dense_stride, use_ats, has_scorer, frame_indices
+            ):
+                if dense is None or dense.stride != dense_stride:
+                    dense = self.dense_scores(video, dense_stride, progress)
+                for k, v in dense.timings.items():
+                    timings[k] = timings.get(k, 0.0) + v
+            else:
+                dense = None
+            plan = plan_frames(
+                info.num_frames,
+                select_frames,
+                scores=None if dense is None else dense.scores,
+                dense_indices=None if dense is None else dense.frame_indices,
+                tau=tau,
+                explicit=frame_indices,
+                dense_stride=dense_stride,
+                use_ats=use_ats,
+            )
+        except FramePlanError as e:
+            if "out of range" in str(e):
+                raise VideoError(f"{video}: {e}") from None
+            raise
+        return PlannedFrames(plan, dense if plan.sampling == "ats" else None, info, timings)
 
     def analyze(
         self,
@@ -204,9 +224,8 @@ class HolmesVAU:
         dense: DenseScores | None = None,
     ) -> AnalysisResult:
         """Select frames (ATS / uniform / given), ask the MLLM. `dense`: precomputed dense scores to reuse."""
-        idx, sampling, dense, info, timings = self.select_frames(
-            video, select_frames, use_ats, dense_stride, frame_indices, tau, progress, dense
-        )
+        planned = self.plan(video, select_frames, use_ats, dense_stride, frame_indices, tau, progress, dense)
+        idx, dense, timings = list(planned.plan.indices), planned.dense, planned.timings
         pv, t = self.pixel_values(video, idx)
         for k, v in t.items():
             timings[k] = timings.get(k, 0.0) + v
@@ -218,24 +237,13 @@ class HolmesVAU:
             answer=out.answer,
             prompt=question,
             frame_indices=idx,
-            timestamps_s=_timestamps(idx, info.fps),
-            dense_frame_indices=None if sampling != "ats" else dense.frame_indices.tolist(),
-            dense_scores=None if sampling != "ats" else [float(s) for s in dense.scores],
-            sampling=sampling,
+            timestamps_s=_timestamps(idx, planned.info.fps),
+            dense_frame_indices=None if dense is None else dense.frame_indices.tolist(),
+            dense_scores=None if dense is None else [float(s) for s in dense.scores],
+            sampling=planned.plan.sampling,
             timings={k: round(v, 4) for k, v in timings.items()},
-            video=asdict(info),
+            video=asdict(planned.info),
         )
-
-
-def _scorer_input_dim(scorer: torch.nn.Module) -> int | None:
-    """Feature size the scorer expects: its attribute if it has one, else the first weight's input size."""
-    for name in ("input_dim", "in_dim", "feature_dim"):
-        if isinstance(getattr(scorer, name, None), int):
-            return getattr(scorer, name)
-    for p in scorer.parameters():
-        if p.dim() >= 2:
-            return int(p.shape[1])
-    return None
 
 
 @torch.inference_mode()
@@ -244,7 +252,4 @@ def score_features(scorer: torch.nn.Module, features) -> np.ndarray:
     p = next(scorer.parameters())
     x = torch.as_tensor(np.asarray(features) if not torch.is_tensor(features) else features)
     x = x.to(p.device, p.dtype).reshape(1, -1, x.shape[-1])
-    out = scorer(x)
-    if isinstance(out, dict):
-        out = out["anomaly_scores"]
-    return out.reshape(-1).float().cpu().numpy().astype(np.float32)
+    return scorer(x).reshape(-1).float().cpu().numpy().astype(np.float32)

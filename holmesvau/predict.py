@@ -2,26 +2,31 @@
 
 Output: one JSON object a line, `{"id", "type", "task", "video", "prediction", "frame_indices", "sampling",
 "status": "ok"|"failed", "error"}`, appended and flushed row by row. A rerun reads the ids already written (a last
-line cut by a kill is dropped first) and does only the rest, so every row ends up exactly once. A row whose video
+line cut by a kill is dropped) and does only the rest, so every row ends up exactly once. A row whose video
 is missing or unreadable is written with status "failed" and the reason; `retry_failed` rewrites the file
 without those rows and tries them again.
 
-Sharding: rank r of W takes rows i with i % W == r and writes `OUTPUT.rank{r}`; `merge_outputs` joins the shards
+Sharding (holmesvau.distributed): rank r of W takes rows i with i % W == r and writes `OUTPUT.rank{r}`; `merge_outputs` joins the shards
 (and any earlier merged output) in annotation order, one line per id.
 
-Score files (`--scores-dir`): `<video stem>.npz` as holmesvau.eval.score_files writes and detection reads
-(`scores` (T,) float32, `frame_indices` (T,) int64, `stride`, `fps`, `n_frames`); written under a temporary name
-and renamed, so a file that exists is complete and is not computed again.
+Score files (`--scores-dir`): SCORES_DIR/<video path relative to the video root, without extension>.npz
+(`ucf/camA/0001.mp4` -> `ucf/camA/0001.npz`: folders are kept, so equal file names in two folders never share a
+file), as holmesvau.eval.score_files writes and detection reads (`scores` (T,) float32, `frame_indices` (T,)
+int64, `stride`, `fps`, `n_frames`); written under a temporary name and renamed, so a file that exists is complete
+and is not computed again.
+
+jsonl files follow holmesvau.jsonl: a torn last line is cut before appending, malformed lines are skipped.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
-from pathlib import Path
+from pathlib import Path, PurePosixPath
+
+from holmesvau.jsonl import JsonlAppender, read_jsonl, require_id, write_jsonl_atomic
 
 FIELDS = ("id", "type", "task", "video", "prediction", "frame_indices", "sampling", "status", "error")
 
@@ -34,51 +39,10 @@ def shard_path(output: str | Path, rank: int) -> Path:
     return Path(f"{output}.rank{rank}")
 
 
-def repair_jsonl(path: str | Path) -> int:
-    """Drop a partial last line (a write cut by a kill); returns the bytes removed. A complete last object
-    missing only its newline gets the newline."""
-    path = Path(path)
-    if not path.is_file():
-        return 0
-    data = path.read_bytes()
-    if not data or data.endswith(b"\n"):
-        return 0
-    cut = data.rfind(b"\n") + 1
-    tail = data[cut:]
-    try:
-        json.loads(tail)
-    except ValueError:
-        with path.open("r+b") as f:
-            f.truncate(cut)
-        return len(tail)
-    with path.open("ab") as f:
-        f.write(b"\n")
-    return 0
-
-
 def read_rows(path: str | Path) -> list[dict]:
-    """Well-formed rows (objects with an id) of a jsonl file; other lines are skipped."""
-    path = Path(path)
-    rows = []
-    if not path.is_file():
-        return rows
-    with path.open(encoding="utf-8") as f:
-        for line in f:
-            try:
-                row = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(row, dict) and "id" in row:
-                rows.append(row)
-    return rows
-
-
-def _write_atomic(path: Path, rows: Iterable[dict]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", encoding="utf-8") as f:
-        for row in rows:
-            f.write(json.dumps(row, ensure_ascii=False) + "\n")
-    os.replace(tmp, path)
+    """Rows (objects with an id) of an output file of ours; missing file: none. Malformed lines are skipped
+    (holmesvau.jsonl policy; a torn last line is cut before the next append)."""
+    return read_jsonl(path, parse=require_id, missing_ok=True)[0]
 
 
 def drop_failed(path: str | Path) -> int:
@@ -87,7 +51,7 @@ def drop_failed(path: str | Path) -> int:
     rows = read_rows(path)
     keep = [r for r in rows if r.get("status", "ok") == "ok"]
     if len(keep) != len(rows):
-        _write_atomic(path, keep)
+        write_jsonl_atomic(path, keep)
     return len(rows) - len(keep)
 
 
@@ -98,12 +62,6 @@ def done_ids(*paths: str | Path) -> set[str]:
     return out
 
 
-def shard(items: Sequence, rank: int = 0, world: int = 1) -> list:
-    if not 0 <= rank < world:
-        raise ValueError(f"rank {rank} out of range for world size {world}")
-    return [x for i, x in enumerate(items) if i % world == rank]
-
-
 def merge_outputs(
     output: str | Path, world: int, order: Sequence[object] | None = None, remove: bool = True
 ) -> dict:
@@ -111,8 +69,6 @@ def merge_outputs(
     one, else the later wins), in `order` (annotation ids; unknown ids go last). Shards are removed after."""
     output = Path(output)
     sources = [output] + [shard_path(output, r) for r in range(world)]
-    for p in sources:
-        repair_jsonl(p)
     best: dict[str, dict] = {}
     for p in sources:
         for row in read_rows(p):
@@ -122,8 +78,7 @@ def merge_outputs(
                 best[k] = row
     rank_of = {key(i): n for n, i in enumerate(order or [])}
     rows = sorted(best.values(), key=lambda r: rank_of.get(key(r["id"]), len(rank_of)))
-    output.parent.mkdir(parents=True, exist_ok=True)
-    _write_atomic(output, rows)
+    write_jsonl_atomic(output, rows)
     if remove:
         for p in sources[1:]:
             p.unlink(missing_ok=True)
@@ -148,9 +103,18 @@ class _DenseCache:
 
 
 def score_file(scores_dir: str | Path, video: str | Path) -> Path:
+    """Score file of a row's video: its path relative to the video root, folders kept, extension `.npz`
+    (`camA/0001.mp4` -> SCORES_DIR/camA/0001.npz), so videos with one file name in two folders never share a
+    file. Detection evaluation reads the folder recursively and matches files by name (holmesvau.eval)."""
     from holmesvau.eval.ground_truth import video_key
 
-    return Path(scores_dir) / f"{video_key(str(video))}.npz"
+    rel = PurePosixPath(str(video).replace("\\", "/"))
+    if rel.is_absolute() or ".." in rel.parts or not rel.parts or rel.name.startswith("."):
+        raise ValueError(
+            f"{video}: score files are named after the video's path relative to the video root; "
+            "expected a relative path without '..'"
+        )
+    return Path(scores_dir, *rel.parent.parts, f"{video_key(rel.name)}.npz")
 
 
 def save_dense(scores_dir: str | Path, video: str | Path, dense) -> Path:
@@ -158,7 +122,7 @@ def save_dense(scores_dir: str | Path, video: str | Path, dense) -> Path:
     from holmesvau.eval.score_files import save_scores
 
     dst = score_file(scores_dir, video)
-    tmp_dir = dst.parent / ".partial"
+    tmp_dir = Path(scores_dir) / ".partial"
     tmp = save_scores(
         tmp_dir / f"{dst.stem}-{os.getpid()}.npz",
         dense.scores,
@@ -167,6 +131,7 @@ def save_dense(scores_dir: str | Path, video: str | Path, dense) -> Path:
         fps=dense.info.fps,
         frame_indices=dense.frame_indices,
     )
+    dst.parent.mkdir(parents=True, exist_ok=True)
     os.replace(tmp, dst)
     return dst
 
@@ -203,15 +168,15 @@ def predict_rows(
     append as it goes."""
     from tqdm.auto import tqdm
 
+    from holmesvau.frame_plan import needs_dense_scores
+
     output = Path(output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    repair_jsonl(output)
     done = done_ids(output) | {key(i) for i in skip_ids}
     todo = [r for r in rows if key(r.id) not in done]
     cache = _DenseCache(vau)
     stats = {"total": len(rows), "skipped_done": len(rows) - len(todo), "ok": 0, "failed": 0}
     with (
-        output.open("a", encoding="utf-8") as f,
+        JsonlAppender(output) as f,
         tqdm(
             total=len(rows), initial=stats["skipped_done"], desc=desc, disable=not progress, unit="row"
         ) as bar,
@@ -221,15 +186,15 @@ def predict_rows(
             base = {"id": r.id, "type": r.type, "task": r.task, "video": r.video}
             try:
                 dense = None
-                ats_possible = use_ats and vau.scorer is not None
                 if scores_dir is not None and vau.scorer is not None and r.type in score_levels:
+                    dst = score_file(scores_dir, r.video)
                     dense = cache.get(video, dense_stride)
-                    if not score_file(scores_dir, r.video).is_file():
+                    if not dst.is_file():
                         save_dense(scores_dir, r.video, dense)
-                elif ats_possible:
+                elif use_ats and vau.scorer is not None:
                     from holmesvau.video import probe
 
-                    if probe(video).num_frames > dense_stride * select_frames:
+                    if needs_dense_scores(probe(video).num_frames, select_frames, dense_stride):
                         dense = cache.get(video, dense_stride)
                 res = vau.analyze(
                     video, r.prompt, select_frames=select_frames, use_ats=use_ats, dense_stride=dense_stride,
@@ -245,8 +210,7 @@ def predict_rows(
                 }
             except Exception as e:  # noqa: BLE001 - a bad row is recorded and skipped; the run goes on
                 out = _failed(base, e)
-            f.write(json.dumps(out, ensure_ascii=False) + "\n")
-            f.flush()
+            f.write(out)
             stats[out["status"] if out["status"] == "ok" else "failed"] += 1
             bar.update(1)
             if out["status"] != "ok":
@@ -274,36 +238,23 @@ def dump_scores(
     if vau.scorer is None:
         raise ValueError("score dumping needs the anomaly scorer (do not pass --no-ats)")
     log = Path(log)
-    log.parent.mkdir(parents=True, exist_ok=True)
-    repair_jsonl(log)
     done = done_ids(log) | {key(i) for i in skip_ids}
     stats = {"total": len(videos), "skipped_done": 0, "ok": 0, "failed": 0}
     with (
-        log.open("a", encoding="utf-8") as f,
+        JsonlAppender(log) as f,
         tqdm(total=len(videos), desc=desc, disable=not progress, unit="video") as bar,
     ):
         for v in videos:
-            dst = score_file(scores_dir, v)
-            if key(v) in done or dst.is_file():
-                stats["skipped_done"] += 1
-                bar.update(1)
-                if key(v) not in done:
-                    f.write(
-                        json.dumps(
-                            {
-                                "id": v,
-                                "video": v,
-                                "scores_file": dst.name,
-                                "n_scores": None,
-                                "status": "ok",
-                                "error": None,
-                            }
-                        )
-                        + "\n"
-                    )
-                continue
-            base = {"id": v, "video": v, "scores_file": dst.name}
+            base = {"id": v, "video": v, "scores_file": None}
             try:
+                dst = score_file(scores_dir, v)
+                base["scores_file"] = dst.relative_to(scores_dir).as_posix()
+                if key(v) in done or dst.is_file():
+                    stats["skipped_done"] += 1
+                    if key(v) not in done:
+                        f.write({**base, "n_scores": None, "status": "ok", "error": None})
+                    bar.update(1)
+                    continue
                 dense = vau.dense_scores(Path(video_root) / v, dense_stride, progress=False)
                 save_dense(scores_dir, v, dense)
                 out = {**base, "n_scores": int(dense.scores.size), "status": "ok", "error": None}
@@ -312,7 +263,6 @@ def dump_scores(
                 out = {**base, "n_scores": None, "status": "failed", "error": f"{type(e).__name__}: {e}"}
                 stats["failed"] += 1
                 bar.write(f"failed {v}: {out['error']}", file=sys.stderr)
-            f.write(json.dumps(out, ensure_ascii=False) + "\n")
-            f.flush()
+            f.write(out)
             bar.update(1)
     return stats

@@ -8,6 +8,8 @@ one `VideoError` naming the file instead of reaching decord, which can crash on 
 
 from __future__ import annotations
 
+import math
+import stat
 import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -57,38 +59,104 @@ def _decord():
     return decord
 
 
+def shown(path: str | Path) -> str:
+    """A path as error messages show it: on one line and encodable. Control characters are escaped, and so are
+    the undecodable bytes of a non-UTF-8 name (Python keeps them as lone surrogates, which no UTF-8 writer takes)."""
+
+    def char(ch: str) -> str:
+        if ch.isprintable():
+            return ch
+        if 0xDC80 <= ord(ch) <= 0xDCFF:  # os.fsdecode's surrogateescape: byte 0x80..0xff
+            return f"\\x{ord(ch) - 0xDC00:02x}"
+        return ascii(ch)[1:-1]
+
+    return "".join(map(char, str(path)))
+
+
+def _reason(e: BaseException) -> str:
+    """An exception as one line for a message that already names the file (FFmpeg's errors repeat the path)."""
+    lines = str(e).strip().splitlines()
+    text = getattr(e, "strerror", None) or (lines[-1] if lines else "")
+    return shown(f"{type(e).__name__}: {text}" if text else type(e).__name__)
+
+
 def _check_file(path: Path) -> None:
-    if not path.exists():
-        raise VideoError(f"{path}: no such file")
-    if not path.is_file():
-        raise VideoError(f"{path}: not a file")
-    if path.stat().st_size == 0:
-        raise VideoError(f"{path}: empty file (0 bytes)")
+    """Refuse what is not a readable regular file before any decoder sees it (a FIFO would block it forever)."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        kind = "dangling symbolic link" if path.is_symlink() else "no such file"
+        raise VideoError(f"{shown(path)}: {kind}") from None
+    except OSError as e:  # a symlink loop, a path through a file, no permission on a folder ...
+        raise VideoError(f"{shown(path)}: cannot access it ({e.strerror})") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise VideoError(f"{shown(path)}: is a folder, not a video file")
+    if not stat.S_ISREG(st.st_mode):
+        kind = "FIFO" if stat.S_ISFIFO(st.st_mode) else "socket" if stat.S_ISSOCK(st.st_mode) else "device"
+        raise VideoError(f"{shown(path)}: not a regular file ({kind})")
+    if st.st_size == 0:
+        raise VideoError(f"{shown(path)}: empty file (0 bytes)")
+    try:
+        with open(path, "rb") as f:
+            f.read(1)
+    except OSError as e:
+        raise VideoError(f"{shown(path)}: cannot read it ({e.strerror})") from None
 
 
-def _pyav_probe(path: Path) -> tuple[int, float, int, int, float]:
-    """(frame count from the container index, fps, width, height, duration) — raises VideoError if unreadable."""
+@dataclass
+class _Container:
+    """What the container says about its first video stream, read without decoding."""
+
+    frames: int  # the index's sample count (mp4), else the number of packets
+    fps: float  # the stream's average rate (the header's rate for raw streams without durations)
+    duration_s: float  # the stream's duration, else the container's; 0 when unknown
+    width: int
+    height: int
+
+
+def timing_consistent(frames: int, fps: float, duration_s: float) -> bool:
+    """Do `frames` frames at `fps` fill `duration_s` (within 20 %, or two frames of a short clip)?
+
+    A zero media timescale or zero frame durations leave a rate that does not (1/512 fps or 15 fps for
+    120 frames over 4 s); a file that gives no duration has nothing to check against.
+    """
+    if not (fps > 0 and math.isfinite(fps)):
+        return False
+    if frames <= 2 or not duration_s > 0:
+        return True
+    return abs(frames / (fps * duration_s) - 1) <= max(0.2, 2 / frames)
+
+
+def _pyav_probe(path: Path) -> _Container:
+    """Frame count (index or packets), fps, duration and size, no decoding; raises VideoError if unreadable."""
     import av  # leave av.logging alone: its default (None) is silent and lock-free; a level adds a GIL callback
 
     try:
         with av.open(str(path)) as container:
+            if container.format.name.endswith("_pipe") or container.format.name == "image2":
+                raise VideoError(f"{shown(path)}: a still image ({container.format.name}), not a video")
             if not container.streams.video:
-                raise VideoError(f"{path}: no video stream")
+                raise VideoError(f"{shown(path)}: no video stream")
             stream = container.streams.video[0]
             width, height = stream.codec_context.width, stream.codec_context.height
-            rate = stream.average_rate or stream.guessed_rate
+            if stream.duration and stream.time_base:
+                duration = float(stream.duration * stream.time_base)
+            else:
+                duration = float(container.duration) / 1e6 if container.duration else 0.0
+            # a raw stream (no durations) has only its header's rate: average_rate there is FFmpeg's 25 default
+            rates = (stream.average_rate, stream.guessed_rate)
+            rate = next((r for r in (rates if duration > 0 else rates[::-1]) if r), None)
             fps = float(rate) if rate else 0.0
             frames = int(stream.frames or 0)
-            if frames <= 0:  # containers without a frame index (mkv, webm): count packets, no decoding
+            if frames <= 0:  # containers without a frame index (mkv, webm, raw): count packets, no decoding
                 frames = sum(1 for p in container.demux(stream) if p.size)
-            duration = float(container.duration) / 1e6 if container.duration else 0.0
     except VideoError:
         raise
     except Exception as e:
-        raise VideoError(f"{path}: cannot open as a video ({type(e).__name__}: {e})") from e
+        raise VideoError(f"{shown(path)}: cannot open as a video ({_reason(e)})") from e
     if width <= 0 or height <= 0 or frames <= 0:
-        raise VideoError(f"{path}: video stream has no frames or no size")
-    return frames, fps, width, height, duration
+        raise VideoError(f"{shown(path)}: video stream has no frames or no size")
+    return _Container(frames, fps, duration, width, height)
 
 
 class VideoReader:
@@ -102,29 +170,61 @@ class VideoReader:
             raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
         self.path = Path(path)
         self.num_threads = int(num_threads)
+        self._av_options: dict[str, str] = {}
         _check_file(self.path)
-        frames, fps, width, height, duration = _pyav_probe(self.path)
+        c = _pyav_probe(self.path)
+        frames, fps = c.frames, c.fps
+        name = shown(self.path)
+        if not timing_consistent(c.frames, c.fps, c.duration_s):
+            # Broken timestamps (a zero media timescale, zero frame durations): decoders that index frames by
+            # time (decord) see one frame, or a rate that puts frame 113 of a 4 s clip at 452 s. Decide from
+            # the container instead: its sample count over its duration, read in decoding order by PyAV with
+            # the edit list ignored (an edit list in a broken timescale hides all frames but the first).
+            if not c.duration_s > 0:
+                raise VideoError(
+                    f"{name}: broken timing: {c.fps:g} fps and no duration to tell the frame rate"
+                )
+            fps = c.frames / c.duration_s
+            warnings.warn(
+                f"{name}: broken timestamps ({c.fps:g} fps claimed); using the container's timing: "
+                f"{c.frames} frames over {c.duration_s:g} s = {fps:g} fps",
+                stacklevel=2,
+            )
+            if backend == "decord":
+                raise VideoError(f"{name}: broken timestamps ({c.fps:g} fps claimed): decord cannot index it")
+            self._av_options = {"ignore_editlist": "1"}
         self._vr = None
         used = "pyav"
-        if backend in ("auto", "decord"):
-            decord = _decord()
-            if decord is None and backend == "decord":
-                raise VideoError(f"{self.path}: backend 'decord' asked for but decord is not installed")
-            if decord is not None:
-                try:
-                    self._vr = decord.VideoReader(
-                        str(self.path), ctx=decord.cpu(0), num_threads=self.num_threads
-                    )
-                    used = "decord"
-                    # decord's count and PyAV's index can disagree on odd files: never index past either end.
-                    frames = min(frames, len(self._vr))
-                    fps = float(self._vr.get_avg_fps()) or fps
-                except Exception as e:
-                    if backend == "decord":
-                        raise VideoError(f"{self.path}: decord cannot open it ({e})") from e
-                    self._vr = None
-        duration_s = frames / fps if fps > 0 else duration
-        self.info = VideoInfo(str(self.path), frames, fps, duration_s, width, height, used)
+        if backend in ("auto", "decord") and not self._av_options:
+            self._vr = self._open_decord(backend, frames, fps)
+            if self._vr is not None:
+                used = "decord"
+                frames = min(frames, len(self._vr))  # an edit list may hide a frame or two: never index past
+        duration_s = frames / fps if fps > 0 else c.duration_s
+        self.info = VideoInfo(str(self.path), frames, fps, duration_s, c.width, c.height, used)
+
+    def _open_decord(self, backend: str, frames: int, fps: float):
+        """decord's reader, or None (PyAV then) when it is missing, fails, or disagrees with the container."""
+        decord = _decord()
+        name = shown(self.path)
+        if decord is None:
+            if backend == "decord":
+                raise VideoError(f"{name}: backend 'decord' asked for but decord is not installed")
+            return None
+        try:
+            vr = decord.VideoReader(str(self.path), ctx=decord.cpu(0), num_threads=self.num_threads)
+            n, rate = len(vr), float(vr.get_avg_fps())
+        except Exception as e:
+            if backend == "decord":
+                raise VideoError(f"{name}: decord cannot open it ({_reason(e)})") from e
+            return None
+        if abs(n - frames) <= max(2, frames // 100) and rate > 0 and abs(rate / fps - 1) <= 0.05:
+            return vr
+        why = f"decord reads {n} frames at {rate:g} fps, the container has {frames} at {fps:g} fps"
+        if backend == "decord":
+            raise VideoError(f"{name}: {why}")
+        warnings.warn(f"{name}: {why}; reading it with PyAV", stacklevel=3)
+        return None
 
     @property
     def backend(self) -> str:
@@ -152,7 +252,9 @@ class VideoReader:
         n = self.info.num_frames
         bad = idx[(idx < 0) | (idx >= n)]
         if bad.size:
-            raise VideoError(f"{self.path}: frame index {int(bad[0])} out of range (video has {n} frames)")
+            raise VideoError(
+                f"{shown(self.path)}: frame index {int(bad[0])} out of range (video has {n} frames)"
+            )
         return idx
 
     def iter_frames(
@@ -197,7 +299,9 @@ class VideoReader:
             try:
                 frames = self._vr.get_batch(chunk.tolist()).asnumpy()
             except Exception as e:
-                raise VideoError(f"{self.path}: decoding failed near frame {int(chunk[0])} ({e})") from e
+                raise VideoError(
+                    f"{shown(self.path)}: decoding failed near frame {int(chunk[0])} ({_reason(e)})"
+                ) from e
             yield chunk, frames
 
     def _iter_pyav(
@@ -212,7 +316,7 @@ class VideoReader:
         k, pos = 0, -1  # k: next wanted position in `wanted`, pos: index of the frame just decoded
         frame = None
         try:
-            with av.open(str(self.path)) as container:
+            with av.open(str(self.path), options=self._av_options) as container:
                 stream = container.streams.video[0]
                 stream.thread_type = "AUTO"
                 stream.thread_count = self.num_threads
@@ -234,7 +338,7 @@ class VideoReader:
             raise
         except Exception as e:
             raise VideoError(
-                f"{self.path}: decoding failed near frame {pos + 1} ({type(e).__name__}: {e})"
+                f"{shown(self.path)}: decoding failed near frame {pos + 1} ({_reason(e)})"
             ) from e
         missing = wanted[k:]
         if missing.size:
@@ -242,10 +346,11 @@ class VideoReader:
             # by repeating the last frame; a real shortfall means a truncated or corrupt file.
             if pos < 0 or missing.size > max(2, self.info.num_frames // 100):
                 raise VideoError(
-                    f"{self.path}: truncated or corrupt: decoded {pos + 1} of {self.info.num_frames} frames"
+                    f"{shown(self.path)}: truncated or corrupt: decoded {pos + 1} of {self.info.num_frames} frames"
                 )
             warnings.warn(
-                f"{self.path}: stream ended at frame {pos}; repeating it for {missing.tolist()}", stacklevel=2
+                f"{shown(self.path)}: stream ended at frame {pos}; repeating it for {missing.tolist()}",
+                stacklevel=2,
             )
             fill = frame.to_ndarray(format="rgb24") if rgb else frame
             batch_idx.extend(int(m) for m in missing)

@@ -27,7 +27,7 @@ def make_toy_data(
 ) -> Path:
     """Write the toy set under `root`; returns the meta file. With `test_format`, the last row uses the
     test-format keys (`prompt`/`anwser`) to exercise the on-the-fly conversion."""
-    from holmesvau.synthetic import make_video
+    from holmesvau.testing.synthetic import make_video
 
     root = Path(root)
     lines = []

@@ -2,13 +2,15 @@
 
     python -m internvl_chat.train --model_name_or_path OpenGVLab/InternVL2-2B \
         --meta shell/data/hivau70k_meta.json --output_dir work_dirs/lora --global_batch_size 512
-    python -m internvl_chat.train ... --resume            # continue from the last checkpoint-N of output_dir
+    python -m internvl_chat.train ... --resume            # continue from the newest complete checkpoint-N
     torchrun --nproc_per_node 2 -m internvl_chat.train ... --deepspeed internvl_chat/zero_stage1_config.json
 
 Usually started by `sh shell/internvl2_2b_finetune_lora.sh`. Every HF TrainingArguments flag works (defaults are the
 recipe's: lr 4e-5, weight decay 0.01, cosine, warmup 3 %, 1 epoch, gradient checkpointing, length grouping, bf16
 when the GPU has it). Writes checkpoint-N/ (adapter + optimizer + train_config.json), train_log.jsonl,
 data_problems.json, tensorboard runs/, and the final adapter in output_dir; the last stdout line is a JSON summary.
+A checkpoint counts once it is marked complete (internvl_chat/checkpoints.py); --resume without one is an error.
+Resuming unpickles the checkpoint's optimizer / RNG / DeepSpeed files (torch.load): resume only your own checkpoints.
 """
 
 from __future__ import annotations
@@ -24,10 +26,10 @@ from pathlib import Path
 
 import torch
 from transformers import HfArgumentParser, SchedulerType, TrainingArguments, set_seed
-from transformers.trainer_utils import get_last_checkpoint
 
 from holmesvau.model.errors import CheckpointError
 
+from .checkpoints import checkpoints, resume_point
 from .collate import SFTCollator
 from .data import FrameConfig, MetaError, load_meta
 from .dataset import ProblemLog, VideoSFTDataset
@@ -71,7 +73,10 @@ class DataArguments:
 
 @dataclass
 class RunArguments:
-    resume: bool = field(default=False, metadata={"help": "continue from the last checkpoint in output_dir"})
+    resume: bool = field(
+        default=False,
+        metadata={"help": "continue from the newest complete checkpoint in output_dir (none: an error)"},
+    )
     global_batch_size: int | None = field(
         default=None,
         metadata={"help": "sets gradient accumulation = global / (per-device batch x world size)"},
@@ -184,11 +189,13 @@ def main(argv: list[str] | None = None, callbacks: list | None = None) -> dict:
     if targs.activation_checkpointing and targs.activation_checkpointing_kwargs is None:
         targs.activation_checkpointing_kwargs = targs.gradient_checkpointing_kwargs = {"use_reentrant": False}
     out = Path(targs.output_dir)
-    last = get_last_checkpoint(str(out)) if out.is_dir() else None
-    if last and not rargs.resume:
+    found = checkpoints(out)
+    if found and not rargs.resume:
         raise SystemExit(
-            f"{out} already holds {Path(last).name}: pass --resume to continue it, or pick a new output_dir"
+            f"{out} already holds {found[-1].name}: pass --resume to continue it, or pick a new output_dir"
         )
+    # the newest COMPLETE checkpoint; none is an error, never a silent fresh start
+    last = str(resume_point(out, rank=int(os.environ.get("RANK", "0")))) if rargs.resume else None
 
     try:
         specs = load_meta(dargs.meta)

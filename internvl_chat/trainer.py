@@ -10,6 +10,7 @@ from torch.utils.data import Sampler
 from transformers import Trainer, TrainerCallback
 from transformers.trainer_pt_utils import get_length_grouped_indices
 
+from .checkpoints import barrier, mark_complete
 from .dataset import ProblemLog
 
 
@@ -76,19 +77,22 @@ class JsonlLogCallback(TrainerCallback):
 
 
 class SaveConfigCallback(TrainerCallback):
-    """The resolved run configuration, written beside every checkpoint (and the data problems so far)."""
+    """The resolved run configuration, written beside every checkpoint (and the data problems so far); then the
+    checkpoint is marked complete (internvl_chat.checkpoints)."""
 
     def __init__(self, config: dict, problem_log: ProblemLog):
         self.config = config
         self.problem_log = problem_log
 
     def on_save(self, args, state, control, **kwargs):
+        barrier()  # every rank has written its part of checkpoint-N (optimizer shards, RNG state)
         if not state.is_world_process_zero:
             return
         ckpt = Path(args.output_dir) / f"checkpoint-{state.global_step}"
         if ckpt.is_dir():
             write_json(ckpt / "train_config.json", self.config)
             write_json(ckpt / "data_problems.json", self.problem_log.summary())
+            mark_complete(ckpt, state.global_step)  # last: only now may a resumed run start from it
 
 
 def write_json(path: str | Path, obj) -> None:

@@ -4,7 +4,7 @@
 #   sh shell/internvl2_2b_finetune_lora.sh                               # all GPUs of this machine
 #   GPUS=2 PER_DEVICE_BATCH_SIZE=2 sh shell/internvl2_2b_finetune_lora.sh
 #   MODEL=path/to/InternVL2-2B META=my_meta.json OUTPUT_DIR=work_dirs/mine sh shell/internvl2_2b_finetune_lora.sh
-#   RESUME=1 sh shell/internvl2_2b_finetune_lora.sh                      # continue from the last checkpoint
+#   RESUME=1 sh shell/internvl2_2b_finetune_lora.sh                      # continue from the newest complete checkpoint
 #   DRY_RUN=1 sh shell/internvl2_2b_finetune_lora.sh                     # print the resolved command, run nothing
 #   NNODES=2 NODE_RANK=0 MASTER_ADDR=10.0.0.1 sh shell/internvl2_2b_finetune_lora.sh   # multi-node
 #
@@ -15,6 +15,8 @@
 # 2_offload, 3_offload, or 0 for plain DDP), SAVE_STEPS (200), SAVE_TOTAL_LIMIT (3), NNODES (1), NODE_RANK (0),
 # MASTER_ADDR (127.0.0.1), MASTER_PORT (29500), RESUME (0), DRY_RUN (0), PYTHON (python).
 # Extra arguments are passed to `python -m internvl_chat.train` (e.g. --video_frames 8 --learning_rate 4e-5).
+# RESUME=1 starts from the newest checkpoint-N marked complete; with none it stops with an error (exit 1). Resuming
+# unpickles the checkpoint's optimizer / RNG / DeepSpeed files: resume only checkpoints you wrote yourself.
 set -eu
 
 REPO=$(cd "$(dirname "$0")/.." && pwd)

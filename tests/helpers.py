@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import math
+from pathlib import Path
+
+import numpy as np
+
 
 def raw_db_entry(n_frames: int, fps: float, label: list[str], events: list[list[float]]) -> dict:
     """One video of a raw annotation database (`ucf_database_*.json` layout), one clip per event."""
@@ -24,3 +29,83 @@ def predict_args(d, scorer, model, out) -> list[str]:
     return ["--annotations", str(d / "test.jsonl"), "--video-root", str(d / "videos"), "--model", str(model),
             "--scorer", str(scorer), "--output", str(out), "--select-frames", "2", "--dense-stride", "4",
             "--max-new-tokens", "3", "--device", "cpu", "--quiet"]  # fmt: skip
+
+
+# --- ATS oracles ----------------------------------------------------------------------------------------------------
+def naive_density_sampling(scores, num_frames: int, tau: float = 0.1) -> list[int]:
+    """Density-aware sampling re-implemented naively (plain Python, no numpy) as an oracle for the library's sampler.
+
+    Cumulative sum of score + tau with a leading 0; `num_frames` targets evenly spaced from 1 to the rounded total;
+    each target mapped to a position by linear interpolation on the segment holding it (the last segment
+    extrapolates past the end); floored; clamped to [0, T - 1]. No more scores than frames, or scores summing below
+    1: evenly spaced positions over [0, T - 1], rounded half to even.
+    """
+    s = [float(x) for x in scores]
+    t, n = len(s), num_frames
+    if n <= 0:
+        return []
+    if t <= n or sum(s) < 1:
+        return [round(k * (t - 1) / (n - 1)) if n > 1 else 0 for k in range(n)]
+    cum = [0.0]
+    for x in s:
+        cum.append(cum[-1] + x + tau)
+    total = round(cum[-1])
+    out = []
+    for k in range(n):
+        target = 1 + k * (total - 1) / (n - 1) if n > 1 else 1.0
+        seg = next((i for i in range(t) if cum[i] <= target <= cum[i + 1]), t - 1)
+        pos = seg + (target - cum[seg]) / (cum[seg + 1] - cum[seg])
+        out.append(min(t - 1, max(0, math.floor(pos))))
+    return out
+
+
+def expected_ats_frames(result: dict, num_frames: int, tau: float = 0.1) -> list[int]:
+    """The frames ATS must pick given a result's reported dense scores and dense frame indices (AnalysisResult
+    dict or inference.py --output JSON)."""
+    dense = result["dense_frame_indices"]
+    return [dense[p] for p in naive_density_sampling(result["dense_scores"], num_frames, tau)]
+
+
+def make_planted_scorer(lm, path, seed: int = 0):
+    """A URDMU checkpoint (released key layout) whose curve is ~1 on `synthetic_frame(bright=True)` frames and ~0 on
+    ordinary ones, for `lm`'s vision encoder: everything but one path is zeroed, so that
+    score = sigmoid(12 * relu((cls . d - c) / s) - 6), with d the direction from ordinary to bright CLS features and c
+    the midpoint between the two groups (measured on 16 frames of each). Returns the checkpoint path."""
+    import torch
+
+    from holmesvau.ats import URDMU
+    from holmesvau.model import vit_cls_features
+    from holmesvau.preprocess import frames_to_pixel_values
+    from holmesvau.testing.synthetic import synthetic_frame
+
+    def cls(bright: bool) -> torch.Tensor:
+        frames = np.stack([synthetic_frame(i * 7, bright=bright) for i in range(16)])
+        with torch.no_grad():
+            return vit_cls_features(lm, frames_to_pixel_values(frames)).double().cpu()
+
+    normal, bright = cls(False), cls(True)
+    d = bright.mean(0) - normal.mean(0)
+    pn, pb = normal @ d, bright @ d
+    assert pb.min() > pn.max(), "bright and ordinary frames are not separable along the mean difference"
+    c = float((pb.min() + pn.max()) / 2)
+    s = float(pb.min()) - c
+    torch.manual_seed(seed)
+    model = URDMU(input_size=d.numel())
+    state = {k: torch.zeros_like(v) for k, v in model.state_dict().items()}
+    keep = (
+        "norm.",
+        "memory_block",
+        "encoder_var",
+        "to_qkv",
+        "net.0.",
+    )  # harmless once the outputs are zeroed
+    state.update({k: v for k, v in model.state_dict().items() if any(x in k for x in keep)})
+    state["embedding.conv_1.0.weight"][0, :, 1] = (d / s).float()  # centre tap only: no temporal smoothing
+    state["embedding.conv_1.0.bias"][0] = -c / s
+    state["cls_head.mlp.0.weight"][0, 0] = 1.0
+    state["cls_head.mlp.2.weight"][0, 0] = 12.0
+    state["cls_head.mlp.2.bias"][0] = -6.0
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(state, path)
+    return path

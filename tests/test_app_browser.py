@@ -4,6 +4,7 @@ run, see the answer and the plot; build the full report; a corrupt upload shows 
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -13,10 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from holmesvau.synthetic import make_video
+from holmesvau.testing.synthetic import make_video
 
 REPO = Path(__file__).resolve().parents[1]
-CHROMIUM = Path("/usr/bin/chromium")
+# Debian's chromium, found on PATH (or named by HOLMESVAU_CHROMIUM)
+CHROMIUM = (
+    os.environ.get("HOLMESVAU_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+)
 ARGS = [
     "--headless",
     "--no-sandbox",
@@ -28,9 +32,9 @@ ARGS = [
     "--disable-sync",
 ]
 
-if not CHROMIUM.exists():
+if not CHROMIUM or not Path(CHROMIUM).is_file():
     pytest.skip(
-        "Debian's chromium is not installed (apt-get install -y chromium); CI installs it",
+        "chromium not found on PATH (apt-get install -y chromium, or set HOLMESVAU_CHROMIUM); CI installs it",
         allow_module_level=True,
     )
 sync_api = pytest.importorskip(
@@ -46,11 +50,11 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    """app.py on the tiny random model, on a free local port; yields (url, log path)."""
+    """app.py on the tiny random model (--tiny), on a free local port; yields (url, log path)."""
     log = tmp_path_factory.mktemp("app") / "app.log"
     port = _free_port()
     env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "NO_PROXY": "127.0.0.1,localhost"}
-    cmd = [sys.executable, str(REPO / "app.py"), "--host", "127.0.0.1", "--port", str(port)]
+    cmd = [sys.executable, str(REPO / "app.py"), "--tiny", "--host", "127.0.0.1", "--port", str(port)]
     cmd += ["--max-new-tokens", "4", "--examples-dir", str(log.parent)]  # no examples: an empty folder
     with open(log, "w") as out:
         proc = subprocess.Popen(cmd, cwd=REPO, stdout=out, stderr=subprocess.STDOUT, env=env)
@@ -124,4 +128,4 @@ def test_demo_in_chromium(server, page, tmp_path):
     frame = page.frame_locator("#report iframe")
     assert frame.locator("svg#anomaly-curve").count() == 1
     assert frame.locator("section.event").count() == int(status.split("·")[2].split()[0])
-    assert "TINY RANDOM MODEL" in frame.locator("p.warn").inner_text()
+    assert "RANDOM-WEIGHT TEST MODEL" in frame.locator("p.warn").inner_text()

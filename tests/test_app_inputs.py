@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from holmesvau.synthetic import make_video
+from holmesvau.testing.synthetic import make_video
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -109,6 +109,9 @@ def test_handler_answer_report_and_error(app, tiny_lm, upload_root):
     )
     assert status.startswith("Done · report"), status
     assert "<iframe" in report and "anomaly-curve" in report
+    assert (
+        '<iframe title="report" sandbox="" srcdoc=' in report
+    )  # no scripts, forms, navigation; opaque origin
     assert sorted(Path(f).name for f in files) == ["report.html", "report.json"]
 
     bad = upload_root / "corrupt.mp4"
@@ -117,3 +120,82 @@ def test_handler_answer_report_and_error(app, tiny_lm, upload_root):
         str(bad), None, "What?", 3, True, app.MODES[0], progress
     )
     assert status.startswith("**Error:**") and "corrupt.mp4" in status and curve is None
+
+
+def test_claimed_fps_cannot_pass_frames_off_as_seconds(app, upload_root):
+    """30,000 frames claiming 1000 fps last 30 s: the default duration limit (600 s) lets them through; the frame
+    limit (18,000 by default: 10 min at 30 fps) does not."""
+    fast = make_video(upload_root / "fast.mp4", 30_000, fps=1000, width=16, height=16)
+    cfg = app.DemoConfig()
+    with pytest.raises(app.DemoError, match=r"has 30000 frames.*up to 18000 frames"):
+        app.check_video(fast, cfg, "fast.mp4")
+    assert app.check_video(fast, app.DemoConfig(max_frames=30_000), "fast.mp4").num_frames == 30_000
+
+
+def test_resolution_limit(app, upload_root):
+    clip = make_video(upload_root / "clip.mp4", 3, width=160, height=120)
+    with pytest.raises(app.DemoError, match=r"is 160×120.*up to 0\.0 megapixels"):
+        app.check_video(clip, _cfg(app, max_pixels=100 * 100), "clip.mp4")
+    assert app.check_video(clip, _cfg(app, max_pixels=160 * 120), "clip.mp4").width == 160
+    # the default admits 4K UHD, not more
+    assert app.DemoConfig().max_pixels == 3840 * 2160
+
+
+def test_question_length_is_capped_before_any_work(app, upload_root):
+    class NoModel:  # the handler must refuse before it touches the model or decodes the video
+        scorer = None
+
+        def analyze(self, *a, **k):
+            raise AssertionError("the model was run")
+
+    handle = app.make_handler(NoModel(), _cfg(app, max_prompt_chars=50), upload_root)
+    clip = make_video(upload_root / "clip.mp4", 8, fps=10)
+    status, *_ = handle(str(clip), None, "why? " * 200, 3, False, app.MODES[0], lambda *a, **k: None)
+    assert status == "**Error:** The question has 999 characters; this demo accepts up to 50."
+    assert app.DemoConfig().max_prompt_chars == 1000
+
+
+def test_output_folder_is_private_and_unguessable(app):
+    import os
+    import stat
+    import tempfile
+
+    out = app.fresh_output_dir()
+    root = out.parent
+    assert root == app.demo_dir() and out.is_dir()
+    assert root.parent == Path(tempfile.gettempdir())
+    assert root.name != f"holmesvau-demo-{os.getpid()}"  # not a name another user could create first
+    assert stat.S_IMODE(root.stat().st_mode) == 0o700 and root.stat().st_uid == os.getuid()
+
+
+def test_default_model_is_inference_default_and_tiny_only_on_request(app, monkeypatch, capsys):
+    from holmesvau.model import DEFAULT_MODEL, CheckpointError
+    from holmesvau.pipeline import HolmesVAU
+
+    calls = []
+
+    def fake_from_pretrained(model, **kwargs):
+        calls.append(model)
+        raise CheckpointError("offline in this test")
+
+    def no_tiny(*a, **k):
+        raise AssertionError("the tiny model was built without --tiny")
+
+    monkeypatch.setattr(HolmesVAU, "from_pretrained", staticmethod(fake_from_pretrained))
+    monkeypatch.setattr(app, "tiny_pipeline", no_tiny)
+    monkeypatch.setattr(app, "build_demo", no_tiny)
+    assert app.main(["--examples-dir", "/nonexistent"]) == 2
+    assert calls == [DEFAULT_MODEL] and DEFAULT_MODEL == "ppxin321/HolmesVAU-2B"
+    err = capsys.readouterr().err
+    assert err.startswith("error: offline in this test") and "--tiny" in err
+
+    built = []
+    monkeypatch.setattr(app, "tiny_pipeline", lambda device=None: built.append(device) or "vau")
+    monkeypatch.setattr(app, "build_demo", lambda vau, cfg: (_ for _ in ()).throw(RuntimeError(cfg)))
+    with pytest.raises(RuntimeError) as e:
+        app.main(["--tiny", "--examples-dir", "/nonexistent"])
+    cfg = e.value.args[0]
+    assert built == [None] and cfg.tiny and cfg.model_name == "tiny random InternVL2"
+    assert app.TINY_LABEL in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        app.build_parser().parse_args(["--tiny", "--model", "x"])

@@ -1,12 +1,56 @@
-"""holmesvau.ats scorer: parity with the original URDMU, strict checkpoint loading, the training outputs."""
+"""holmesvau.ats scorer: parity with the original URDMU and with the direct (quadratic) form written out below,
+the banded fixed attention, memory linear in the length, strict checkpoint loading, the training outputs."""
 
 from __future__ import annotations
 
+import math
+import subprocess
+import sys
+import textwrap
+
 import pytest
 import torch
+import torch.nn.functional as F
 from safetensors.torch import load_file
 
 from holmesvau.ats import URDMU, ScorerCheckpointError, load_anomaly_scorer, urdmu_loss
+from holmesvau.ats.attention import DISTANCE_BAND, distance_attention, distance_normaliser
+
+
+def direct_scores(state: dict, x: torch.Tensor) -> torch.Tensor:
+    """UR-DMU's inference forward written out from its description, with both attentions as (n, n) matrices
+    (the quadratic form), from the raw state dict: the independent oracle for the linear-memory scorer."""
+
+    def lin(h, name):
+        return F.linear(h, state[f"{name}.weight"], state.get(f"{name}.bias"))
+
+    def norm(h, name):
+        return F.layer_norm(h, h.shape[-1:], state[f"{name}.weight"], state[f"{name}.bias"])
+
+    w, b = state["embedding.conv_1.0.weight"], state["embedding.conv_1.0.bias"]
+    h = torch.relu(F.conv1d(x.transpose(1, 2), w, b, padding=1)).transpose(1, 2)
+    n = h.shape[1]
+    pos = torch.arange(1, n + 1, dtype=torch.float32)
+    fixed = torch.exp(-(pos[:, None] - pos[None, :]).abs() / math.e)
+    fixed = fixed / fixed.sum(-1)  # as the original: entry (i, j) over the sum of row j (broadcast)
+    for layer in range(2):
+        p = f"self_attn.layers.{layer}"
+        q, k, v, t = F.linear(norm(h, f"{p}.0.norm"), state[f"{p}.0.fn.to_qkv.weight"]).chunk(4, -1)
+        heads = []
+        for i in range(4):
+            s = slice(128 * i, 128 * (i + 1))
+            att = torch.softmax(q[..., s] @ k[..., s].transpose(-1, -2) / math.sqrt(128), dim=-1)
+            heads += [att @ v[..., s], fixed @ t[..., s]]
+        h = h + lin(torch.cat(heads, -1), f"{p}.0.fn.to_out.0")
+        h = h + lin(F.gelu(lin(norm(h, f"{p}.1.norm"), f"{p}.1.fn.net.0")), f"{p}.1.fn.net.3")
+
+    def recall(memory):
+        return torch.sigmoid(h @ memory.T / math.sqrt(memory.shape[1])) @ memory
+
+    aug = lin(recall(state["Amemory.memory_block"]), "encoder_mu.0")
+    aug = aug + lin(recall(state["Nmemory.memory_block"]), "encoder_mu.0")
+    z = torch.relu(lin(torch.cat([h, aug], -1), "cls_head.mlp.0"))
+    return torch.sigmoid(lin(z, "cls_head.mlp.2"))[..., 0]
 
 
 @pytest.fixture
@@ -26,6 +70,103 @@ def test_scores_match_the_original_for_every_length(shared, checkpoint):
         assert scores.shape == (1, t)
         assert ((scores >= 0) & (scores <= 1)).all()
         torch.testing.assert_close(scores[0], reference[f"scores_T{t}"], atol=1e-5, rtol=0)
+
+
+def test_the_direct_form_reproduces_the_original(shared, checkpoint):
+    """The oracle below is itself checked against what the original module returned."""
+    state = torch.load(checkpoint, weights_only=True)
+    reference = load_file(str(shared("fixtures/ats-original/urdmu_reference.safetensors")))
+    for t in (7, 171, 505):
+        got = direct_scores(state, reference[f"features_T{t}"])[0]
+        torch.testing.assert_close(got, reference[f"scores_T{t}"], atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("chunk", [4096, 50])
+def test_scores_equal_the_direct_form(checkpoint, chunk, monkeypatch):
+    """Lengths around the band (75) and the chunk; chunk 50 puts chunk borders inside the band everywhere.
+    Both paths: the lean one (no autograd, in place, chunked) and the differentiable one."""
+    monkeypatch.setattr(URDMU, "chunk", chunk)
+    scorer = load_anomaly_scorer(checkpoint)
+    state = torch.load(checkpoint, weights_only=True)
+    gen = torch.Generator().manual_seed(chunk)
+    for t in (1, 2, 3, 50, 51, 75, 76, 77, 151, 152, 153, 400):
+        x = torch.randn(1, t, 1024, generator=gen) * 0.5 + 0.1
+        with torch.no_grad():
+            want = direct_scores(state, x)
+            lean = scorer(x)
+        torch.testing.assert_close(lean, want, atol=1e-5, rtol=0, msg=f"lean path, T={t}")
+        with torch.enable_grad():
+            grad_path = scorer(x.requires_grad_())
+        torch.testing.assert_close(grad_path.detach(), want, atol=1e-5, rtol=0, msg=f"autograd path, T={t}")
+    assert want.std() > 0.02  # scores that vary: the comparison means something
+
+
+def test_scores_equal_the_direct_form_at_4000_snippets(checkpoint, monkeypatch):
+    """~10 s on 2 busy cores: the direct form's 4,000 x 4,000 attentions are the cost."""
+    monkeypatch.setattr(URDMU, "chunk", 1500)  # borders at 1500 and 3000, a short last chunk
+    scorer = load_anomaly_scorer(checkpoint)
+    x = torch.randn(2, 4000, 1024, generator=torch.Generator().manual_seed(4000)) * 0.5 + 0.1
+    with torch.no_grad():
+        want = direct_scores(torch.load(checkpoint, weights_only=True), x[1:])
+        got = scorer(x)
+    assert want.std() > 0.02
+    torch.testing.assert_close(got[1:], want, atol=1e-5, rtol=0)
+    torch.testing.assert_close(got[:1], scorer(x[:1]), atol=1e-6, rtol=0)  # batch rows independent
+
+
+def test_band_width_is_where_the_weights_fall_below_1e_12():
+    assert DISTANCE_BAND == 75
+    assert math.exp(-(DISTANCE_BAND + 1) / math.e) < 1e-12 <= math.exp(-DISTANCE_BAND / math.e)
+
+
+@pytest.mark.parametrize("band", [0, 1, 3, 7])
+def test_banded_attention_equals_the_masked_matrix_on_every_window(band):
+    """distance_attention with a narrow band = the (n, n) matrix with |i - j| > band zeroed and the original's
+    normalisation (entry (i, j) over the sum of column j), for whole sequences and for windows a..b."""
+    n = 23
+    t = torch.randn(2, n, 5, dtype=torch.float64)
+    pos = torch.arange(n, dtype=torch.float64)
+    dist = (pos[:, None] - pos[None, :]).abs()
+    mat = torch.where(dist <= band, torch.exp(-dist / math.e), 0)
+    want = (mat / mat.sum(0, keepdim=True)) @ t
+    s = distance_normaliser(n, band, t.device)
+    torch.testing.assert_close(s.double(), mat.sum(0), rtol=1e-6, atol=0)
+    torch.testing.assert_close(distance_attention(t, s, band=band), want, rtol=1e-5, atol=1e-6)
+    for a, b in ((0, 1), (0, 5), (3, 9), (band, n - band), (n - 4, n), (n - 1, n)):
+        got = distance_attention(t, s, a, b, band=band)
+        torch.testing.assert_close(got, want[:, a:b], rtol=1e-5, atol=1e-6, msg=f"window {a}:{b}")
+
+
+def test_scoring_memory_is_linear_in_length(checkpoint):
+    """8,000 snippets: the direct form holds 4 x 8,000^2 floats per attention (1 GB, 2.1 GB with the softmax and
+    the distance matrix); the scorer must stay under 0.5 GB above what the features and weights take (~0.3 GB
+    measured: q, k, v, x and the softmax output at full length, the rest in chunks). ~15 s on 2 busy cores."""
+    code = textwrap.dedent(f"""
+        import resource, torch
+        from holmesvau.ats import load_anomaly_scorer
+        scorer = load_anomaly_scorer({str(checkpoint)!r})
+        x = torch.randn(1, 8000, 1024)
+        with torch.no_grad():
+            scorer(x[:, :64])
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        with torch.inference_mode():
+            scores = scorer(x)
+        print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024, float(scores.std()))
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    growth_mb, spread = map(float, out.stdout.split())
+    assert spread > 0.01
+    assert growth_mb < 500, f"scoring 8,000 snippets took {growth_mb:.0f} MB more"
+
+
+def test_input_dim_is_an_attribute_set_from_the_weights(checkpoint, tmp_path):
+    assert URDMU().input_dim == 1024 and URDMU(input_size=64).input_dim == 64
+    assert load_anomaly_scorer(checkpoint).input_dim == 1024
+    small = _save(URDMU(input_size=48).state_dict(), tmp_path / "small.pth")
+    scorer = load_anomaly_scorer(small)
+    assert scorer.input_dim == 48 and scorer.embedding.conv_1[0].in_channels == 48
+    with pytest.raises(ValueError, match=r"\(B, T, 48\).*\(1, 5, 64\)"):
+        scorer(torch.randn(1, 5, 64))
 
 
 def test_released_key_layout(checkpoint):

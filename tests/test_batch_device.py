@@ -8,7 +8,7 @@ import torch
 from holmesvau.ats.streaming import extract_dense_features
 from holmesvau.model.chat import VitEncoder, default_vit_batch, vit_encoder
 from holmesvau.preprocess import IMAGENET_MEAN, IMAGENET_STD, frames_to_tiles
-from holmesvau.synthetic import make_video
+from holmesvau.testing.synthetic import make_video
 from holmesvau.video import read_frames
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from holmesvau.data.segments import SegmentJob, cut_segment, is_complete, keyframe_aligned, run_jobs
-from holmesvau.synthetic import make_video, synthetic_frame
+from holmesvau.testing.synthetic import make_video, synthetic_frame
 from holmesvau.video import probe
 
 N, FPS = 150, 30.0  # make_video puts a keyframe every 30 frames and no B-frames

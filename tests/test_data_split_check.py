@@ -23,7 +23,7 @@ import pytest
 
 from holmesvau.data.annotations import load_raw_database, parse_segment_name
 from holmesvau.data.instructions import read_instructions
-from holmesvau.synthetic import make_video, synthetic_frame
+from holmesvau.testing.synthetic import make_video, synthetic_frame
 from holmesvau.video import probe
 
 REPO = Path(__file__).resolve().parents[1]
@@ -220,3 +220,94 @@ def test_clear_errors_for_missing_inputs(root):
     assert "xd_database_test.json" in res.stderr and "Traceback" not in res.stderr
     res = run(CHECK, root, "--split", "train")
     assert res.returncode == 2 and "merge_instruction_train_final.jsonl" in res.stderr
+
+
+def _tagged(token: str) -> dict[int, str]:
+    """Live processes (pid -> command line) whose environment carries `token`: everything a run started."""
+    found = {}
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            if (d / "stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
+                continue  # a zombie waits to be reaped: it runs nothing
+            if f"HOLMESVAU_TEST_RUN={token}".encode() in (d / "environ").read_bytes().split(b"\0"):
+                found[int(d.name)] = (
+                    (d / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+                )
+        except (OSError, IndexError):
+            continue
+    return found
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
+def test_killing_the_run_leaves_no_worker_or_ffmpeg(root, tmp_path, sig):
+    import uuid
+
+    import imageio_ffmpeg
+
+    # an ffmpeg that starts a minute late (test only), in one process: sh and python exec, as ffmpeg would run
+    wrapper = tmp_path / "slow_ffmpeg.sh"
+    late = "import os, sys, time; time.sleep(60); os.execv(sys.argv[1], sys.argv[1:])"
+    wrapper.write_text(
+        f'#!/bin/sh\nexec "{sys.executable}" -c "{late}" "{imageio_ffmpeg.get_ffmpeg_exe()}" "$@"\n'
+    )
+    wrapper.chmod(0o755)
+    token = uuid.uuid4().hex
+    env = {**os.environ, "IMAGEIO_FFMPEG_EXE": str(wrapper), "HOLMESVAU_TEST_RUN": token}
+    cmd = [*SPLIT, "--root", str(root), *split_args(), "--no-progress"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 60
+        while sum("ffmpeg" in c for c in _tagged(token).values()) < 2:  # both workers are cutting
+            assert proc.poll() is None and time.time() < deadline, "the run did not start two cuts"
+            time.sleep(0.05)
+        assert len(_tagged(token)) >= 5  # the run, its 2 workers, their 2 ffmpeg
+        os.kill(proc.pid, sig)  # the run only, as `kill PID` does; not its process group
+        proc.wait()
+        deadline = time.time() + 5
+        while _tagged(token) and time.time() < deadline:
+            time.sleep(0.1)
+        assert _tagged(token) == {}, "processes left running after the run was killed"
+    finally:
+        proc.kill()
+        for pid in _tagged(token):  # only what this test started
+            os.kill(pid, signal.SIGKILL)
+
+
+def test_no_arguments_processes_what_is_present(root):
+    """As the original README tells users: `cd HIVAU-70k && python split_video.py && python check_video.py`."""
+    import shutil
+
+    for script in ("split_video.py", "check_video.py"):
+        shutil.copy(REPO / "HIVAU-70k" / script, root / script)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    res = subprocess.run(
+        [sys.executable, "split_video.py"], cwd=root, capture_output=True, text=True, env=env
+    )
+    assert res.returncode == 0, res.stderr
+    assert "ucf-crime/test: 3 source videos" in res.stderr
+    for skipped in ("ucf-crime/train", "xd-violence/train", "xd-violence/test"):
+        assert f"{skipped}: skipped, no videos in" in res.stderr
+    summary = json.loads(res.stdout.strip().splitlines()[-1])
+    assert (summary["dataset"], summary["split"], summary["done"], summary["failed"]) == (
+        "ucf-crime",
+        "test",
+        9,
+        0,
+    )
+    assert segment_files(root) == set(expected_segments(root))
+    res = subprocess.run(
+        [sys.executable, "check_video.py"], cwd=root, capture_output=True, text=True, env=env
+    )
+    assert res.returncode == 0 and "12 videos checked: 12 ok" in res.stderr, res.stderr
+
+    shutil.rmtree(root / "videos")  # nothing present: a clear error, not an empty success
+    for script in ("split_video.py", "check_video.py"):
+        res = subprocess.run([sys.executable, script], cwd=root, capture_output=True, text=True, env=env)
+        assert (
+            res.returncode == 2
+            and "error: no source videos under" in res.stderr
+            and "Traceback" not in res.stderr
+        )

@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from holmesvau.eval.detection import evaluate_detection, expand_scores, run_detection
+from holmesvau.eval.detection import MissingScoresError, evaluate_detection, expand_scores, run_detection
 from holmesvau.eval.ground_truth import GtVideo, gt_from_raw_database, parse_temporal_txt, video_key
 from holmesvau.eval.score_files import load_score_dir, load_score_file, save_scores
 
@@ -205,18 +205,28 @@ def test_run_detection_and_cli_on_shared_annotations(shared, tmp_path):
     _write_scores_for(db, scores_dir, names, np.random.default_rng(0))
     (scores_dir / "broken.npy").write_bytes(b"xx")
 
-    report, frame_scores, frame_labels = run_detection(scores_dir, path, stride=16)
+    with pytest.raises(
+        MissingScoresError, match=rf"^{len(db) - 10} of {len(db)} test videos have no scores: "
+    ):
+        run_detection(scores_dir, path, stride=16)
+    report, frame_scores, frame_labels = run_detection(scores_dir, path, stride=16, allow_missing=True)
     g = np.concatenate([frame_labels[n] for n in names])
     s = np.concatenate([frame_scores[n] for n in names])
     assert report["auc"] == pytest.approx(roc_auc_score(g, s)) and report["auc"] > 0.9
-    assert report["n_videos"] == 10 and len(report["missing_scores"]) == len(db) - 10
+    assert report["n_videos"] == 10 and len(report["missing_scores"]) == len(db) - 10 and report["partial"]
     assert list(report["bad_score_files"]) == ["broken.npy"] and report["warnings"] == {}
 
     out, plots = tmp_path / "report.json", tmp_path / "plots"
     cmd = [sys.executable, str(REPO / "tools/evaluate.py"), "detection", "--scores", str(scores_dir)]
     cmd += ["--annotations", str(path), "--output", str(out), "--plot-dir", str(plots)]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr
+    assert proc.returncode == 2 and not out.exists()  # ground truth videos without scores: an error ...
+    assert f"error: {len(db) - 10} of {len(db)} test videos have no scores: " in proc.stderr
+    assert "Traceback" not in proc.stderr
+    proc = subprocess.run([*cmd, "--allow-missing"], capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr  # ... unless asked; then it says what it evaluated
+    assert f"evaluated 10 of {len(db)} videos (PARTIAL: {len(db) - 10} without scores" in proc.stdout
+    assert f"{g.size} frames" in proc.stdout
     written = json.loads(out.read_text())
     assert written["auc"] == pytest.approx(report["auc"]) and "AUC" in proc.stdout
     assert (plots / "curves.png").stat().st_size > 1000 and (plots / "worst_videos.png").stat().st_size > 1000
@@ -228,7 +238,7 @@ def test_run_detection_and_cli_on_shared_annotations(shared, tmp_path):
         flat = [x for p in pairs for x in p] or [-1, -1]
         lines.append(f"{n}.mp4  {'/'.join(db[n].label) or 'Normal'}  " + "  ".join(map(str, flat)))
     txt.write_text("\n".join(lines) + "\n")
-    report_txt, scores_txt, labels_txt = run_detection(scores_dir, txt, stride=16)
+    report_txt, scores_txt, labels_txt = run_detection(scores_dir, txt, stride=16)  # lists only these 10
     assert report_txt["n_videos"] == 10 and report_txt["n_anomalous_videos"] == report["n_anomalous_videos"]
     for i, n in enumerate(names):
         if i % 2 == 0:  # .npz with n_frames: identical frames and labels

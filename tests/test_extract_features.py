@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -18,7 +19,7 @@ from holmesvau.ats.features import (
     videos_from_annotations,
     videos_from_list,
 )
-from holmesvau.synthetic import make_video
+from holmesvau.testing.synthetic import make_video
 
 FRAMES = {"clip_a": 300, "clip_b": 170, "clip_c": 33}
 
@@ -148,23 +149,93 @@ def test_video_lists_from_list_raw_database_and_jsonl(video_dir, tmp_path):
     ]
 
 
-def test_cli_extracts_with_tiny_model(tiny_model_dir, video_dir, tmp_path, capsys):
-    import importlib.util
+def test_cli_extracts_with_tiny_model(tiny_model_dir, video_dir, tmp_path):
+    """tools/extract_features.py run as a user runs it: a bad and a missing video are recorded, the run goes on."""
+    import subprocess
+    import sys
     from pathlib import Path
 
-    spec = importlib.util.spec_from_file_location(
-        "extract_cli", Path(__file__).parents[1] / "tools/extract_features.py"
-    )
-    cli = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(cli)
     lst = tmp_path / "videos.txt"
     lst.write_text("sub/clip_c.mp4\nbroken.mp4\nmissing.mp4\n")
     out = tmp_path / "feats"
-    args = ["--video-root", str(video_dir), "--list", str(lst), "--model", str(tiny_model_dir)]
-    rc = cli.main([*args, "--output", str(out), "--device", "cpu", "--no-progress"])
-    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    cmd = [sys.executable, "tools/extract_features.py", "--video-root", str(video_dir), "--list", str(lst),
+           "--model", str(tiny_model_dir), "--output", str(out), "--device", "cpu", "--no-progress"]  # fmt: skip
+
+    def run():
+        proc = subprocess.run(cmd, cwd=Path(__file__).parents[1], capture_output=True, text=True, timeout=300)
+        return proc.returncode, json.loads(proc.stdout.strip().splitlines()[-1])
+
+    rc, summary = run()
     assert rc == 0 and summary["extracted"] == 1 and summary["failed"] == 2
     assert load_features(out / "clip_c.npz").features.shape == (3, 64)
-    rc = cli.main([*args, "--output", str(out), "--device", "cpu", "--no-progress"])
-    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    failures = [json.loads(line) for line in (out / "failures.jsonl").read_text().splitlines()]
+    assert sorted(f["name"] for f in failures) == ["broken", "missing"]
+    rc, summary = run()
     assert rc == 0 and summary["skipped"] == 1 and summary["extracted"] == 0
+
+
+def _run_cli(argv: list[str]) -> tuple[int, str, str]:
+    """tools/extract_features.py in a subprocess, as a user runs it: (exit status, stdout, stderr)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    cmd = [sys.executable, "tools/extract_features.py", *argv]
+    proc = subprocess.run(cmd, cwd=Path(__file__).parents[1], capture_output=True, text=True, timeout=300)
+    return proc.returncode, proc.stdout, proc.stderr
+
+
+def test_cli_exit_status_1_when_every_video_fails(tiny_model_dir, video_dir, tmp_path, capsys):
+    lst = tmp_path / "videos.txt"
+    lst.write_text("broken.mp4\nmissing.mp4\nsub\n")  # corrupt, missing, a folder
+    out = tmp_path / "feats"
+    argv = [
+        "--video-root",
+        str(video_dir),
+        "--list",
+        str(lst),
+        "--model",
+        str(tiny_model_dir),
+        "--output",
+        str(out),
+    ]
+    rc, out_text, _ = _run_cli([*argv, "--device", "cpu", "--no-progress"])
+    summary = json.loads(out_text.strip().splitlines()[-1])
+    assert rc == 1 and (summary["extracted"], summary["failed"]) == (0, 3)  # before: exit status 0
+    assert sorted(p.name for p in out.iterdir()) == [FAILURES_FILE]  # no partial feature file
+
+
+@pytest.mark.parametrize(
+    "case,message",
+    [
+        ("model_missing", "no_such_model: no such folder"),
+        ("model_is_a_file", "videos.txt: a model must be a folder"),
+        ("output_is_a_file", "--output .*videos.txt: exists and is not a folder"),
+        ("empty_list", "empty.txt: names no videos"),
+        ("bad_stride", "--stride and --batch-size must be >= 1"),
+    ],
+)
+def test_cli_bad_arguments_are_one_line_before_any_work(
+    tiny_model_dir, video_dir, tmp_path, capsys, case, message
+):
+    lst, empty = tmp_path / "videos.txt", tmp_path / "empty.txt"
+    lst.write_text("sub/clip_c.mp4\n")
+    empty.write_text("# nothing\n")
+    out = tmp_path / "feats"
+    args = {"--video-root": video_dir, "--list": lst, "--model": tiny_model_dir, "--output": out}
+    if case == "model_missing":
+        args["--model"] = tmp_path / "no_such_model"  # before: a traceback
+    elif case == "model_is_a_file":
+        args["--model"] = lst
+    elif case == "output_is_a_file":
+        args["--output"] = lst
+    elif case == "empty_list":
+        args["--list"] = empty
+    argv = [str(x) for kv in args.items() for x in kv] + ["--device", "cpu", "--no-progress"]
+    if case == "bad_stride":
+        argv += ["--stride", "0"]
+    rc, out_text, err_text = _run_cli(argv)
+    assert rc == 2 and out_text == ""
+    lines = err_text.strip().splitlines()
+    assert len(lines) == 1 and re.search(message, lines[0]), err_text
+    assert not out.exists()  # nothing written

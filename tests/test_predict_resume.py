@@ -12,11 +12,12 @@ from pathlib import Path
 import pytest
 from helpers import predict_args
 
-from holmesvau.ats.weights import load_scorer, make_random_scorer
+from holmesvau.ats.weights import load_scorer
 from holmesvau.data.instructions import read_instructions
 from holmesvau.pipeline import HolmesVAU
 from holmesvau.predict import predict_rows
-from holmesvau.synthetic import make_video
+from holmesvau.testing import make_random_scorer
+from holmesvau.testing.synthetic import make_video
 
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.filterwarnings("ignore:skipped 1 malformed instruction line")

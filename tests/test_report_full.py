@@ -22,7 +22,7 @@ from holmesvau.report import (
     validate_report,
     write_report,
 )
-from holmesvau.synthetic import make_video
+from holmesvau.testing.synthetic import make_video
 
 FPS, N_FRAMES, STRIDE = 24.0, 240, 16
 BRIGHT = [(32, 96), (160, 224)]  # two anomalies, 2.7 s apart: two events
@@ -52,7 +52,7 @@ def report(vau, video, tmp_path_factory):
     cfg = ReportConfig(
         video_frames=4, event_frames=3, clip_frames=2, clip_seconds=1.0, max_clips=2, max_new_tokens=3
     )
-    rep = build_report(vau, video, cfg, progress=False, dense=dense, tiny=True)
+    rep = build_report(vau, video, cfg, progress=False, dense=dense)
     out = tmp_path_factory.mktemp("report")
     return rep, *write_report(rep, out)
 
@@ -64,7 +64,7 @@ def test_report_json_validates(report):
     jsonschema.Draft202012Validator.check_schema(REPORT_SCHEMA)
     jsonschema.validate(data, REPORT_SCHEMA, cls=jsonschema.Draft202012Validator)
     validate_report(data)
-    assert data["schema_version"] == "1.0"
+    assert data["schema_version"] == "2.0"
     assert data["video_sampling"]["method"] == "ats"  # 240 frames > 16 x 4
     assert all(data["video_answers"][k] is not None for k in ("judgement", "description", "analysis"))
 
@@ -112,7 +112,7 @@ def test_html_is_self_contained_with_curve_and_every_event(report):
     )
     assert page.count('src="data:image/jpeg;base64,') == n_thumbs
     assert "<script" not in page and not re.search(r'(src|href)="(https?:)?//', page)
-    assert "TINY RANDOM MODEL" in page
+    assert "RANDOM-WEIGHT TEST MODEL" in page
 
 
 def test_no_event_report_still_validates(vau, video, tmp_path):

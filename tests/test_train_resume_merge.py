@@ -94,6 +94,7 @@ def test_merge_equals_adapter_and_chats(runs, tmp_path):
 
     from holmesvau.model import chat, load_model
     from holmesvau.model.tokenizer import load_tokenizer
+    from holmesvau.pipeline import HolmesVAU
     from internvl_chat.data import FrameConfig, load_meta
     from internvl_chat.dataset import VideoSFTDataset
 
@@ -114,10 +115,20 @@ def test_merge_equals_adapter_and_chats(runs, tmp_path):
         got = lm.model(**inputs).logits
     assert (got - want).abs().max().item() < 1e-4
 
-    out = chat(
-        lm, sample["pixel_values"], "Frame1: <image>\nFrame2: <image>\nWhat happens?", max_new_tokens=5
-    )
-    assert isinstance(out.answer, str) and len(out.output_ids) >= 1
+    # the merged model chats exactly as base + adapter (unmerged, through PEFT) generates greedily
+    question = "Frame1: <image>\nFrame2: <image>\nWhat happens?"
+    out = chat(lm, sample["pixel_values"], question, max_new_tokens=5)
+    with torch.no_grad():
+        gen = adapted.generate(
+            input_ids=out.input_ids,
+            attention_mask=torch.ones_like(out.input_ids),
+            pixel_values=sample["pixel_values"],
+            max_new_tokens=5,
+            do_sample=False,
+            eos_token_id=lm.im_end_id,
+        )
+    want_ids = gen[0, out.input_ids.shape[1] :].tolist()
+    assert len(want_ids) >= 1 and out.output_ids == want_ids
 
     # a recorded base that no longer exists: clear error, and --base overrides it
     moved = tmp_path / "adapter"
@@ -136,13 +147,64 @@ def test_merge_equals_adapter_and_chats(runs, tmp_path):
         == load_file(merged_dir / "model.safetensors").keys()
     )
 
-    if (REPO / "inference.py").is_file():
-        video = next((runs["meta"].parent / "videos").rglob("*.mp4"))
-        res = subprocess.run(
-            [sys.executable, str(REPO / "inference.py"), "--video", str(video), "--prompt", "What happens?",
-             "--model", str(merged_dir), "--no-ats", "--select-frames", "2", "--max-new-tokens", "4",
-             "--output", str(tmp_path / "r.json"), "--quiet"],
-            capture_output=True, text=True, timeout=300, cwd=REPO,
-        )  # fmt: skip
-        assert res.returncode == 0, res.stderr[-2000:]
-        assert (tmp_path / "r.json").is_file()
+    # inference.py on the merged folder answers as the merged model does on the same frames
+    video = next((runs["meta"].parent / "videos").rglob("*.mp4"))
+    res = subprocess.run(
+        [sys.executable, str(REPO / "inference.py"), "--video", str(video), "--prompt", "What happens?",
+         "--model", str(merged_dir), "--no-ats", "--select-frames", "2", "--max-new-tokens", "4",
+         "--output", str(tmp_path / "r.json"), "--quiet"],
+        capture_output=True, text=True, timeout=300, cwd=REPO,
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr[-2000:]
+    result = json.loads((tmp_path / "r.json").read_text())
+    assert result["video"]["num_frames"] == 20 and result["sampling"] == "uniform"
+    assert result["frame_indices"] == [4, 14]  # InternVL get_index over [0, 19]: int(9.5 / 2 + round(9.5 k))
+    answer, _ = HolmesVAU(lm).ask(video, "What happens?", [4, 14], max_new_tokens=4)
+    assert result["answer"] == answer
+
+
+def test_interrupted_checkpoint_is_skipped_on_resume(runs, monkeypatch):
+    """Killed while writing checkpoint-4 (weights and optimizer written, RNG and trainer state not): RESUME starts
+    from checkpoint-2, the complete one, and ends where the uninterrupted run ends."""
+    from internvl_chat.trainer import SFTTrainer
+
+    out = runs["root"] / "killed-while-saving"
+    real = SFTTrainer._save_rng_state
+
+    def dies_at_step_4(self, output_dir):
+        if self.state.global_step == 4:
+            raise Crash("killed while writing checkpoint-4")
+        return real(self, output_dir)
+
+    monkeypatch.setattr(SFTTrainer, "_save_rng_state", dies_at_step_4)
+    with pytest.raises(Crash):
+        train_main(train_args(runs["meta"], runs["model"], out, 4))
+    monkeypatch.setattr(SFTTrainer, "_save_rng_state", real)
+    half = out / "checkpoint-4"
+    assert (half / "adapter_model.safetensors").is_file() and not (half / "trainer_state.json").exists()
+    summary = train_main(train_args(runs["meta"], runs["model"], out, 4, "--resume"))
+    assert summary["resumed_from"] == "checkpoint-2" and summary["global_step"] == 4
+    aside = [p.name for p in out.iterdir() if p.name.startswith("interrupted-checkpoint-4-")]
+    assert len(aside) == 1 and (out / aside[0] / "adapter_model.safetensors").is_file()  # kept, not deleted
+    a = load_file(runs["full"] / "checkpoint-4" / "adapter_model.safetensors")
+    b = load_file(out / "checkpoint-4" / "adapter_model.safetensors")
+    for k in a:
+        torch.testing.assert_close(b[k], a[k], atol=1e-6, rtol=1e-5, msg=k)
+
+
+def test_resume_without_a_complete_checkpoint_is_an_error(runs, tmp_path):
+    empty = tmp_path / "empty"
+    with pytest.raises(SystemExit, match=r"no complete checkpoint in .*empty.*run without --resume") as e:
+        train_main(train_args(runs["meta"], runs["model"], empty, 2, "--resume"))
+    assert e.value.code != 0 and not any(empty.glob("checkpoint-*"))
+    partial = tmp_path / "partial"
+    (partial / "checkpoint-2").mkdir(parents=True)  # no completion marker
+    with pytest.raises(SystemExit, match=r"checkpoint-2 is incomplete"):
+        train_main(train_args(runs["meta"], runs["model"], partial, 2, "--resume"))
+    # through the launcher, as users run it: a non-zero exit and the message, before any model is loaded
+    env = {**__import__("os").environ, "GPUS": "0", "RESUME": "1", "OUTPUT_DIR": str(empty)}
+    env.update(MODEL=str(tmp_path / "no-model"), META=str(tmp_path / "no-meta.json"), PYTHON=sys.executable)
+    res = subprocess.run(
+        ["sh", str(REPO / "shell" / "internvl2_2b_finetune_lora.sh")], env=env, capture_output=True, text=True
+    )
+    assert res.returncode != 0 and "no complete checkpoint" in res.stderr and "Traceback" not in res.stderr

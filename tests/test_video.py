@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
-from holmesvau.synthetic import make_video, synthetic_frame
+from holmesvau.testing.synthetic import make_video, synthetic_frame
 from holmesvau.video import (
     VideoError,
     VideoReader,
     dense_indices,
     probe,
     read_frames,
+    shown,
+    timing_consistent,
     uniform_indices,
 )
 
@@ -73,12 +77,16 @@ def test_generated_video_frames_match_their_index(tmp_path, backend):
 def test_index_plans():
     assert dense_indices(40, 16) == [0, 16, 32]
     assert dense_indices(5, 16) == [0]
-    for n, k in [(120, 4), (2730, 12), (7, 12), (1, 3)]:
+    # the original's get_index, worked by hand: int(seg / 2 + round_half_even(seg * i)), seg = (n - 1) / k
+    expected = {
+        (120, 4): [14, 44, 74, 103],  # seg 29.75: 14.875 + 0, 30, 60 (59.5 to even), 89
+        (2730, 12): [113, 340, 568, 795, 1023, 1250, 1477, 1705, 1932, 2160, 2387, 2615],
+        (7, 12): [0, 0, 1, 2, 2, 2, 3, 4, 4, 4, 5, 6],  # seg 0.5: frames repeat; 0.5, 2.5, 4.5 round to even
+        (1, 3): [0, 0, 0],
+    }
+    for (n, k), want in expected.items():
         plan = uniform_indices(n, k)
-        assert len(plan) == k and plan == sorted(plan)
-        assert all(isinstance(i, int) and 0 <= i < n for i in plan)
-        seg = (n - 1) / k
-        assert plan == [int(seg / 2 + np.round(seg * i)) for i in range(k)]  # the original's get_index
+        assert plan == want and all(type(i) is int for i in plan)
 
 
 def test_index_out_of_range_names_the_file(tmp_path):
@@ -125,3 +133,107 @@ def test_bad_inputs_raise_video_error_naming_the_file(shared, tmp_path, backend)
         with pytest.raises(VideoError, match=name):
             with VideoReader(path, backend=backend) as r:
                 r.get_frames(list(range(r.info.num_frames)))
+
+
+# -- broken timing: decord and PyAV disagree; the container's own count and duration decide --------------------
+
+
+@pytest.fixture(scope="module")
+def broken_timing(tmp_path_factory):
+    """A 120-frame 30 fps clip (4 s, frames identifiable) and two patched copies (see tests/bad_videos.py)."""
+    from bad_videos import set_frame_durations, set_timescale
+
+    folder = tmp_path_factory.mktemp("timing")
+    data = make_video(folder / "good.mp4", 120, fps=30).read_bytes()
+    (folder / "zero_timescale.mp4").write_bytes(set_timescale(data, 0))
+    (folder / "zero_durations.mp4").write_bytes(set_frame_durations(data, 0))
+    return folder
+
+
+def _closest_frame(frame: np.ndarray, n: int) -> int:
+    errors = [np.abs(frame.astype(np.int16) - synthetic_frame(j)).mean() for j in range(n)]
+    return int(np.argmin(errors))
+
+
+@pytest.mark.parametrize("backend", ["auto", "pyav"])
+@pytest.mark.parametrize("name", ["zero_timescale.mp4", "zero_durations.mp4"])
+def test_broken_timing_reads_every_frame_at_the_container_rate(broken_timing, name, backend):
+    # before: zero timescale -> decord saw 1 frame at 1/512 fps (12 copies of frame 0); zero durations ->
+    # 0.25 fps (decord) / 14.9 fps (PyAV), so frame 113 was put at 452 s of a 4 s clip
+    path = broken_timing / name
+    with pytest.warns(UserWarning, match="broken timestamps.*120 frames over 4 s = 30 fps"):
+        info = probe(path, backend=backend)
+    assert (info.num_frames, info.fps, info.duration_s, info.backend) == (120, 30.0, 4.0, "pyav")
+    picks = uniform_indices(info.num_frames, 12)
+    assert max(picks) / info.fps < 4.0
+    with pytest.warns(UserWarning):
+        frames = read_frames(path, picks, backend=backend)
+    assert [_closest_frame(f, 120) for f in frames] == picks  # the frames asked for, not frame 0 again
+
+
+@pytest.mark.parametrize("name", ["zero_timescale.mp4", "zero_durations.mp4"])
+def test_broken_timing_refused_by_decord_alone(broken_timing, name):
+    with pytest.warns(UserWarning), pytest.raises(VideoError, match=f"{name}: broken timestamps.*decord"):
+        probe(broken_timing / name, backend="decord")
+
+
+class _FakeDecord:
+    """decord with a reader that disagrees with the container (as on files with broken timestamps)."""
+
+    def __init__(self, frames: int, fps: float):
+        self.frames, self.fps = frames, fps
+
+    def cpu(self, _):
+        return None
+
+    def VideoReader(self, *args, **kwargs):  # noqa: N802 - decord's name
+        fake = self
+
+        class Reader:
+            def __len__(self):
+                return fake.frames
+
+            def get_avg_fps(self):
+                return fake.fps
+
+        return Reader()
+
+
+@pytest.mark.parametrize("frames,fps", [(1, 30.0), (120, 0.25), (60, 30.0), (120, 15.0)])
+def test_decord_disagreeing_with_the_container_is_not_used(broken_timing, monkeypatch, frames, fps):
+    import holmesvau.video as video
+
+    monkeypatch.setattr(video, "_decord", lambda: _FakeDecord(frames, fps))
+    good = broken_timing / "good.mp4"
+    with pytest.warns(
+        UserWarning, match=f"decord reads {frames} frames at {fps:g} fps, the container has 120"
+    ):
+        info = probe(good)  # auto: PyAV decides
+    assert (info.num_frames, info.fps, info.backend) == (120, 30.0, "pyav")
+    with pytest.raises(VideoError, match="good.mp4: decord reads"):
+        probe(good, backend="decord")
+
+
+def test_decord_agreeing_within_an_edit_list_frame_is_used(broken_timing, monkeypatch):
+    import holmesvau.video as video
+
+    monkeypatch.setattr(video, "_decord", lambda: _FakeDecord(119, 30.0))
+    info = probe(broken_timing / "good.mp4")
+    assert (info.num_frames, info.backend) == (119, "decord")  # never index past either reader's end
+
+
+def test_timing_consistency_rule():
+    assert timing_consistent(120, 30.0, 4.0) and timing_consistent(411, 30.067, 13.669)  # CFR, VFR
+    assert timing_consistent(120, 25.0, 0.0)  # no duration (raw stream): nothing to check against
+    assert timing_consistent(2, 1 / 512, 4.0)  # two frames: no rate to check
+    assert not timing_consistent(120, 1 / 512, 4.0)  # zero timescale
+    assert not timing_consistent(120, 14.9, 4.0)  # zero frame durations
+    assert not timing_consistent(120, 0.0, 4.0) and not timing_consistent(120, float("nan"), 4.0)
+    assert timing_consistent(120, 30.0 * 1.19, 4.0) and not timing_consistent(120, 30.0 * 1.3, 4.0)
+
+
+def test_error_names_are_one_printable_line():
+    assert shown("a/b c.mp4") == "a/b c.mp4"
+    assert shown("line\nbreak\t.mp4") == "line\\nbreak\\t.mp4"
+    assert shown(os.fsdecode(b"bad_\xff.mp4")) == "bad_\\xff.mp4"
+    assert shown(os.fsdecode(b"bad_\xff.mp4")).encode("ascii")

@@ -2,10 +2,12 @@
 
     python tools/convert_internvl2.py path/to/HolmesVAU-2B path/to/HolmesVAU-2B-hf
     python tools/convert_internvl2.py SRC DST --dtype bfloat16
+    python tools/convert_internvl2.py SRC DST --overwrite      # replace an earlier conversion of ours in DST
 
 SRC holds config.json (InternVLChatModel), model.safetensors (or shards + index) and the InternLM2 tokenizer files.
 No code from SRC is executed. DST then loads with `InternVLForConditionalGeneration.from_pretrained(DST)` and
-`AutoTokenizer.from_pretrained(DST)`.
+`AutoTokenizer.from_pretrained(DST)`. DST must be new or empty; a folder holding anything we did not write is never
+replaced, and DST may not be, contain or lie inside SRC. The result is written beside DST and renamed into place.
 """
 
 import argparse
@@ -14,6 +16,7 @@ import sys
 import torch
 
 from holmesvau.model import CheckpointError, convert_checkpoint
+from holmesvau.safe_output import OutputError
 
 
 def main(argv=None) -> int:
@@ -23,11 +26,12 @@ def main(argv=None) -> int:
     ap.add_argument(
         "--dtype", default=None, help="float32 | bfloat16 | float16 (default: the checkpoint's own)"
     )
+    ap.add_argument("--overwrite", action="store_true", help="replace an earlier output of this tool in DST")
     args = ap.parse_args(argv)
     dtype = getattr(torch, args.dtype) if args.dtype else None
     try:
-        out = convert_checkpoint(args.src, args.dst, dtype=dtype)
-    except CheckpointError as e:
+        out = convert_checkpoint(args.src, args.dst, dtype=dtype, overwrite=args.overwrite)
+    except (CheckpointError, OutputError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(f"converted {args.src} -> {out}")

@@ -4,11 +4,17 @@ Reasoning (predictions jsonl from tools/predict.py vs the HIVAU-70k test instruc
     python tools/evaluate.py reasoning --predictions preds.jsonl \
         --annotations HIVAU-70k/instruction/merge_instruction_test_final.jsonl --output reasoning_report.json
 
-Detection (a folder of per-video dense scores vs the raw annotations or the UCF-Crime temporal txt):
-    python tools/evaluate.py detection --scores scores/ --annotations HIVAU-70k/raw_annotations/ucf_database_test.json \
+Detection (a folder of per-video dense scores vs a test set's annotations; README "Reproduce the paper"):
+    # UCF-Crime, the official 290-video protocol behind published AUCs (folder with the two official files)
+    python tools/evaluate.py detection --scores scores/ --protocol ucf-crime --annotations UCF-Crime/ \
         --output detection_report.json [--stride 16] [--plot-dir plots/]
-    python tools/evaluate.py detection --scores scores/ \
-        --annotations Temporal_Anomaly_Annotation_for_Testing_Videos.txt --output detection_report.json
+    # XD-Violence, 800 videos (300 normal ones all-negative): AP and the trapezoidal PR area
+    python tools/evaluate.py detection --scores scores/ --protocol xd-violence --annotations XD-Violence/
+    # explicit files: a raw database .json (HIVAU's 251-video UCF subset), or a temporal txt
+    python tools/evaluate.py detection --scores scores/ --annotations HIVAU-70k/raw_annotations/ucf_database_test.json
+    python tools/evaluate.py detection --scores scores/ --annotations Temporal_Anomaly_Annotation_for_Testing_Videos.txt \
+        --frame-counts test_annotation_with_frame_counts.txt      # or --test-list test_videos.txt
+    # a ground-truth video without scores is an error; --allow-missing evaluates the rest and says so
 
 Both write JSON and print a summary (reasoning: markdown tables laid out like the paper's Table 2).
 """
@@ -46,9 +52,22 @@ def reasoning(args: argparse.Namespace) -> int:
 
 
 def detection(args: argparse.Namespace) -> int:
-    from holmesvau.eval.detection import run_detection
+    from holmesvau.eval.detection import evaluate_ground_truth, run_detection
+    from holmesvau.eval.protocols import get_protocol
+    from holmesvau.eval.score_files import load_score_dir
 
-    report, frame_scores, frame_labels = run_detection(args.scores, args.annotations, args.stride)
+    if args.protocol is not None:
+        if args.frame_counts or args.test_list:
+            raise ValueError("--protocol picks its own files; drop --frame-counts / --test-list")
+        gt = get_protocol(args.protocol).load(args.annotations)
+        files, bad = load_score_dir(args.scores)
+        report, frame_scores, frame_labels = evaluate_ground_truth(gt, files, args.stride, args.allow_missing)
+        report["bad_score_files"] = bad
+        report["protocol"] = args.protocol
+    else:
+        report, frame_scores, frame_labels = run_detection(
+            args.scores, args.annotations, args.stride, args.allow_missing, args.frame_counts, args.test_list
+        )
     report["inputs"] = {"scores": str(args.scores), "annotations": str(args.annotations)}
     if args.plot_dir is not None:
         from holmesvau.eval.plots import plot_detection
@@ -56,12 +75,16 @@ def detection(args: argparse.Namespace) -> int:
         report["plots"] = [str(p) for p in plot_detection(frame_scores, frame_labels, report, args.plot_dir)]
     _write_json(args.output, report)
     fmt = lambda v: "n/a" if v is None else f"{100 * v:.2f}"  # noqa: E731
+    evaluated = f"evaluated {report['n_videos']} of {report['n_videos_listed']} videos"
+    if report["partial"]:
+        evaluated += f" (PARTIAL: {len(report['missing_scores'])} without scores, see report)"
     print(
-        f"videos {report['n_videos']} ({report['n_anomalous_videos']} anomalous), frames {report['n_frames']}\n"
-        f"AUC {fmt(report['auc'])}  AP {fmt(report['ap'])}  "
+        f"{evaluated} ({report['n_anomalous_videos']} anomalous), {report['n_frames']} frames "
+        f"({report['n_anomalous_frames']} anomalous)\n"
+        f"AUC {fmt(report['auc'])}  AP {fmt(report['ap'])}  AP (trapezoidal PR area) {fmt(report['ap_trapezoid'])}  "
         f"AUC (anomalous videos) {fmt(report['auc_anomalous_videos'])}"
     )
-    for key in ("missing_scores", "unmatched_scores", "bad_score_files", "warnings"):
+    for key in ("unmatched_scores", "bad_score_files", "warnings"):
         if report[key]:
             print(f"{key}: {len(report[key])} (see report)", file=sys.stderr)
     print(f"report: {args.output}")
@@ -87,7 +110,27 @@ def main(argv: list[str] | None = None) -> int:
     d = sub.add_parser("detection", help="frame-level ROC-AUC / AP of dense anomaly scores")
     d.add_argument("--scores", type=Path, required=True, help="folder of <video>.npz/.json/.npy score files")
     d.add_argument(
-        "--annotations", type=Path, required=True, help="raw database .json or UCF-Crime temporal .txt"
+        "--annotations",
+        type=Path,
+        required=True,
+        help="raw database .json or temporal .txt; with --protocol: the folder holding its files",
+    )
+    d.add_argument(
+        "--protocol",
+        choices=["ucf-crime", "ucf-crime-hivau", "xd-violence"],
+        default=None,
+        help="a named test set (README: Reproduce the paper); --annotations is then its folder",
+    )
+    d.add_argument("--frame-counts", type=Path, default=None, help="UCF-Crime frame-count list for a txt")
+    d.add_argument(
+        "--test-list", type=Path, default=None, help="all test videos (unannotated ones are normal)"
+    )
+    d.add_argument(
+        "--allow-missing",
+        "--allow-partial",
+        dest="allow_missing",
+        action="store_true",
+        help="evaluate the videos that have scores; report the rest",
     )
     d.add_argument("--output", type=Path, default=Path("outputs/detection_report.json"))
     d.add_argument(

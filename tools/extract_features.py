@@ -12,7 +12,8 @@
 name anywhere under --video-root) or an instruction .jsonl (the `video` paths of its video-level rows).
 Output: FEATDIR/<name>.npz (features (T, D) float32, frame_indices (T,), fps, n_frames, stride); videos whose file
 exists are skipped (rerun to resume); failures go to FEATDIR/failures.jsonl and do not stop the run. Prints one
-JSON summary line per rank.
+JSON summary line per rank. Exit status: 0; 1 when every video of this rank failed; 2 for bad arguments (checked,
+and the model loaded, before anything is written).
 """
 
 from __future__ import annotations
@@ -37,7 +38,10 @@ def parse_args(argv=None) -> argparse.Namespace:
         "--device", default=None, help="cpu | cuda (default: cuda when available); ranks use LOCAL_RANK"
     )
     ap.add_argument(
-        "--dtype", default=None, help="float32 | bfloat16 | float16 (default: bf16/fp16 GPU, fp32 CPU)"
+        "--dtype",
+        default=None,
+        choices=["float32", "bfloat16", "float16", "fp32", "bf16", "fp16"],
+        help="default: bf16/fp16 GPU, fp32 CPU",
     )
     ap.add_argument("--no-progress", action="store_true")
     return ap.parse_args(argv)
@@ -45,30 +49,43 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    import torch
-
-    from holmesvau.ats.features import extract_to_dir, shard_env, videos_from_annotations, videos_from_list
-    from holmesvau.model import DEFAULT_MODEL, load_model, vit_encoder
-
-    rank, world = shard_env()
-    if args.stride < 1 or args.batch_size < 1:
-        print("--stride and --batch-size must be >= 1", file=sys.stderr)
+    try:
+        return run(args)
+    except UsageError as e:
+        print(f"error: {e}", file=sys.stderr)
         return 2
+
+
+class UsageError(Exception):
+    """A bad argument, list or model: one line on stderr, exit status 2."""
+
+
+def run(args: argparse.Namespace) -> int:
+    from holmesvau.ats.features import extract_to_dir, videos_from_annotations, videos_from_list
+    from holmesvau.distributed import dist_env
+
+    if args.stride < 1 or args.batch_size < 1:
+        raise UsageError("--stride and --batch-size must be >= 1")
+    if os.path.exists(args.output) and not os.path.isdir(args.output):
+        raise UsageError(f"--output {args.output}: exists and is not a folder")
+    try:
+        env = dist_env()
+    except ValueError as e:
+        raise UsageError(str(e)) from None
     try:
         if args.list:
             videos = videos_from_list(args.list, args.video_root)
         else:
             videos = videos_from_annotations(args.annotations, args.video_root)
     except (OSError, ValueError) as e:
-        print(f"cannot read the video list: {e}", file=sys.stderr)
-        return 2
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cuda" and world > 1:
-        device = f"cuda:{int(os.environ.get('LOCAL_RANK', rank))}"
-    lm = load_model(args.model or DEFAULT_MODEL, device=device, dtype=args.dtype)
+        raise UsageError(f"cannot read the video list: {e}") from None
+    if not videos:
+        raise UsageError(f"{args.list or args.annotations}: names no videos")
+    rank, world = env.rank, env.world_size
+    encode = load_encoder(args, env)
     report = extract_to_dir(
         videos,
-        vit_encoder(lm),
+        encode,
         args.output,
         stride=args.stride,
         batch_size=args.batch_size,
@@ -81,7 +98,22 @@ def main(argv=None) -> int:
     summary["videos_listed"] = len(videos)
     summary["output"] = str(args.output)
     print(json.dumps(summary))
-    return 0
+    every_video_failed = report.failed and not report.extracted and not report.skipped
+    return 1 if every_video_failed else 0
+
+
+def load_encoder(args: argparse.Namespace, env):
+    """The model's ViT as `pixel_values -> CLS features`; a model that does not load is a UsageError."""
+    from holmesvau.distributed import default_device
+    from holmesvau.model import DEFAULT_MODEL, CheckpointError, load_model, vit_encoder
+
+    device = default_device(args.device, env)
+    model = args.model or DEFAULT_MODEL
+    try:
+        return vit_encoder(load_model(model, device=device, dtype=args.dtype))
+    except (CheckpointError, OSError, ValueError, RuntimeError) as e:
+        text = " ".join(str(e).split())
+        raise UsageError(text if str(model) in text else f"--model {model}: {text}") from None
 
 
 if __name__ == "__main__":

@@ -25,22 +25,22 @@ missing videos are recorded as status "failed" with the reason. Exit status 1 wh
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
 import sys
 from pathlib import Path
 
-from holmesvau.data.instructions import LEVELS, read_instructions
-from holmesvau.predict import (
-    done_ids,
-    drop_failed,
-    dump_scores,
-    merge_outputs,
-    predict_rows,
-    shard,
-    shard_path,
+from holmesvau.cli import (
+    add_generation_options,
+    add_model_options,
+    add_sampling_options,
+    non_negative_int,
+    output_file,
+    positive_int,
 )
+from holmesvau.data.instructions import LEVELS, read_instructions
+from holmesvau.distributed import barrier_then, default_device, dist_env, shard
+from holmesvau.predict import done_ids, drop_failed, dump_scores, merge_outputs, predict_rows, shard_path
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -56,14 +56,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--video-root", type=Path, default=Path("."), help="folder the rows' `video` paths are relative to"
     )
-    p.add_argument("--model", default=None, help="hub id or local folder (default ppxin321/HolmesVAU-2B)")
-    p.add_argument(
-        "--scorer", default=None, help="anomaly scorer .pth path or URL (default: the released one)"
-    )
-    p.add_argument("--no-ats", action="store_true", help="uniform sampling only; no scorer")
+    add_model_options(p)  # holmesvau.cli: the same defaults as inference.py and app.py
     p.add_argument(
         "--output",
-        type=Path,
+        type=output_file,
         default=None,
         help="predictions jsonl (default preds.jsonl; scores-only: SCORES_DIR/scores_log.jsonl)",
     )
@@ -74,17 +70,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--levels", default=None, help="comma-separated row levels to use (default: all; scores: video)"
     )
-    p.add_argument("--limit", type=int, default=None, help="only the first N rows (after --levels)")
-    p.add_argument("--select-frames", type=int, default=12)
-    p.add_argument("--dense-stride", type=int, default=16)
-    p.add_argument("--tau", type=float, default=0.1)
-    p.add_argument("--max-new-tokens", type=int, default=1024)
-    p.add_argument("--device", default=None, help="default: cuda:LOCAL_RANK if available, else cpu")
-    p.add_argument("--dtype", default=None, choices=["bf16", "fp16", "fp32"])
-    p.add_argument("--cache-dir", default=None)
+    p.add_argument(
+        "--limit", type=non_negative_int, default=None, help="only the first N rows (after --levels)"
+    )
+    add_sampling_options(p)
+    add_generation_options(p)
     p.add_argument("--retry-failed", action="store_true", help="redo rows recorded as failed")
     p.add_argument("--merge", action="store_true", help="only merge OUTPUT.rank* shards into OUTPUT")
-    p.add_argument("--world-size", type=int, default=None, help="shards to merge (with --merge)")
+    p.add_argument("--world-size", type=positive_int, default=None, help="shards to merge (with --merge)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
 
@@ -95,33 +88,6 @@ def _levels(args, default):
     if bad:
         raise SystemExit(f"--levels: unknown level(s) {bad} (expected {', '.join(LEVELS)})")
     return levels
-
-
-def _dist_env() -> tuple[int, int, bool]:
-    """(rank, world size, launched by torchrun with a rendezvous we can barrier on)."""
-    rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
-    return rank, world, world > 1 and "MASTER_ADDR" in os.environ
-
-
-def _barrier_then(rank: int, fn) -> None:
-    """All ranks wait for each other (gloo, CPU-only), then rank 0 runs `fn`."""
-    import torch.distributed as dist
-
-    if not dist.is_initialized():
-        dist.init_process_group("gloo", timeout=datetime.timedelta(days=7))
-    dist.barrier()
-    if rank == 0:
-        fn()
-    dist.barrier()
-    dist.destroy_process_group()
-
-
-def _device(args):
-    if args.device is not None:
-        return args.device
-    import torch
-
-    return f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if torch.cuda.is_available() else "cpu"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -147,7 +113,12 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(merge(world)))
         return 0
 
-    rank, world, torchrun = _dist_env()
+    try:
+        env = dist_env()
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    rank, world = env.rank, env.world_size
     mine = shard(order if args.scores_only else rows, rank, world)
     out = shard_path(output, rank) if world > 1 else output
     if args.retry_failed:
@@ -158,13 +129,12 @@ def main(argv: list[str] | None = None) -> int:
 
     from holmesvau.ats.weights import ScorerError
     from holmesvau.model import CheckpointError
-    from holmesvau.model.loading import DEFAULT_MODEL
     from holmesvau.pipeline import HolmesVAU
 
     try:
         vau = HolmesVAU.from_pretrained(
-            args.model or DEFAULT_MODEL, scorer=False if args.no_ats else args.scorer,
-            device=_device(args), dtype=args.dtype, cache_dir=args.cache_dir,
+            args.model, scorer=False if args.no_ats else args.scorer,
+            device=default_device(args.device, env), dtype=args.dtype, cache_dir=args.cache_dir,
         )  # fmt: skip
     except (CheckpointError, ScorerError) as e:
         print(f"error: {e}", file=sys.stderr)
@@ -179,8 +149,8 @@ def main(argv: list[str] | None = None) -> int:
             max_new_tokens=args.max_new_tokens, tau=args.tau, scores_dir=args.scores_dir, **common,
         )  # fmt: skip
     print(json.dumps({"rank": rank, "world_size": world, "output": str(out), **stats}), file=sys.stderr)
-    if torchrun:
-        _barrier_then(rank, lambda: print(json.dumps(merge(world))))
+    if env.can_barrier:
+        barrier_then(env, lambda: print(json.dumps(merge(world))))
     elif world > 1 and rank == 0:
         print(f"rank shards written; when all ranks are done: python tools/predict.py --merge --world-size {world} "
               f"--annotations {args.annotations} --output {output}", file=sys.stderr)  # fmt: skip

@@ -5,6 +5,7 @@
         --val-features feats_test/ --val-annotations HIVAU-70k/raw_annotations/ucf_database_test.json \
         --output scorer/anomaly_scorer.pth [--steps 3000] [--seed 0] [--batch-size 16] [--snippets 200] \
         [--lr 1e-4] [--losses bce,mil,memory,triplet,kl,distance] [--label-rule majority] [--device cuda] \
+        [--loss-weights memory=0.1,kl=0.001] \
         [--init anomaly_scorer.pth]          # fine-tune the released scorer instead of starting from scratch
 
 Features come from tools/extract_features.py (FEATDIR/<video>.npz). The annotation database gives each video's
@@ -14,18 +15,24 @@ holmesvau/ats/training_data.py). The best checkpoint (by validation frame-level 
 without validation) is written to --output as a plain state dict that holmesvau.ats.load_anomaly_scorer and
 inference (--scorer PATH) load unchanged. Also written: train_log.jsonl (losses, validation metrics) and
 best_metrics.json, next to --output unless --log / --metrics say otherwise. Prints one JSON summary line.
+Arguments, --init and the output paths are checked before any data is read; every problem is one line on stderr
+and exit code 2; the checkpoint and the metrics file are written to a temporary name and renamed.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+import tempfile
+from dataclasses import asdict
 from pathlib import Path
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    from holmesvau.ats.training import LOSSES, TrainConfig
+    from holmesvau.ats.scorer import LossWeights
+    from holmesvau.ats.training import LOSSES, SELECT_METRICS, TrainConfig
     from holmesvau.ats.training_data import LABEL_RULES, POOLING
 
     d = TrainConfig()
@@ -41,7 +48,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument(
         "--metrics", help="best validation metrics JSON (default: best_metrics.json next to --output)"
     )
-    ap.add_argument("--init", help="start from this scorer checkpoint (e.g. the released anomaly_scorer.pth)")
+    ap.add_argument(
+        "--init",
+        help="start from this scorer checkpoint (e.g. the released anomaly_scorer.pth; a plain state dict or "
+        '{"state_dict": ...}, as inference loads)',
+    )
     ap.add_argument("--steps", type=int, default=d.steps)
     ap.add_argument("--seed", type=int, default=d.seed)
     ap.add_argument("--batch-size", type=int, default=d.batch_size, help="videos per class per step")
@@ -51,34 +62,73 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument(
         "--losses", default=",".join(LOSSES), help=f"comma list of {', '.join(LOSSES)} (or 'all')"
     )
+    ap.add_argument(
+        "--loss-weights",
+        help="NAME=NUMBER,... to change loss weights (default: "
+        + ", ".join(f"{k}={v:g}" for k, v in asdict(LossWeights()).items())
+        + ", UR-DMU's for its terms)",
+    )
     ap.add_argument("--label-rule", choices=LABEL_RULES, default="majority")
     ap.add_argument("--pooling", choices=POOLING, default=d.pooling)
     ap.add_argument("--stride", type=int, default=16, help="snippet stride for files that do not store one")
     ap.add_argument("--val-every", type=int, default=d.val_every)
-    ap.add_argument("--select-metric", default=d.select_metric)
+    ap.add_argument("--select-metric", choices=SELECT_METRICS, default=d.select_metric)
     ap.add_argument("--device", default=None, help="cpu | cuda (default: cuda when available)")
     ap.add_argument("--no-progress", action="store_true")
     return ap.parse_args(argv)
 
 
 def _write_json(path: Path, data: dict) -> None:
+    """Atomically: a temporary sibling, then a rename (an interrupted run never leaves half a file)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2))
-    tmp.replace(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(data, f, indent=2, allow_nan=False)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _check_file_target(path: Path, flag: str) -> None:
+    """A path we will write a file to: not a folder, and its folder not a file."""
+    if path.is_dir():
+        raise ValueError(f"{flag} {path}: is a folder; give a file path (e.g. {path / 'anomaly_scorer.pth'})")
+    parent = next((p for p in path.parents if p.exists()), None)
+    if parent is not None and not parent.is_dir():
+        raise ValueError(f"{flag} {path}: {parent} is a file, not a folder")
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
     import torch
 
-    from holmesvau.ats.training import TrainConfig, export_scorer, parse_losses, train_scorer
+    from holmesvau.ats.scorer import ScorerCheckpointError, read_scorer_state
+    from holmesvau.ats.training import (
+        TrainConfig,
+        export_scorer,
+        json_safe,
+        parse_loss_weights,
+        parse_losses,
+        train_scorer,
+    )
     from holmesvau.ats.training_data import load_scorer_videos
 
-    if bool(args.val_features) != bool(args.val_annotations):
-        print("--val-features and --val-annotations go together", file=sys.stderr)
+    def fail(msg: str) -> int:
+        print(f"error: {msg}", file=sys.stderr)
         return 2
+
+    if bool(args.val_features) != bool(args.val_annotations):
+        return fail("--val-features and --val-annotations go together")
+    out = Path(args.output)
+    log = Path(args.log) if args.log else out.parent / "train_log.jsonl"
+    metrics_path = Path(args.metrics) if args.metrics else out.parent / "best_metrics.json"
+    # Everything that can be checked cheaply is checked before the features are read and the minutes of training.
     try:
+        device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+        if torch.device(device).type == "cuda" and not torch.cuda.is_available():
+            raise ValueError(f"--device {device}: CUDA is not available here")
         cfg = TrainConfig(
             steps=args.steps,
             batch_size=args.batch_size,
@@ -87,37 +137,38 @@ def main(argv=None) -> int:
             weight_decay=args.weight_decay,
             seed=args.seed,
             losses=parse_losses(args.losses),
+            weights=parse_loss_weights(args.loss_weights),
             pooling=args.pooling,
             val_every=args.val_every,
             select_metric=args.select_metric,
-            device=args.device or ("cuda" if torch.cuda.is_available() else "cpu"),
+            device=device,
         )
+        if args.stride < 1:
+            raise ValueError(f"--stride must be >= 1, got {args.stride}")
+        for path, flag in ((out, "--output"), (log, "--log"), (metrics_path, "--metrics")):
+            _check_file_target(path, flag)
+        if len({out.resolve(), log.resolve(), metrics_path.resolve()}) < 3:
+            raise ValueError("--output, --log and --metrics must be three different files")
+        for folder, flag in ((args.features, "--features"), (args.val_features, "--val-features")):
+            if folder and not Path(folder).is_dir():
+                raise ValueError(f"{flag} {folder}: not a folder")
+        init = read_scorer_state(args.init) if args.init else None
         train, skipped = load_scorer_videos(args.features, args.annotations, args.stride, args.label_rule)
         val, val_skipped = [], {}
         if args.val_features:
             val, val_skipped = load_scorer_videos(
                 args.val_features, args.val_annotations, args.stride, args.label_rule
             )
-    except (OSError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    except (OSError, ValueError, RuntimeError, ScorerCheckpointError) as e:
+        return fail(str(e))
     for name, why in list(skipped.items())[:10] + list(val_skipped.items())[:10]:
         print(f"skipped {name}: {why}", file=sys.stderr)
-    out = Path(args.output)
-    log = Path(args.log) if args.log else out.parent / "train_log.jsonl"
     try:
-        init = torch.load(args.init, map_location="cpu", weights_only=True) if args.init else None
         result = train_scorer(
             train, val or None, cfg, log_path=log, progress=not args.no_progress, init_state=init
         )
-    except (
-        OSError,
-        RuntimeError,
-        ValueError,
-    ) as e:  # bad --init file, no normal / anomalous videos, ...  # e.g. no normal or no anomalous training video
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    export_scorer(result.model, out)
+    except ValueError as e:  # initial weights for other dims, no normal / no anomalous training video, ...
+        return fail(str(e))
     summary = {
         "output": str(out),
         "best_step": result.best_step,
@@ -128,12 +179,15 @@ def main(argv=None) -> int:
         "n_train_anomalous": sum(v.anomalous for v in train),
         "skipped_train": len(skipped),
         "skipped_val": len(val_skipped),
-        "input_dim": int(train[0].features.shape[1]),
+        "input_dim": result.model.input_dim,
+        "loss_weights": asdict(cfg.weights),
         "seconds": round(result.seconds, 2),
         "log": str(log),
     }
-    _write_json(Path(args.metrics) if args.metrics else out.parent / "best_metrics.json", summary)
-    print(json.dumps(summary))
+    summary = json_safe(summary)
+    export_scorer(result.model, out)
+    _write_json(metrics_path, summary)
+    print(json.dumps(summary, allow_nan=False))
     return 0
 
 

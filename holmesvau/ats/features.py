@@ -7,8 +7,8 @@ the video. Files are written under a temporary name and renamed, so a file that 
 interrupted run resumes by skipping the videos whose file exists. A video that cannot be read is recorded in
 `FEATDIR/failures.jsonl` (one JSON object a line, appended) and the run goes on.
 
-Sharding: with torchrun (RANK / WORLD_SIZE set) every process takes the videos at positions rank, rank +
-world_size, ... of the sorted list, so ranks never write the same file; failure lines are short single writes in
+Sharding (holmesvau.distributed): with torchrun (RANK / WORLD_SIZE set) every process takes the videos at positions
+rank, rank + world_size, ... of the sorted list, so ranks never write the same file; failure lines are short single writes in
 append mode, which interleave whole on a local file system.
 """
 
@@ -17,13 +17,15 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from holmesvau.distributed import shard
 from holmesvau.eval.ground_truth import VIDEO_EXTS, video_key
+from holmesvau.jsonl import append_jsonl, read_jsonl
 
 FAILURES_FILE = "failures.jsonl"
 
@@ -102,19 +104,6 @@ def load_features(path: str | Path) -> VideoFeatures:
     return VideoFeatures(path.stem, feats, idx, fps, n_frames, stride)
 
 
-def shard_env() -> tuple[int, int]:
-    """(rank, world_size) from torchrun's environment; (0, 1) when not launched by it."""
-    rank, world = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
-    if world < 1 or not 0 <= rank < world:
-        raise ValueError(f"bad RANK={rank} / WORLD_SIZE={world}")
-    return rank, world
-
-
-def shard(items: Sequence, rank: int, world_size: int) -> list:
-    """Every world_size-th item from position rank: disjoint, together complete, balanced within one item."""
-    return list(items[rank::world_size])
-
-
 def _index_videos(root: Path) -> dict[str, Path]:
     """stem -> path of every video file under root (first in sorted order wins)."""
     found: dict[str, Path] = {}
@@ -141,13 +130,9 @@ def videos_from_annotations(path: str | Path, video_root: str | Path = ".") -> l
     as a failure later)."""
     path, root = Path(path), Path(video_root)
     if path.suffix == ".jsonl":
-        rows = []
-        for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-            if line.strip():
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError as e:
-                    raise ValueError(f"{path}:{i}: malformed JSON line ({e})") from e
+        rows, problems = read_jsonl(path)
+        if problems:  # the list of videos must be complete: a malformed line is an error here
+            raise ValueError(f"malformed line {problems[0]}")
         level = [r for r in rows if isinstance(r, dict) and r.get("type") == "video"] or rows
         names = [r["video"] for r in level if isinstance(r, dict) and isinstance(r.get("video"), str)]
         return [root / v for v in dict.fromkeys(names)]
@@ -191,8 +176,7 @@ def record_failure(out_dir: Path, video: Path, reason: str, rank: int = 0) -> di
         "rank": rank,
         "time": time.time(),
     }
-    with open(out_dir / FAILURES_FILE, "a", encoding="utf-8") as f:
-        f.write(json.dumps(rec) + "\n")  # one write: lines from concurrent ranks stay whole
+    append_jsonl(out_dir / FAILURES_FILE, rec)  # one write: lines from concurrent ranks stay whole
     return rec
 
 
@@ -227,7 +211,7 @@ def extract_to_dir(
             continue
         seen[name] = v
         mine.append(v)
-    mine = shard(mine, rank, world_size)
+    mine = shard(mine, rank, world_size)  # holmesvau.distributed
     t0 = time.perf_counter()
     bar = tqdm(mine, desc=f"features[{rank}/{world_size}]", unit="video", disable=not progress)
     for video in bar:

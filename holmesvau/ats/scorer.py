@@ -4,8 +4,9 @@ Anomaly Detection", AAAI 2023) as Holmes-VAU uses it, with the key layout of its
 features (B, T, 1024) -> temporal conv -> 2 transformer blocks (softmax attention + a fixed distance-decay
 attention) -> anomaly / normal memory units -> classifier on [x, mu(A_aug) + mu(N_aug)] -> scores (B, T) in [0, 1].
 
-`forward` is the inference path. `forward_train` is UR-DMU's training path (batch = normal videos then as many
-abnormal ones) and returns everything its losses use; `urdmu_loss` combines them as UR-DMU does.
+`forward` is the inference path (memory linear in T: holmesvau.ats.attention). `forward_train` is UR-DMU's
+training path (batch = normal videos then as many abnormal ones) and returns everything its losses use;
+`urdmu_loss` combines them as UR-DMU's `train.py` does, with the weights of `LossWeights` (defined only there).
 """
 
 from __future__ import annotations
@@ -18,83 +19,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from holmesvau.ats.attention import Transformer, _window
+
 
 class ScorerCheckpointError(RuntimeError):
     """An anomaly-scorer checkpoint that cannot be loaded: the message names the file and what is wrong."""
-
-
-class PreNorm(nn.Module):
-    def __init__(self, dim: int, fn: nn.Module):
-        super().__init__()
-        self.norm = nn.LayerNorm(dim)
-        self.fn = fn
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fn(self.norm(x))
-
-
-class FeedForward(nn.Module):
-    def __init__(self, dim: int, hidden: int, dropout: float):
-        super().__init__()
-        self.net = nn.Sequential(
-            nn.Linear(dim, hidden),
-            nn.GELU(),
-            nn.Dropout(dropout),
-            nn.Linear(hidden, dim),
-            nn.Dropout(dropout),
-        )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
-
-
-class DualAttention(nn.Module):
-    """Per head: softmax(q k^T) v next to a fixed attention exp(-|i - j| / e) applied to a fourth projection t."""
-
-    def __init__(self, dim: int, heads: int, dim_head: int, dropout: float):
-        super().__init__()
-        inner = heads * dim_head
-        self.heads, self.scale = heads, dim_head**-0.5
-        self.to_qkv = nn.Linear(dim, inner * 4, bias=False)  # q, k, v, t
-        self.to_out = nn.Sequential(nn.Linear(2 * inner, dim), nn.Dropout(dropout))
-
-    @staticmethod
-    def distance_attention(n: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
-        pos = torch.linspace(1, n, n, device=device, dtype=dtype)
-        att = torch.exp(-(pos[None, :] - pos[:, None]).abs() / math.e)
-        # The original divides by `att.sum(-1)` broadcast over the last axis, i.e. column sums; the matrix is
-        # symmetric so those equal the row sums of the same index. Kept as is: it is what the weights learnt.
-        return att / att.sum(-1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b, n, _ = x.shape
-        q, k, v, t = (
-            z.reshape(b, n, self.heads, -1).transpose(1, 2) for z in self.to_qkv(x).chunk(4, dim=-1)
-        )
-        attn = torch.softmax(q @ k.transpose(-1, -2) * self.scale, dim=-1)
-        fixed = self.distance_attention(n, x.device, x.dtype)
-        out = torch.cat([attn @ v, fixed @ t], dim=-1)  # (b, h, n, 2 * dim_head)
-        return self.to_out(out.transpose(1, 2).reshape(b, n, -1))
-
-
-class Transformer(nn.Module):
-    def __init__(self, dim: int, depth: int, heads: int, dim_head: int, mlp_dim: int, dropout: float):
-        super().__init__()
-        self.layers = nn.ModuleList(
-            nn.ModuleList(
-                [
-                    PreNorm(dim, DualAttention(dim, heads, dim_head, dropout)),
-                    PreNorm(dim, FeedForward(dim, mlp_dim, dropout)),
-                ]
-            )
-            for _ in range(depth)
-        )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for attn, ff in self.layers:
-            x = attn(x) + x
-            x = ff(x) + x
-        return x
 
 
 class MemoryUnit(nn.Module):
@@ -122,6 +51,17 @@ class TemporalEmbedding(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.conv_1(x.transpose(1, 2)).transpose(1, 2)
+
+    @torch.no_grad()
+    def forward_chunked(self, x: torch.Tensor, chunk: int, dtype: torch.dtype) -> torch.Tensor:
+        """The same, `chunk` rows at a time (each with its neighbour rows), into one (B, n, out) buffer."""
+        conv = self.conv_1[0]
+        out = x.new_empty(x.shape[0], x.shape[1], conv.out_channels, dtype=dtype)
+        for a in range(0, x.shape[1], chunk):
+            b = min(a + chunk, x.shape[1])
+            w = _window(x, a, b, 1).to(dtype)  # rows a-1..b, zeros past the ends (the conv's padding 1)
+            out[:, a:b] = F.relu(F.conv1d(w.transpose(1, 2), conv.weight, conv.bias)).transpose(1, 2)
+        return out
 
 
 class ClassifierHead(nn.Module):
@@ -154,10 +94,16 @@ def _l2(x: torch.Tensor) -> torch.Tensor:
 
 
 class URDMU(nn.Module):
+    """The scorer. `input_dim`: the feature size it reads (1024 for InternViT-300M's CLS; set from the weights by
+    load_anomaly_scorer). `chunk`: rows per step of the position-wise layers at inference."""
+
+    chunk: int = 4096
+
     def __init__(
         self, input_size: int = 1024, hidden: int = 512, a_slots: int = 60, n_slots: int = 60, dropout=0.5
     ):
         super().__init__()
+        self.input_dim = input_size  # feature size it scores (the vision encoder's hidden size)
         self.embedding = TemporalEmbedding(input_size, hidden)
         self.self_attn = Transformer(hidden, depth=2, heads=4, dim_head=128, mlp_dim=hidden, dropout=dropout)
         self.cls_head = ClassifierHead(2 * hidden)
@@ -166,28 +112,41 @@ class URDMU(nn.Module):
         self.encoder_mu = nn.Sequential(nn.Linear(hidden, hidden))
         self.encoder_var = nn.Sequential(nn.Linear(hidden, hidden))
 
-    @staticmethod
-    def _flatten(features: torch.Tensor) -> tuple[torch.Tensor, int, int]:
+    def _flatten(self, features: torch.Tensor) -> tuple[torch.Tensor, int, int]:
         """(B, T, D) or (B, crops, T, D) -> (B * crops, T, D), B, crops."""
+        if features.dim() not in (3, 4) or features.shape[-1] != self.input_dim:
+            raise ValueError(
+                f"expected features (B, T, {self.input_dim}) or (B, crops, T, {self.input_dim}), "
+                f"got {tuple(features.shape)}"
+            )
         if features.dim() == 4:
             b, n, t, d = features.shape
             return features.reshape(b * n, t, d), b, n
-        if features.dim() != 3:
-            raise ValueError(f"expected features (B, T, D) or (B, crops, T, D), got {tuple(features.shape)}")
         return features, features.shape[0], 1
 
     def _encode(self, features: torch.Tensor) -> torch.Tensor:
         x = features.to(self.embedding.conv_1[0].weight.dtype)
         return self.self_attn(self.embedding(x))
 
-    def forward(self, features: torch.Tensor) -> torch.Tensor:
-        """Anomaly scores (B, T) in [0, 1] (crops, if given, are averaged)."""
-        x, b, n = self._flatten(features)
-        x = self._encode(x)
+    def _head(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, T, hidden) -> (B, T) scores: classifier on [x, mu(A_aug) + mu(N_aug)]."""
         _, a_aug = self.Amemory(x)
         _, n_aug = self.Nmemory(x)
-        x = torch.cat([x, self.encoder_mu(a_aug) + self.encoder_mu(n_aug)], dim=-1)
-        return self.cls_head(x).reshape(b, n, -1).mean(1)
+        return self.cls_head(torch.cat([x, self.encoder_mu(a_aug) + self.encoder_mu(n_aug)], dim=-1))[..., 0]
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        """Anomaly scores (B, T) in [0, 1] (crops, if given, are averaged). Without autograd (torch.no_grad /
+        inference_mode) the lean path runs: same scores, memory linear in T with a small constant."""
+        x, b, n = self._flatten(features)
+        if torch.is_grad_enabled():
+            scores = self._head(self._encode(x))
+        else:
+            h = self.embedding.forward_chunked(x, self.chunk, self.embedding.conv_1[0].weight.dtype)
+            self.self_attn.forward_lean_(h, self.chunk)
+            scores = torch.cat(
+                [self._head(h[:, a : a + self.chunk]) for a in range(0, h.shape[1], self.chunk)], 1
+            )
+        return scores.reshape(b, n, -1).mean(1)
 
     def forward_train(self, features: torch.Tensor) -> URDMUTrainOutput:
         """UR-DMU's training forward: the first half of the batch normal videos, the second half abnormal."""
@@ -242,17 +201,34 @@ class URDMU(nn.Module):
         )
 
 
-def urdmu_loss(out: URDMUTrainOutput, labels: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """UR-DMU's weighted sum: top-k MIL BCE + 0.1 memory BCEs + 0.1 triplet + 0.001 KL + 0.0001 distance."""
+@dataclass(frozen=True)
+class LossWeights:
+    """Weights of the scorer's training objectives (the one definition; holmesvau.ats.training and
+    tools/train_scorer.py use it). UR-DMU's `AD_Loss`: MIL 1, the four memory BCEs 0.1 (on their sum), triplet 0.1,
+    KL 0.001, distance 0.0001. `bce` (frame-level BCE from event boundaries) is ours, outside UR-DMU's total."""
+
+    mil: float = 1.0
+    memory: float = 0.1
+    triplet: float = 0.1
+    kl: float = 0.001
+    distance: float = 0.0001
+    bce: float = 1.0
+
+
+URDMU_OBJECTIVES = ("mil", "memory", "triplet", "kl", "distance")  # UR-DMU's total; LossWeights names them
+
+
+def urdmu_terms(out: URDMUTrainOutput, labels: torch.Tensor) -> dict[str, torch.Tensor]:
+    """UR-DMU's unweighted loss terms under its own names (att_loss = the MIL term, N_Aatt, A_loss, N_loss,
+    A_Nloss = the memory BCEs, triplet, kl_loss, distance), labels = (B,) video labels."""
     labels = labels.to(out.scores.dtype)
-    b, t = out.A_att.shape[0], out.scores.shape[1]
-    k = t // 16 + 1
+    k = out.scores.shape[1] // 16 + 1
 
     def topk_mean(a: torch.Tensor) -> torch.Tensor:
         return a.topk(k, dim=-1).values.mean(-1)
 
-    ones = torch.ones(b, dtype=labels.dtype, device=labels.device)
-    parts = {
+    ones = torch.ones(out.A_att.shape[0], dtype=labels.dtype, device=labels.device)
+    return {
         "att_loss": F.binary_cross_entropy(topk_mean(out.scores), labels),
         "N_Aatt": F.binary_cross_entropy(topk_mean(1 - out.N_Aatt), ones),
         "A_loss": F.binary_cross_entropy(topk_mean(out.A_att), ones),
@@ -260,44 +236,66 @@ def urdmu_loss(out: URDMUTrainOutput, labels: torch.Tensor) -> tuple[torch.Tenso
         "A_Nloss": F.binary_cross_entropy(out.A_Natt, torch.zeros_like(out.A_Natt)),
         "triplet": out.triplet_margin,
         "kl_loss": out.kl_loss,
+        "distance": out.distance,
     }
-    memory = parts["A_loss"] + parts["N_Aatt"] + parts["N_loss"] + parts["A_Nloss"]
-    total = (
-        parts["att_loss"]
-        + 0.1 * memory
-        + 0.1 * out.triplet_margin
-        + 0.001 * out.kl_loss
-        + 0.0001 * out.distance
-    )
-    parts["total_loss"] = total
-    return total, parts
 
 
-def _sizes_of(state: dict) -> dict:
-    """The input size read off a state dict, so scorers trained on other encoders (e.g. a 64-d tiny ViT) load too;
-    every other size is the released architecture's and is checked strictly."""
-    emb = state.get("embedding.conv_1.0.weight")
-    if isinstance(emb, torch.Tensor) and emb.dim() == 3:
-        return {"input_size": int(emb.shape[1])}
-    return {}
+def objectives(terms: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """UR-DMU's terms grouped as LossWeights weighs them: {mil, memory, triplet, kl, distance}."""
+    return {
+        "mil": terms["att_loss"],
+        "memory": terms["A_loss"] + terms["N_Aatt"] + terms["N_loss"] + terms["A_Nloss"],
+        "triplet": terms["triplet"],
+        "kl": terms["kl_loss"],
+        "distance": terms["distance"],
+    }
 
 
-def load_anomaly_scorer(path: str | Path, device: str | torch.device = "cpu") -> URDMU:
-    """The released scorer (`anomaly_scorer.pth` layout): strict keys and shapes, weights only, eval mode."""
+def weighted_sum(objs: dict[str, torch.Tensor], names, weights: LossWeights | None = None) -> torch.Tensor:
+    w = weights or LossWeights()
+    return sum(getattr(w, name) * objs[name] for name in names)
+
+
+def urdmu_loss(
+    out: URDMUTrainOutput, labels: torch.Tensor, weights: LossWeights | None = None
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """UR-DMU's training loss: (total, {its terms by name, total_loss})."""
+    terms = urdmu_terms(out, labels)
+    total = weighted_sum(objectives(terms), URDMU_OBJECTIVES, weights)
+    return total, {**terms, "total_loss": total}
+
+
+def read_scorer_state(path: str | Path) -> dict[str, torch.Tensor]:
+    """The tensors of a scorer checkpoint: a plain state dict or `{"state_dict": ...}`, read with weights_only
+    (no code from the file runs); any problem is a ScorerCheckpointError naming the file."""
     path = Path(path)
     if not path.is_file():
-        raise ScorerCheckpointError(f"{path}: anomaly-scorer checkpoint not found")
+        what = "is a folder, not a file" if path.is_dir() else "not found"
+        raise ScorerCheckpointError(f"{path}: anomaly-scorer checkpoint {what}")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:
+    except Exception as e:  # noqa: BLE001 - zip/pickle errors, refused globals, truncated files, ...
         raise ScorerCheckpointError(
-            f"{path}: not a torch checkpoint of plain tensors ({type(e).__name__}: {e})"
+            f"{path}: not a torch checkpoint of plain tensors ({type(e).__name__}: {(str(e).splitlines() or [''])[0]})"
         ) from e
     if isinstance(state, dict) and set(state) == {"state_dict"}:
         state = state["state_dict"]
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+    if (
+        not isinstance(state, dict)
+        or not state
+        or not all(isinstance(v, torch.Tensor) for v in state.values())
+    ):
         raise ScorerCheckpointError(f"{path}: expected a state dict of tensors, got {type(state).__name__}")
-    model = URDMU(**_sizes_of(state))
+    return state
+
+
+def scorer_from_state(state: dict[str, torch.Tensor], name: str | Path = "state dict", **sizes) -> URDMU:
+    """A URDMU holding `state` (train mode, as built). Its input_dim is read off the weights; `sizes` (hidden,
+    a_slots, n_slots) default to the released architecture's; keys and shapes are checked strictly."""
+    emb = state.get("embedding.conv_1.0.weight")
+    if isinstance(emb, torch.Tensor) and emb.dim() == 3:
+        sizes.setdefault("input_size", int(emb.shape[1]))
+    model = URDMU(**sizes)
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
@@ -308,8 +306,15 @@ def load_anomaly_scorer(path: str | Path, device: str | torch.device = "cpu") ->
     ]
     if missing or unexpected or wrong:
         raise ScorerCheckpointError(
-            f"{path}: not an anomaly-scorer (URDMU) state dict: missing {missing[:5]}{'...' if len(missing) > 5 else ''}, "
-            f"unexpected {unexpected[:5]}{'...' if len(unexpected) > 5 else ''}, wrong shapes {wrong[:5]}"
+            f"{name}: not an anomaly-scorer (URDMU) state dict: missing {missing[:5]}"
+            f"{'...' if len(missing) > 5 else ''}, unexpected {unexpected[:5]}"
+            f"{'...' if len(unexpected) > 5 else ''}, wrong shapes {wrong[:5]}"
         )
     model.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
-    return model.to(device).eval()
+    return model
+
+
+def load_anomaly_scorer(path: str | Path, device: str | torch.device = "cpu") -> URDMU:
+    """The released scorer (`anomaly_scorer.pth` layout, or `{"state_dict": ...}`): strict keys and shapes,
+    weights only, input_dim from the weights, eval mode."""
+    return scorer_from_state(read_scorer_state(path), path).to(device).eval()

@@ -1,18 +1,19 @@
 """Train the URDMU anomaly scorer on dense CLS features with frame-level labels from event boundaries.
 
-Objectives (selectable by name; weights in LossWeights, defaults as UR-DMU weighs its terms):
+Objectives (selectable by name; their weights are holmesvau.ats.scorer.LossWeights, whose defaults are UR-DMU's):
 - "bce": frame-level BCE between every snippet score and its label from the annotated events (Holmes-VAU trains
-  the scorer with these, not only video-level labels); weight 1.
+  the scorer with these, not only video-level labels);
 - "mil": UR-DMU's video-level MIL term: BCE of the mean of the top-k snippet scores (k = T // 16 + 1) against
-  the video label; weight 1.
+  the video label;
 - "memory": UR-DMU's memory-attention BCEs (abnormal videos attend the anomaly memory, normal videos the normal
-  memory and not the anomaly one, abnormal videos have some snippets unlike the normal memory); weight 0.1.
+  memory and not the anomaly one, abnormal videos have some snippets unlike the normal memory);
 - "triplet": memory-unit triplet loss (anchor: normal-memory-selected snippets of normal videos, positive:
-  normal-memory-selected snippets of abnormal videos, negative: anomaly-memory-selected ones); weight 0.1.
-- "kl": KL regulariser of the normal-memory latent N(mu, exp(logvar)) against N(0, I); weight 0.001.
-- "distance": UR-DMU's hinge pushing the anomaly latent's norm 100 above the normal one's; weight 0.0001.
-The scorer's training forward (URDMU.forward_train) and UR-DMU's loss terms (urdmu_loss) live in
-holmesvau.ats.scorer; this module selects, weights and optimises them.
+  normal-memory-selected snippets of abnormal videos, negative: anomaly-memory-selected ones);
+- "kl": KL regulariser of the normal-memory latent N(mu, exp(logvar)) against N(0, I);
+- "distance": UR-DMU's hinge pushing the anomaly latent's norm 100 above the normal one's.
+The scorer's training forward (URDMU.forward_train) and UR-DMU's loss terms (urdmu_terms, urdmu_loss) live in
+holmesvau.ats.scorer and match the original's values and gradients (tests/test_urdmu_loss_parity.py); this module
+selects, weights and optimises them.
 
 Every step draws `batch_size` normal and `batch_size` anomalous videos (BalancedSampler), each resampled to
 `snippets` snippets (training_data.fixed_length). Adam (lr 1e-4, weight decay 5e-5 as UR-DMU), seeded.
@@ -24,29 +25,30 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from holmesvau.ats.scorer import URDMU, URDMUTrainOutput, urdmu_loss
+from holmesvau.ats.scorer import (
+    URDMU,
+    LossWeights,
+    ScorerCheckpointError,
+    URDMUTrainOutput,
+    objectives,
+    scorer_from_state,
+    urdmu_terms,
+    weighted_sum,
+)
 from holmesvau.ats.training_data import BalancedSampler, ScorerVideo, make_batch
 
 LOSSES = ("bce", "mil", "memory", "triplet", "kl", "distance")
-
-
-@dataclass
-class LossWeights:
-    bce: float = 1.0
-    mil: float = 1.0
-    memory: float = 0.1
-    triplet: float = 0.1
-    kl: float = 0.001
-    distance: float = 0.0001
+SELECT_METRICS = ("auc", "ap", "auc_anomalous_videos", "ap_anomalous_videos")
 
 
 @dataclass
@@ -62,7 +64,7 @@ class TrainConfig:
     pooling: str = "mean"  # "mean" | "random" (training_data.fixed_length)
     val_every: int = 100
     log_every: int = 10
-    select_metric: str = "auc"  # "auc" | "ap" | "auc_anomalous_videos" | "ap_anomalous_videos"
+    select_metric: str = "auc"  # one of SELECT_METRICS
     device: str = "cpu"
     hidden: int = 512
     memory_slots: int = 60
@@ -74,8 +76,20 @@ class TrainConfig:
             raise ValueError(
                 f"unknown or no losses {bad or list(self.losses)}; choose from {', '.join(LOSSES)}"
             )
-        if self.steps < 1 or self.snippets < 1:
-            raise ValueError("steps and snippets must be >= 1")
+        for name in ("steps", "batch_size", "snippets", "val_every", "log_every", "hidden", "memory_slots"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not (math.isfinite(self.lr) and self.lr >= 0):
+            raise ValueError(f"lr must be a finite number >= 0, got {self.lr}")
+        if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
+            raise ValueError(f"weight_decay must be a finite number >= 0, got {self.weight_decay}")
+        bad_w = {k: v for k, v in asdict(self.weights).items() if not (math.isfinite(v) and v >= 0)}
+        if bad_w:
+            raise ValueError(f"loss weights must be finite numbers >= 0, got {bad_w}")
+        if self.select_metric not in SELECT_METRICS:
+            raise ValueError(
+                f"select_metric must be one of {', '.join(SELECT_METRICS)}, got {self.select_metric!r}"
+            )
 
 
 def parse_losses(text: str) -> tuple[str, ...]:
@@ -85,6 +99,25 @@ def parse_losses(text: str) -> tuple[str, ...]:
     return tuple(x.strip() for x in text.split(",") if x.strip())
 
 
+def parse_loss_weights(text: str | None) -> LossWeights:
+    """'memory=0.2, kl=0' -> LossWeights with those fields changed (the others keep UR-DMU's defaults)."""
+    if not text:
+        return LossWeights()
+    changes = {}
+    for item in text.split(","):
+        name, sep, value = item.partition("=")
+        name = name.strip()
+        if not sep or name not in LOSSES:
+            raise ValueError(
+                f"loss weight {item.strip()!r}: expected NAME=NUMBER with NAME one of {', '.join(LOSSES)}"
+            )
+        try:
+            changes[name] = float(value)
+        except ValueError:
+            raise ValueError(f"loss weight {item.strip()!r}: {value.strip()!r} is not a number") from None
+    return replace(LossWeights(), **changes)
+
+
 def scorer_loss(
     out: URDMUTrainOutput,
     snippet_labels: torch.Tensor,
@@ -92,18 +125,11 @@ def scorer_loss(
     losses: tuple[str, ...] = LOSSES,
     weights: LossWeights | None = None,
 ) -> tuple[torch.Tensor, dict[str, float]]:
-    """Weighted sum of the selected objectives (module docstring) -> (total, {name: unweighted value})."""
-    w = weights or LossWeights()
-    _, p = urdmu_loss(out, video_labels)
-    terms = {
-        "bce": F.binary_cross_entropy(out.scores, snippet_labels.to(out.scores.dtype)),
-        "mil": p["att_loss"],
-        "memory": p["A_loss"] + p["N_Aatt"] + p["N_loss"] + p["A_Nloss"],
-        "triplet": out.triplet_margin,
-        "kl": out.kl_loss,
-        "distance": out.distance,
-    }
-    total = sum(getattr(w, name) * terms[name] for name in losses)
+    """Weighted sum of the selected objectives (module docstring) -> (total, {name: unweighted value}).
+    With every UR-DMU objective and no "bce" this is UR-DMU's own loss (holmesvau.ats.scorer.urdmu_loss)."""
+    terms = objectives(urdmu_terms(out, video_labels))
+    terms["bce"] = F.binary_cross_entropy(out.scores, snippet_labels.to(out.scores.dtype))
+    total = weighted_sum(terms, losses, weights)
     return total, {name: float(terms[name].detach()) for name in losses}
 
 
@@ -149,6 +175,17 @@ def _seed_all(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def json_safe(value):
+    """NaN / inf (e.g. an AUC undefined on one class) as null: strict JSON parsers reject NaN."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value
+
+
 class _Log:
     """train_log.jsonl writer (one JSON object a line, flushed, so an interrupted run keeps its log)."""
 
@@ -160,7 +197,7 @@ class _Log:
 
     def write(self, rec: dict) -> None:
         if self.f is not None:
-            self.f.write(json.dumps(rec) + "\n")
+            self.f.write(json.dumps(json_safe(rec), allow_nan=False) + "\n")
             self.f.flush()
 
     def close(self) -> None:
@@ -188,12 +225,18 @@ def train_scorer(
     dim = train[0].features.shape[1]
     if val and any(v.features.shape[1] != dim for v in val):
         raise ValueError(f"validation features do not all have the training feature dim {dim}")
-    model = URDMU(input_size=dim, hidden=cfg.hidden, a_slots=cfg.memory_slots, n_slots=cfg.memory_slots)
-    if init_state is not None:
+    sizes = {"hidden": cfg.hidden, "a_slots": cfg.memory_slots, "n_slots": cfg.memory_slots}
+    if init_state is None:
+        model = URDMU(input_size=dim, **sizes)
+    else:
         try:
-            model.load_state_dict(init_state, strict=True)
-        except RuntimeError as e:  # other layout or dims: say which
-            raise ValueError(f"initial weights do not fit a URDMU for {dim}-d features: {e}") from e
+            model = scorer_from_state(init_state, "initial weights", **sizes)
+        except ScorerCheckpointError as e:
+            raise ValueError(str(e)) from e
+        if model.input_dim != dim:
+            raise ValueError(
+                f"the initial weights take {model.input_dim}-d features but the training features are {dim}-d"
+            )
     model.to(cfg.device).train()
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(0.9, 0.999), weight_decay=cfg.weight_decay)
     sampler = BalancedSampler([v.anomalous for v in train], cfg.batch_size, cfg.seed)

@@ -8,10 +8,11 @@ e.g. "ucf-crime/clips/test/Abuse028_x264_E0C0.mp4"; its first part names the dat
 
 from __future__ import annotations
 
-import json
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+
+from holmesvau.jsonl import read_jsonl
 
 LEVELS = ("clip", "event", "video")
 VIDEO_TOKEN = "<video>"
@@ -105,19 +106,9 @@ def read_instructions_report(path: str | Path) -> tuple[list[Instruction], list[
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"instruction file not found: {path}")
-    rows: list[Instruction] = []
-    problems: list[InstructionProblem] = []
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                rows.append(parse_instruction(json.loads(line)))
-            except json.JSONDecodeError as e:
-                problems.append(InstructionProblem(str(path), lineno, f"not valid JSON: {e.msg}"))
-            except ValueError as e:
-                problems.append(InstructionProblem(str(path), lineno, str(e)))
-    return rows, problems
+    # holmesvau.jsonl's policy: malformed lines (a torn last one included) are skipped and reported
+    rows, found = read_jsonl(path, parse=parse_instruction)
+    return rows, [InstructionProblem(p.path, p.line, p.reason) for p in found]
 
 
 def read_instructions(path: str | Path, on_error: str = "raise") -> list[Instruction]:

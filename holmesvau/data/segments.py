@@ -11,6 +11,9 @@ Cutting: re-encode with libx264 (CRF 18) through the ffmpeg binary of imageio-ff
 the first frame and keeping exactly `num_frames` decoded frames; audio is dropped (the models read frames only).
 Stream copy is used only when the cut starts on a keyframe and ends on a keyframe or at the end of the video, in a
 stream without frame reordering (no B-frames) — then it is lossless and exact. Without imageio-ffmpeg, PyAV re-encodes.
+
+Workers die with the process that started them (killed by SIGKILL or SIGTERM, or interrupted): on Linux the kernel
+signals them (PR_SET_PDEATHSIG), elsewhere they notice within half a second; the ffmpeg they run dies with them.
 """
 
 from __future__ import annotations
@@ -18,7 +21,10 @@ from __future__ import annotations
 import glob
 import json
 import os
+import signal
 import subprocess
+import sys
+import threading
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
@@ -126,12 +132,71 @@ def keyframe_aligned(source: str, start_frame: int, stop_frame: int, fps: float)
     return start_frame in keys and (stop_frame in keys or at_end), start_time
 
 
+def _linux_prctl():
+    """libc's prctl on Linux (resolved once, so a forked child only calls it), else None."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        import ctypes
+
+        return ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+
+
+_PRCTL = _linux_prctl()
+_PR_SET_PDEATHSIG = 1
+_CHILDREN: set[subprocess.Popen] = set()  # the ffmpeg processes this worker is running
+
+
+def die_with_parent() -> None:
+    """Ask the kernel to SIGKILL this process when its parent dies (Linux; a no-op elsewhere)."""
+    if _PRCTL is not None:
+        _PRCTL(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+def _watch_parent(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(0.5)
+    for child in list(_CHILDREN):
+        child.kill()
+    os._exit(1)
+
+
+def worker_init(main_pid: int) -> None:
+    """Pool initializer: the worker dies with its parent (the kernel's signal on Linux, a watcher thread
+    everywhere) and leaves Ctrl-C to the parent, which stops the pool. `main_pid`: the process running the pool
+    (the worker's parent, or with the forkserver start method its grandparent)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    parent = os.getppid()
+    die_with_parent()
+    try:
+        os.kill(main_pid, 0)
+    except ProcessLookupError:  # it died before the signal was armed
+        os._exit(1)
+    except PermissionError:
+        pass
+    threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
+
+
 def _run_ffmpeg(exe: str, args: list[str]) -> None:
-    proc = subprocess.run(
-        [exe, "-nostdin", "-hide_banner", "-loglevel", "error", "-y", *args], capture_output=True
+    # ffmpeg dies with the worker running it, even when the worker is SIGKILLed
+    proc = subprocess.Popen(
+        [exe, "-nostdin", "-hide_banner", "-loglevel", "error", "-y", *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        preexec_fn=die_with_parent if _PRCTL is not None else None,  # noqa: PLW1509 - one libc call
     )
+    _CHILDREN.add(proc)
+    try:
+        _, stderr = proc.communicate()
+    finally:
+        _CHILDREN.discard(proc)
+        if proc.poll() is None:  # interrupted here: do not leave it running
+            proc.kill()
+            proc.wait()
     if proc.returncode != 0:
-        msg = proc.stderr.decode(errors="replace").strip().splitlines()
+        msg = stderr.decode(errors="replace").strip().splitlines()
         raise RuntimeError(f"ffmpeg failed ({proc.returncode}): {msg[-1] if msg else 'no message'}")
 
 
@@ -263,17 +328,32 @@ def run_jobs(
             for job in jobs:
                 record(cut_segment(job, method))
         else:
-            with ProcessPoolExecutor(max_workers=workers) as pool:
+            pool = ProcessPoolExecutor(max_workers=workers, initializer=worker_init, initargs=(os.getpid(),))
+            try:
                 futures = {pool.submit(cut_segment, job, method): job for job in jobs}
                 for fut in as_completed(futures):
                     try:
                         record(fut.result())
                     except BrokenProcessPool as e:  # a worker died (killed, out of memory)
                         record(SegmentResult(futures[fut].output, "failed", f"worker died: {e}"))
+            except BaseException:  # Ctrl-C, or an error here: stop the workers now, not after every job
+                stop_pool(pool)
+                raise
+            pool.shutdown()
     finally:
         bar.close()
         summary.seconds = time.perf_counter() - t
     return summary, results
+
+
+def stop_pool(pool: ProcessPoolExecutor) -> None:
+    """Cancel what has not started and kill the workers (their ffmpeg dies with them); leaves no process."""
+    procs = list((getattr(pool, "_processes", None) or {}).values())  # no public handle on the workers
+    pool.shutdown(wait=False, cancel_futures=True)
+    for p in procs:
+        p.kill()
+    for p in procs:
+        p.join(timeout=5)
 
 
 def write_summary(path: str | Path, summary: CutSummary, extra: dict | None = None) -> Path:

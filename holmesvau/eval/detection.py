@@ -2,7 +2,11 @@
 
 AUC and AP are computed over all test frames concatenated (the standard UCF-Crime / XD-Violence protocol), plus the
 AUC/AP over the anomalous videos only (normal videos excluded), which shows localisation inside anomalous videos.
-Score files: holmesvau.eval.score_files; ground truth: holmesvau.eval.ground_truth.
+AP is scikit-learn's `average_precision_score` (step-wise); `ap_trapezoid` is the trapezoidal area under the PR
+curve, `auc(recall, precision)`, which several public XD-Violence evaluators print (it is a little higher).
+Every ground-truth video must have scores: `MissingScoresError` otherwise, unless `allow_missing`.
+Score files: holmesvau.eval.score_files; ground truth: holmesvau.eval.ground_truth; named test sets:
+holmesvau.eval.protocols.
 """
 
 from __future__ import annotations
@@ -36,12 +40,31 @@ def expand_scores(scores, n_frames: int, stride: int = 16, frame_indices=None) -
     return scores[idx]
 
 
+class MissingScoresError(ValueError):
+    """Ground-truth videos without scores (the message names how many and the first few)."""
+
+
+def missing_message(missing: list[str], total: int, what: str = "test videos", hint: str = "") -> str:
+    first = ", ".join(missing[:5]) + (", ..." if len(missing) > 5 else "")
+    return f"{len(missing)} of {total} {what} have no scores: {first}{hint}"
+
+
 def _auc_ap(gt: np.ndarray, scores: np.ndarray) -> tuple[float | None, float | None]:
     from sklearn.metrics import average_precision_score, roc_auc_score
 
     if gt.size == 0 or gt.min() == gt.max():  # one class only: undefined
         return None, None
     return float(roc_auc_score(gt, scores)), float(average_precision_score(gt, scores))
+
+
+def ap_trapezoid(gt: np.ndarray, scores: np.ndarray) -> float | None:
+    """Area under the precision-recall curve by the trapezoidal rule (sklearn `auc(recall, precision)`)."""
+    from sklearn.metrics import auc, precision_recall_curve
+
+    if gt.size == 0 or gt.min() == gt.max():
+        return None
+    precision, recall, _ = precision_recall_curve(gt, scores)
+    return float(auc(recall, precision))
 
 
 def evaluate_detection(scores_by_video: dict[str, np.ndarray], gt_by_video: dict[str, np.ndarray]) -> dict:
@@ -77,6 +100,7 @@ def evaluate_detection(scores_by_video: dict[str, np.ndarray], gt_by_video: dict
     return {
         "auc": auc,
         "ap": ap,
+        "ap_trapezoid": ap_trapezoid(cat(all_g), cat(all_s)),
         "auc_anomalous_videos": auc_a,
         "ap_anomalous_videos": ap_a,
         "n_videos": len(names),
@@ -90,19 +114,25 @@ def evaluate_detection(scores_by_video: dict[str, np.ndarray], gt_by_video: dict
 
 
 def frame_level(
-    score_files: dict[str, ScoreFile], gt: dict[str, GtVideo], stride: int = 16
+    score_files: dict[str, ScoreFile], gt: dict[str, GtVideo], stride: int = 16, sources: dict | None = None
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict[str, str]]:
     """Expand every matched score file to its video's frames -> (frame scores, frame labels, warnings).
-    n_frames: the annotation's, else the score file's, else T x stride. A file's own stride wins over `stride`."""
+    n_frames: the annotation's, else the score file's, else T x stride (counted in `sources` when given).
+    A file's own stride wins over `stride`."""
     scores, labels, warns = {}, {}, {}
     for name, sf in score_files.items():
         if name not in gt:
             continue
         g = gt[name]
         step = sf.stride or stride
-        n = g.n_frames if g.n_frames is not None else sf.n_frames
+        n, source = (g.n_frames, "annotation") if g.n_frames is not None else (sf.n_frames, "score_file")
         if n is None:
-            n = sf.scores.size * step if sf.frame_indices is None else int(sf.frame_indices[-1]) + step
+            n, source = (
+                (sf.scores.size * step if sf.frame_indices is None else int(sf.frame_indices[-1]) + step),
+                "scores_x_stride",
+            )
+        if sources is not None:
+            sources[source] = sources.get(source, 0) + 1
         notes = []
         if sf.n_frames is not None and g.n_frames is not None and sf.n_frames != g.n_frames:
             notes.append(f"score file says {sf.n_frames} frames, annotation {g.n_frames}")
@@ -117,21 +147,48 @@ def frame_level(
     return scores, labels, warns
 
 
-def run_detection(
-    scores_dir: str | Path, annotations: str | Path, stride: int = 16
+def evaluate_ground_truth(
+    gt: dict[str, GtVideo],
+    score_files: dict[str, ScoreFile],
+    stride: int = 16,
+    allow_missing: bool = False,
+    hint: str = " (--allow-missing evaluates the rest)",
 ) -> tuple[dict, dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """Load a score folder and annotations, evaluate -> (report, frame scores, frame labels)."""
-    gt = load_ground_truth(annotations)
-    files, bad = load_score_dir(scores_dir)
-    frame_scores, frame_labels, warns = frame_level(files, gt, stride)
-    report = evaluate_detection(frame_scores, {n: g for n, g in frame_labels.items()})
-    report["missing_scores"] = sorted(n for n in gt if n not in files)
-    report["unmatched_scores"] = sorted(n for n in files if n not in gt)
-    report["bad_score_files"] = bad
+    """Evaluate the score files against every video of `gt` -> (report, frame scores, frame labels).
+    Videos of `gt` without scores raise MissingScoresError unless `allow_missing` (then the report says
+    `"partial": true` and lists them). The report counts videos and frames evaluated."""
+    missing = [n for n in gt if n not in score_files]
+    if missing and not allow_missing:
+        raise MissingScoresError(missing_message(missing, len(gt), hint=hint))
+    sources: dict[str, int] = {}
+    frame_scores, frame_labels, warns = frame_level(score_files, gt, stride, sources)
+    report = evaluate_detection(frame_scores, frame_labels)
+    report["n_videos_listed"] = len(gt)
+    report["missing_scores"] = missing
+    report["partial"] = bool(missing)
+    report["unmatched_scores"] = sorted(n for n in score_files if n not in gt)
     report["warnings"] = warns
+    report["frame_count_source"] = sources
     report["stride_default"] = stride
     for name, entry in report["per_video"].items():
         entry["label"] = gt[name].label
+    return report, frame_scores, frame_labels
+
+
+def run_detection(
+    scores_dir: str | Path,
+    annotations: str | Path,
+    stride: int = 16,
+    allow_missing: bool = False,
+    frame_counts: str | Path | None = None,
+    test_list: str | Path | None = None,
+) -> tuple[dict, dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Load a score folder and annotations (optionally with a frame-count list and a test list), evaluate
+    -> (report, frame scores, frame labels). See evaluate_ground_truth for missing videos."""
+    gt = load_ground_truth(annotations, frame_counts=frame_counts, test_list=test_list)
+    files, bad = load_score_dir(scores_dir)
+    report, frame_scores, frame_labels = evaluate_ground_truth(gt, files, stride, allow_missing)
+    report["bad_score_files"] = bad
     return report, frame_scores, frame_labels
 
 

@@ -8,6 +8,12 @@
   covers frames [start, end) as in the usual UCF-Crime evaluation scripts). Lines without a class column (the
   XD-Violence `annotations.txt` style, `name s1 e1 ...`) are accepted too. The txt has no frame counts: the
   frame count comes from the score file, else from the number of scores x stride.
+- A frame-count list (`test_annotation_with_frame_counts.txt`, `Class/Name.mp4 n_frames Class s1 e1 s2 e2`):
+  the same annotation with every video's frame count; `with_frame_counts` fills them in (and checks both agree).
+- A test list (`test_videos.txt`, one name a line): every listed video without an annotation line is normal
+  (all frames negative); `with_test_list` adds them (the 300 normal XD-Violence test videos).
+Interval convention: a pair (start, end) covers frames [start, end); public evaluators differ (some include the
+end frame), which moves AUC/AP by a few hundredths of a point at most.
 """
 
 from __future__ import annotations
@@ -68,40 +74,110 @@ def gt_from_raw_database(path: str | Path) -> dict[str, GtVideo]:
 _INT = re.compile(r"^-?\d+$")
 
 
+def _parse_tokens(path: Path, lineno: int, line: str, tokens: list[str]) -> GtVideo:
+    name, rest = video_key(tokens[0]), tokens[1:]
+    label = rest.pop(0) if rest and not _INT.match(rest[0]) else ""
+    if not all(_INT.match(t) for t in rest) or len(rest) % 2:
+        raise ValueError(f"{path}:{lineno}: expected `name [class] start end [start end ...]`, got {line!r}")
+    nums = [int(t) for t in rest]
+    intervals = []
+    for s, e in zip(nums[::2], nums[1::2]):
+        if s == -1 and e == -1:
+            continue
+        if s < 0 or e < s:
+            raise ValueError(f"{path}:{lineno}: bad frame interval {s} {e}")
+        intervals.append((s, e))
+    anomalous = bool(intervals) and label.lower() != "normal"
+    return GtVideo(name, anomalous, intervals, None, None, label or ("Anomaly" if anomalous else "Normal"))
+
+
 def parse_temporal_txt(path: str | Path) -> dict[str, GtVideo]:
     """Parse a UCF-Crime style temporal annotation txt (see the module docstring); ValueError names file:line."""
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"temporal annotation file not found: {path}")
     out: dict[str, GtVideo] = {}
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        tokens = line.split()
-        if not tokens or tokens[0].startswith("#"):
-            continue
-        name, rest = video_key(tokens[0]), tokens[1:]
-        label = rest.pop(0) if rest and not _INT.match(rest[0]) else ""
-        if not all(_INT.match(t) for t in rest) or len(rest) % 2:
-            raise ValueError(
-                f"{path}:{lineno}: expected `name [class] start end [start end ...]`, got {line!r}"
-            )
-        nums = [int(t) for t in rest]
-        intervals = []
-        for s, e in zip(nums[::2], nums[1::2]):
-            if s == -1 and e == -1:
-                continue
-            if s < 0 or e < s:
-                raise ValueError(f"{path}:{lineno}: bad frame interval {s} {e}")
-            intervals.append((s, e))
-        anomalous = bool(intervals) and label.lower() != "normal"
-        out[name] = GtVideo(
-            name, anomalous, intervals, None, None, label or ("Anomaly" if anomalous else "Normal")
-        )
+    for lineno, line, tokens in _lines(path, "temporal annotation file"):
+        gt = _parse_tokens(path, lineno, line, tokens)
+        if gt.name in out:
+            raise ValueError(f"{path}:{lineno}: {gt.name} annotated twice")
+        out[gt.name] = gt
     return out
 
 
-def load_ground_truth(path: str | Path) -> dict[str, GtVideo]:
-    """A raw database (.json) or a temporal annotation txt (any other suffix)."""
+def _lines(path: Path, what: str):
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} not found: {path}")
+    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        tokens = line.split()
+        if tokens and not tokens[0].startswith("#"):
+            yield lineno, line, tokens
+
+
+def parse_frame_counts(path: str | Path) -> dict[str, tuple[int, GtVideo]]:
+    """`Class/Name.mp4 n_frames Class s1 e1 s2 e2` lines -> {name: (n_frames, GtVideo of the intervals)}."""
     path = Path(path)
-    if path.suffix.lower() == ".json":
-        return gt_from_raw_database(path)
-    return parse_temporal_txt(path)
+    out = {}
+    for lineno, line, tokens in _lines(path, "frame-count list"):
+        if len(tokens) < 3 or not _INT.match(tokens[1]) or int(tokens[1]) < 1:
+            raise ValueError(f"{path}:{lineno}: expected `name n_frames class start end ...`, got {line!r}")
+        n = int(tokens[1])
+        # the rest has the temporal txt's own layout: reuse its parser on one line
+        gt = _parse_tokens(path, lineno, line, [tokens[0], *tokens[2:]])
+        gt.n_frames = n
+        out[gt.name] = (n, gt)
+    return out
+
+
+def with_frame_counts(gt: dict[str, GtVideo], counts_path: str | Path) -> dict[str, GtVideo]:
+    """`gt` with each video's frame count from a frame-count list. Both files must list the same videos with the
+    same intervals (ValueError naming the first disagreement)."""
+    counts = parse_frame_counts(counts_path)
+    only_gt, only_counts = sorted(set(gt) - set(counts)), sorted(set(counts) - set(gt))
+    if only_gt or only_counts:
+        raise ValueError(
+            f"{counts_path} and the annotation list different videos: {len(only_gt)} only in the annotation "
+            f"(e.g. {only_gt[:3]}), {len(only_counts)} only in the frame counts (e.g. {only_counts[:3]})"
+        )
+    out = {}
+    for name, g in gt.items():
+        n, other = counts[name]
+        if other.intervals != g.intervals or other.anomalous != g.anomalous:
+            raise ValueError(
+                f"{name}: intervals differ between the annotation ({g.intervals}) and {counts_path} "
+                f"({other.intervals})"
+            )
+        out[name] = GtVideo(name, g.anomalous, list(g.intervals), n, g.fps, g.label)
+    return out
+
+
+def read_test_list(path: str | Path) -> list[str]:
+    """Video names of a test list, one a line (extensions and folders dropped), in file order; no duplicates."""
+    path = Path(path)
+    names = [video_key(tokens[0]) for _, _, tokens in _lines(path, "test video list")]
+    dup = sorted({n for n in names if names.count(n) > 1}) if len(set(names)) != len(names) else []
+    if dup:
+        raise ValueError(f"{path}: {len(dup)} video(s) listed twice, e.g. {dup[:3]}")
+    return names
+
+
+def with_test_list(gt: dict[str, GtVideo], list_path: str | Path) -> dict[str, GtVideo]:
+    """Every video of the test list, in its order: annotated ones as annotated, the others normal (no anomalous
+    frame). An annotated video missing from the list is an error (the list defines the test set)."""
+    names = read_test_list(list_path)
+    extra = sorted(set(gt) - set(names))
+    if extra:
+        raise ValueError(f"{len(extra)} annotated video(s) are not in {list_path}, e.g. {extra[:3]}")
+    return {n: gt[n] if n in gt else GtVideo(n, False, [], None, None, "Normal") for n in names}
+
+
+def load_ground_truth(
+    path: str | Path, frame_counts: str | Path | None = None, test_list: str | Path | None = None
+) -> dict[str, GtVideo]:
+    """A raw database (.json) or a temporal annotation txt (any other suffix); optionally with the frame counts
+    of a frame-count list and the normal videos of a test list."""
+    path = Path(path)
+    gt = gt_from_raw_database(path) if path.suffix.lower() == ".json" else parse_temporal_txt(path)
+    if frame_counts is not None:
+        gt = with_frame_counts(gt, frame_counts)
+    if test_list is not None:
+        gt = with_test_list(gt, test_list)
+    return gt

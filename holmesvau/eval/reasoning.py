@@ -8,7 +8,6 @@ failed rows, predictions for unknown ids and instructions without a prediction a
 
 from __future__ import annotations
 
-import json
 import math
 import warnings
 from collections import defaultdict
@@ -20,15 +19,12 @@ from tqdm import tqdm
 from holmesvau.eval.caption_metrics import METRICS, MeteorScorer, scores_from_tokens, tokenize_pairs
 from holmesvau.eval.java import find_java
 from holmesvau.eval.judgement import judgement_label
+from holmesvau.eval.paper import paper_reasoning
+from holmesvau.jsonl import read_jsonl, require_id
 
 LEVELS = ("clip", "event", "video")
-# Holmes-VAU (2B), Table 2 of the paper (CVPR 2025, arXiv:2412.06171). Its "BLEU" is the sum BLEU-1 + ... + BLEU-4.
-PAPER_HOLMES_VAU = {
-    "BLEU": {"clip": 0.913, "event": 0.804, "video": 0.566},
-    "CIDEr": {"clip": 0.467, "event": 1.519, "video": 1.437},
-    "METEOR": {"clip": 0.190, "event": 0.165, "video": 0.121},
-    "ROUGE": {"clip": 0.329, "event": 0.370, "video": 0.355},
-}
+# Holmes-VAU (2B), Table 2 of the paper (holmesvau/eval/paper_results.json). Its "BLEU" is BLEU-1 + ... + BLEU-4.
+PAPER_HOLMES_VAU = paper_reasoning()
 
 
 def read_predictions(path: str | Path) -> tuple[list[dict], list[str]]:
@@ -36,21 +32,8 @@ def read_predictions(path: str | Path) -> tuple[list[dict], list[str]]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"predictions file not found: {path}")
-    rows, problems = [], []
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                problems.append(f"{path}:{lineno}: not valid JSON: {e.msg}")
-                continue
-            if not isinstance(row, dict) or "id" not in row:
-                problems.append(f"{path}:{lineno}: expected an object with an `id`")
-                continue
-            rows.append(row)
-    return rows, problems
+    rows, problems = read_jsonl(path, parse=require_id)  # holmesvau.jsonl: malformed lines skipped, reported
+    return rows, [str(p) for p in problems]
 
 
 def _get(inst: object, name: str):

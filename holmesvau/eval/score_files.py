@@ -1,6 +1,7 @@
 """Dense anomaly-score files: what the score dumper writes and detection evaluation reads.
 
-One file per video in a folder, named after the video without its extension (`Abuse028_x264.npz`):
+One file per video in a folder (or its subfolders), named after the video without its extension
+(`Abuse028_x264.npz`; matched to the annotations by that name):
 - `.npz` (preferred) with `scores` (T,) float — one score per snippet; optional `frame_indices` (T,) int — the first
   frame each score covers (default i * stride); `stride` int — frames per snippet (16 for the ATS scorer's
   features); `fps` float; `n_frames` int — frames in the video.
@@ -119,21 +120,26 @@ def load_score_file(path: str | Path) -> ScoreFile:
 
 
 def load_score_dir(folder: str | Path) -> tuple[dict[str, ScoreFile], dict[str, str]]:
-    """All score files of a folder -> ({video: ScoreFile}, {file: error} for the unreadable ones)."""
+    """All score files under a folder, subfolders included (hidden ones skipped) -> ({video: ScoreFile},
+    {file relative to the folder: error} for the unreadable ones and for a second file of the same video)."""
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"score folder not found: {folder}")
-    files, bad = {}, {}
-    for path in sorted(folder.iterdir()):
+    files, where, bad = {}, {}, {}
+    paths = (
+        p for p in folder.rglob("*") if not any(part.startswith(".") for part in p.relative_to(folder).parts)
+    )
+    for path in sorted(paths):
         if path.suffix not in SCORE_SUFFIXES or not path.is_file():
             continue
+        rel = path.relative_to(folder).as_posix()
         try:
             sf = load_score_file(path)
         except ValueError as e:
-            bad[path.name] = str(e)
+            bad[rel] = str(e)
             continue
         if sf.name in files:
-            bad[path.name] = f"duplicate scores for {sf.name} (kept the first file)"
+            bad[rel] = f"duplicate scores for {sf.name} (kept {where[sf.name]})"
             continue
-        files[sf.name] = sf
+        files[sf.name], where[sf.name] = sf, rel
     return files, bad

@@ -5,7 +5,6 @@ from .convert import DEFAULT_SYSTEM_MESSAGE, convert_checkpoint, is_original_che
 from .errors import CheckpointError
 from .loading import DEFAULT_MODEL, LoadedModel, default_device, default_dtype, load_model, resolve_checkpoint
 from .prompt import build_prompt, chat_text, expand_image_placeholders, training_video_text, video_question
-from .tiny import make_tiny_checkpoint
 
 __all__ = [
     "DEFAULT_MODEL",
@@ -22,7 +21,6 @@ __all__ = [
     "expand_image_placeholders",
     "is_original_checkpoint",
     "load_model",
-    "make_tiny_checkpoint",
     "resolve_checkpoint",
     "training_video_text",
     "video_question",

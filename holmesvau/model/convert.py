@@ -143,6 +143,8 @@ def native_config(orig: dict, image_token_id: int, bos_id: int, eos_id: int, pad
         "system_message": DEFAULT_SYSTEM_MESSAGE,
         "converted_from": "InternVLChatModel",
     }
+    if orig.get("holmesvau_random_weights"):  # made by holmesvau.testing: say so wherever it is used
+        config.holmesvau["random_weights"] = True
     return config
 
 
@@ -333,15 +335,20 @@ def _dtype_of(orig_cfg: dict) -> torch.dtype:
     return getattr(torch, str(name).replace("torch.", ""), torch.float32)
 
 
-def convert_checkpoint(src: str | Path, dst: str | Path, dtype: torch.dtype | None = None) -> Path:
-    """Convert `src` (original format) into `dst` (native): weights, config, generation config, tokenizer."""
+def convert_checkpoint(
+    src: str | Path, dst: str | Path, dtype: torch.dtype | None = None, overwrite: bool = False
+) -> Path:
+    """Convert `src` (original format) into `dst` (native): weights, config, generation config, tokenizer.
+    `dst` must be new, empty, or (with overwrite) an earlier output of ours (holmesvau.safe_output)."""
     from transformers import GenerationConfig
 
+    from holmesvau.safe_output import StagedOutput
+
     src, dst = Path(src), Path(dst)
+    staged = StagedOutput(dst, sources=[src], overwrite=overwrite, what="converted checkpoint")
     model, tok = build_native_model(src, dtype)
     orig_cfg = read_original_config(src)
-    tmp = dst.with_name(dst.name + ".partial")
-    tmp.mkdir(parents=True, exist_ok=True)
+    tmp = staged.path
     model.save_pretrained(str(tmp), safe_serialization=True)
     save_native_tokenizer(src, tmp, DEFAULT_SYSTEM_MESSAGE)
     im_end = tok.token_to_id("<|im_end|>")
@@ -356,9 +363,4 @@ def convert_checkpoint(src: str | Path, dst: str | Path, dtype: torch.dtype | No
     (tmp / "holmesvau_conversion.json").write_text(
         json.dumps({"source": src.name, "source_architecture": orig_cfg["architectures"]}, indent=2)
     )
-    if dst.exists():
-        import shutil
-
-        shutil.rmtree(dst)
-    tmp.rename(dst)
-    return dst
+    return staged.commit()

@@ -32,6 +32,20 @@ class LoadedModel:
     system_message: str
     im_end_id: int
     image_token_id: int
+    random_weights: bool | None = None  # True for test models (holmesvau.testing); None: not known
+
+    @property
+    def metadata(self) -> dict:
+        """What a report records about the model."""
+        out = {
+            "name": self.path.name,
+            "path": str(self.path),
+            "dtype": str(self.dtype).removeprefix("torch."),
+            "device": str(self.device),
+        }
+        if self.random_weights is not None:
+            out["random_weights"] = self.random_weights
+        return out
 
     @property
     def vision_hidden_size(self) -> int:
@@ -58,13 +72,36 @@ def default_attention(device: torch.device | str) -> str:
 
 
 def default_cache_dir() -> Path:
+    """Our cache: `$HOLMESVAU_CACHE`, default ~/.cache/holmesvau (the released scorer, converted folders for
+    training). Hub downloads go to the Hugging Face cache (`$HF_HOME`, default ~/.cache/huggingface) unless a
+    cache_dir is passed (then `<cache_dir>/hub`)."""
     return Path(os.environ.get("HOLMESVAU_CACHE", Path.home() / ".cache" / "holmesvau"))
 
 
-def resolve_checkpoint(
-    name_or_path: str | Path, cache_dir: str | Path | None = None, convert_cache: bool = True
-) -> Path:
-    """A local folder in native format for `name_or_path`, downloading and converting as needed."""
+DTYPES = {
+    "bf16": torch.bfloat16,
+    "bfloat16": torch.bfloat16,
+    "fp16": torch.float16,
+    "float16": torch.float16,
+    "half": torch.float16,
+    "fp32": torch.float32,
+    "float32": torch.float32,
+    "float": torch.float32,
+}
+
+
+def parse_dtype(dtype: torch.dtype | str | None) -> torch.dtype | None:
+    """None, a torch dtype, or one of DTYPES' names (bf16 / bfloat16, fp16 / float16, fp32 / float32)."""
+    if dtype is None or isinstance(dtype, torch.dtype):
+        return dtype
+    key = str(dtype).lower().removeprefix("torch.")
+    if key not in DTYPES:
+        raise ValueError(f"unknown dtype {dtype!r} (expected one of {', '.join(DTYPES)})")
+    return DTYPES[key]
+
+
+def locate_checkpoint(name_or_path: str | Path, cache_dir: str | Path | None = None) -> Path:
+    """A local model folder for `name_or_path` (downloading a hub id once), in either format."""
     path = Path(name_or_path).expanduser()
     if not path.exists():
         if not _HUB_ID.match(str(name_or_path)):
@@ -72,11 +109,17 @@ def resolve_checkpoint(
         path = _download(str(name_or_path), cache_dir)
     if not path.is_dir():
         raise CheckpointError(f"{path}: a model must be a folder (config.json + safetensors + tokenizer)")
-    if is_original_checkpoint(path):
-        return _converted(path, cache_dir, convert_cache)
-    if not (path / "config.json").is_file():
+    if not is_original_checkpoint(path) and not (path / "config.json").is_file():
         raise CheckpointError(f"{path}: no config.json — not a model folder")
     return path
+
+
+def resolve_checkpoint(name_or_path: str | Path, cache_dir: str | Path | None = None) -> Path:
+    """A local folder in NATIVE format for tools that need one on disk (training, LoRA merging): an original-format
+    folder is converted once into `<cache>/converted/<name>-<key>/` (a full copy of the weights). Inference does
+    not need this: `load_model` converts original checkpoints in memory."""
+    path = locate_checkpoint(name_or_path, cache_dir)
+    return _converted(path, cache_dir) if is_original_checkpoint(path) else path
 
 
 def _download(repo_id: str, cache_dir: str | Path | None) -> Path:
@@ -98,19 +141,42 @@ def _download(repo_id: str, cache_dir: str | Path | None) -> Path:
         ) from e
 
 
-def _converted(src: Path, cache_dir: str | Path | None, keep: bool) -> Path:
+def _converted(src: Path, cache_dir: str | Path | None) -> Path:
     """Convert an original-format folder once; the result is cached under a key of its weights' identity."""
     stat = [(f.name, f.stat().st_size, int(f.stat().st_mtime)) for f in sorted(src.glob("*")) if f.is_file()]
     key = hashlib.sha1(repr((str(src.resolve()), stat)).encode()).hexdigest()[:12]
     root = Path(cache_dir) if cache_dir else default_cache_dir()
-    if not keep:
-        import tempfile
-
-        root = Path(tempfile.mkdtemp(prefix="holmesvau-"))
     dst = root / "converted" / f"{src.name}-{key}"
     if not (dst / "config.json").is_file():
         convert_checkpoint(src, dst)
     return dst
+
+
+def _load_original(src: Path, dtype: torch.dtype, attn: str):
+    """(native model on the CPU, tokenizer) of an original-format folder, converted in memory: no weights are
+    written anywhere. The tokenizer files are rebuilt in a temporary folder (a few MB) and loaded from there."""
+    import tempfile
+
+    from transformers import InternVLForConditionalGeneration
+
+    from .convert import build_native_model
+    from .tokenizer import save_native_tokenizer
+
+    converted, _ = build_native_model(src, dtype)  # checked tensors, assigned to a meta-initialised model
+    # from_pretrained with the converted state dict: it builds what the state dict lacks (rotary buffers) and sets
+    # the attention implementation in every sub-model, as for a folder
+    model = InternVLForConditionalGeneration.from_pretrained(
+        None,
+        config=converted.config,
+        state_dict=converted.state_dict(),
+        dtype=dtype,
+        attn_implementation=attn,
+    )
+    del converted
+    with tempfile.TemporaryDirectory(prefix="holmesvau-tokenizer-") as tmp:
+        save_native_tokenizer(src, tmp, DEFAULT_SYSTEM_MESSAGE)
+        tokenizer = load_tokenizer(tmp)
+    return model, tokenizer
 
 
 def load_model(
@@ -119,29 +185,28 @@ def load_model(
     dtype: torch.dtype | str | None = None,
     attn_implementation: str | None = None,
     cache_dir: str | Path | None = None,
-    convert_cache: bool = True,
 ) -> LoadedModel:
-    """Load a model for inference (eval mode) with its tokenizer. See `resolve_checkpoint` for accepted sources."""
+    """Load a model for inference (eval mode) with its tokenizer: a hub id (downloaded once), a native folder, or an
+    original-format folder (converted in memory at every load; nothing is written)."""
     from transformers import InternVLForConditionalGeneration
 
     device = torch.device(device) if device is not None else default_device()
-    if isinstance(dtype, str):
-        dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}.get(dtype) or getattr(
-            torch, dtype
-        )
-    dtype = dtype or default_dtype(device)
-    path = resolve_checkpoint(name_or_path, cache_dir, convert_cache)
-    try:
-        model = InternVLForConditionalGeneration.from_pretrained(
-            str(path),
-            dtype=dtype,
-            attn_implementation=attn_implementation or default_attention(device),
-            local_files_only=True,
-        )
-    except (OSError, ValueError, RuntimeError) as e:
-        raise CheckpointError(f"{path}: cannot load as a native InternVL checkpoint ({e})") from e
-    model.to(device).eval()
-    tokenizer = load_tokenizer(path)
+    dtype = parse_dtype(dtype) or default_dtype(device)
+    attn = attn_implementation or default_attention(device)
+    path = locate_checkpoint(name_or_path, cache_dir)
+    if is_original_checkpoint(path):
+        model, tokenizer = _load_original(path, dtype, attn)
+        model.to(device)
+    else:
+        try:
+            model = InternVLForConditionalGeneration.from_pretrained(
+                str(path), dtype=dtype, attn_implementation=attn, local_files_only=True
+            )
+        except (OSError, ValueError, RuntimeError) as e:
+            raise CheckpointError(f"{path}: cannot load as a native InternVL checkpoint ({e})") from e
+        model.to(device)
+        tokenizer = load_tokenizer(path)
+    model.eval()
     extra = getattr(model.config, "holmesvau", None) or {}
     im_end = tokenizer.convert_tokens_to_ids(IM_END)
     img = tokenizer.convert_tokens_to_ids(IMG_CONTEXT)
@@ -159,4 +224,5 @@ def load_model(
         system_message=extra.get("system_message", DEFAULT_SYSTEM_MESSAGE),
         im_end_id=int(im_end),
         image_token_id=int(img),
+        random_weights=extra.get("random_weights"),
     )

@@ -16,7 +16,6 @@ once per frame set; each prompt is one independent single-turn chat, as in the H
 from __future__ import annotations
 
 import io
-import json
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -24,6 +23,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from holmesvau.frame_plan import plan_frames
 
 from .events import Event, localize_events, resolved_threshold
 from .schema import SCHEMA_VERSION, validate_report
@@ -155,6 +156,14 @@ def _event_plan(
     return frames, clips
 
 
+def _model_metadata(vau, name: str | None) -> dict:
+    meta = getattr(vau.lm, "metadata", None)
+    meta = dict(meta) if isinstance(meta, dict) else {"name": str(getattr(vau.lm, "path", ""))}
+    if name:
+        meta["name"] = name
+    return meta
+
+
 def build_report(
     vau,
     video: str | Path,
@@ -163,7 +172,6 @@ def build_report(
     on_progress: ProgressFn | None = None,
     dense=None,
     model_name: str | None = None,
-    tiny: bool = False,
 ) -> Report:
     """Analyse `video` at event, clip and video level with a `HolmesVAU` pipeline (which needs its scorer).
 
@@ -201,16 +209,16 @@ def build_report(
     thumbnails: dict[str, list[tuple[int, bytes]]] = {}
     try:
         t0 = time.perf_counter()
-        vidx, method, *_ = vau.select_frames(
-            video,
+        plan = plan_frames(
+            n_frames,
             config.video_frames,
-            config.use_ats,
-            config.dense_stride,
+            scores=dense.scores,
+            dense_indices=dense.frame_indices,
             tau=config.tau,
-            progress=progress,
-            dense=dense,
+            dense_stride=dense.stride,
+            use_ats=config.use_ats,
         )
-        vidx = [int(i) for i in vidx]
+        vidx, method = list(plan.indices), plan.sampling
         frames = _read(video, vidx)
         stack = np.stack([frames[i] for i in vidx])
         pv = asker.pixel_values(stack)
@@ -271,7 +279,7 @@ def build_report(
             "events_found": found,
         },
         "prompts": {**TASK_PROMPTS, "clip_caption": CLIP_CAPTION_PROMPT},
-        "model": {"name": model_name or str(getattr(vau.lm, "path", "")), "tiny": bool(tiny)},
+        "model": _model_metadata(vau, model_name),
         "timings": {k: round(v, 4) for k, v in timings.items()},
     }
     return Report(data, thumbnails, dense)
@@ -283,27 +291,11 @@ def write_report(report: Report, out_dir: str | Path, validate: bool = True) -> 
 
     if validate:
         validate_report(report.data)
+    from holmesvau.files import atomic_write_json, atomic_write_text
+
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     json_path, html_path = out / "report.json", out / "report.html"
-    json_path.write_text(json.dumps(report.data, indent=2, ensure_ascii=False), encoding="utf-8")
-    html_path.write_text(render_html(report.data, report.thumbnails), encoding="utf-8")
+    html = render_html(report.data, report.thumbnails)  # both rendered before either is written
+    atomic_write_json(json_path, report.data)  # strict JSON: a NaN is an error, not `NaN` in the file
+    atomic_write_text(html_path, html)
     return json_path, html_path
-
-
-def report_from_args(vau, args) -> Report:
-    """`inference.py --report DIR`: build and write the report with the CLI's options; prints where it went."""
-    import sys
-
-    config = ReportConfig(
-        video_frames=args.select_frames,
-        dense_stride=args.dense_stride,
-        tau=args.tau,
-        use_ats=not getattr(args, "no_ats", False),
-        threshold=getattr(args, "report_threshold", None),
-        max_new_tokens=args.max_new_tokens,
-    )
-    report = build_report(vau, args.video, config, progress=not getattr(args, "quiet", False))
-    json_path, html_path = write_report(report, args.report)
-    print(f"report: {json_path} {html_path} ({len(report.data['events'])} event(s))", file=sys.stderr)
-    return report

@@ -141,8 +141,8 @@ def render_html(report: dict, thumbnails: dict[str, Sequence[tuple[int, bytes]]]
         f'<p class="meta">{esc(v["path"])} · {fmt_time(v["duration_s"])} · {v["n_frames"]} frames at '
         f"{fps:g} fps · model {esc(str(model.get('name', '?')))} · schema {esc(report['schema_version'])}</p>",
     ]
-    if model.get("tiny"):
-        out.append('<p class="warn">TINY RANDOM MODEL — outputs are meaningless.</p>')
+    if model.get("random_weights"):
+        out.append('<p class="warn">RANDOM-WEIGHT TEST MODEL — outputs are meaningless.</p>')
     out.append("<h2>Anomaly curve</h2>" + anomaly_svg(report))
     thr = loc.get("threshold")
     if thr is not None:

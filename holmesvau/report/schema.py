@@ -6,7 +6,7 @@ Bump SCHEMA_VERSION's major number when a field is removed or changes meaning, t
 
 from __future__ import annotations
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "2.0"  # 2.0: `model` carries generic metadata (1.x had a `tiny` flag)
 
 _TEXT = {"type": "string"}
 _SECONDS = {"type": "number", "minimum": 0}
@@ -99,7 +99,18 @@ REPORT_SCHEMA: dict = {
             },
         },
         "prompts": {"type": "object", "additionalProperties": _TEXT},
-        "model": {"type": "object", "properties": {"name": _TEXT, "tiny": {"type": "boolean"}}},
+        "model": {
+            "type": "object",
+            "required": ["name"],
+            "additionalProperties": False,
+            "properties": {
+                "name": _TEXT,
+                "path": _TEXT,
+                "dtype": _TEXT,
+                "device": _TEXT,
+                "random_weights": {"type": "boolean"},  # present when known; true: answers are meaningless
+            },
+        },
         "timings": {"type": "object", "additionalProperties": {"type": "number", "minimum": 0}},
     },
 }

@@ -16,7 +16,9 @@ from pathlib import Path
 
 import torch
 
-from .convert import DEFAULT_SYSTEM_MESSAGE, convert_checkpoint, native_config
+from holmesvau.model.convert import DEFAULT_SYSTEM_MESSAGE, convert_checkpoint, native_config
+from holmesvau.safe_output import StagedOutput, check_destination
+
 from .to_original import to_original_state_dict
 
 USER_DEFINED = [
@@ -211,8 +213,11 @@ def original_config(cfg: TinyConfig, vocab_size: int) -> dict:
     }
 
 
-def make_tiny_checkpoint(out: str | Path, format: str = "native", cfg: TinyConfig | None = None) -> Path:
-    """Write a tiny random checkpoint to `out`: `format="original"` (remote-code layout) or `"native"`."""
+def make_tiny_checkpoint(
+    out: str | Path, format: str = "native", cfg: TinyConfig | None = None, overwrite: bool = False
+) -> Path:
+    """Write a tiny random checkpoint to `out`: `format="original"` (remote-code layout) or `"native"`.
+    `out` must be new, empty, or (with overwrite) an earlier output of ours (holmesvau.safe_output)."""
     from safetensors.torch import save_file
     from transformers import InternVLForConditionalGeneration
 
@@ -220,8 +225,12 @@ def make_tiny_checkpoint(out: str | Path, format: str = "native", cfg: TinyConfi
         raise ValueError(f"format must be 'original' or 'native', got {format!r}")
     cfg = cfg or TinyConfig()
     out = Path(out)
-    orig_dir = out if format == "original" else Path(tempfile.mkdtemp(prefix="holmesvau-tiny-"))
-    orig_dir.mkdir(parents=True, exist_ok=True)
+    if format == "original":
+        staged = StagedOutput(out, overwrite=overwrite, what="tiny original checkpoint")
+        orig_dir = staged.path
+    else:
+        check_destination(out, overwrite=overwrite)  # refuse before any work
+        orig_dir = Path(tempfile.mkdtemp(prefix="holmesvau-tiny-"))
     train_sentencepiece(orig_dir / "tokenizer.model", cfg.sp_vocab, cfg.seed)
     import sentencepiece as spm
 
@@ -229,6 +238,7 @@ def make_tiny_checkpoint(out: str | Path, format: str = "native", cfg: TinyConfi
     _write_tokenizer_files(orig_dir, sp_size)
     ocfg = original_config(cfg, cfg.vocab_size or sp_size + len(ADDED_SPECIALS))
     ocfg["torch_dtype"] = cfg.dtype
+    ocfg["holmesvau_random_weights"] = True  # carried into the native config; reports and the demo say so
     (orig_dir / "config.json").write_text(json.dumps(ocfg, indent=2))
     (orig_dir / "generation_config.json").write_text(json.dumps({"do_sample": False}))
 
@@ -247,9 +257,9 @@ def make_tiny_checkpoint(out: str | Path, format: str = "native", cfg: TinyConfi
     }
     save_file(state, str(orig_dir / "model.safetensors"), metadata={"format": "pt"})
     if format == "original":
-        return out
+        return staged.commit()
     try:
-        convert_checkpoint(orig_dir, out)
+        convert_checkpoint(orig_dir, out, overwrite=overwrite)
     finally:
         shutil.rmtree(orig_dir, ignore_errors=True)
     return out

@@ -9,8 +9,8 @@ import re
 
 import torch
 
-from .convert import _VIT_RENAMES
-from .errors import CheckpointError
+from holmesvau.model.convert import _VIT_RENAMES
+from holmesvau.model.errors import CheckpointError
 
 
 def _reverse_rules() -> list[tuple[re.Pattern, str]]:

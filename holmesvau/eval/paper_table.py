@@ -1,0 +1,133 @@
+"""Our numbers next to the paper's: the comparison rows of results.json and their markdown (results.md).
+
+Detection (Table 1): the headline metric of each protocol in percent (UCF-Crime AUC, XD-Violence AP), the paper's
+value, ours and Δ = ours − paper. Reasoning (Table 2): BLEU (= BLEU-1 + … + BLEU-4), CIDEr, METEOR, ROUGE-L per level
+(clip / event / video) on the paper's scale, and our judgement accuracy (the paper reports none).
+"""
+
+from __future__ import annotations
+
+import math
+
+from holmesvau.eval.paper import paper_detection, paper_reasoning
+
+LEVELS = ("clip", "event", "video")
+REASONING_METRICS = ("BLEU", "CIDEr", "METEOR", "ROUGE")
+
+
+def _delta(ours: float | None, paper: float | None) -> float | None:
+    return None if ours is None or paper is None else ours - paper
+
+
+def detection_row(protocol_dataset: str, protocol_metric: str, report: dict) -> dict:
+    """{"metric", "paper", "ours", "delta"} in percent for one detection report (evaluate_ground_truth)."""
+    paper = paper_detection().get(protocol_dataset)
+    value = report.get(protocol_metric)
+    ours = None if value is None else 100.0 * value
+    paper_value = paper["value"] if paper and paper["metric"].lower() == protocol_metric else None
+    return {
+        "metric": protocol_metric.upper(),
+        "paper": paper_value,
+        "ours": ours,
+        "delta": _delta(ours, paper_value),
+    }
+
+
+def reasoning_rows(report: dict) -> dict[str, dict[str, dict]]:
+    """{metric: {level: {"paper", "ours", "delta", "n"}}} from an evaluate_reasoning report."""
+    paper = paper_reasoning()
+    out: dict[str, dict[str, dict]] = {}
+    for metric in REASONING_METRICS:
+        out[metric] = {}
+        for level in LEVELS:
+            g = report["groups"].get(level)
+            ours = None
+            if g is not None:
+                ours = (
+                    sum(g[f"Bleu_{i}"] for i in range(1, 5))
+                    if metric == "BLEU"
+                    else g["ROUGE_L" if metric == "ROUGE" else metric]
+                )
+            p = paper.get(metric, {}).get(level)
+            out[metric][level] = {"paper": p, "ours": ours, "delta": _delta(ours, p), "n": g["n"] if g else 0}
+    return out
+
+
+def _f(v: float | None, digits: int) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "–"
+    return f"{v:.{digits}f}"
+
+
+def _d(v: float | None, digits: int) -> str:
+    return "–" if v is None else f"{v:+.{digits}f}"
+
+
+def results_markdown(results: dict) -> str:
+    """results.md: the paper's Table 1 and Table 2 rows with ours and Δ, and what was evaluated."""
+    lines = [
+        "# Reproduction of Holmes-VAU (CVPR 2025, arXiv 2412.06171)",
+        "",
+        f"Model: `{results['config'].get('model')}` · scorer: `{results['config'].get('scorer')}`"
+        + (
+            f" · **smoke run: --limit {results['config']['limit']}**"
+            if results["config"].get("limit")
+            else ""
+        ),
+        "",
+    ]
+    det = results.get("detection", {})
+    if det:
+        lines += [
+            "## Table 1: anomaly detection (frame level, %)",
+            "",
+            "| Dataset | Protocol | Metric | Paper | Ours | Δ | Videos | Frames | AP (trapezoidal) | AUC | AP |",
+            "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        for name, r in det.items():
+            c = r["comparison"]
+            videos = f"{r['n_videos']} of {r['n_videos_listed']}" + (" (partial)" if r["partial"] else "")
+            pct = lambda v: None if v is None else 100 * v  # noqa: E731
+            lines.append(
+                f"| {r['dataset']} | {name} | {c['metric']} | {_f(c['paper'], 2)} | {_f(c['ours'], 2)} | "
+                f"{_d(c['delta'], 2)} | {videos} | {r['n_frames']} | {_f(pct(r['ap_trapezoid']), 2)} | "
+                f"{_f(pct(r['auc']), 2)} | {_f(pct(r['ap']), 2)} |"
+            )
+        lines.append("")
+    rea = results.get("reasoning")
+    if rea:
+        rows = rea["rows"]
+        lines += [
+            "## Table 2: anomaly reasoning (BLEU = BLEU-1 + … + BLEU-4)",
+            "",
+            f"Rows scored: {rows['scored']} of {rows['listed']} listed (failed {rows['failed']}, "
+            f"no prediction {rows['missing']}, skipped for missing videos {rows['skipped_missing_video']}).",
+            "",
+            "| Metric | Level | Rows | Paper | Ours | Δ |",
+            "|---|---|---:|---:|---:|---:|",
+        ]
+        for metric, by_level in rea["comparison"].items():
+            for level, c in by_level.items():
+                lines.append(
+                    f"| {metric} | {level} | {c['n']} | {_f(c['paper'], 3)} | {_f(c['ours'], 3)} | "
+                    f"{_d(c['delta'], 3)} |"
+                )
+        lines += [
+            "",
+            "| Level | Judgement rows | Judgement accuracy (ours; not in the paper) |",
+            "|---|---:|---:|",
+        ]
+        for level in LEVELS:
+            j = rea["judgement"].get(level)
+            lines.append(f"| {level} | {j['n'] if j else 0} | {_f(j['accuracy'] if j else None, 3)} |")
+        lines.append("")
+    lines += [
+        "Notes: Δ = ours − paper. Paper values: holmesvau/eval/paper_results.json (Tables 1 and 2, Holmes-VAU row).",
+        "Detection: frames concatenated over every evaluated video; intervals [start, end). "
+        "Reasoning: pycocoevalcap with PTB tokenisation, each level scored on its own rows.",
+    ]
+    for name, r in det.items():
+        lines.append(f"- {name}: {r['description']}")
+    for task, why in results.get("skipped_tasks", {}).items():
+        lines.append(f"- not run: {task}: {why}")
+    return "\n".join(lines).rstrip() + "\n"

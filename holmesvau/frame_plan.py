@@ -1,0 +1,125 @@
+"""Which frames of a video the MLLM sees: one pure function, used by the pipeline, batch prediction and the report.
+
+    plan = plan_frames(num_frames=2730, select_frames=12, scores=dense.scores, dense_indices=dense.frame_indices)
+    plan.indices, plan.sampling          # (12 frame indices into the video), "ats"
+
+The rule is the original's:
+- explicit indices (`explicit`) are used as given ("given"): integers in [0, num_frames), repeats and any order
+  allowed;
+- otherwise ATS ("ats") when it is enabled, a scorer is available (`scores` is not None) and the video has more
+  than `dense_stride * select_frames` frames: density-aware sampling of the dense anomaly curve
+  (holmesvau.ats.sampler), positions mapped to the dense frames' indices;
+- otherwise uniform ("uniform"): the middles of `select_frames` equal segments (frames repeat in a video shorter
+  than `select_frames`, as the original's).
+
+`needs_dense_scores` says whether a caller must compute dense scores before planning (so nobody scores a video
+that will be sampled uniformly or asked about explicit frames).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+SAMPLINGS = ("ats", "uniform", "given")
+
+
+class FramePlanError(ValueError):
+    """Arguments that cannot make a frame plan (the message says which)."""
+
+
+@dataclass(frozen=True)
+class FramePlan:
+    indices: tuple[int, ...]  # frame indices into the video, in the order the MLLM sees them
+    sampling: str  # "ats" | "uniform" | "given"
+    num_frames: int  # frames in the video
+
+    def __post_init__(self):
+        if self.sampling not in SAMPLINGS:
+            raise FramePlanError(f"sampling must be one of {SAMPLINGS}, got {self.sampling!r}")
+
+
+def _check_counts(num_frames: int, select_frames: int, dense_stride: int) -> None:
+    for name, v in (
+        ("num_frames", num_frames),
+        ("select_frames", select_frames),
+        ("dense_stride", dense_stride),
+    ):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+            raise FramePlanError(f"{name} must be an integer >= 1, got {v!r}")
+
+
+def ats_eligible(
+    num_frames: int, select_frames: int, dense_stride: int = 16, use_ats: bool = True, has_scorer: bool = True
+) -> bool:
+    """The original's rule for when ATS samples: enabled, a scorer, and more than dense_stride x select_frames
+    frames (shorter videos are sampled uniformly)."""
+    _check_counts(num_frames, select_frames, dense_stride)
+    return bool(use_ats and has_scorer and num_frames > dense_stride * select_frames)
+
+
+def needs_dense_scores(
+    num_frames: int,
+    select_frames: int,
+    dense_stride: int = 16,
+    use_ats: bool = True,
+    has_scorer: bool = True,
+    explicit: Sequence[int] | None = None,
+) -> bool:
+    """True when `plan_frames` will sample with ATS, i.e. the caller must compute the dense scores first."""
+    return explicit is None and ats_eligible(num_frames, select_frames, dense_stride, use_ats, has_scorer)
+
+
+def _explicit(indices: Sequence[int], num_frames: int) -> tuple[int, ...]:
+    out = []
+    for i in indices:
+        if isinstance(i, bool) or not isinstance(i, (int, float, np.integer, np.floating)):
+            raise FramePlanError(f"frame indices must be integers, got {i!r}")
+        if not float(i).is_integer():
+            raise FramePlanError(f"frame indices must be integers, got {i!r}")
+        out.append(int(i))
+    if not out:
+        raise FramePlanError("frame_indices is empty")
+    bad = [i for i in out if not 0 <= i < num_frames]
+    if bad:
+        raise FramePlanError(f"frame index {bad[0]} out of range (video has {num_frames} frames)")
+    return tuple(out)
+
+
+def plan_frames(
+    num_frames: int,
+    select_frames: int,
+    scores: Sequence[float] | np.ndarray | None = None,
+    dense_indices: Sequence[int] | np.ndarray | None = None,
+    tau: float = 0.1,
+    explicit: Sequence[int] | None = None,
+    dense_stride: int = 16,
+    use_ats: bool = True,
+) -> FramePlan:
+    """The frames to show the MLLM (see the module docstring). `scores`: the dense anomaly scores, None when no
+    scorer is available; `dense_indices`: the video frame of each score (default every `dense_stride`-th frame).
+    FramePlanError for bad arguments (e.g. an explicit index out of range)."""
+    _check_counts(num_frames, select_frames, dense_stride)
+    if isinstance(tau, bool) or not isinstance(tau, (int, float)) or not math.isfinite(tau) or tau < 0:
+        raise FramePlanError(f"tau must be a finite number >= 0, got {tau!r}")
+    if explicit is not None:
+        return FramePlan(_explicit(explicit, num_frames), "given", int(num_frames))
+    if ats_eligible(num_frames, select_frames, dense_stride, use_ats, scores is not None):
+        from holmesvau.ats.sampler import density_aware_sample
+
+        s = np.asarray(scores, dtype=np.float64).reshape(-1)
+        if dense_indices is None:
+            dense_indices = np.arange(0, num_frames, dense_stride)
+        d = np.asarray(dense_indices).reshape(-1)
+        if d.size != s.size:
+            raise FramePlanError(f"{s.size} dense scores for {d.size} dense frames")
+        if d.size and (d.min() < 0 or d.max() >= num_frames):
+            raise FramePlanError(f"dense frame indices outside the video's {num_frames} frames")
+        positions = density_aware_sample(s, select_frames, tau)
+        return FramePlan(tuple(int(d[p]) for p in positions), "ats", int(num_frames))
+    from holmesvau.video import uniform_indices
+
+    return FramePlan(tuple(uniform_indices(int(num_frames), select_frames)), "uniform", int(num_frames))

@@ -1,0 +1,188 @@
+"""JSON Lines files: one reader, one appender, one atomic rewrite, with one policy for damaged lines.
+
+Policy (the same for every jsonl file the project reads or writes):
+- A **malformed line** (not valid JSON, or rejected by the caller's `parse`) is **skipped and reported** as a
+  `JsonlProblem` with the file and 1-based line number; reading goes on. Callers that must be strict raise on the
+  first problem (e.g. `holmesvau.data.instructions.read_instructions(on_error="raise")`).
+- A **torn last line** (no final newline and not valid JSON: a write cut by a kill) is reported like any malformed
+  line by the reader, which never modifies a file. Before *appending* to a file of ours, `repair_torn_tail` cuts it
+  off (and gives a complete last object its missing newline), so the next row starts on a line of its own.
+- Blank lines are ignored.
+- Rows are written as one `write` of `json.dumps(row, ensure_ascii=False, allow_nan=False) + "\\n"` (a NaN or
+  infinity is refused: strict JSON parsers reject them) and flushed, so concurrent appenders' lines stay whole and
+  a kill loses at most the row being written. `write_jsonl_atomic` rewrites a whole file through a temporary sibling
+  and a rename: a reader sees the old file or the new one, never a mix.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+
+@dataclass(frozen=True)
+class JsonlProblem:
+    path: str
+    line: int  # 1-based
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}: {self.reason}"
+
+
+def dumps(row: Any) -> str:
+    """One jsonl line (with its newline); ValueError for NaN / infinity. UTF-8 text is kept readable, and the
+    line is ASCII-escaped when it holds what UTF-8 cannot encode (the lone surrogates Python makes of a
+    non-UTF-8 file name), so such a row is written instead of crashing the run."""
+    line = json.dumps(row, ensure_ascii=False, allow_nan=False)
+    try:
+        line.encode("utf-8")
+    except UnicodeEncodeError:
+        line = json.dumps(row, allow_nan=False)
+    return line + "\n"
+
+
+def iter_jsonl(
+    path: str | Path, parse: Callable[[Any], Any] | None = None
+) -> Iterator[tuple[int, Any] | JsonlProblem]:
+    """(line number, value) for every good line, a JsonlProblem for every malformed one. `parse(value)` may
+    convert the decoded value or raise ValueError / TypeError / KeyError to reject it (reported as a problem)."""
+    path = Path(path)
+    with path.open("rb") as f:
+        for lineno, raw in enumerate(f, start=1):
+            if not raw.strip():
+                continue
+            torn = not raw.endswith(b"\n")
+            try:
+                value = json.loads(raw)
+            except ValueError as e:
+                reason = getattr(e, "msg", None) or str(e)
+                what = "incomplete last line (a write cut short?)" if torn else f"not valid JSON: {reason}"
+                yield JsonlProblem(str(path), lineno, what)
+                continue
+            if parse is not None:
+                try:
+                    value = parse(value)
+                except (ValueError, TypeError, KeyError) as e:
+                    yield JsonlProblem(str(path), lineno, str(e) or type(e).__name__)
+                    continue
+            yield lineno, value
+
+
+def read_jsonl(
+    path: str | Path, parse: Callable[[Any], Any] | None = None, missing_ok: bool = False
+) -> tuple[list[Any], list[JsonlProblem]]:
+    """All good values of a jsonl file and the problems of the skipped lines. FileNotFoundError naming the file
+    when it does not exist (or ([], []) with missing_ok)."""
+    path = Path(path)
+    if not path.is_file():
+        if missing_ok and not path.exists():
+            return [], []
+        raise FileNotFoundError(f"{path}: no such file" if not path.exists() else f"{path}: not a file")
+    rows, problems = [], []
+    for item in iter_jsonl(path, parse):
+        if isinstance(item, JsonlProblem):
+            problems.append(item)
+        else:
+            rows.append(item[1])
+    return rows, problems
+
+
+def require_id(value: Any) -> dict:
+    """`parse` for row files keyed by id: an object with an `id`."""
+    if not isinstance(value, dict) or "id" not in value:
+        raise ValueError("expected a JSON object with an `id`")
+    return value
+
+
+def repair_torn_tail(path: str | Path) -> int:
+    """Make a file of ours safe to append to: cut a torn last line (returns the bytes removed); a complete last
+    object missing only its newline gets the newline. A missing file is left alone."""
+    path = Path(path)
+    if not path.is_file():
+        return 0
+    size = path.stat().st_size
+    if size == 0:
+        return 0
+    with path.open("rb") as f:
+        f.seek(size - 1)
+        if f.read(1) == b"\n":
+            return 0
+        pos, tail = size, b""
+        while pos > 0:  # the bytes after the last newline, read backwards in chunks
+            step = min(65536, pos)
+            pos -= step
+            f.seek(pos)
+            chunk = f.read(step)
+            nl = chunk.rfind(b"\n")
+            if nl >= 0:
+                tail = chunk[nl + 1 :] + tail
+                break
+            tail = chunk + tail
+    try:
+        json.loads(tail)
+    except ValueError:
+        with path.open("r+b") as f:
+            f.truncate(size - len(tail))
+        return len(tail)
+    with path.open("ab") as f:
+        f.write(b"\n")
+    return 0
+
+
+class JsonlAppender:
+    """Append rows to a jsonl file of ours: repairs a torn tail first, one write + flush per row.
+
+    with JsonlAppender("preds.jsonl") as out:
+        out.write({"id": 1, ...})
+    """
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self._f: IO[str] | None = None
+
+    def __enter__(self) -> JsonlAppender:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        repair_torn_tail(self.path)
+        self._f = self.path.open("a", encoding="utf-8")
+        return self
+
+    def write(self, row: Any) -> None:
+        assert self._f is not None, "use JsonlAppender as a context manager"
+        self._f.write(dumps(row))
+        self._f.flush()
+
+    def __exit__(self, *exc) -> None:
+        if self._f is not None:
+            self._f.close()
+            self._f = None
+
+
+def append_jsonl(path: str | Path, row: Any) -> None:
+    """Append one row (one write, so lines from concurrent processes stay whole on a local file system)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    line = dumps(row)
+    with path.open("a", encoding="utf-8") as f:
+        f.write(line)
+
+
+def write_jsonl_atomic(path: str | Path, rows: Iterable[Any]) -> Path:
+    """Replace `path` with `rows` through a temporary sibling and a rename (all or nothing)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with tmp.open("w", encoding="utf-8") as f:
+            for row in rows:
+                f.write(dumps(row))
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path

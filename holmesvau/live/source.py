@@ -1,0 +1,267 @@
+"""Live video sources: anything PyAV opens (rtsp/rtmp/udp/tcp/http(s)/srt URLs, a V4L2 device, a file), decoded
+frame by frame with a stream time and the wall-clock time each frame arrived.
+
+A stream that drops (read error, read timeout, end of a network stream) is reopened with exponential backoff,
+forever, and a `Gap` is yielded when it comes back; stream time then resumes after the gap's wall-clock length,
+so it stays monotonic. A corrupt packet is skipped (counted), not fatal. A file is read once, as fast as it
+decodes or, with `realtime`, paced at its frame rate. A source that cannot be opened at all raises `SourceError`
+naming it after `open_attempts` tries.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+log = logging.getLogger("holmesvau.live")
+
+STREAM_SCHEMES = ("rtsp", "rtsps", "rtmp", "rtmps", "udp", "tcp", "http", "https", "srt", "rtp", "rist")
+
+
+class SourceError(RuntimeError):
+    """A source that cannot be opened or read: the message names it."""
+
+
+@dataclass
+class SourceConfig:
+    source: str
+    realtime: bool = False  # files: pace at the frame rate (streams and devices arrive in real time anyway)
+    reconnect: bool | None = None  # reopen after a drop; None: yes for streams and devices, no for files
+    open_attempts: int = 5  # first open only; once opened, a dropped stream is retried forever
+    open_timeout_s: float = 10.0
+    read_timeout_s: float = 10.0
+    backoff_s: float = 0.5  # first retry delay, doubled each failure up to backoff_max_s
+    backoff_max_s: float = 10.0
+    decode_threads: int = 0  # 0: FFmpeg's choice
+    options: dict[str, str] = field(
+        default_factory=dict
+    )  # extra demuxer/protocol options (e.g. rtsp_transport)
+    max_corrupt_in_row: int = 500  # this many undecodable packets in a row count as a drop
+
+    @property
+    def kind(self) -> str:
+        return source_kind(self.source)
+
+
+@dataclass
+class Frame:
+    index: int  # frames delivered since the start, over all connections
+    t: float  # stream time (s), monotonic over reconnections
+    wall: float  # time.time() when it was decoded
+    mono: float  # time.monotonic() when it was decoded (for latencies)
+    fps: float  # the stream's nominal frame rate (0 if unknown)
+    frame: object  # av.VideoFrame
+
+
+@dataclass
+class Gap:
+    """The stream was down between two frames: from the last frame before the drop to the first after."""
+
+    start_t: float
+    end_t: float | None  # None: still down when the watcher stopped
+    start_wall: float
+    end_wall: float | None
+    reason: str
+    attempts: int
+
+    def to_dict(self) -> dict:
+        dur = None if self.end_wall is None else round(self.end_wall - self.start_wall, 3)
+        return {
+            "start_s": round(self.start_t, 3),
+            "end_s": None if self.end_t is None else round(self.end_t, 3),
+            "start_wall": round(self.start_wall, 3),
+            "end_wall": None if self.end_wall is None else round(self.end_wall, 3),
+            "duration_s": dur,
+            "reason": self.reason,
+            "reconnect_attempts": self.attempts,
+        }
+
+
+def source_kind(source: str) -> str:
+    """ "stream" (URL), "device" (/dev/video*), or "file"."""
+    s = str(source)
+    if "://" in s and s.split("://", 1)[0].lower() in STREAM_SCHEMES:
+        return "stream"
+    if s.startswith("/dev/video"):
+        return "device"
+    return "file"
+
+
+def _redact(source: str) -> str:
+    """The source with any password in its URL hidden (rtsp://user:secret@cam -> rtsp://user:***@cam)."""
+    if "://" not in source or "@" not in source.split("://", 1)[1].split("/", 1)[0]:
+        return source
+    scheme, rest = source.split("://", 1)
+    cred, host = rest.split("@", 1)
+    user = cred.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{host}" if ":" in cred else source
+
+
+class LiveSource:
+    """`for item in LiveSource(cfg).items(stop)`: `Frame`s, and a `Gap` after each reconnection."""
+
+    def __init__(self, config: SourceConfig):
+        self.cfg = config
+        self.name = _redact(config.source)
+        self.reconnect = config.reconnect if config.reconnect is not None else config.kind != "file"
+        self.corrupt_packets = 0
+        self.reconnections = 0
+        self.frames = 0
+        self.fps = 0.0
+        self._container = None
+        self._last_t = 0.0
+        self._dt = 0.0
+
+    # -- opening -------------------------------------------------------------------------------------------
+    def _open_once(self):
+        import av
+
+        kind = self.cfg.kind
+        if kind == "file":
+            path = Path(self.cfg.source)
+            if not path.is_file():
+                raise SourceError(f"{self.name}: no such file")
+        options = dict(self.cfg.options)
+        fmt = None
+        if kind == "device":
+            fmt = "v4l2"
+        elif self.cfg.source.startswith("udp://"):
+            options.setdefault(
+                "overrun_nonfatal", "1"
+            )  # a burst the reader cannot take loses packets, not the stream
+        elif self.cfg.source.startswith(("rtsp://", "rtsps://")):
+            options.setdefault("rtsp_transport", "tcp")
+        timeout = None if kind == "file" else (self.cfg.open_timeout_s, self.cfg.read_timeout_s)
+        container = av.open(self.cfg.source, format=fmt, options=options, timeout=timeout)
+        if not container.streams.video:
+            container.close()
+            raise SourceError(f"{self.name}: no video stream")
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        if self.cfg.decode_threads:
+            stream.thread_count = self.cfg.decode_threads
+        rate = stream.average_rate or stream.guessed_rate
+        self.fps = float(rate) if rate else self.fps
+        return container
+
+    def open(self) -> None:
+        """First open, `open_attempts` tries with backoff; raises SourceError naming the source."""
+        delay, last = self.cfg.backoff_s, None
+        for attempt in range(1, max(1, self.cfg.open_attempts) + 1):
+            try:
+                self._container = self._open_once()
+                return
+            except SourceError:
+                raise
+            except Exception as e:  # noqa: BLE001 - refused, timeout, DNS, not a video: retried, then reported
+                last = f"{type(e).__name__}: {e}"
+                log.warning("%s: open attempt %d failed (%s)", self.name, attempt, last)
+                if self.cfg.kind == "file":
+                    break
+            if attempt < self.cfg.open_attempts:
+                time.sleep(delay)
+                delay = min(delay * 2, self.cfg.backoff_max_s)
+        raise SourceError(f"{self.name}: cannot open the source ({last})")
+
+    def _reopen(self, stop: threading.Event) -> tuple[object | None, int]:
+        delay, attempts = self.cfg.backoff_s, 0
+        while not stop.is_set():
+            attempts += 1
+            try:
+                return self._open_once(), attempts
+            except Exception as e:  # noqa: BLE001
+                log.warning(
+                    "%s: reconnect attempt %d failed (%s: %s)", self.name, attempts, type(e).__name__, e
+                )
+            stop.wait(delay)
+            delay = min(delay * 2, self.cfg.backoff_max_s)
+        return None, attempts
+
+    def close(self) -> None:
+        if self._container is not None:
+            try:
+                self._container.close()
+            except Exception:  # noqa: BLE001 - closing a broken stream
+                pass
+            self._container = None
+
+    # -- reading -------------------------------------------------------------------------------------------
+    def _decode(self, container, stop: threading.Event, offset: float) -> Iterator[Frame]:
+        import av
+
+        stream = container.streams.video[0]
+        first = None  # raw time of this connection's first frame
+        in_row = n_here = 0
+        start_mono = time.monotonic()
+        for packet in container.demux(stream):
+            if stop.is_set():
+                return
+            try:
+                decoded = packet.decode()
+                in_row = 0
+            except (av.error.InvalidDataError, av.error.UndefinedError, ValueError) as e:
+                self.corrupt_packets += 1
+                in_row += 1
+                log.debug("%s: corrupt packet skipped (%s)", self.name, e)
+                if in_row >= self.cfg.max_corrupt_in_row:
+                    raise SourceError(f"{self.name}: {in_row} undecodable packets in a row") from e
+                continue
+            for f in decoded:
+                raw = f.time
+                fresh = n_here == 0  # first frame of this connection: t = offset, after the gap
+                if raw is None:
+                    t = self._last_t + (self._dt or (1.0 / self.fps if self.fps else 0.04))
+                else:
+                    first = raw if first is None else first
+                    t = offset + raw - first
+                if self.frames and not fresh and not (self._last_t < t < self._last_t + 60.0):
+                    # timestamps jumped (wrap, discontinuity, restarted encoder): continue the clock instead
+                    t = self._last_t + (self._dt or (1.0 / self.fps if self.fps else 0.04))
+                    first, offset = raw, t
+                if self.frames and not fresh:
+                    self._dt = min(max(t - self._last_t, 1e-3), 1.0)
+                if self.cfg.realtime and self.cfg.kind == "file":
+                    wait = (t - offset) - (time.monotonic() - start_mono)
+                    if wait > 0 and stop.wait(wait):
+                        return
+                self._last_t = t
+                yield Frame(self.frames, t, time.time(), time.monotonic(), self.fps, f)
+                self.frames += 1
+                n_here += 1
+
+    def items(self, stop: threading.Event) -> Iterator[Frame | Gap]:
+        """Frames until the end of a file, or until `stop` is set; Gaps after reconnections."""
+        if self._container is None:
+            self.open()
+        offset = 0.0
+        try:
+            while not stop.is_set():
+                reason = "end of stream"
+                try:
+                    yield from self._decode(self._container, stop, offset)
+                except Exception as e:  # noqa: BLE001 - any read error is a drop
+                    reason = f"{type(e).__name__}: {e}"
+                self.close()
+                if stop.is_set():
+                    return
+                if not self.reconnect:
+                    if reason != "end of stream":
+                        log.warning("%s: stopped reading (%s)", self.name, reason)
+                    return
+                log.warning("%s: stream lost (%s); reconnecting", self.name, reason)
+                gap_wall, gap_t = time.time(), self._last_t
+                self._container, attempts = self._reopen(stop)
+                if self._container is None:  # stopped while down
+                    yield Gap(gap_t, None, gap_wall, None, reason, attempts)
+                    return
+                self.reconnections += 1
+                end_wall = time.time()
+                offset = gap_t + (self._dt or 0.0) + (end_wall - gap_wall)
+                log.warning("%s: reconnected after %.1f s", self.name, end_wall - gap_wall)
+                yield Gap(gap_t, offset, gap_wall, end_wall, reason, attempts)
+        finally:
+            self.close()

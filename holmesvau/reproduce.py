@@ -1,0 +1,431 @@
+"""Reproduce the paper in one run: check the data, predict (resumable), evaluate, write results.json + results.md.
+
+Tasks: `detection-ucf` (UCF-Crime, official 290-video protocol by default), `detection-xd` (XD-Violence, 800 videos)
+and `reasoning` (HIVAU-70k test instructions). Protocols: holmesvau.eval.protocols; the paper's numbers:
+holmesvau/eval/paper_results.json. Entry point: tools/reproduce.py.
+
+Order of work. 1) The data check (annotation files, every listed video, Java for the reasoning metrics, options)
+runs before any model loads and names what is missing by count and first names. 2) Reasoning rows are predicted
+first: the video-level rows compute each full video's dense anomaly scores once, use them for ATS and write them
+to `OUTPUT/scores/<video>.npz`; 3) detection then scores only the test videos without a score file. Both steps
+resume (predictions by row id, scores by file). 4) Evaluation and the two result files.
+Distributed: under torchrun each rank takes a disjoint share of rows and videos; rank 0 merges and evaluates.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from holmesvau.eval.ground_truth import VIDEO_EXTS, GtVideo, video_key
+from holmesvau.eval.protocols import get_protocol
+
+TASKS = ("detection-ucf", "detection-xd", "reasoning")
+INSTRUCTIONS = "instruction/merge_instruction_test_final.jsonl"
+
+
+class DataError(ValueError):
+    """The data does not allow what was asked (missing files or videos); the message lists what and where."""
+
+
+@dataclass
+class ReproduceConfig:
+    data_root: Path  # HIVAU-70k layout (HIVAU-70k/README.md)
+    output_dir: Path
+    tasks: tuple[str, ...] | None = None  # None: every task the data allows
+    model: str | None = None  # None: ppxin321/HolmesVAU-2B
+    scorer: str | None = None  # None: the released anomaly scorer
+    ucf_protocol: str = "ucf-crime"  # or "ucf-crime-hivau"
+    ucf_annotations: Path | None = None  # default DATA_ROOT/UCF-Crime (hivau: DATA_ROOT/raw_annotations)
+    xd_annotations: Path | None = None  # default DATA_ROOT/XD-Violence
+    ucf_videos: Path | None = None  # default DATA_ROOT/videos/ucf-crime/videos/test
+    xd_videos: Path | None = None  # default DATA_ROOT/videos/xd-violence/videos/test
+    instructions: Path | None = None  # default DATA_ROOT/instruction/merge_instruction_test_final.jsonl
+    limit: int | None = None  # smoke run: first N videos per detection set, first N rows per reasoning level
+    allow_partial: bool = False
+    select_frames: int = 12
+    dense_stride: int = 16
+    tau: float = 0.1
+    max_new_tokens: int = 1024
+    batch_size: int | None = None
+    device: str | None = None
+    dtype: str | None = None
+    cache_dir: str | None = None
+    retry_failed: bool = False
+    progress: bool = True
+
+    def path(self, name: str) -> Path:
+        root = Path(self.data_root)
+        defaults = {
+            "ucf_annotations": root
+            / ("raw_annotations" if self.ucf_protocol == "ucf-crime-hivau" else "UCF-Crime"),
+            "xd_annotations": root / "XD-Violence",
+            "ucf_videos": root / "videos/ucf-crime/videos/test",
+            "xd_videos": root / "videos/xd-violence/videos/test",
+            "instructions": root / INSTRUCTIONS,
+        }
+        value = getattr(self, name)
+        return Path(value) if value is not None else defaults[name]
+
+
+@dataclass
+class TaskData:
+    """What one task will evaluate: listed items, the ones present, the ones missing (names)."""
+
+    task: str
+    problem: str | None = None  # the task cannot run at all (annotation files absent, no Java, ...)
+    listed: int = 0
+    missing: list[str] = field(default_factory=list)
+    gt: dict[str, GtVideo] = field(default_factory=dict)  # detection: the evaluated test set
+    videos: dict[str, Path] = field(default_factory=dict)  # detection: name -> file
+    rows: list = field(default_factory=list)  # reasoning: Instruction rows whose video exists
+
+    @property
+    def present(self) -> int:
+        return self.listed - len(self.missing)
+
+
+def _first(names: list[str], k: int = 5) -> str:
+    return ", ".join(names[:k]) + (", ..." if len(names) > k else "")
+
+
+def _video_index(folder: Path) -> dict[str, Path]:
+    if not folder.is_dir():
+        return {}
+    return {video_key(p.name): p for p in sorted(folder.iterdir()) if p.suffix.lower() in VIDEO_EXTS}
+
+
+def _check_detection(cfg: ReproduceConfig, task: str) -> TaskData:
+    ucf = task == "detection-ucf"
+    protocol = get_protocol(cfg.ucf_protocol if ucf else "xd-violence")
+    folder = cfg.path("ucf_annotations" if ucf else "xd_annotations")
+    data = TaskData(task)
+    absent = protocol.missing_files(folder)
+    if absent:
+        data.problem = f"annotation file(s) not found: {', '.join(map(str, absent))}"
+        return data
+    gt = protocol.load(folder)
+    if cfg.limit is not None:
+        gt = dict(list(gt.items())[: cfg.limit])
+    index = _video_index(cfg.path("ucf_videos" if ucf else "xd_videos"))
+    data.gt, data.listed = gt, len(gt)
+    data.videos = {n: index[n] for n in gt if n in index}
+    data.missing = [n for n in gt if n not in index]
+    return data
+
+
+def _check_reasoning(cfg: ReproduceConfig) -> TaskData:
+    from holmesvau.data.instructions import read_instructions
+
+    data = TaskData("reasoning")
+    path = cfg.path("instructions")
+    if not path.is_file():
+        data.problem = f"instruction file not found: {path}"
+        return data
+    try:
+        from holmesvau.eval.java import find_java
+
+        find_java()
+    except Exception as e:  # noqa: BLE001 - JavaNotFoundError or a broken runtime: the metrics cannot run
+        data.problem = f"the reasoning metrics need Java: {e}"
+        return data
+    rows = read_instructions(path, on_error="skip")
+    if cfg.limit is not None:
+        per_level: dict[str, int] = {}
+        kept = []
+        for r in rows:
+            if per_level.get(r.type, 0) < cfg.limit:
+                per_level[r.type] = per_level.get(r.type, 0) + 1
+                kept.append(r)
+        rows = kept
+    root = Path(cfg.data_root) / "videos"
+    exists: dict[str, bool] = {}
+    for r in rows:
+        if r.video not in exists:
+            exists[r.video] = (root / r.video).is_file()
+    data.listed = len(rows)
+    data.rows = [r for r in rows if exists[r.video]]
+    data.missing = [r.video for r in rows if not exists[r.video]]
+    return data
+
+
+def check_data(cfg: ReproduceConfig) -> tuple[dict[str, TaskData], dict[str, str]]:
+    """-> (tasks to run, {task: why it is skipped}). Raises DataError naming every problem of the tasks asked for
+    (or, by default, of the tasks the data allows): absent files; missing videos unless `allow_partial`."""
+    if cfg.tasks is not None:
+        unknown = [t for t in cfg.tasks if t not in TASKS]
+        if unknown:
+            raise DataError(f"unknown task(s) {unknown} (expected {', '.join(TASKS)})")
+    if cfg.limit is not None and cfg.limit < 1:
+        raise DataError(f"--limit must be >= 1, got {cfg.limit}")
+    get_protocol(cfg.ucf_protocol)
+    asked = cfg.tasks or TASKS
+    checks = {t: _check_reasoning(cfg) if t == "reasoning" else _check_detection(cfg, t) for t in asked}
+    problems, skipped, partial_helps = [], {}, False
+    for t, d in checks.items():
+        why = d.problem or ("nothing listed" if d.listed == 0 else None)
+        if why is None and cfg.tasks is None and not d.present:
+            why = f"none of its {d.listed} videos found"  # by default a task without its videos is skipped
+        if why is not None:
+            if cfg.tasks is None:
+                skipped[t] = why
+            else:
+                problems.append(f"{t}: {why}")
+            continue
+        if d.missing and (not cfg.allow_partial or not d.present):
+            unique = list(dict.fromkeys(d.missing))
+            what = "rows' videos" if t == "reasoning" else "test videos"
+            problems.append(f"{t}: {len(unique)} of {d.listed} {what} missing: {_first(unique)}")
+            partial_helps = partial_helps or (d.present > 0 and not cfg.allow_partial)
+    run = {t: d for t, d in checks.items() if t not in skipped}
+    if problems:
+        raise DataError(
+            "; ".join(problems) + (" (--allow-partial evaluates the rest)" if partial_helps else "")
+        )
+    if not run:
+        raise DataError("nothing to reproduce: " + "; ".join(f"{t}: {w}" for t, w in skipped.items()))
+    return run, skipped
+
+
+def _dist() -> tuple[int, int, bool]:
+    """(rank, world size, launched by torchrun with a rendezvous to barrier on)."""
+    rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+    return rank, world, world > 1 and "MASTER_ADDR" in os.environ
+
+
+def _barrier() -> None:
+    import datetime
+
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        dist.init_process_group("gloo", timeout=datetime.timedelta(days=7))
+    dist.barrier()
+
+
+def _prediction_kwargs(fn, cfg: ReproduceConfig, required: bool = False) -> dict:
+    """batch_size only where the installed predict function takes it; `required`: an error if it does not
+    (checked for predict_rows before any model loads)."""
+    if cfg.batch_size is None or "batch_size" not in inspect.signature(fn).parameters:
+        if cfg.batch_size is not None and required:
+            raise DataError(
+                f"--batch-size: this version of holmesvau.predict.{fn.__name__} has no batch_size"
+            )
+        return {}
+    return {"batch_size": cfg.batch_size}
+
+
+def _merge_leftover_shards(output: Path, order: list) -> None:
+    """Rank shards left by an earlier distributed run (no rendezvous) are merged before anything is redone."""
+    from holmesvau.predict import merge_outputs
+
+    ranks = [int(p.name.rsplit(".rank", 1)[1]) for p in output.parent.glob(output.name + ".rank*")
+             if p.name.rsplit(".rank", 1)[1].isdigit()]  # fmt: skip
+    if ranks:
+        merge_outputs(output, max(ranks) + 1, order)
+
+
+def predict(vau, cfg: ReproduceConfig, run: dict[str, TaskData], rank: int = 0, world: int = 1) -> dict:
+    """Reasoning answers (writing the video-level rows' dense scores), then the detection scores still missing.
+    Returns {task: stats, "seconds": {...}}."""
+    from holmesvau.predict import drop_failed, dump_scores, predict_rows, shard, shard_path
+
+    out, scores_dir = Path(cfg.output_dir), Path(cfg.output_dir) / "scores"
+    stats: dict = {"seconds": {}}
+    common = dict(dense_stride=cfg.dense_stride, progress=cfg.progress)
+    if "reasoning" in run:
+        rows = run["reasoning"].rows
+        output = out / "predictions.jsonl"
+        mine = shard(rows, rank, world)
+        dest = shard_path(output, rank) if world > 1 else output
+        if cfg.retry_failed:
+            for p in {output, dest}:
+                drop_failed(p)
+        t = time.perf_counter()
+        stats["reasoning"] = predict_rows(
+            vau, mine, Path(cfg.data_root) / "videos", dest, select_frames=cfg.select_frames,
+            max_new_tokens=cfg.max_new_tokens, tau=cfg.tau, scores_dir=scores_dir, desc="reasoning",
+            skip_ids=_done_elsewhere(output, world), **common, **_prediction_kwargs(predict_rows, cfg),
+        )  # fmt: skip
+        stats["seconds"]["reasoning"] = time.perf_counter() - t
+    for task in ("detection-ucf", "detection-xd"):
+        if task not in run:
+            continue
+        videos = sorted(run[task].videos.items())
+        mine = shard(videos, rank, world)
+        log = out / f"scores_log_{task}.jsonl"
+        if cfg.retry_failed:
+            drop_failed(shard_path(log, rank) if world > 1 else log)
+        t = time.perf_counter()
+        by_folder: dict[Path, list[str]] = {}
+        for _, path in mine:
+            by_folder.setdefault(path.parent, []).append(path.name)
+        stats[task] = {}
+        for folder, names in by_folder.items():
+            s = dump_scores(
+                vau, names, folder, scores_dir, shard_path(log, rank) if world > 1 else log, desc=task,
+                **common, **_prediction_kwargs(dump_scores, cfg),
+            )  # fmt: skip
+            for k, v in s.items():
+                stats[task][k] = stats[task].get(k, 0) + v
+        stats["seconds"][task] = time.perf_counter() - t
+    return stats
+
+
+def _done_elsewhere(output: Path, world: int) -> set[str]:
+    from holmesvau.predict import done_ids
+
+    return done_ids(output) if world > 1 else set()
+
+
+def _clean(obj):
+    """JSON without NaN/inf (strict parsers reject them): such numbers become null."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {str(k): _clean(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_clean(v) for v in obj]
+    return obj
+
+
+def _write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)  # never a half-written result
+
+
+def evaluate(cfg: ReproduceConfig, run: dict[str, TaskData]) -> dict:
+    """Evaluate every task that ran -> {"detection": {protocol: summary}, "reasoning": {...}}."""
+    from holmesvau.eval.detection import evaluate_ground_truth
+    from holmesvau.eval.paper_table import detection_row, reasoning_rows
+    from holmesvau.eval.score_files import load_score_dir
+
+    out = Path(cfg.output_dir)
+    results: dict = {}
+    detection = {}
+    for task in ("detection-ucf", "detection-xd"):
+        if task not in run:
+            continue
+        protocol = get_protocol(cfg.ucf_protocol if task == "detection-ucf" else "xd-violence")
+        gt = run[task].gt
+        files, bad = load_score_dir(out / "scores")
+        files = {n: f for n, f in files.items() if n in gt}
+        report, _, _ = evaluate_ground_truth(
+            gt, files, cfg.dense_stride, cfg.allow_partial, hint=" (--allow-partial evaluates the rest)"
+        )
+        report["bad_score_files"] = {k: v for k, v in bad.items() if video_key(Path(k).stem) in gt}
+        _write_text(out / f"detection_{protocol.name}.json", json.dumps(_clean(report), indent=2))
+        summary = {
+            k: v for k, v in report.items() if k not in ("per_video", "missing_scores", "unmatched_scores")
+        }
+        summary.update(
+            protocol=protocol.name, dataset=protocol.dataset, description=protocol.description,
+            n_missing=len(report["missing_scores"]), missing_first=report["missing_scores"][:20],
+            comparison=detection_row(protocol.dataset, protocol.metric, report),
+        )  # fmt: skip
+        detection[protocol.name] = summary
+    if detection:
+        results["detection"] = detection
+    if "reasoning" in run:
+        from holmesvau.eval.reasoning import evaluate_reasoning, read_predictions
+
+        d = run["reasoning"]
+        ids = {str(r.id) for r in d.rows}
+        preds, malformed = read_predictions(out / "predictions.jsonl")
+        preds = [p for p in preds if str(p["id"]) in ids]
+        report = evaluate_reasoning(preds, d.rows, progress=cfg.progress)
+        report["rows"].update(
+            listed=d.listed, skipped_missing_video=len(d.missing), malformed_lines=len(malformed)
+        )
+        _write_text(out / "reasoning_report.json", json.dumps(_clean(report), indent=2))
+        results["reasoning"] = {
+            "rows": report["rows"],
+            "comparison": reasoning_rows(report),
+            "judgement": {k: v for k, v in report["judgement"].items() if "/" not in k},
+            "groups": report["groups"],
+        }
+    return results
+
+
+def reproduce(cfg: ReproduceConfig, load_vau=None) -> dict | None:
+    """The whole run (see the module docstring). `load_vau(cfg)` builds the HolmesVAU (default: from_pretrained).
+    Returns the results (None on ranks other than 0); raises DataError before loading anything if data is missing."""
+    from holmesvau.predict import predict_rows
+
+    t0 = time.perf_counter()
+    run, skipped = check_data(cfg)
+    _prediction_kwargs(predict_rows, cfg, required=True)  # an unsupported option fails before the model loads
+    rank, world, torchrun = _dist()
+    out = Path(cfg.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    _check_same_settings(cfg, out / "run_settings.json", rank)
+    if world == 1 and "reasoning" in run:
+        _merge_leftover_shards(out / "predictions.jsonl", [r.id for r in run["reasoning"].rows])
+    vau = (load_vau or _load_vau)(cfg)
+    stats = predict(vau, cfg, run, rank, world)
+    if world > 1:
+        if not torchrun:
+            return None  # ranks without a rendezvous: rerun without RANK/WORLD_SIZE to merge and evaluate
+        _barrier()
+        if rank != 0:
+            return None
+        from holmesvau.predict import merge_outputs
+
+        if "reasoning" in run:
+            merge_outputs(out / "predictions.jsonl", world, [r.id for r in run["reasoning"].rows])
+    results = {
+        "config": _clean({k: str(v) if isinstance(v, Path) else v for k, v in asdict(cfg).items()}),
+        "tasks": list(run),
+        "skipped_tasks": skipped,
+        **evaluate(cfg, run),
+        "prediction": stats,
+        "seconds_total": time.perf_counter() - t0,
+    }
+    results["config"]["model"] = cfg.model or "ppxin321/HolmesVAU-2B"
+    results["config"]["scorer"] = cfg.scorer or "released anomaly_scorer.pth"
+    from holmesvau.eval.paper import paper_results
+    from holmesvau.eval.paper_table import results_markdown
+
+    results["paper"] = {k: paper_results()["paper"][k] for k in ("title", "venue", "arxiv", "row")}
+    _write_text(out / "results.json", json.dumps(_clean(results), indent=2, allow_nan=False))
+    _write_text(out / "results.md", results_markdown(results))
+    return results
+
+
+SETTINGS = ("model", "scorer", "select_frames", "dense_stride", "tau", "max_new_tokens")
+
+
+def _check_same_settings(cfg: ReproduceConfig, path: Path, rank: int) -> None:
+    """A resumed run must predict with the settings of the rows and scores already there: else they would mix."""
+    now = {k: getattr(cfg, k) for k in SETTINGS}
+    if path.is_file():
+        before = json.loads(path.read_text(encoding="utf-8"))
+        differ = {k: (before.get(k), v) for k, v in now.items() if before.get(k) != v}
+        if differ:
+            raise DataError(
+                f"{path.parent} holds predictions made with other settings "
+                + ", ".join(f"{k}: {a!r} then, {b!r} now" for k, (a, b) in differ.items())
+                + "; use another --output-dir"
+            )
+    elif rank == 0:
+        _write_text(path, json.dumps(now, indent=2))
+
+
+def _load_vau(cfg: ReproduceConfig):
+    import torch
+
+    from holmesvau.model.loading import DEFAULT_MODEL
+    from holmesvau.pipeline import HolmesVAU
+
+    device = cfg.device
+    if device is None:
+        device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if torch.cuda.is_available() else "cpu"
+    return HolmesVAU.from_pretrained(
+        cfg.model or DEFAULT_MODEL, scorer=cfg.scorer, device=device, dtype=cfg.dtype, cache_dir=cfg.cache_dir
+    )

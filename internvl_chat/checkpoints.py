@@ -1,0 +1,78 @@
+"""Which checkpoint-N folders are complete, and where a resumed run starts.
+
+The HF Trainer writes checkpoint-N in place (weights, then optimizer, scheduler, RNG states, trainer state), so a
+run killed while saving leaves a folder that looks like a checkpoint but is not one. Every rank writes its part, all
+ranks meet, then rank 0 writes `COMPLETE` (atomically) as the very last file; only marked folders are resumed from.
+A resumed run moves the unmarked folders newer than its starting point aside (renamed
+`interrupted-checkpoint-N-<time>`, never deleted), so that the step it saves again starts from an empty folder.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import time
+from pathlib import Path
+
+COMPLETE = "holmesvau_complete.json"
+_CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
+logger = logging.getLogger("internvl_chat.checkpoints")
+
+
+def barrier() -> None:
+    """Wait for every rank (no-op in a single process)."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+
+
+def mark_complete(ckpt: str | Path, step: int) -> None:
+    ckpt = Path(ckpt)
+    tmp = ckpt / f".{COMPLETE}.part"
+    tmp.write_text(json.dumps({"global_step": step, "written": time.strftime("%Y-%m-%dT%H:%M:%S%z")}) + "\n")
+    os.replace(tmp, ckpt / COMPLETE)
+
+
+def is_complete(ckpt: str | Path) -> bool:
+    try:
+        return isinstance(json.loads((Path(ckpt) / COMPLETE).read_text()), dict)
+    except (OSError, ValueError):
+        return False
+
+
+def checkpoints(output_dir: str | Path) -> list[Path]:
+    """checkpoint-N folders of `output_dir`, oldest step first."""
+    out = Path(output_dir)
+    if not out.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in out.iterdir() if (m := _CHECKPOINT.match(p.name)) and p.is_dir()]
+    return [p for _, p in sorted(found)]
+
+
+def resume_point(output_dir: str | Path, rank: int = 0) -> Path:
+    """The newest complete checkpoint to resume from; SystemExit with a clear message when there is none.
+    Rank 0 moves unmarked checkpoints newer than it aside."""
+    found = checkpoints(output_dir)
+    complete = [p for p in found if is_complete(p)]
+    if not complete:
+        detail = (
+            f"; {', '.join(p.name for p in found)} {'is' if len(found) == 1 else 'are'} incomplete "
+            "(interrupted while being written)"
+            if found
+            else ""
+        )
+        raise SystemExit(
+            f"error: --resume (RESUME=1): no complete checkpoint in {output_dir}{detail}. "
+            "Nothing to resume: run without --resume (RESUME=0) to start a new run in a new output_dir"
+        )
+    start = complete[-1]
+    newer = found[found.index(start) + 1 :]
+    if rank == 0:
+        for p in newer:
+            aside = p.with_name(f"interrupted-{p.name}-{int(time.time())}")
+            p.rename(aside)
+            logger.warning("%s was not completely written; moved aside to %s (delete it when done)", p, aside)
+    return start

@@ -1,0 +1,106 @@
+"""holmesvau.jsonl (one policy for torn and malformed lines) and holmesvau.distributed (rank, world, shards)."""
+
+import json
+import os
+
+import pytest
+
+from holmesvau.distributed import DistEnv, default_device, dist_env, shard
+from holmesvau.jsonl import (
+    JsonlAppender,
+    append_jsonl,
+    read_jsonl,
+    repair_torn_tail,
+    require_id,
+    write_jsonl_atomic,
+)
+
+
+def test_malformed_lines_are_skipped_and_reported_with_line_numbers(tmp_path):
+    p = tmp_path / "rows.jsonl"
+    p.write_bytes(b'{"id": 1}\n{broken\n\n[1, 2]\n{"id": "2", "x": "\xc3\xa9"}\n\xff\xfe\n{"id": 3, "cut')
+    rows, problems = read_jsonl(p, parse=require_id)
+    assert rows == [{"id": 1}, {"id": "2", "x": "é"}]
+    assert [(q.line, q.reason.split(":")[0]) for q in problems] == [
+        (2, "not valid JSON"),
+        (4, "expected a JSON object with an `id`"),
+        (6, "not valid JSON"),
+        (7, "incomplete last line (a write cut short?)"),
+    ]
+    assert str(problems[0]).startswith(f"{p}:2: ")
+    assert p.read_bytes().endswith(b'"cut')  # reading never modifies the file
+    with pytest.raises(FileNotFoundError, match="nope.jsonl"):
+        read_jsonl(tmp_path / "nope.jsonl")
+    assert read_jsonl(tmp_path / "nope.jsonl", missing_ok=True) == ([], [])
+
+
+@pytest.mark.parametrize(
+    "content,after,removed",
+    [
+        (b'{"id": 1}\n{"id": 2, "pre', b'{"id": 1}\n', 14),  # torn: cut
+        (b'{"id": 1}\n{"id": 2}', b'{"id": 1}\n{"id": 2}\n', 0),  # complete, newline missing: added
+        (b'{"id": 1}\n', b'{"id": 1}\n', 0),
+        (b'{"id": ', b"", 7),  # the only line torn
+        (b"", b"", 0),
+    ],
+)
+def test_repair_torn_tail(tmp_path, content, after, removed):
+    p = tmp_path / "out.jsonl"
+    p.write_bytes(content)
+    assert repair_torn_tail(p) == removed
+    assert p.read_bytes() == after
+
+
+def test_repair_reads_long_last_lines_backwards(tmp_path):
+    p = tmp_path / "long.jsonl"
+    first = json.dumps({"id": 1, "text": "a" * 200_000}) + "\n"
+    torn = json.dumps({"id": 2, "text": "b" * 150_000})[:-5]
+    p.write_text(first + torn)
+    assert repair_torn_tail(p) == len(torn)
+    assert p.read_text() == first
+
+
+def test_appender_repairs_then_appends_and_refuses_nan(tmp_path):
+    p = tmp_path / "sub" / "out.jsonl"
+    p.parent.mkdir()
+    p.write_text('{"id": 1}\n{"id": 2, "tor')
+    with JsonlAppender(p) as out:
+        out.write({"id": 2, "v": "ü"})
+        with pytest.raises(ValueError):
+            out.write({"id": 3, "v": float("nan")})
+    assert p.read_text(encoding="utf-8") == '{"id": 1}\n{"id": 2, "v": "ü"}\n'
+    append_jsonl(p, {"id": 4})
+    assert read_jsonl(p)[0] == [{"id": 1}, {"id": 2, "v": "ü"}, {"id": 4}]
+
+
+def test_atomic_rewrite_keeps_the_old_file_when_a_row_fails(tmp_path):
+    p = tmp_path / "out.jsonl"
+    p.write_text('{"id": 1}\n')
+    with pytest.raises(ValueError):
+        write_jsonl_atomic(p, [{"id": 2}, {"id": 3, "x": float("inf")}])
+    assert p.read_text() == '{"id": 1}\n' and os.listdir(tmp_path) == ["out.jsonl"]
+    write_jsonl_atomic(p, [{"id": 2}])
+    assert p.read_text() == '{"id": 2}\n'
+
+
+def test_dist_env_and_shards(monkeypatch):
+    for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR"):
+        monkeypatch.delenv(k, raising=False)
+    assert dist_env() == DistEnv(0, 1, 0, False)
+    monkeypatch.setenv("RANK", "3")
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    assert dist_env() == DistEnv(3, 4, 1, False)
+    monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
+    assert dist_env().can_barrier
+    assert default_device("cuda", dist_env()) == "cuda:1" and default_device("cpu", dist_env()) == "cpu"
+    for rank, world in (("4", "4"), ("-1", "2"), ("0", "0"), ("x", "2")):
+        monkeypatch.setenv("RANK", rank)
+        monkeypatch.setenv("WORLD_SIZE", world)
+        with pytest.raises(ValueError, match="RANK|WORLD_SIZE"):
+            dist_env()
+    items = list(range(10))
+    parts = [shard(items, r, 3) for r in range(3)]
+    assert parts == [[0, 3, 6, 9], [1, 4, 7], [2, 5, 8]]
+    with pytest.raises(ValueError):
+        shard(items, 3, 3)

@@ -1,0 +1,241 @@
+"""watch.py on real network streams, all on the loopback interface: ffmpeg (the one shell/install.sh provides)
+sends a real clip as MPEG-TS over UDP, or serves it over HTTP; a local HTTP receiver takes the webhook posts.
+
+Each test starts its processes itself and kills them in `finally`; every wait has a deadline.
+"""
+
+from __future__ import annotations
+
+import http.server
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+HOST = "127.0.0.1"  # loopback only
+
+
+def free_port(kind: int = socket.SOCK_STREAM) -> int:
+    with socket.socket(socket.AF_INET, kind) as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+def ffmpeg_exe() -> str:
+    imageio_ffmpeg = pytest.importorskip("imageio_ffmpeg")
+    return imageio_ffmpeg.get_ffmpeg_exe()
+
+
+def ffmpeg_sender(clip: Path, url: str, extra_out: tuple[str, ...] = ()) -> subprocess.Popen:
+    """Sends `clip` in a loop at its frame rate as MPEG-TS (h264, keyframe every 10 frames) to `url`."""
+    cmd = [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-re", "-stream_loop", "-1", "-i", str(clip),
+           "-vf", "scale=320:-2", "-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-g", "10",
+           "-an", *extra_out, "-f", "mpegts", url]  # fmt: skip
+    return subprocess.Popen(
+        cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+
+
+class Receiver:
+    """A webhook receiver on 127.0.0.1 keeping every JSON body POSTed to it."""
+
+    def __init__(self):
+        bodies = self.bodies = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802 - http.server's name
+                bodies.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer((HOST, 0), Handler)
+        self.url = f"http://{HOST}:{self.server.server_address[1]}/alerts"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture(scope="module")
+def tiny_scorer(tmp_path_factory):
+    from holmesvau.testing import make_random_scorer
+
+    return make_random_scorer(tmp_path_factory.mktemp("scorer") / "tiny_scorer.pth", input_dim=64)
+
+
+def watch_cmd(source: str, model: Path, scorer: Path, out: Path, *extra: str) -> list[str]:
+    # --on 0 --off 0: every score opens/keeps the event, so an event is guaranteed; SIGTERM closes it
+    return [sys.executable, str(REPO / "watch.py"), "--source", source, "--model", str(model), "--scorer",
+            str(scorer), "--device", "cpu", "--out", str(out), "--on", "0", "--off", "0", "--min-duration-s", "0",
+            "--select-frames", "4", "--max-new-tokens", "4", "--dense-stride", "8", "--read-timeout-s", "2",
+            "--open-timeout-s", "5", "--open-attempts", "20", "--backoff-max-s", "0.5", "--progress-every-s", "1",
+            "--quiet", *extra]  # fmt: skip
+
+
+def start_watch(cmd: list[str], log: Path) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=open(log, "w"))  # noqa: SIM115
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def wait_for(cond, what: str, proc: subprocess.Popen, log: Path, timeout: float = 90.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got = cond()
+        if got:
+            return got
+        if proc.poll() is not None:
+            break
+        time.sleep(0.2)
+    pytest.fail(
+        f"timed out waiting for {what} (watcher rc={proc.poll()}); stderr:\n{log.read_text()[-3000:]}"
+    )
+
+
+def stop(proc: subprocess.Popen | None, sig=signal.SIGKILL) -> None:
+    if proc is not None and proc.poll() is None:
+        proc.send_signal(sig)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
+def sigterm_and_wait(proc: subprocess.Popen, log: Path, timeout: float = 60.0) -> dict:
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=timeout)
+    assert proc.returncode == 0, log.read_text()[-3000:]
+    return json.loads(out.decode().strip().splitlines()[-1])
+
+
+def check_event_lines(out: Path, reason: str) -> list[dict]:
+    events = read_jsonl(out / "events.jsonl")
+    kinds = [e["type"] for e in events if e["type"] != "gap"]
+    assert kinds == ["opened", "closed", "explained"], kinds
+    opened, closed, explained = [e for e in events if e["type"] != "gap"]
+    assert all(e["schema_version"] == 1 for e in events)
+    assert opened["event"] == closed["event"] == explained["event"]
+    assert closed["reason"] == reason
+    assert closed["end_s"] >= closed["start_s"] and closed["end_wall"] >= closed["start_wall"]
+    scores = [s for s in read_jsonl(out / "scores.jsonl") if s["type"] == "score"]
+    assert closed["peak_score"] == pytest.approx(
+        max(s["score"] for s in scores if s["t"] >= closed["start_s"])
+    )
+    assert isinstance(explained["judgement"], str) and isinstance(explained["description"], str)
+    assert len(explained["frames_s"]) == 4
+    assert all(closed["start_s"] <= t <= closed["end_s"] for t in explained["frames_s"])
+    # the clip is a complete, decodable video covering the event
+    from holmesvau.video import probe
+
+    info = probe(out / closed["clip"], backend="pyav")
+    assert info.num_frames > 10 and info.width == 320
+    assert not list((out / "backlog").glob("*.npz"))
+    return events
+
+
+def test_udp_stream_events_webhook_and_sigterm(shared, tiny_model_dir, tiny_scorer, tmp_path):
+    clip = shared("videos/car_accident.mp4")
+    port = free_port(socket.SOCK_DGRAM)
+    url = f"udp://{HOST}:{port}"
+    out, log = tmp_path / "out", tmp_path / "watch.log"
+    receiver, sender, watcher = Receiver(), None, None
+    try:
+        watcher = start_watch(
+            watch_cmd(url, tiny_model_dir, tiny_scorer, out, "--webhook", receiver.url), log
+        )
+        sender = ffmpeg_sender(clip, url + "?pkt_size=1316")
+        wait_for(lambda: len(read_jsonl(out / "scores.jsonl")) >= 6, "6 scores", watcher, log)
+        wait_for(
+            lambda: any(e["type"] == "opened" for e in read_jsonl(out / "events.jsonl")),
+            "an event",
+            watcher,
+            log,
+        )
+        summary = sigterm_and_wait(watcher, log)  # the stream is still live: SIGTERM closes the open event
+        events = check_event_lines(out, "shutdown")
+        assert summary["stopped"] == "shutdown" and summary["events"] == 1 and summary["explained"] == 1
+        assert summary["snippets"] == len(read_jsonl(out / "scores.jsonl"))  # every score flushed to disk
+        # the webhook got every events.jsonl line, in order
+        deadline = time.monotonic() + 10
+        while len(receiver.bodies) < len(events) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert receiver.bodies == events
+    finally:
+        stop(sender)
+        stop(watcher)
+        receiver.close()
+
+
+def test_http_stream_killed_and_restarted_reconnects_with_gap(shared, tiny_model_dir, tiny_scorer, tmp_path):
+    clip = shared("videos/car_accident.mp4")
+    port = free_port()
+    url = f"http://{HOST}:{port}/live.ts"
+    out, log = tmp_path / "out", tmp_path / "watch.log"
+    server = ffmpeg_sender(clip, url, ("-listen", "1"))  # ffmpeg as a one-client HTTP server
+    watcher = None
+    try:
+        watcher = start_watch(watch_cmd(url, tiny_model_dir, tiny_scorer, out), log)
+        wait_for(lambda: len(read_jsonl(out / "scores.jsonl")) >= 5, "5 scores", watcher, log)
+        stop(server)  # the stream dies mid-way ...
+        time.sleep(3)
+        server = ffmpeg_sender(clip, url, ("-listen", "1"))  # ... and comes back
+        gap = wait_for(
+            lambda: [s for s in read_jsonl(out / "scores.jsonl") if s["type"] == "gap"], "a gap", watcher, log
+        )[0]
+
+        def after():
+            return [
+                s for s in read_jsonl(out / "scores.jsonl") if s["type"] == "score" and s["t"] > gap["end_s"]
+            ]
+
+        wait_for(lambda: len(after()) >= 3, "scores after the gap", watcher, log)
+        summary = sigterm_and_wait(watcher, log)
+        assert summary["reconnections"] >= 1 and summary["gaps"] >= 1
+        assert gap["duration_s"] >= 2.0  # down for the 3 s the server was away (less the read timeout)
+        assert gap["end_s"] - gap["start_s"] == pytest.approx(gap["duration_s"], abs=0.5)
+        scores = [s for s in read_jsonl(out / "scores.jsonl") if s["type"] == "score"]
+        ts = [s["t"] for s in scores]
+        assert ts == sorted(ts) and len(set(ts)) == len(
+            ts
+        )  # stream time stays monotonic over the reconnection
+        events = check_event_lines(out, "shutdown")
+        assert [e for e in events if e["type"] == "gap"][0] == {**gap, "type": "gap"} | {
+            "source": gap["source"]
+        }
+    finally:
+        stop(server)
+        stop(watcher)
+
+
+def test_source_that_never_opens_names_it(tmp_path):
+    port = free_port(socket.SOCK_DGRAM)  # nothing sends there
+    url = f"udp://{HOST}:{port}"
+    cmd = [sys.executable, str(REPO / "watch.py"), "--source", url, "--open-attempts", "2", "--open-timeout-s",
+           "1", "--out", str(tmp_path / "out")]  # fmt: skip
+    r = subprocess.run(cmd, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True,
+                       timeout=60)  # fmt: skip
+    assert r.returncode == 2
+    assert f"error: {url}: cannot open the source" in r.stderr
+    assert "Traceback" not in r.stderr
+    missing = tmp_path / "no_such.mp4"
+    r = subprocess.run([*cmd[:3], str(missing), *cmd[4:]], cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)},
+                       capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert r.returncode == 2 and f"{missing}: no such file" in r.stderr
