@@ -79,6 +79,7 @@ def test_batched_equals_serial_token_for_token(tiny_lm, cases, batch_size):
     for o, r in zip(outs, reqs):
         assert len(o.output_ids) == r.max_new_tokens or o.output_ids[-1] == tiny_lm.im_end_id
     assert stats.generate_calls == -(-len(reqs) // batch_size)
+    assert stats.prefill_tokens == sum(s.input_ids.shape[1] for s in serial)  # no padding prefilled
     assert stats.vit_tiles == sum(FRAME_COUNTS)  # every frame set through the ViT once
     assert stats.new_tokens == sum(len(o.output_ids) for o in outs)
 

@@ -7,10 +7,12 @@
 How: each request's prompt is built exactly as `chat()` builds it. Image features (InternViT + projector) are
 computed once per distinct frame set (`FrameSet.key`, or the FrameSet object itself) and scattered into the text
 embeddings at the `<IMG_CONTEXT>` positions. Requests are sorted by image tokens, frame set and prompt length and
-cut into batches (so the questions of one frame set sit together and padding stays small), LEFT-padded, prefilled
-in one forward with explicit position ids (0.. per row, padding ignored by the attention mask), then decoded
-greedily with a KV cache; a row stops at `<|im_end|>` or at its own `max_new_tokens`, and finished rows leave the
-batch (their cache rows are dropped). Only the last position's logits are computed. Greedy answers equal
+cut into batches (so the questions of one frame set sit together and padding stays small). Each prompt of a batch
+is prefilled on its own (a prompt of ~3k tokens fills a GPU by itself, and unpadded prefill keeps the causal
+attention path instead of a (B, L, L) mask), the caches are LEFT-padded into one, and the batch decodes greedily
+together with explicit position ids and an attention mask over the padding; a row stops at `<|im_end|>` or at its
+own `max_new_tokens`, and finished rows leave the batch (their cache rows are dropped). Only the last position's
+logits are computed. Greedy answers equal
 one-at-a-time `chat()` answers token for token (tested on the tiny model in float32). The rope is InternLM2's
 dynamic NTK, which depends on the largest position in a forward: equal to serial as long as prompts stay under
 `max_position_embeddings` (32768 for InternVL2-2B; HIVAU prompts are ~3.3k tokens).
@@ -186,59 +188,102 @@ def _order(items: list[_Prepared]) -> list[_Prepared]:
     return sorted(items, key=sort_key)
 
 
+def _embeds(lm: LoadedModel, p: _Prepared, feats: dict) -> torch.Tensor:
+    """Text embeddings (1, L, H) with the frame set's image features at the `<IMG_CONTEXT>` positions."""
+    e = lm.model.get_input_embeddings()(p.ids)
+    if p.frames is not None:
+        f = feats[p.frames.identity].reshape(-1, e.shape[-1])
+        mask = p.ids[0] == lm.image_token_id
+        if int(mask.sum()) != f.shape[0]:
+            raise ValueError(f"prompt has {int(mask.sum())} image tokens but {f.shape[0]} image features")
+        e = e.masked_scatter(mask[None, :, None], f.to(e.dtype))
+    return e
+
+
+def _layer_kv(cache) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """(keys, values) per layer of a DynamicCache, (B, kv heads, L, head dim) each."""
+    if hasattr(cache, "layers"):
+        return [(layer.keys, layer.values) for layer in cache.layers]
+    return list(zip(cache.key_cache, cache.value_cache))  # transformers < 4.56
+
+
 @torch.inference_mode()
 def _generate(lm: LoadedModel, batch: list[_Prepared], feats: dict, stats: BatchStats) -> list[list[int]]:
-    """Greedy generation for one batch (left-padded); returns each row's new token ids (with `<|im_end|>`)."""
-    model = lm.model
-    lang = model.model.language_model
-    embed = model.get_input_embeddings()
-    device = lm.device
-    lengths = [p.ids.shape[1] for p in batch]
-    width = max(lengths)
-    rows = []
-    for p in batch:
-        e = embed(p.ids)[0]
-        if p.frames is not None:
-            f = feats[p.frames.identity].reshape(-1, e.shape[-1])
-            mask = p.ids[0] == lm.image_token_id
-            if int(mask.sum()) != f.shape[0]:
-                raise ValueError(f"prompt has {int(mask.sum())} image tokens but {f.shape[0]} image features")
-            e = e.masked_scatter(mask[:, None], f.to(e.dtype))
-        rows.append(torch.cat([e.new_zeros(width - e.shape[0], e.shape[1]), e]))
-    embeds = torch.stack(rows)
-    attn = torch.zeros(len(batch), width, dtype=torch.long, device=device)
-    for r, n in enumerate(lengths):
-        attn[r, width - n :] = 1
-    pos = (attn.cumsum(-1) - 1).clamp(min=0)
-    budget = torch.tensor([p.max_new_tokens for p in batch], device=device)
-    alive = torch.arange(len(batch), device=device)  # original row of each row still in the batch
-    out: list[list[int]] = [[] for _ in batch]
+    """Greedy generation for one batch; returns each row's new token ids (with `<|im_end|>` when emitted).
+
+    Each prompt is prefilled on its own (no padding: the causal attention path, exactly the serial prefill, and no
+    (B, L, L) mask), its cache is left-padded into one batch cache, and all rows decode together."""
     from transformers import DynamicCache
 
-    cache = DynamicCache()
-    ckw = _cache_kwarg(lang)
+    model, lang = lm.model, lm.model.model.language_model
+    embed, ckw, device = model.get_input_embeddings(), _cache_kwarg(lang), lm.device
+    out: list[list[int]] = [[] for _ in batch]
+    rows: list[tuple[int, list[tuple[torch.Tensor, torch.Tensor]]]] = []  # (row, its cache) still generating
+    for r, p in enumerate(batch):
+        n = p.ids.shape[1]
+        cache = DynamicCache()
+        hidden = lang(
+            inputs_embeds=_embeds(lm, p, feats),
+            attention_mask=torch.ones(1, n, dtype=torch.long, device=device),
+            position_ids=torch.arange(n, device=device)[None],
+            use_cache=True,
+            **{ckw: cache},
+        ).last_hidden_state
+        first = int(model.lm_head(hidden[:, -1]).argmax(-1))
+        out[r].append(first)
+        stats.prefill_tokens += n
+        if first != lm.im_end_id and p.max_new_tokens > 1:
+            rows.append((r, _layer_kv(cache)))
+        del cache, hidden
     stats.generate_calls += 1
-    stats.prefill_tokens += len(batch) * width
     stats.batch_sizes.append(len(batch))
-    x, step = embeds, 0
+    stats.new_tokens += len(batch)
+    if not rows:
+        return out
+    # one cache for the rows still going, left-padded to the longest prompt (padding masked out below)
+    lengths = [batch[r].ids.shape[1] for r, _ in rows]
+    width = max(lengths)
+    cache = DynamicCache()
+    for layer in range(len(rows[0][1])):
+        k0, v0 = rows[0][1][layer]
+        keys = k0.new_zeros(len(rows), k0.shape[1], width, k0.shape[3])
+        values = v0.new_zeros(len(rows), v0.shape[1], width, v0.shape[3])
+        for j, (_, kv) in enumerate(rows):
+            k, v = kv[layer]
+            keys[j, :, width - k.shape[2] :] = k[0]
+            values[j, :, width - v.shape[2] :] = v[0]
+            kv[layer] = None  # free the row's copy as we go
+        cache.update(keys, values, layer)
+    alive = torch.tensor([r for r, _ in rows], device=device)  # batch row of each cache row
+    attn = torch.zeros(len(rows), width, dtype=torch.long, device=device)
+    for j, n in enumerate(lengths):
+        attn[j, width - n :] = 1
+    pos = torch.tensor(lengths, device=device)[:, None]  # the next token's position in each row
+    budget = torch.tensor([p.max_new_tokens for p in batch], device=device)
+    nxt = torch.tensor([out[r][0] for r, _ in rows], device=device)
+    step = 1
     while True:
-        hidden = lang(inputs_embeds=x, attention_mask=attn, position_ids=pos, use_cache=True, **{ckw: cache})
-        logits = model.lm_head(hidden.last_hidden_state[:, -1])
-        nxt = logits.argmax(-1)
+        attn = torch.cat([attn, attn.new_ones(len(alive), 1)], dim=1)
+        hidden = lang(
+            inputs_embeds=embed(nxt[:, None]),
+            attention_mask=attn,
+            position_ids=pos,
+            use_cache=True,
+            **{ckw: cache},
+        ).last_hidden_state
+        nxt = model.lm_head(hidden[:, -1]).argmax(-1)
         step += 1
-        done = (nxt == lm.im_end_id) | (budget[alive] <= step)
+        stats.new_tokens += len(alive)
         for r, t in zip(alive.tolist(), nxt.tolist()):
             out[r].append(t)
-        stats.new_tokens += len(alive)
+        done = (nxt == lm.im_end_id) | (budget[alive] <= step)
         if bool(done.all()):
             return out
         if bool(done.any()):  # finished rows leave the batch: drop their cache rows and mask
             keep = (~done).nonzero().reshape(-1)
             cache.batch_select_indices(keep)
             alive, nxt, attn, pos = alive[keep], nxt[keep], attn[keep], pos[keep]
-        attn = torch.cat([attn, attn.new_ones(len(alive), 1)], dim=1)
-        pos = pos[:, -1:] + 1
-        x = embed(nxt[:, None])
+        pos = pos + 1
 
 
 def answer_batch(
