@@ -127,6 +127,22 @@ def timing_consistent(frames: int, fps: float, duration_s: float) -> bool:
     return abs(frames / (fps * duration_s) - 1) <= max(0.2, 2 / frames)
 
 
+def _count_packets(container, stream) -> tuple[int, float]:
+    """(video packets, seconds from the first timestamp to the end of the last packet; 0 without timestamps)."""
+    count, first, end = 0, None, None
+    for packet in container.demux(stream):
+        if not packet.size:
+            continue
+        count += 1
+        if packet.pts is not None:
+            first = packet.pts if first is None else min(first, packet.pts)
+            stop = packet.pts + (packet.duration or 0)
+            end = stop if end is None else max(end, stop)
+    if first is None or end <= first or not stream.time_base:
+        return count, 0.0
+    return count, float((end - first) * stream.time_base)
+
+
 def _pyav_probe(path: Path) -> _Container:
     """Frame count (index or packets), fps, duration and size, no decoding; raises VideoError if unreadable."""
     import av  # leave av.logging alone: its default (None) is silent and lock-free; a level adds a GIL callback
@@ -139,17 +155,18 @@ def _pyav_probe(path: Path) -> _Container:
                 raise VideoError(f"{shown(path)}: no video stream")
             stream = container.streams.video[0]
             width, height = stream.codec_context.width, stream.codec_context.height
+            frames, duration = int(stream.frames or 0), 0.0
             if stream.duration and stream.time_base:
                 duration = float(stream.duration * stream.time_base)
-            else:
-                duration = float(container.duration) / 1e6 if container.duration else 0.0
+            if frames <= 0:  # containers without a frame index (mkv, webm, raw): count packets, no decoding
+                frames, span = _count_packets(container, stream)
+                duration = duration or span  # the video's own span: the container's may be a longer audio's
+            if not duration and container.duration:
+                duration = float(container.duration) / 1e6
             # a raw stream (no durations) has only its header's rate: average_rate there is FFmpeg's 25 default
             rates = (stream.average_rate, stream.guessed_rate)
             rate = next((r for r in (rates if duration > 0 else rates[::-1]) if r), None)
             fps = float(rate) if rate else 0.0
-            frames = int(stream.frames or 0)
-            if frames <= 0:  # containers without a frame index (mkv, webm, raw): count packets, no decoding
-                frames = sum(1 for p in container.demux(stream) if p.size)
     except VideoError:
         raise
     except Exception as e:
