@@ -131,7 +131,11 @@ def run(args: argparse.Namespace, vau=None):
     print(f"User: {args.prompt}\nHolmesVAU: {result.answer}")
     if args.output is not None:
         args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
+        try:
+            data = json.dumps(result.to_dict(), indent=2, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:  # a non-UTF-8 file name: escaped, not a crash leaving an empty file
+            data = json.dumps(result.to_dict(), indent=2).encode("ascii")
+        args.output.write_bytes(data)
         print(f"result: {args.output}", file=sys.stderr)
     if args.plot is not None:
         from holmesvau.plots import save_anomaly_curve

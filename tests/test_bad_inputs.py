@@ -1,4 +1,4 @@
-"""28 bad or odd inputs (tests/bad_videos.py) through inference.py, tools/predict.py and tools/extract_features.py.
+"""29 bad or odd inputs (tests/bad_videos.py) through inference.py, tools/predict.py and tools/extract_features.py.
 
 Each input is either refused -- one line naming the file, a non-zero exit (inference; extract_features when every
 video failed) or a failed row (predict, extract_features), no traceback, no hang, no output file -- or read as the
