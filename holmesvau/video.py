@@ -210,6 +210,12 @@ class VideoReader:
             if backend == "decord":
                 raise VideoError(f"{name}: broken timestamps ({c.fps:g} fps claimed): decord cannot index it")
             self._av_options = {"ignore_editlist": "1"}
+            # the count is all that is left to trust: check it against the packets there are (no decoding)
+            packets = self._packets()
+            if packets < frames - max(2, frames // 100):
+                raise VideoError(
+                    f"{name}: truncated or corrupt: its index lists {frames} frames, it holds {packets}"
+                )
         self._vr = None
         used = "pyav"
         if backend in ("auto", "decord") and not self._av_options:
@@ -219,6 +225,15 @@ class VideoReader:
                 frames = min(frames, len(self._vr))  # an edit list may hide a frame or two: never index past
         duration_s = frames / fps if fps > 0 else c.duration_s
         self.info = VideoInfo(str(self.path), frames, fps, duration_s, c.width, c.height, used)
+
+    def _packets(self) -> int:
+        import av
+
+        try:
+            with av.open(str(self.path), options=self._av_options) as container:
+                return _count_packets(container, container.streams.video[0])[0]
+        except Exception as e:
+            raise VideoError(f"{shown(self.path)}: cannot read its packets ({_reason(e)})") from e
 
     def _open_decord(self, backend: str, frames: int, fps: float):
         """decord's reader, or None (PyAV then) when it is missing, fails, or disagrees with the container."""

@@ -267,3 +267,18 @@ def test_audio_longer_than_the_video_is_not_broken_timing(tmp_path, ext, audio):
         warnings.simplefilter("error")
         info = probe(path)
     assert (info.num_frames, info.fps, info.duration_s) == (120, 30.0, 4.0)
+
+
+def test_broken_timing_and_truncated_is_refused(tmp_path):
+    # with the timing gone only the index's count is left, and the file holds half of it: refused as a
+    # truncated file is, not read as a shorter video and not planned over frames that are not there
+    from bad_videos import faststart, set_timescale
+
+    fast = faststart(make_video(tmp_path / "good.mp4", 120), tmp_path / "fast.mp4").read_bytes()
+    path = tmp_path / "zero_timescale_truncated.mp4"
+    path.write_bytes(set_timescale(fast, 0)[: len(fast) // 2])
+    with (
+        pytest.warns(UserWarning),
+        pytest.raises(VideoError, match=r"truncated\.mp4: truncated or corrupt: .*120"),
+    ):
+        probe(path)
