@@ -2,8 +2,11 @@
 
 decord is the default backend (it decodes h264 and HEVC and seeks well); PyAV is the fallback when decord is
 missing or cannot open a file, and the faster choice for dense plans (it converts to RGB only the frames asked for).
-Every file is first opened with a cheap PyAV probe: bad inputs (missing, empty, truncated, not a video) then raise
-one `VideoError` naming the file instead of reaching decord, which can crash on some of them.
+Every file is first checked (a regular, readable, non-empty file: a FIFO is never opened) and probed with PyAV
+without decoding: bad inputs (missing, truncated, not a video, a still image) raise one `VideoError` naming the
+file instead of reaching decord, which can crash on some of them. The frame count and rate come from the
+container; when its rate does not fit its own count and duration (broken timestamps), or decord disagrees with it,
+PyAV reads the file (see `VideoReader`).
 """
 
 from __future__ import annotations
@@ -191,31 +194,8 @@ class VideoReader:
         _check_file(self.path)
         c = _pyav_probe(self.path)
         frames, fps = c.frames, c.fps
-        name = shown(self.path)
         if not timing_consistent(c.frames, c.fps, c.duration_s):
-            # Broken timestamps (a zero media timescale, zero frame durations): decoders that index frames by
-            # time (decord) see one frame, or a rate that puts frame 113 of a 4 s clip at 452 s. Decide from
-            # the container instead: its sample count over its duration, read in decoding order by PyAV with
-            # the edit list ignored (an edit list in a broken timescale hides all frames but the first).
-            if not c.duration_s > 0:
-                raise VideoError(
-                    f"{name}: broken timing: {c.fps:g} fps and no duration to tell the frame rate"
-                )
-            fps = c.frames / c.duration_s
-            warnings.warn(
-                f"{name}: broken timestamps ({c.fps:g} fps claimed); using the container's timing: "
-                f"{c.frames} frames over {c.duration_s:g} s = {fps:g} fps",
-                stacklevel=2,
-            )
-            if backend == "decord":
-                raise VideoError(f"{name}: broken timestamps ({c.fps:g} fps claimed): decord cannot index it")
-            self._av_options = {"ignore_editlist": "1"}
-            # the count is all that is left to trust: check it against the packets there are (no decoding)
-            packets = self._packets()
-            if packets < frames - max(2, frames // 100):
-                raise VideoError(
-                    f"{name}: truncated or corrupt: its index lists {frames} frames, it holds {packets}"
-                )
+            fps = self._container_timing(c, backend)
         self._vr = None
         used = "pyav"
         if backend in ("auto", "decord") and not self._av_options:
@@ -225,6 +205,31 @@ class VideoReader:
                 frames = min(frames, len(self._vr))  # an edit list may hide a frame or two: never index past
         duration_s = frames / fps if fps > 0 else c.duration_s
         self.info = VideoInfo(str(self.path), frames, fps, duration_s, c.width, c.height, used)
+
+    def _container_timing(self, c: _Container, backend: str) -> float:
+        """fps from the container's count over its duration, for broken timestamps (a zero media timescale,
+        zero frame durations): decoders that index frames by time (decord) see one frame there, or a rate that
+        puts frame 113 of a 4 s clip at 452 s. PyAV then reads in decoding order, ignoring the edit list (one
+        in a broken timescale hides every frame but the first)."""
+        name = shown(self.path)
+        if not c.duration_s > 0:
+            raise VideoError(f"{name}: broken timing: {c.fps:g} fps and no duration to tell the frame rate")
+        fps = c.frames / c.duration_s
+        warnings.warn(
+            f"{name}: broken timestamps ({c.fps:g} fps claimed); using the container's timing: "
+            f"{c.frames} frames over {c.duration_s:g} s = {fps:g} fps",
+            stacklevel=3,
+        )
+        if backend == "decord":
+            raise VideoError(f"{name}: broken timestamps ({c.fps:g} fps claimed): decord cannot index it")
+        self._av_options = {"ignore_editlist": "1"}
+        # the count is all that is left to trust: check it against the packets there are (no decoding)
+        packets = self._packets()
+        if packets < c.frames - max(2, c.frames // 100):
+            raise VideoError(
+                f"{name}: truncated or corrupt: its index lists {c.frames} frames, it holds {packets}"
+            )
+        return fps
 
     def _packets(self) -> int:
         import av
