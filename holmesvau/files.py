@@ -31,7 +31,11 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
 
 
 def atomic_write_json(path: str | Path, data, indent: int | None = 2) -> Path:
-    """Strict JSON (NaN / infinity refused with ValueError before anything is written)."""
-    return atomic_write_text(
-        path, json.dumps(data, indent=indent, ensure_ascii=False, allow_nan=False) + "\n"
-    )
+    """Strict JSON (NaN / infinity refused with ValueError before anything is written). UTF-8 text is kept
+    readable; what UTF-8 cannot encode (the lone surrogates of a non-UTF-8 file name) is escaped instead."""
+    text = json.dumps(data, indent=indent, ensure_ascii=False, allow_nan=False)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = json.dumps(data, indent=indent, allow_nan=False)
+    return atomic_write_text(path, text + "\n")

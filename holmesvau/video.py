@@ -2,8 +2,11 @@
 
 decord is the default backend (it decodes h264 and HEVC and seeks well); PyAV is the fallback when decord is
 missing or cannot open a file, and the faster choice for dense plans (it converts to RGB only the frames asked for).
-Every file is first opened with a cheap PyAV probe: bad inputs (missing, empty, truncated, not a video) then raise
-one `VideoError` naming the file instead of reaching decord, which can crash on some of them.
+Every file is first checked (a regular, readable, non-empty file: a FIFO is never opened) and probed with PyAV
+without decoding: bad inputs (missing, truncated, not a video, a still image) raise one `VideoError` naming the
+file instead of reaching decord, which can crash on some of them. The frame count and rate come from the
+container; when its rate does not fit its own count and duration (broken timestamps), or decord disagrees with it,
+PyAV reads the file (see `VideoReader`).
 """
 
 from __future__ import annotations
@@ -127,6 +130,22 @@ def timing_consistent(frames: int, fps: float, duration_s: float) -> bool:
     return abs(frames / (fps * duration_s) - 1) <= max(0.2, 2 / frames)
 
 
+def _count_packets(container, stream) -> tuple[int, float]:
+    """(video packets, seconds from the first timestamp to the end of the last packet; 0 without timestamps)."""
+    count, first, end = 0, None, None
+    for packet in container.demux(stream):
+        if not packet.size:
+            continue
+        count += 1
+        if packet.pts is not None:
+            first = packet.pts if first is None else min(first, packet.pts)
+            stop = packet.pts + (packet.duration or 0)
+            end = stop if end is None else max(end, stop)
+    if first is None or end <= first or not stream.time_base:
+        return count, 0.0
+    return count, float((end - first) * stream.time_base)
+
+
 def _pyav_probe(path: Path) -> _Container:
     """Frame count (index or packets), fps, duration and size, no decoding; raises VideoError if unreadable."""
     import av  # leave av.logging alone: its default (None) is silent and lock-free; a level adds a GIL callback
@@ -139,17 +158,18 @@ def _pyav_probe(path: Path) -> _Container:
                 raise VideoError(f"{shown(path)}: no video stream")
             stream = container.streams.video[0]
             width, height = stream.codec_context.width, stream.codec_context.height
+            frames, duration = int(stream.frames or 0), 0.0
             if stream.duration and stream.time_base:
                 duration = float(stream.duration * stream.time_base)
-            else:
-                duration = float(container.duration) / 1e6 if container.duration else 0.0
+            if frames <= 0:  # containers without a frame index (mkv, webm, raw): count packets, no decoding
+                frames, span = _count_packets(container, stream)
+                duration = duration or span  # the video's own span: the container's may be a longer audio's
+            if not duration and container.duration:
+                duration = float(container.duration) / 1e6
             # a raw stream (no durations) has only its header's rate: average_rate there is FFmpeg's 25 default
             rates = (stream.average_rate, stream.guessed_rate)
             rate = next((r for r in (rates if duration > 0 else rates[::-1]) if r), None)
             fps = float(rate) if rate else 0.0
-            frames = int(stream.frames or 0)
-            if frames <= 0:  # containers without a frame index (mkv, webm, raw): count packets, no decoding
-                frames = sum(1 for p in container.demux(stream) if p.size)
     except VideoError:
         raise
     except Exception as e:
@@ -174,25 +194,8 @@ class VideoReader:
         _check_file(self.path)
         c = _pyav_probe(self.path)
         frames, fps = c.frames, c.fps
-        name = shown(self.path)
         if not timing_consistent(c.frames, c.fps, c.duration_s):
-            # Broken timestamps (a zero media timescale, zero frame durations): decoders that index frames by
-            # time (decord) see one frame, or a rate that puts frame 113 of a 4 s clip at 452 s. Decide from
-            # the container instead: its sample count over its duration, read in decoding order by PyAV with
-            # the edit list ignored (an edit list in a broken timescale hides all frames but the first).
-            if not c.duration_s > 0:
-                raise VideoError(
-                    f"{name}: broken timing: {c.fps:g} fps and no duration to tell the frame rate"
-                )
-            fps = c.frames / c.duration_s
-            warnings.warn(
-                f"{name}: broken timestamps ({c.fps:g} fps claimed); using the container's timing: "
-                f"{c.frames} frames over {c.duration_s:g} s = {fps:g} fps",
-                stacklevel=2,
-            )
-            if backend == "decord":
-                raise VideoError(f"{name}: broken timestamps ({c.fps:g} fps claimed): decord cannot index it")
-            self._av_options = {"ignore_editlist": "1"}
+            fps = self._container_timing(c, backend)
         self._vr = None
         used = "pyav"
         if backend in ("auto", "decord") and not self._av_options:
@@ -202,6 +205,40 @@ class VideoReader:
                 frames = min(frames, len(self._vr))  # an edit list may hide a frame or two: never index past
         duration_s = frames / fps if fps > 0 else c.duration_s
         self.info = VideoInfo(str(self.path), frames, fps, duration_s, c.width, c.height, used)
+
+    def _container_timing(self, c: _Container, backend: str) -> float:
+        """fps from the container's count over its duration, for broken timestamps (a zero media timescale,
+        zero frame durations): decoders that index frames by time (decord) see one frame there, or a rate that
+        puts frame 113 of a 4 s clip at 452 s. PyAV then reads in decoding order, ignoring the edit list (one
+        in a broken timescale hides every frame but the first)."""
+        name = shown(self.path)
+        if not c.duration_s > 0:
+            raise VideoError(f"{name}: broken timing: {c.fps:g} fps and no duration to tell the frame rate")
+        fps = c.frames / c.duration_s
+        warnings.warn(
+            f"{name}: broken timestamps ({c.fps:g} fps claimed); using the container's timing: "
+            f"{c.frames} frames over {c.duration_s:g} s = {fps:g} fps",
+            stacklevel=3,
+        )
+        if backend == "decord":
+            raise VideoError(f"{name}: broken timestamps ({c.fps:g} fps claimed): decord cannot index it")
+        self._av_options = {"ignore_editlist": "1"}
+        # the count is all that is left to trust: check it against the packets there are (no decoding)
+        packets = self._packets()
+        if packets < c.frames - max(2, c.frames // 100):
+            raise VideoError(
+                f"{name}: truncated or corrupt: its index lists {c.frames} frames, it holds {packets}"
+            )
+        return fps
+
+    def _packets(self) -> int:
+        import av
+
+        try:
+            with av.open(str(self.path), options=self._av_options) as container:
+                return _count_packets(container, container.streams.video[0])[0]
+        except Exception as e:
+            raise VideoError(f"{shown(self.path)}: cannot read its packets ({_reason(e)})") from e
 
     def _open_decord(self, backend: str, frames: int, fps: float):
         """decord's reader, or None (PyAV then) when it is missing, fails, or disagrees with the container."""

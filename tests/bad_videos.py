@@ -104,6 +104,7 @@ DOCUMENTED_OK = {
     "odd_size_161x121.mp4": "any size: one 448 px tile per frame",
     "very_wide_2048x16.mp4": "any aspect: one 448 px tile per frame",
     "html_<img src=x onerror=alert(1)>_&amp;.mp4": "a name is only a name (escaped wherever it is shown)",
+    os.fsdecode(b"non_utf8_ok_\xff.mp4"): "a name is only a name (JSON escapes what UTF-8 cannot hold)",
 }
 
 
@@ -129,6 +130,7 @@ def make_bad_inputs(folder: Path, clip_seconds: float = 1.0) -> dict[str, str]:
         "corrupt_payload.mp4": _corrupt_payload(data, rng),
     }
     files["html_<img src=x onerror=alert(1)>_&amp;.mp4"] = data
+    files[os.fsdecode(b"non_utf8_ok_\xff.mp4")] = data
     files["html_<script>alert(1)<script>.mp4"] = b"<html><script>alert(1)</script></html>\n"
     for name, content in files.items():
         (folder / name).write_bytes(content)

@@ -237,3 +237,52 @@ def test_error_names_are_one_printable_line():
     assert shown("line\nbreak\t.mp4") == "line\\nbreak\\t.mp4"
     assert shown(os.fsdecode(b"bad_\xff.mp4")) == "bad_\\xff.mp4"
     assert shown(os.fsdecode(b"bad_\xff.mp4")).encode("ascii")
+
+
+@pytest.mark.parametrize("ext,audio", [("mkv", "aac"), ("webm", "libopus"), ("mp4", "aac")])
+def test_audio_longer_than_the_video_is_not_broken_timing(tmp_path, ext, audio):
+    # mkv/webm have no frame index: the container's duration there is the 10 s audio's, the video's own packets
+    # say 4 s; taking the container's would have read 120 frames as 12 fps
+    import warnings
+
+    from bad_videos import ffmpeg
+
+    path = tmp_path / f"long_audio.{ext}"
+    video = ["-f", "lavfi", "-i", "testsrc=size=160x120:rate=30:duration=4"]
+    codec = (
+        ["-c:v", "libvpx", "-deadline", "realtime"]
+        if ext == "webm"
+        else ["-c:v", "libx264", "-preset", "ultrafast"]
+    )
+    ffmpeg(
+        *video,
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=duration=10",
+        *codec,
+        "-pix_fmt",
+        "yuv420p",
+        "-c:a",
+        audio,
+        str(path),
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        info = probe(path)
+    assert (info.num_frames, info.fps, info.duration_s) == (120, 30.0, 4.0)
+
+
+def test_broken_timing_and_truncated_is_refused(tmp_path):
+    # with the timing gone only the index's count is left, and the file holds half of it: refused as a
+    # truncated file is, not read as a shorter video and not planned over frames that are not there
+    from bad_videos import faststart, set_timescale
+
+    fast = faststart(make_video(tmp_path / "good.mp4", 120), tmp_path / "fast.mp4").read_bytes()
+    path = tmp_path / "zero_timescale_truncated.mp4"
+    path.write_bytes(set_timescale(fast, 0)[: len(fast) // 2])
+    with (
+        pytest.warns(UserWarning),
+        pytest.raises(VideoError, match=r"truncated\.mp4: truncated or corrupt: .*120"),
+    ):
+        probe(path)
