@@ -167,6 +167,8 @@ def test_input_dim_is_an_attribute_set_from_the_weights(checkpoint, tmp_path):
     assert scorer.input_dim == 48 and scorer.embedding.conv_1[0].in_channels == 48
     with pytest.raises(ValueError, match=r"\(B, T, 48\).*\(1, 5, 64\)"):
         scorer(torch.randn(1, 5, 64))
+    with pytest.raises(ValueError, match="length 0"):
+        scorer(torch.randn(1, 0, 48))
 
 
 def test_released_key_layout(checkpoint):

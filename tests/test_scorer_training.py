@@ -17,10 +17,13 @@ from helpers import raw_db_entry
 
 from holmesvau.ats import URDMU, load_anomaly_scorer
 from holmesvau.ats.features import save_features
+from holmesvau.ats.scorer import LossWeights
 from holmesvau.ats.training import (
     LOSSES,
     TrainConfig,
     export_scorer,
+    json_safe,
+    parse_loss_weights,
     score_videos,
     scorer_loss,
     train_scorer,
@@ -116,9 +119,25 @@ def test_each_objective_alone_gives_a_finite_gradient(loss):
     assert grads and all(torch.isfinite(g).all() for g in grads)
 
 
-def test_config_rejects_unknown_losses():
+def test_config_rejects_unknown_losses_and_bad_numbers():
     with pytest.raises(ValueError, match="unknown"):
         TrainConfig(losses=("bce", "focal"))
+    for bad, match in (({"lr": float("inf")}, "lr"), ({"weight_decay": -1.0}, "weight_decay")):
+        with pytest.raises(ValueError, match=match):
+            TrainConfig(**bad)
+    with pytest.raises(ValueError, match="select_metric"):
+        TrainConfig(select_metric="f1")
+    with pytest.raises(ValueError, match="loss weights"):
+        TrainConfig(weights=parse_loss_weights("kl=nan"))
+    assert parse_loss_weights(" memory=0.2, kl=0") == LossWeights(memory=0.2, kl=0.0)
+
+
+def test_json_written_by_training_never_holds_nan():
+    assert json_safe({"auc": float("nan"), "x": [1.0, float("-inf")], "n": 3}) == {
+        "auc": None,
+        "x": [1.0, None],
+        "n": 3,
+    }
 
 
 REPO = Path(__file__).resolve().parents[1]

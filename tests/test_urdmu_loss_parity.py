@@ -58,7 +58,7 @@ def test_losses_outputs_and_gradients_match_the_original(reference, name):
     for term in TERMS:
         got = float(parts[term].detach())
         assert _rel(got, case["losses"][term]) < 1e-5, (term, got)
-    assert float(total) == float(parts["total_loss"])
+    assert total is parts["total_loss"]
 
     torch.testing.assert_close(out.scores, tensors[f"{name}_frame_scores"], rtol=0, atol=1e-5)
     for att in ("A_att", "N_att", "A_Natt", "N_Aatt"):

@@ -119,6 +119,8 @@ class URDMU(nn.Module):
                 f"expected features (B, T, {self.input_dim}) or (B, crops, T, {self.input_dim}), "
                 f"got {tuple(features.shape)}"
             )
+        if features.shape[-2] == 0:
+            raise ValueError("no snippets to score: features have length 0")
         if features.dim() == 4:
             b, n, t, d = features.shape
             return features.reshape(b * n, t, d), b, n
