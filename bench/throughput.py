@@ -147,7 +147,7 @@ def build_lm(device: str, full_size: bool, model: str | None, workdir: Path):
     """The tiny random model (or `--model`); with full_size, the InternVL2-2B shapes (random weights) behind the
     tiny tokenizer, built on the device."""
     from holmesvau.model import load_model
-    from holmesvau.testing.tiny_model import make_tiny_checkpoint
+    from holmesvau.testing import make_tiny_checkpoint
 
     dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
     path = model or make_tiny_checkpoint(workdir / "tiny", "native")
@@ -156,7 +156,7 @@ def build_lm(device: str, full_size: bool, model: str | None, workdir: Path):
         from transformers import InternVLForConditionalGeneration
 
         from holmesvau.model.convert import native_config
-        from holmesvau.testing.tiny_model import internvl2_2b_sizes, original_config
+        from holmesvau.testing import internvl2_2b_sizes, original_config
 
         cfg = internvl2_2b_sizes()
         config = native_config(original_config(cfg, cfg.vocab_size), lm.image_token_id, 1, 2, 2)

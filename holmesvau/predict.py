@@ -6,8 +6,13 @@ line cut by a kill is dropped) and does only the rest, so every row ends up exac
 is missing or unreadable is written with status "failed" and the reason; `retry_failed` rewrites the file
 without those rows and tries them again.
 
-Sharding (holmesvau.distributed): rank r of W takes rows i with i % W == r and writes `OUTPUT.rank{r}`; `merge_outputs` joins the shards
-(and any earlier merged output) in annotation order, one line per id.
+Batching: rows are grouped by video; each video is probed, scored, planned and decoded once and its frames encoded
+once, and the questions are answered in batches (holmesvau.model.batch). Rows are appended as their batch finishes;
+when a run completes the file is rewritten in annotation order, so it is the same whatever the batch size.
+
+Sharding: rank r of W takes whole videos (`shard_by_video`: balanced by file size, so each video is read on one
+rank) and writes `OUTPUT.rank{r}`; `merge_outputs` joins the shards (and any earlier merged output) in annotation
+order, one line per id.
 
 Score files (`--scores-dir`): SCORES_DIR/<video path relative to the video root, without extension>.npz
 (`ucf/camA/0001.mp4` -> `ucf/camA/0001.npz`: folders are kept, so equal file names in two folders never share a
@@ -86,22 +91,6 @@ def merge_outputs(
     return {"rows": len(rows), "failed": failed, "output": str(output)}
 
 
-class _DenseCache:
-    """The last few videos' dense scores: rows of one video (judgement/description/analysis) share them."""
-
-    def __init__(self, vau, size: int = 4):
-        self.vau, self.size, self.items = vau, size, OrderedDict()
-
-    def get(self, video: Path, stride: int):
-        k = (str(video), stride)
-        if k not in self.items:
-            self.items[k] = self.vau.dense_scores(video, stride, progress=False)
-            while len(self.items) > self.size:
-                self.items.popitem(last=False)
-        self.items.move_to_end(k)
-        return self.items[k]
-
-
 def score_file(scores_dir: str | Path, video: str | Path) -> Path:
     """Score file of a row's video: its path relative to the video root, folders kept, extension `.npz`
     (`camA/0001.mp4` -> SCORES_DIR/camA/0001.npz), so videos with one file name in two folders never share a
@@ -147,6 +136,41 @@ def _failed(base: dict, e: BaseException) -> dict:
     }
 
 
+def shard_by_video(rows: Sequence, rank: int, world: int, video_root: str | Path = ".") -> list:
+    """This rank's rows: whole videos, so each video's probe, dense pass and decoding happen on one rank only.
+
+    Videos are dealt largest first to the least loaded rank (ties: the lower rank), weighed by file size as a
+    stand-in for frame count (no rank opens another's videos); every rank computes the same split. Rows keep their
+    order."""
+    if world < 1 or not 0 <= rank < world:
+        raise ValueError(f"rank {rank} out of range for world size {world}")
+    videos = list(dict.fromkeys(r.video for r in rows))
+
+    def weight(v: str) -> int:
+        try:
+            return max(1, (Path(video_root) / v).stat().st_size)
+        except OSError:
+            return 1  # missing: its rows fail fast wherever they go
+
+    load = [0] * world
+    owner: dict[str, int] = {}
+    for v in sorted(videos, key=lambda v: (-weight(v), v)):
+        owner[v] = min(range(world), key=lambda k: (load[k], k))
+        load[owner[v]] += weight(v)
+    return [r for r in rows if owner[r.video] == rank]
+
+
+def _ok(base: dict, answer: str, plan) -> dict:
+    return {
+        **base,
+        "prediction": answer,
+        "frame_indices": list(plan.indices),
+        "sampling": plan.sampling,
+        "status": "ok",
+        "error": None,
+    }
+
+
 def predict_rows(
     vau,
     rows: Sequence,
@@ -163,61 +187,110 @@ def predict_rows(
     desc: str = "predict",
     on_row: Callable[[dict], None] | None = None,
     skip_ids: Iterable[object] = (),
+    batch_size: int | None = None,
 ) -> dict:
     """Predict every row (holmesvau.data.instructions.Instruction) not yet in `output` (nor in `skip_ids`);
-    append as it goes."""
+    append as it goes, then rewrite the file in the order of `rows`.
+
+    Rows are grouped by video: each video is probed, scored (when ATS samples it or its scores are dumped),
+    planned and decoded once, its frames encoded once, and its questions answered with the others' in batches of
+    `batch_size` (holmesvau.model.batch; default 16 on a GPU, 4 on the CPU). A video that cannot be read fails its
+    own rows; the rest are answered."""
     from tqdm.auto import tqdm
 
-    from holmesvau.frame_plan import needs_dense_scores
+    from holmesvau.model import video_question
+    from holmesvau.model.batch import AnswerRequest, default_batch_size
 
     output = Path(output)
     done = done_ids(output) | {key(i) for i in skip_ids}
     todo = [r for r in rows if key(r.id) not in done]
-    cache = _DenseCache(vau)
+    size = max(1, int(batch_size or default_batch_size(vau.lm.device)))
     stats = {"total": len(rows), "skipped_done": len(rows) - len(todo), "ok": 0, "failed": 0}
+    by_video: dict[str, list] = OrderedDict()
+    for r in todo:
+        by_video.setdefault(r.video, []).append(r)
+    pending: list[tuple[object, dict, AnswerRequest, object]] = []  # (row, base, request, plan)
     with (
         JsonlAppender(output) as f,
         tqdm(
             total=len(rows), initial=stats["skipped_done"], desc=desc, disable=not progress, unit="row"
         ) as bar,
     ):
-        for r in todo:
-            video = Path(video_root) / r.video
-            base = {"id": r.id, "type": r.type, "task": r.task, "video": r.video}
-            try:
-                dense = None
-                if scores_dir is not None and vau.scorer is not None and r.type in score_levels:
-                    dst = score_file(scores_dir, r.video)
-                    dense = cache.get(video, dense_stride)
-                    if not dst.is_file():
-                        save_dense(scores_dir, r.video, dense)
-                elif use_ats and vau.scorer is not None:
-                    from holmesvau.video import probe
 
-                    if needs_dense_scores(probe(video).num_frames, select_frames, dense_stride):
-                        dense = cache.get(video, dense_stride)
-                res = vau.analyze(
-                    video, r.prompt, select_frames=select_frames, use_ats=use_ats, dense_stride=dense_stride,
-                    max_new_tokens=max_new_tokens, tau=tau, progress=False, dense=dense,
-                )  # fmt: skip
-                out = {
-                    **base,
-                    "prediction": res.answer,
-                    "frame_indices": res.frame_indices,
-                    "sampling": res.sampling,
-                    "status": "ok",
-                    "error": None,
-                }
-            except Exception as e:  # noqa: BLE001 - a bad row is recorded and skipped; the run goes on
-                out = _failed(base, e)
+        def emit(r, out: dict) -> None:
             f.write(out)
-            stats[out["status"] if out["status"] == "ok" else "failed"] += 1
+            stats["ok" if out["status"] == "ok" else "failed"] += 1
             bar.update(1)
             if out["status"] != "ok":
                 bar.write(f"failed {r.id} ({r.video}): {out['error']}", file=sys.stderr)
             if on_row is not None:
                 on_row(out)
+
+        def flush() -> None:
+            for (r, base, _, plan), answer in zip(
+                pending, _answer_all(vau.lm, [p[2] for p in pending], size)
+            ):
+                emit(r, _ok(base, answer, plan) if isinstance(answer, str) else _failed(base, answer))
+            pending.clear()
+
+        for video, vrows in by_video.items():
+            bases = [{"id": r.id, "type": r.type, "task": r.task, "video": r.video} for r in vrows]
+            try:
+                frames, plan = _video_frames(
+                    vau, Path(video_root) / video, video, vrows, select_frames, use_ats, dense_stride, tau,
+                    scores_dir, score_levels,
+                )  # fmt: skip
+            except Exception as e:  # noqa: BLE001 - a bad video fails its own rows; the run goes on
+                for r, base in zip(vrows, bases):
+                    emit(r, _failed(base, e))
+                continue
+            for r, base in zip(vrows, bases):
+                q = video_question(r.prompt, len(plan.indices))
+                pending.append((r, base, AnswerRequest(frames, q, max_new_tokens), plan))
+            if len(pending) >= 2 * size:
+                flush()
+        flush()
+    merge_outputs(output, 0, [r.id for r in rows], remove=False)  # the rows' order, whatever the batching
     return stats
+
+
+def _video_frames(
+    vau, path: Path, video: str, vrows, select_frames, use_ats, dense_stride, tau, scores_dir, score_levels
+):
+    """One video's frame set (uint8 tiles, keyed by video and frames) and frame plan: probe, dense scores when
+    ATS samples or they are dumped, plan and decode, once."""
+    from holmesvau.model.batch import FrameSet
+    from holmesvau.preprocess import frames_to_tiles
+    from holmesvau.video import read_frames
+
+    dense = None
+    if scores_dir is not None and vau.scorer is not None and any(r.type in score_levels for r in vrows):
+        dense = vau.dense_scores(path, dense_stride, progress=False)
+        if not score_file(scores_dir, video).is_file():
+            save_dense(scores_dir, video, dense)
+    planned = vau.plan(path, select_frames, use_ats, dense_stride, tau=tau, progress=False, dense=dense)
+    idx = list(planned.plan.indices)
+    tiles = frames_to_tiles(read_frames(path, idx), resize=getattr(vau, "resize", "torch"))
+    return FrameSet(tiles=tiles, key=(str(path), tuple(idx))), planned.plan
+
+
+def _answer_all(lm, requests: list, batch_size: int) -> list:
+    """Answers (str) of `requests` in order; if the batch fails as a whole, each request alone, so that one bad
+    request fails (its exception in its place) and the others are answered."""
+    from holmesvau.model.batch import answer_batch
+
+    if not requests:
+        return []
+    try:
+        return [o.answer for o in answer_batch(lm, requests, batch_size)]
+    except Exception:  # noqa: BLE001 - narrowed down below, request by request
+        out: list = []
+        for req in requests:
+            try:
+                out.append(answer_batch(lm, [req], 1)[0].answer)
+            except Exception as e:  # noqa: BLE001 - recorded as this row's failure
+                out.append(e)
+        return out
 
 
 def dump_scores(

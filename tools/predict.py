@@ -5,9 +5,12 @@
         --video-root HIVAU-70k/videos --model ppxin321/HolmesVAU-2B --output preds.jsonl
     # rerun the same command after a crash or kill: it resumes; --retry-failed also redoes failed rows
 
+    # questions are answered in batches (--batch-size, default 16 on a GPU, 4 on the CPU), grouped by video
+    python tools/predict.py --annotations ... --video-root ... --output preds.jsonl --batch-size 32
+
     # scale out: one process per GPU (multi-node: the usual torchrun --nnodes/--node-rank/--rdzv-* flags;
-    # OUTPUT must be on a file system all nodes share). Rank r writes preds.jsonl.rank{r}; when all ranks are
-    # done rank 0 merges them into preds.jsonl (torch.distributed gloo barrier).
+    # OUTPUT must be on a file system all nodes share). Ranks take whole videos (balanced by size); rank r writes
+    # preds.jsonl.rank{r}; when all ranks are done rank 0 merges them into preds.jsonl (gloo barrier).
     torchrun --nproc_per_node 8 tools/predict.py --annotations ... --video-root ... --output preds.jsonl
 
     # ranks started some other way (RANK / WORLD_SIZE set, no MASTER_ADDR: e.g. a job array): merge afterwards
@@ -40,7 +43,15 @@ from holmesvau.cli import (
 )
 from holmesvau.data.instructions import LEVELS, read_instructions
 from holmesvau.distributed import barrier_then, default_device, dist_env, shard
-from holmesvau.predict import done_ids, drop_failed, dump_scores, merge_outputs, predict_rows, shard_path
+from holmesvau.predict import (
+    done_ids,
+    drop_failed,
+    dump_scores,
+    merge_outputs,
+    predict_rows,
+    shard_by_video,
+    shard_path,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -79,6 +90,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--merge", action="store_true", help="only merge OUTPUT.rank* shards into OUTPUT")
     p.add_argument("--world-size", type=positive_int, default=None, help="shards to merge (with --merge)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--batch-size",
+        type=positive_int,
+        default=None,
+        help="questions answered together (default 16 on a GPU, 4 on the CPU); 1 = one at a time",
+    )
     return p
 
 
@@ -119,7 +136,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     rank, world = env.rank, env.world_size
-    mine = shard(order if args.scores_only else rows, rank, world)
+    # by video: each video's probe, dense pass and decoding happen on one rank
+    mine = (
+        shard(order, rank, world) if args.scores_only else shard_by_video(rows, rank, world, args.video_root)
+    )
     out = shard_path(output, rank) if world > 1 else output
     if args.retry_failed:
         for p in (output, out):
@@ -146,7 +166,8 @@ def main(argv: list[str] | None = None) -> int:
     else:
         stats = predict_rows(
             vau, mine, args.video_root, out, select_frames=args.select_frames, use_ats=not args.no_ats,
-            max_new_tokens=args.max_new_tokens, tau=args.tau, scores_dir=args.scores_dir, **common,
+            max_new_tokens=args.max_new_tokens, tau=args.tau, scores_dir=args.scores_dir,
+            batch_size=args.batch_size, **common,
         )  # fmt: skip
     print(json.dumps({"rank": rank, "world_size": world, "output": str(out), **stats}), file=sys.stderr)
     if env.can_barrier:

@@ -10,7 +10,9 @@ One dense pass gives the anomaly scores; events are localised on them (`localize
 three HIVAU event-level tasks on frames sampled uniformly inside it, and each of its sub-segments (clips of a few
 seconds) gets a clip caption; the whole video is asked the same three tasks on the ATS-sampled frames (uniform when
 the video is too short for ATS, as in `HolmesVAU.analyze`). Frames are decoded once per event and preprocessed
-once per frame set; each prompt is one independent single-turn chat, as in the HIVAU test set.
+once per frame set; each prompt is one independent single-turn chat, as in the HIVAU test set. Each frame's image
+features are computed once (an event's frames are drawn from its clips' frames, so they are shared), and the
+questions of one frame set, and an event's clip captions, are generated in one batch (holmesvau.model.batch).
 """
 
 from __future__ import annotations
@@ -106,31 +108,58 @@ def jpeg_thumbnails(frames: np.ndarray, width: int = 160, quality: int = 80) -> 
 
 
 class _Asker:
-    """Asks the MLLM about frame sets, counting steps for the progress bar / callback."""
+    """Asks the MLLM about frame sets, counting steps for the progress bar / callback.
+
+    Every frame is one 448 tile, so its image features do not depend on the set it is in: they are computed once
+    per frame (`frame_set`) and the questions of one frame set (and an event's clips) go in one batch (`ask`)."""
 
     def __init__(self, vau, config: ReportConfig, total: int, progress: bool, on_progress: ProgressFn | None):
         from tqdm.auto import tqdm
 
+        from holmesvau.model.batch import BatchStats
+
         self.vau, self.config = vau, config
         self.bar = tqdm(total=total, desc="report", unit="question", disable=not progress)
         self.on_progress, self.done, self.total = on_progress, 0, total
+        self.features: dict[int, object] = {}  # frame index -> its image features (tokens per tile, hidden)
+        self.stats = BatchStats()
 
-    def pixel_values(self, frames: np.ndarray):
-        from holmesvau.preprocess import frames_to_pixel_values
+    def frame_set(self, frames: dict[int, np.ndarray], indices: Sequence[int]):
+        """A FrameSet of `indices` made of per-frame features, encoding only the frames not seen yet."""
+        import torch
 
-        return frames_to_pixel_values(frames, resize=getattr(self.vau, "resize", "torch"))
+        from holmesvau.model.batch import FrameSet, image_features
+        from holmesvau.preprocess import frames_to_tiles
 
-    def ask(self, pixel_values, prompt: str, what: str) -> str:
-        from holmesvau.model import chat, video_question
+        missing = [i for i in dict.fromkeys(int(i) for i in indices) if i not in self.features]
+        if missing:
+            resize = getattr(self.vau, "resize", "torch")
+            tiles = frames_to_tiles(np.stack([frames[i] for i in missing]), resize=resize)
+            feats = image_features(self.vau.lm, FrameSet(tiles=tiles), stats=self.stats)
+            self.features.update(zip(missing, feats))
+        idx = tuple(int(i) for i in indices)
+        return FrameSet(features=torch.stack([self.features[i] for i in idx]), key=idx)
 
-        self.bar.set_postfix_str(what)
+    def forget(self, keep: Sequence[int] = ()) -> None:
+        """Drop the cached features of frames other than `keep` (bounds memory to one event's frames)."""
+        self.features = {i: f for i, f in self.features.items() if i in set(keep)}
+
+    def ask(self, items: Sequence[tuple[object, str, str]]) -> list[str]:
+        """Answers to [(frame set, prompt, what)], generated together."""
+        from holmesvau.model import video_question
+        from holmesvau.model.batch import AnswerRequest, answer_batch
+
+        self.bar.set_postfix_str(items[0][2])
         if self.on_progress:
-            self.on_progress(self.done, self.total, what)
-        question = video_question(prompt, int(pixel_values.shape[0]))
-        answer = chat(self.vau.lm, pixel_values, question, max_new_tokens=self.config.max_new_tokens).answer
-        self.done += 1
-        self.bar.update(1)
-        return answer
+            self.on_progress(self.done, self.total, items[0][2])
+        reqs = [
+            AnswerRequest(fs, video_question(prompt, fs.num_tiles), self.config.max_new_tokens)
+            for fs, prompt, _ in items
+        ]
+        answers = [o.answer for o in answer_batch(self.vau.lm, reqs, len(reqs), stats=self.stats)]
+        self.done += len(items)
+        self.bar.update(len(items))
+        return answers
 
     def close(self) -> None:
         if self.on_progress:
@@ -148,12 +177,17 @@ def _read(video, indices: Sequence[int]) -> dict[int, np.ndarray]:
 def _event_plan(
     ev: Event, fps: float, config: ReportConfig
 ) -> tuple[list[int], list[tuple[int, int, list[int]]]]:
-    frames = sample_inside(ev.start_frame, ev.end_frame, config.event_frames)
+    """(event frames, [(clip start, clip end, clip frames)]). The event's frames are taken evenly from its clips'
+    frames when those are enough (they cover the event uniformly), so each frame is encoded once for both."""
     clips = [
         (a, b, sample_inside(a, b, config.clip_frames))
         for a, b in split_clips(ev.start_frame, ev.end_frame, fps, config.clip_seconds, config.max_clips)
     ]
-    return frames, clips
+    pool = sorted({i for _, _, c in clips for i in c})
+    n = config.event_frames
+    if len(pool) >= n > 1:
+        return [pool[round(k * (len(pool) - 1) / (n - 1))] for k in range(n)], clips
+    return sample_inside(ev.start_frame, ev.end_frame, n), clips
 
 
 def _model_metadata(vau, name: str | None) -> dict:
@@ -221,8 +255,8 @@ def build_report(
         vidx, method = list(plan.indices), plan.sampling
         frames = _read(video, vidx)
         stack = np.stack([frames[i] for i in vidx])
-        pv = asker.pixel_values(stack)
-        video_answers = {t: asker.ask(pv, TASK_PROMPTS[t], f"video {t}") for t in TASKS}
+        fs = asker.frame_set(frames, vidx)
+        video_answers = dict(zip(TASKS, asker.ask([(fs, TASK_PROMPTS[t], f"video {t}") for t in TASKS])))
         thumbnails["video"] = list(zip(vidx, jpeg_thumbnails(stack, config.thumb_width)))
         timings["video_level"] = time.perf_counter() - t0
 
@@ -231,15 +265,19 @@ def build_report(
         for k, (ev, (eidx, clips)) in enumerate(zip(events, plans)):
             frames = _read(video, [*eidx, *(i for _, _, c in clips for i in c)])
             stack = np.stack([frames[i] for i in eidx])
-            pv = asker.pixel_values(stack)
-            answers = {t: asker.ask(pv, TASK_PROMPTS[t], f"event {k + 1} {t}") for t in TASKS}
-            out_clips = []
-            for j, (a, b, cidx) in enumerate(clips):
-                cpv = asker.pixel_values(np.stack([frames[i] for i in cidx]))
-                caption = asker.ask(cpv, CLIP_CAPTION_PROMPT, f"event {k + 1} clip {j + 1}")
-                out_clips.append(
-                    {"start_s": a / fps, "end_s": b / fps, "frame_indices": cidx, "caption": caption}
-                )
+            fs = asker.frame_set(frames, eidx)
+            items = [(fs, TASK_PROMPTS[t], f"event {k + 1} {t}") for t in TASKS]
+            items += [
+                (asker.frame_set(frames, cidx), CLIP_CAPTION_PROMPT, f"event {k + 1} clip {j + 1}")
+                for j, (_, _, cidx) in enumerate(clips)
+            ]
+            got = asker.ask(items)  # the event's three questions and its clips' captions, in one batch
+            answers = dict(zip(TASKS, got))
+            out_clips = [
+                {"start_s": a / fps, "end_s": b / fps, "frame_indices": cidx, "caption": caption}
+                for (a, b, cidx), caption in zip(clips, got[len(TASKS) :])
+            ]
+            asker.forget(keep=vidx)
             thumbnails[f"event{k}"] = list(zip(eidx, jpeg_thumbnails(stack, config.thumb_width)))
             out_events.append(
                 {
