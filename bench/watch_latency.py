@@ -59,12 +59,18 @@ def watch(source: str, encode, scorer, out: Path, realtime: bool = False, stop_a
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--clip", default=str(Path(__file__).resolve().parents[2] / "shared" / "videos" / "robbery.mp4"))
+    ap.add_argument(
+        "--clip", default=str(Path(__file__).resolve().parents[2] / "shared" / "videos" / "robbery.mp4")
+    )
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--full-size", action="store_true", help="InternVL2-2B's vision encoder shapes (random weights)")
+    ap.add_argument(
+        "--full-size", action="store_true", help="InternVL2-2B's vision encoder shapes (random weights)"
+    )
     ap.add_argument("--latency-s", type=float, default=30.0, help="stream seconds played in real time")
     ap.add_argument("--long-minutes", type=float, default=30.0)
-    ap.add_argument("--work-dir", default=None, help="where the generated stream and outputs go (default: a temp dir)")
+    ap.add_argument(
+        "--work-dir", default=None, help="where the generated stream and outputs go (default: a temp dir)"
+    )
     args = ap.parse_args()
     dtype = torch.bfloat16 if args.device.startswith("cuda") else torch.float32
     encode, dim = vision_encoder(args.full_size, args.device, dtype)
@@ -72,16 +78,29 @@ def main() -> None:
     scorer = URDMU(input_size=dim).to(args.device).eval()
     work = Path(args.work_dir or tempfile.mkdtemp(prefix="watch_latency_"))
     work.mkdir(parents=True, exist_ok=True)
-    res: dict = {"device": args.device, "full_size": args.full_size, "vit_dim": dim, "clip": Path(args.clip).name}
+    res: dict = {
+        "device": args.device,
+        "full_size": args.full_size,
+        "vit_dim": dim,
+        "clip": Path(args.clip).name,
+    }
 
     watch(args.clip, encode, scorer, work / "warmup", stop_after_s=3.0)  # first calls allocate; not measured
     lat = watch(args.clip, encode, scorer, work / "latency", realtime=True, stop_after_s=args.latency_s)
-    res.update(latency_p50_s=lat["latency_p50_s"], latency_p95_s=lat["latency_p95_s"], latency_snippets=lat["snippets"])
+    res.update(
+        latency_p50_s=lat["latency_p50_s"],
+        latency_p95_s=lat["latency_p95_s"],
+        latency_snippets=lat["snippets"],
+    )
     print(f"latency (real-time play, {lat['stream_s']:.0f} s): p50 {lat['latency_p50_s'] * 1e3:.1f} ms, "
           f"p95 {lat['latency_p95_s'] * 1e3:.1f} ms over {lat['snippets']} snippets")  # fmt: skip
     fast = watch(args.clip, encode, scorer, work / "fast")
-    res.update(realtime_factor=fast["realtime_factor"], fast_stream_s=fast["stream_s"], fast_wall_s=fast["wall_s"])
-    print(f"real-time factor: {fast['realtime_factor']:.2f}x ({fast['stream_s']:.1f} s of stream in {fast['wall_s']:.1f} s)")
+    res.update(
+        realtime_factor=fast["realtime_factor"], fast_stream_s=fast["stream_s"], fast_wall_s=fast["wall_s"]
+    )
+    print(
+        f"real-time factor: {fast['realtime_factor']:.2f}x ({fast['stream_s']:.1f} s of stream in {fast['wall_s']:.1f} s)"
+    )
 
     from holmesvau.synthetic import make_video
 
