@@ -31,6 +31,10 @@ class FramePlanError(ValueError):
     """Arguments that cannot make a frame plan (the message says which)."""
 
 
+class FrameIndexError(FramePlanError):
+    """An explicit frame index outside the video."""
+
+
 @dataclass(frozen=True)
 class FramePlan:
     indices: tuple[int, ...]  # frame indices into the video, in the order the MLLM sees them
@@ -85,7 +89,7 @@ def _explicit(indices: Sequence[int], num_frames: int) -> tuple[int, ...]:
         raise FramePlanError("frame_indices is empty")
     bad = [i for i in out if not 0 <= i < num_frames]
     if bad:
-        raise FramePlanError(f"frame index {bad[0]} out of range (video has {num_frames} frames)")
+        raise FrameIndexError(f"frame index {bad[0]} out of range (video has {num_frames} frames)")
     return tuple(out)
 
 

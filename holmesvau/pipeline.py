@@ -177,7 +177,7 @@ class HolmesVAU:
     ) -> PlannedFrames:
         """The frames the MLLM will see (holmesvau.frame_plan: ATS / uniform / given), computing the dense scores
         only when ATS samples. `dense`: precomputed dense scores to reuse."""
-        from holmesvau.frame_plan import FramePlanError, needs_dense_scores, plan_frames
+        from holmesvau.frame_plan import FrameIndexError, needs_dense_scores, plan_frames
         from holmesvau.video import VideoError, probe
 
         t0 = time.perf_counter()
@@ -204,10 +204,8 @@ class HolmesVAU:
                 dense_stride=dense_stride,
                 use_ats=use_ats,
             )
-        except FramePlanError as e:
-            if "out of range" in str(e):
-                raise VideoError(f"{video}: {e}") from None
-            raise
+        except FrameIndexError as e:  # about this video: name it
+            raise VideoError(f"{video}: {e}") from None
         return PlannedFrames(plan, dense if plan.sampling == "ats" else None, info, timings)
 
     def analyze(

@@ -38,6 +38,7 @@ from holmesvau.cli import (
     add_model_options,
     add_sampling_options,
     non_negative_int,
+    output_dir,
     output_file,
     positive_int,
 )
@@ -75,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="predictions jsonl (default preds.jsonl; scores-only: SCORES_DIR/scores_log.jsonl)",
     )
     p.add_argument(
-        "--scores-dir", type=Path, default=None, help="write <video>.npz dense anomaly scores here"
+        "--scores-dir", type=output_dir, default=None, help="write <video>.npz dense anomaly scores here"
     )
     p.add_argument("--scores-only", action="store_true", help="only dump dense scores (needs --scores-dir)")
     p.add_argument(
