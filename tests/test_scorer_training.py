@@ -152,6 +152,7 @@ def run_cli(*args: str, wait: bool = True):
 
 
 def test_cli_trains_64d_features_and_writes_checkpoint_log_and_metrics(tmp_path):
+    """Four runs of the tool (~30 s on 2 busy cores, most of it starting interpreters)."""
     feats, db = make_synthetic_set(tmp_path / "tr", 4, 64, seed=2, shift=1.0)
     vfeats, vdb = make_synthetic_set(tmp_path / "va", 2, 64, seed=3, shift=1.0)
     out = tmp_path / "run" / "scorer.pth"
@@ -196,7 +197,7 @@ def test_cli_trains_64d_features_and_writes_checkpoint_log_and_metrics(tmp_path)
         "--features", str(feats8), "--annotations", str(db8), "--output", str(tmp_path / "x.pth"),
         "--steps", "1", "--init", str(out), "--device", "cpu", "--no-progress",
     )  # fmt: skip
-    assert rc == 2 and "take 64-d features but the training features are 8-d" in stderr
+    assert rc == 2 and "--init" in stderr and "take 64-d features but the training features are 8-d" in stderr
     assert "Traceback" not in stderr and not (tmp_path / "x.pth").exists()
 
 

@@ -89,13 +89,13 @@ def test_the_training_objective_is_urdmu_plus_frame_bce(reference, name):
     frame_labels[video.bool(), 5:9] = 1.0
     urdmu_only = tuple(x for x in LOSSES if x != "bce")
     total, _ = scorer_loss(out, frame_labels, video, urdmu_only)
-    assert _rel(float(total), case["losses"]["total_loss"]) < 1e-5
+    assert _rel(total.item(), case["losses"]["total_loss"]) < 1e-5
     total, parts = scorer_loss(out, frame_labels, video, LOSSES)
     p = tensors[f"{name}_frame_scores"].double()
     y = frame_labels.double()
     bce = float(-(y * p.log() + (1 - y) * (1 - p).log()).mean())
     assert _rel(parts["bce"], bce) < 1e-5
-    assert _rel(float(total), case["losses"]["total_loss"] + bce) < 1e-5
+    assert _rel(total.item(), case["losses"]["total_loss"] + bce) < 1e-5
 
 
 def test_loss_weights_are_urdmus_and_change_the_total(reference):
@@ -107,4 +107,4 @@ def test_loss_weights_are_urdmus_and_change_the_total(reference):
     heavier_kl = LossWeights(kl=0.002)
     total, _ = urdmu_loss(out, tensors["plain_labels"], heavier_kl)
     want = case["losses"]["total_loss"] + 0.001 * case["losses"]["kl_loss"]
-    assert _rel(float(total), want) < 1e-5
+    assert _rel(total.item(), want) < 1e-5

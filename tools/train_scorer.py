@@ -156,8 +156,14 @@ def main(argv=None) -> int:
         if args.init:  # read and checked (keys, shapes) now, not after the features are loaded
             init = read_scorer_state(args.init)
             sizes = {"hidden": cfg.hidden, "a_slots": cfg.memory_slots, "n_slots": cfg.memory_slots}
-            scorer_from_state(init, args.init, **sizes)
+            init_dim = scorer_from_state(init, args.init, **sizes).input_dim
         train, skipped = load_scorer_videos(args.features, args.annotations, args.stride, args.label_rule)
+        dim = int(train[0].features.shape[1]) if train else None
+        if init is not None and dim is not None and dim != init_dim:
+            raise ValueError(
+                f"--init {args.init}: the initial weights take {init_dim}-d features but the training features "
+                f"are {dim}-d ({args.features})"
+            )
         val, val_skipped = [], {}
         if args.val_features:
             val, val_skipped = load_scorer_videos(
