@@ -224,12 +224,19 @@ class HolmesVAU:
         """Select frames (ATS / uniform / given), ask the MLLM. `dense`: precomputed dense scores to reuse."""
         planned = self.plan(video, select_frames, use_ats, dense_stride, frame_indices, tau, progress, dense)
         idx, dense, timings = list(planned.plan.indices), planned.dense, planned.timings
-        pv, t = self.pixel_values(video, idx)
-        for k, v in t.items():
-            timings[k] = timings.get(k, 0.0) + v
+        from holmesvau.model.batch import AnswerRequest, FrameSet, answer_batch
+        from holmesvau.preprocess import frames_to_tiles
+        from holmesvau.video import read_frames
+
+        t0 = time.perf_counter()
+        frames = read_frames(video, idx)
+        t1 = time.perf_counter()
+        tiles = frames_to_tiles(frames, resize=self.resize)  # uint8: normalised on the model's device
+        timings["decode"] = timings.get("decode", 0.0) + t1 - t0
+        timings["preprocess"] = timings.get("preprocess", 0.0) + time.perf_counter() - t1
         question = video_question(prompt, len(idx))
         t0 = time.perf_counter()
-        out = chat(self.lm, pv, question, max_new_tokens=max_new_tokens)
+        out = answer_batch(self.lm, [AnswerRequest(FrameSet(tiles=tiles), question, max_new_tokens)], 1)[0]
         timings["generate"] = time.perf_counter() - t0
         return AnalysisResult(
             answer=out.answer,

@@ -74,7 +74,13 @@ def test_killed_midway_then_rerun(dataset, tiny_model_dir, tmp_path, capsys):
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
     env.pop("RANK", None), env.pop("WORLD_SIZE", None)
     # batches of 2: rows land a few at a time, so the kill falls between batches and inside the run
-    cmd = [sys.executable, "tools/predict.py", *predict_args(d, scorer, tiny_model_dir, out), "--batch-size", "2"]
+    cmd = [
+        sys.executable,
+        "tools/predict.py",
+        *predict_args(d, scorer, tiny_model_dir, out),
+        "--batch-size",
+        "2",
+    ]
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 240
     while time.time() < deadline and (not out.exists() or out.read_text().count("\n") < 3):
@@ -92,7 +98,9 @@ def test_killed_midway_then_rerun(dataset, tiny_model_dir, tmp_path, capsys):
     _check_complete(rows)
     assert [r["id"] for r in rows] == [f"r{i}" for i in range(18)]  # annotation order once complete
     assert all(r == before[r["id"]] for r in rows if r["id"] in before)  # kept as written
-    assert json.loads(capsys.readouterr().err.strip().splitlines()[-1])["skipped_done"] == done_before  # not redone
+    assert (
+        json.loads(capsys.readouterr().err.strip().splitlines()[-1])["skipped_done"] == done_before
+    )  # not redone
 
 
 def test_crash_resume_equals_uninterrupted_run(dataset, tiny_lm, tmp_path):
