@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -39,7 +40,7 @@ from holmesvau.live import OnlineScorer, Snippet  # noqa: E402
 from holmesvau.live.events import EventTracker, Hysteresis  # noqa: E402
 from holmesvau.pipeline import score_features  # noqa: E402
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
+SHARED = Path(os.environ.get("HOLMESVAU_SHARED", Path(__file__).resolve().parents[2] / "shared"))
 STRIDE = 16
 
 

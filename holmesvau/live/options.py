@@ -180,9 +180,10 @@ def run(args: argparse.Namespace, src_cfg: SourceConfig, cfg: WatchConfig, stop:
             hf_logging.disable_progress_bar()
         vau = HolmesVAU.from_pretrained(args.model or DEFAULT_MODEL, scorer=args.scorer or None, device=args.device,
                                         dtype=args.dtype, cache_dir=args.cache_dir)  # fmt: skip
-        explain = None if args.no_explain else mllm_explainer(vau.lm, args.max_new_tokens)
-        print(f"[watch] watching {source.name} -> {cfg.out_dir}", file=sys.stderr, flush=True)
-        watcher = Watcher(source, vit_tile_encoder(vau.lm), vau.scorer, cfg, explain, progress=not args.quiet)
-        return watcher.run(stop)
-    finally:
+    except BaseException:
         source.close()
+        raise
+    explain = None if args.no_explain else mllm_explainer(vau.lm, args.max_new_tokens)
+    print(f"[watch] watching {source.name} -> {cfg.out_dir}", file=sys.stderr, flush=True)
+    watcher = Watcher(source, vit_tile_encoder(vau.lm), vau.scorer, cfg, explain, progress=not args.quiet)
+    return watcher.run(stop)  # the reader thread closes the source (never from here: it may still be reading)

@@ -115,6 +115,7 @@ class LiveSource:
         self._container = None
         self._last_t = 0.0
         self._dt = 0.0
+        self.down: Gap | None = None  # while reconnecting: the gap so far (end None)
 
     # -- opening -------------------------------------------------------------------------------------------
     def _open_once(self):
@@ -254,10 +255,12 @@ class LiveSource:
                     return
                 log.warning("%s: stream lost (%s); reconnecting", self.name, reason)
                 gap_wall, gap_t = time.time(), self._last_t
+                self.down = Gap(gap_t, None, gap_wall, None, reason, 0)
                 self._container, attempts = self._reopen(stop)
-                if self._container is None:  # stopped while down
-                    yield Gap(gap_t, None, gap_wall, None, reason, attempts)
+                if self._container is None:  # stopped while down: the watcher records self.down
+                    self.down.attempts = attempts
                     return
+                self.down = None
                 self.reconnections += 1
                 end_wall = time.time()
                 offset = gap_t + (self._dt or 0.0) + (end_wall - gap_wall)

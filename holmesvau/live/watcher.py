@@ -315,6 +315,8 @@ class Watcher:
         tr = self.tracker.close(*self.last, reason)
         if tr is not None:
             self._transition(tr)
+        if self.src.down is not None:  # stopped while the stream was down: the gap has no end
+            self._gap(self.src.down)
         self.ring.close()
         left = self.explainer.close(self.cfg.drain_timeout_s) if self.explainer is not None else 0
         if self.webhook is not None:
