@@ -179,6 +179,16 @@ def _pyav_probe(path: Path) -> _Container:
     return _Container(frames, fps, duration, width, height)
 
 
+_WARNED: set[str] = set()
+
+
+def _warn_once(message: str) -> None:
+    """A warning about a file, once per process: a video is opened several times per question."""
+    if message not in _WARNED:
+        _WARNED.add(message)
+        warnings.warn(message, stacklevel=4)
+
+
 class VideoReader:
     """Frames of one video. `with VideoReader(path) as r: r.get_frames([0, 16, 32])`.
 
@@ -215,10 +225,9 @@ class VideoReader:
         if not c.duration_s > 0:
             raise VideoError(f"{name}: broken timing: {c.fps:g} fps and no duration to tell the frame rate")
         fps = c.frames / c.duration_s
-        warnings.warn(
+        _warn_once(
             f"{name}: broken timestamps ({c.fps:g} fps claimed); using the container's timing: "
-            f"{c.frames} frames over {c.duration_s:g} s = {fps:g} fps",
-            stacklevel=3,
+            f"{c.frames} frames over {c.duration_s:g} s = {fps:g} fps"
         )
         if backend == "decord":
             raise VideoError(f"{name}: broken timestamps ({c.fps:g} fps claimed): decord cannot index it")
@@ -260,7 +269,7 @@ class VideoReader:
         why = f"decord reads {n} frames at {rate:g} fps, the container has {frames} at {fps:g} fps"
         if backend == "decord":
             raise VideoError(f"{name}: {why}")
-        warnings.warn(f"{name}: {why}; reading it with PyAV", stacklevel=3)
+        _warn_once(f"{name}: {why}; reading it with PyAV")
         return None
 
     @property
