@@ -1,4 +1,4 @@
-"""29 bad or odd inputs (tests/bad_videos.py) through inference.py, tools/predict.py and tools/extract_features.py.
+"""30 bad or odd inputs (tests/bad_videos.py) through inference.py, tools/predict.py and tools/extract_features.py.
 
 Each input is either refused -- one line naming the file, a non-zero exit (inference; extract_features when every
 video failed) or a failed row (predict, extract_features), no traceback, no hang, no output file -- or read as the
@@ -43,7 +43,7 @@ def bad(tmp_path_factory):
 
 def test_the_suite_is_what_it_claims(bad):
     folder, expected, _ = bad
-    assert len(expected) == 29
+    assert len(expected) == 30
     assert sum(v == "ok" for v in expected.values()) == len(DOCUMENTED_OK)
     assert os.path.exists(folder / "fifo.mp4") and not (folder / "fifo.mp4").is_file()
 
