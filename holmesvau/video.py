@@ -11,8 +11,6 @@ PyAV reads the file (see `VideoReader`).
 
 from __future__ import annotations
 
-import math
-import stat
 import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -20,11 +18,21 @@ from pathlib import Path
 
 import numpy as np
 
+from holmesvau.video_probe import (  # noqa: F401 - VideoError, shown ... are this module's API too
+    MAX_FPS,
+    ContainerInfo,
+    VideoError,
+    broken_timing_fps,
+    check_file,
+    count_packets,
+    error_reason,
+    probe_container,
+    shown,
+    timing_consistent,
+    warn_once,
+)
+
 BACKENDS = ("auto", "decord", "pyav")
-
-
-class VideoError(RuntimeError):
-    """A video that cannot be read: the message names the file and what is wrong."""
 
 
 @dataclass
@@ -62,123 +70,6 @@ def _decord():
     return decord
 
 
-def shown(path: str | Path) -> str:
-    """A path as error messages show it: on one line and encodable. Control characters are escaped, and so are
-    the undecodable bytes of a non-UTF-8 name (Python keeps them as lone surrogates, which no UTF-8 writer takes)."""
-
-    def char(ch: str) -> str:
-        if ch.isprintable():
-            return ch
-        if 0xDC80 <= ord(ch) <= 0xDCFF:  # os.fsdecode's surrogateescape: byte 0x80..0xff
-            return f"\\x{ord(ch) - 0xDC00:02x}"
-        return ascii(ch)[1:-1]
-
-    return "".join(map(char, str(path)))
-
-
-def _reason(e: BaseException) -> str:
-    """An exception as one line for a message that already names the file (FFmpeg's errors repeat the path)."""
-    lines = str(e).strip().splitlines()
-    text = getattr(e, "strerror", None) or (lines[-1] if lines else "")
-    return shown(f"{type(e).__name__}: {text}" if text else type(e).__name__)
-
-
-def _check_file(path: Path) -> None:
-    """Refuse what is not a readable regular file before any decoder sees it (a FIFO would block it forever)."""
-    try:
-        st = path.stat()
-    except FileNotFoundError:
-        kind = "dangling symbolic link" if path.is_symlink() else "no such file"
-        raise VideoError(f"{shown(path)}: {kind}") from None
-    except OSError as e:  # a symlink loop, a path through a file, no permission on a folder ...
-        raise VideoError(f"{shown(path)}: cannot access it ({e.strerror})") from None
-    if stat.S_ISDIR(st.st_mode):
-        raise VideoError(f"{shown(path)}: is a folder, not a video file")
-    if not stat.S_ISREG(st.st_mode):
-        kind = "FIFO" if stat.S_ISFIFO(st.st_mode) else "socket" if stat.S_ISSOCK(st.st_mode) else "device"
-        raise VideoError(f"{shown(path)}: not a regular file ({kind})")
-    if st.st_size == 0:
-        raise VideoError(f"{shown(path)}: empty file (0 bytes)")
-    try:
-        with open(path, "rb") as f:
-            f.read(1)
-    except OSError as e:
-        raise VideoError(f"{shown(path)}: cannot read it ({e.strerror})") from None
-
-
-@dataclass
-class _Container:
-    """What the container says about its first video stream, read without decoding."""
-
-    frames: int  # the index's sample count (mp4), else the number of packets
-    fps: float  # the stream's average rate (the header's rate for raw streams without durations)
-    duration_s: float  # the stream's duration, else the container's; 0 when unknown
-    width: int
-    height: int
-
-
-def timing_consistent(frames: int, fps: float, duration_s: float) -> bool:
-    """Do `frames` frames at `fps` fill `duration_s` (within 20 %, or two frames of a short clip)?
-
-    A zero media timescale or zero frame durations leave a rate that does not (1/512 fps or 15 fps for
-    120 frames over 4 s); a file that gives no duration has nothing to check against.
-    """
-    if not (fps > 0 and math.isfinite(fps)):
-        return False
-    if frames <= 2 or not duration_s > 0:
-        return True
-    return abs(frames / (fps * duration_s) - 1) <= max(0.2, 2 / frames)
-
-
-def _count_packets(container, stream) -> tuple[int, float]:
-    """(video packets, seconds from the first timestamp to the end of the last packet; 0 without timestamps)."""
-    count, first, end = 0, None, None
-    for packet in container.demux(stream):
-        if not packet.size:
-            continue
-        count += 1
-        if packet.pts is not None:
-            first = packet.pts if first is None else min(first, packet.pts)
-            stop = packet.pts + (packet.duration or 0)
-            end = stop if end is None else max(end, stop)
-    if first is None or end <= first or not stream.time_base:
-        return count, 0.0
-    return count, float((end - first) * stream.time_base)
-
-
-def _pyav_probe(path: Path) -> _Container:
-    """Frame count (index or packets), fps, duration and size, no decoding; raises VideoError if unreadable."""
-    import av  # leave av.logging alone: its default (None) is silent and lock-free; a level adds a GIL callback
-
-    try:
-        with av.open(str(path)) as container:
-            if container.format.name.endswith("_pipe") or container.format.name == "image2":
-                raise VideoError(f"{shown(path)}: a still image ({container.format.name}), not a video")
-            if not container.streams.video:
-                raise VideoError(f"{shown(path)}: no video stream")
-            stream = container.streams.video[0]
-            width, height = stream.codec_context.width, stream.codec_context.height
-            frames, duration = int(stream.frames or 0), 0.0
-            if stream.duration and stream.time_base:
-                duration = float(stream.duration * stream.time_base)
-            if frames <= 0:  # containers without a frame index (mkv, webm, raw): count packets, no decoding
-                frames, span = _count_packets(container, stream)
-                duration = duration or span  # the video's own span: the container's may be a longer audio's
-            if not duration and container.duration:
-                duration = float(container.duration) / 1e6
-            # a raw stream (no durations) has only its header's rate: average_rate there is FFmpeg's 25 default
-            rates = (stream.average_rate, stream.guessed_rate)
-            rate = next((r for r in (rates if duration > 0 else rates[::-1]) if r), None)
-            fps = float(rate) if rate else 0.0
-    except VideoError:
-        raise
-    except Exception as e:
-        raise VideoError(f"{shown(path)}: cannot open as a video ({_reason(e)})") from e
-    if width <= 0 or height <= 0 or frames <= 0:
-        raise VideoError(f"{shown(path)}: video stream has no frames or no size")
-    return _Container(frames, fps, duration, width, height)
-
-
 class VideoReader:
     """Frames of one video. `with VideoReader(path) as r: r.get_frames([0, 16, 32])`.
 
@@ -191,10 +82,10 @@ class VideoReader:
         self.path = Path(path)
         self.num_threads = int(num_threads)
         self._av_options: dict[str, str] = {}
-        _check_file(self.path)
-        c = _pyav_probe(self.path)
+        check_file(self.path)
+        c = probe_container(self.path)
         frames, fps = c.frames, c.fps
-        if not timing_consistent(c.frames, c.fps, c.duration_s):
+        if not timing_consistent(c.frames, c.fps, c.duration_s) or c.fps > MAX_FPS:
             fps = self._container_timing(c, backend)
         self._vr = None
         used = "pyav"
@@ -206,19 +97,21 @@ class VideoReader:
         duration_s = frames / fps if fps > 0 else c.duration_s
         self.info = VideoInfo(str(self.path), frames, fps, duration_s, c.width, c.height, used)
 
-    def _container_timing(self, c: _Container, backend: str) -> float:
-        """fps from the container's count over its duration, for broken timestamps (a zero media timescale,
-        zero frame durations): decoders that index frames by time (decord) see one frame there, or a rate that
-        puts frame 113 of a 4 s clip at 452 s. PyAV then reads in decoding order, ignoring the edit list (one
-        in a broken timescale hides every frame but the first)."""
+    def _container_timing(self, c: ContainerInfo, backend: str) -> float:
+        """The frame rate of a file whose timestamps contradict its own count and duration (a zero media
+        timescale, zero frame durations, all timestamps 0): decoders that index frames by time (decord) see
+        one frame there, or a rate that puts frame 113 of a 4 s clip at 452 s. PyAV then reads in decoding
+        order, ignoring the edit list (one in a broken timescale hides every frame but the first)."""
         name = shown(self.path)
-        if not c.duration_s > 0:
-            raise VideoError(f"{name}: broken timing: {c.fps:g} fps and no duration to tell the frame rate")
-        fps = c.frames / c.duration_s
-        warnings.warn(
-            f"{name}: broken timestamps ({c.fps:g} fps claimed); using the container's timing: "
-            f"{c.frames} frames over {c.duration_s:g} s = {fps:g} fps",
-            stacklevel=3,
+        fps, how = broken_timing_fps(c.frames, c.duration_s, (c.header_fps, c.fps))
+        if fps is None:
+            raise VideoError(
+                f"{name}: broken timestamps: {c.frames} frames, {c.duration_s:g} s, {c.fps:g} fps claimed: "
+                "cannot tell its frame rate"
+            )
+        warn_once(
+            f"{name}: broken timestamps ({c.frames} frames in {c.duration_s:g} s at a claimed {c.fps:g} fps): "
+            f"read as {c.frames} frames at {fps:g} fps ({how})"
         )
         if backend == "decord":
             raise VideoError(f"{name}: broken timestamps ({c.fps:g} fps claimed): decord cannot index it")
@@ -236,9 +129,9 @@ class VideoReader:
 
         try:
             with av.open(str(self.path), options=self._av_options) as container:
-                return _count_packets(container, container.streams.video[0])[0]
+                return count_packets(container, container.streams.video[0])[0]
         except Exception as e:
-            raise VideoError(f"{shown(self.path)}: cannot read its packets ({_reason(e)})") from e
+            raise VideoError(f"{shown(self.path)}: cannot read its packets ({error_reason(e)})") from e
 
     def _open_decord(self, backend: str, frames: int, fps: float):
         """decord's reader, or None (PyAV then) when it is missing, fails, or disagrees with the container."""
@@ -253,14 +146,14 @@ class VideoReader:
             n, rate = len(vr), float(vr.get_avg_fps())
         except Exception as e:
             if backend == "decord":
-                raise VideoError(f"{name}: decord cannot open it ({_reason(e)})") from e
+                raise VideoError(f"{name}: decord cannot open it ({error_reason(e)})") from e
             return None
         if abs(n - frames) <= max(2, frames // 100) and rate > 0 and abs(rate / fps - 1) <= 0.05:
             return vr
         why = f"decord reads {n} frames at {rate:g} fps, the container has {frames} at {fps:g} fps"
         if backend == "decord":
             raise VideoError(f"{name}: {why}")
-        warnings.warn(f"{name}: {why}; reading it with PyAV", stacklevel=3)
+        warn_once(f"{name}: {why}; reading it with PyAV")
         return None
 
     @property
@@ -337,7 +230,7 @@ class VideoReader:
                 frames = self._vr.get_batch(chunk.tolist()).asnumpy()
             except Exception as e:
                 raise VideoError(
-                    f"{shown(self.path)}: decoding failed near frame {int(chunk[0])} ({_reason(e)})"
+                    f"{shown(self.path)}: decoding failed near frame {int(chunk[0])} ({error_reason(e)})"
                 ) from e
             yield chunk, frames
 
@@ -375,7 +268,7 @@ class VideoReader:
             raise
         except Exception as e:
             raise VideoError(
-                f"{shown(self.path)}: decoding failed near frame {pos + 1} ({_reason(e)})"
+                f"{shown(self.path)}: decoding failed near frame {pos + 1} ({error_reason(e)})"
             ) from e
         missing = wanted[k:]
         if missing.size:

@@ -83,6 +83,19 @@ def set_frame_durations(data: bytes, value: int) -> bytes:
     return bytes(out)
 
 
+def set_declared_size(data: bytes, width: int, height: int) -> bytes:
+    """The size the container declares := width x height: in the first sample entry of `stsd` (16-bit fields
+    24 bytes into the entry's payload) and in `tkhd` (16.16 fixed point, its last 8 bytes). The coded stream
+    keeps its own size."""
+    out = bytearray(data)
+    pos, header, _ = find_box(data, b"stsd")[0]
+    at = pos + header + 8 + 8 + 24  # version/flags + entry_count, the entry's size + type, then 24 bytes
+    out[at : at + 4] = struct.pack(">HH", width, height)
+    pos, _, size = find_box(data, b"tkhd")[0]
+    out[pos + size - 8 : pos + size] = struct.pack(">II", width << 16, height << 16)
+    return bytes(out)
+
+
 def moov_at_end(data: bytes) -> bool:
     kinds = [path[0] for path, *_ in boxes(data) if len(path) == 1]
     return kinds.index(b"moov") > kinds.index(b"mdat")
@@ -99,8 +112,10 @@ def faststart(src: Path, dst: Path) -> Path:
 DOCUMENTED_OK = {
     "zero_timescale.mp4": "timing taken from the container (frames over its duration)",
     "zero_durations.mp4": "timing taken from the container (frames over its duration)",
+    "zero_timestamps.mkv": "all timestamps 0, the duration with them: the codec header's rate",
     "raw_stream.h264": "no container: the rate in the stream header (25 fps if none)",
     "one_frame.mp4": "uniform sampling repeats the only frame, as the original does",
+    "declared_0x0.mp4": "the size comes from the coded stream, not the container's declaration",
     "odd_size_161x121.mp4": "any size: one 448 px tile per frame",
     "very_wide_2048x16.mp4": "any aspect: one 448 px tile per frame",
     "html_<img src=x onerror=alert(1)>_&amp;.mp4": "a name is only a name (escaped wherever it is shown)",
@@ -128,6 +143,8 @@ def make_bad_inputs(folder: Path, clip_seconds: float = 1.0) -> dict[str, str]:
         "zero_durations.mp4": set_frame_durations(data, 0),
         "ftyp_only.mp4": data[:32],
         "corrupt_payload.mp4": _corrupt_payload(data, rng),
+        "declared_0x0.mp4": set_declared_size(data, 0, 0),
+        "timescale_1e9.mp4": set_timescale(data, 10**9),  # 1.95 million fps, nothing to correct it: refused
     }
     files["html_<img src=x onerror=alert(1)>_&amp;.mp4"] = data
     files[os.fsdecode(b"non_utf8_ok_\xff.mp4")] = data
@@ -148,6 +165,7 @@ def make_bad_inputs(folder: Path, clip_seconds: float = 1.0) -> dict[str, str]:
         "h264",
         str(folder / "raw_stream.h264"),
     )
+    ffmpeg("-i", str(good), "-c", "copy", "-bsf:v", "setts=ts=0", str(folder / "zero_timestamps.mkv"))
     testsrc_video(folder / "one_frame.mp4", 1.0, "160x120", 30, "yuv420p", "-frames:v", "1")
     testsrc_video(folder / "odd_size_161x121.mp4", clip_seconds, "161x121", 30, "yuv444p")
     testsrc_video(folder / "very_wide_2048x16.mp4", clip_seconds, "2048x16")

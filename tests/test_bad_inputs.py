@@ -1,4 +1,4 @@
-"""29 bad or odd inputs (tests/bad_videos.py) through inference.py, tools/predict.py and tools/extract_features.py.
+"""32 bad or odd inputs (tests/bad_videos.py) through inference.py, tools/predict.py and tools/extract_features.py.
 
 Each input is either refused -- one line naming the file, a non-zero exit (inference; extract_features when every
 video failed) or a failed row (predict, extract_features), no traceback, no hang, no output file -- or read as the
@@ -43,7 +43,7 @@ def bad(tmp_path_factory):
 
 def test_the_suite_is_what_it_claims(bad):
     folder, expected, _ = bad
-    assert len(expected) == 29
+    assert len(expected) == 32
     assert sum(v == "ok" for v in expected.values()) == len(DOCUMENTED_OK)
     assert os.path.exists(folder / "fifo.mp4") and not (folder / "fifo.mp4").is_file()
 
@@ -86,10 +86,11 @@ def test_predict_records_a_failed_row_per_bad_input(bad, tiny_model_dir, tmp_pat
     written = {p.name for p in scores.iterdir() if p.is_file()}
     assert len(written) == len(DOCUMENTED_OK)  # a score file for each readable video, none for the others
     assert not list(scores.glob(".partial/*"))
-    for name in ("zero_timescale", "zero_durations"):  # 1 s at 30 fps, whatever the broken timestamps say
+    for name in ("zero_timescale", "zero_durations", "zero_timestamps"):  # 1 s at 30 fps, whatever they say
         with np.load(scores / f"{name}.npz") as z:
             assert (int(z["n_frames"]), float(z["fps"]), z["scores"].shape) == (30, 30.0, (8,)), name
-        assert len(set(rows[f"{name}.mp4"]["frame_indices"])) == 4, rows[f"{name}.mp4"]
+        row = rows[f"{name}.mkv" if name == "zero_timestamps" else f"{name}.mp4"]
+        assert len(set(row["frame_indices"])) == 4, row
 
 
 def test_extract_features_fails_each_bad_input_and_writes_no_partial_file(bad, tiny_model_dir, tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 
 import numpy as np
 import pytest
@@ -11,6 +12,7 @@ from holmesvau.testing.synthetic import make_video, synthetic_frame
 from holmesvau.video import (
     VideoError,
     VideoReader,
+    broken_timing_fps,
     dense_indices,
     probe,
     read_frames,
@@ -138,6 +140,14 @@ def test_bad_inputs_raise_video_error_naming_the_file(shared, tmp_path, backend)
 # -- broken timing: decord and PyAV disagree; the container's own count and duration decide --------------------
 
 
+@pytest.fixture(autouse=True)
+def _warn_every_time(monkeypatch):
+    """holmesvau.video warns once per file and process; each test here expects its own warning."""
+    import holmesvau.video_probe
+
+    monkeypatch.setattr(holmesvau.video_probe, "_WARNED", set())
+
+
 @pytest.fixture(scope="module")
 def broken_timing(tmp_path_factory):
     """A 120-frame 30 fps clip (4 s, frames identifiable) and two patched copies (see tests/bad_videos.py)."""
@@ -161,13 +171,15 @@ def test_broken_timing_reads_every_frame_at_the_container_rate(broken_timing, na
     # before: zero timescale -> decord saw 1 frame at 1/512 fps (12 copies of frame 0); zero durations ->
     # 0.25 fps (decord) / 14.9 fps (PyAV), so frame 113 was put at 452 s of a 4 s clip
     path = broken_timing / name
-    with pytest.warns(UserWarning, match="broken timestamps.*120 frames over 4 s = 30 fps"):
+    with pytest.warns(UserWarning, match="broken timestamps.*read as 120 frames at 30 fps"):
         info = probe(path, backend=backend)
     assert (info.num_frames, info.fps, info.duration_s, info.backend) == (120, 30.0, 4.0, "pyav")
     picks = uniform_indices(info.num_frames, 12)
     assert max(picks) / info.fps < 4.0
-    with pytest.warns(UserWarning):
+    with warnings.catch_warnings(record=True) as again:
+        warnings.simplefilter("always")
         frames = read_frames(path, picks, backend=backend)
+    assert again == []  # once per file: a question opens it three times
     assert [_closest_frame(f, 120) for f in frames] == picks  # the frames asked for, not frame 0 again
 
 
@@ -222,6 +234,43 @@ def test_decord_agreeing_within_an_edit_list_frame_is_used(broken_timing, monkey
     assert (info.num_frames, info.backend) == (119, "decord")  # never index past either reader's end
 
 
+@pytest.mark.parametrize("ext", ["mkv", "mp4"])
+def test_muxed_with_all_timestamps_zero_reads_at_the_header_rate(tmp_path, ext):
+    # the duration collapses with the timestamps (33 ms for 120 frames): the codec header's 30 fps is left
+    from bad_videos import ffmpeg
+
+    src = make_video(tmp_path / "good.mp4", 120, fps=30)
+    path = tmp_path / f"zero_timestamps.{ext}"
+    ffmpeg("-i", str(src), "-c", "copy", "-bsf:v", "setts=ts=0", str(path))
+    with pytest.warns(UserWarning, match="read as 120 frames at 30 fps .the stream header's rate"):
+        info = probe(path)
+    assert (info.num_frames, info.fps, info.duration_s, info.backend) == (120, 30.0, 4.0, "pyav")
+    picks = [0, 57, 119]
+    assert [_closest_frame(f, 120) for f in read_frames(path, picks)] == picks
+
+
+def test_a_rate_no_camera_has_with_nothing_to_correct_it_is_refused(broken_timing, tmp_path):
+    from bad_videos import set_timescale
+
+    path = tmp_path / "timescale_1e9.mp4"  # 120 frames in 61 us: 1.95 million fps, the header says the same
+    path.write_bytes(set_timescale((broken_timing / "good.mp4").read_bytes(), 10**9))
+    with pytest.raises(
+        VideoError, match=r"timescale_1e9\.mp4: broken timestamps: .*cannot tell its frame rate"
+    ):
+        probe(path)
+
+
+def test_broken_timing_rate_choice():
+    assert broken_timing_fps(120, 4.0, (30.0, 14.9)) == (
+        30.0,
+        "the stream header's rate, which fits the duration",
+    )
+    assert broken_timing_fps(120, 4.0, (1 / 512, 1 / 512)) == (30.0, "120 frames over the container's 4 s")
+    assert broken_timing_fps(120, 0.033, (30.0, 30.0))[0] == 30.0  # duration collapsed: the header's rate
+    assert broken_timing_fps(120, 0.0, (25.0, 0.0))[0] == 25.0
+    assert broken_timing_fps(120, 6e-5, (2e6, 2e6)) == (None, "")  # nothing plausible: refused
+
+
 def test_timing_consistency_rule():
     assert timing_consistent(120, 30.0, 4.0) and timing_consistent(411, 30.067, 13.669)  # CFR, VFR
     assert timing_consistent(120, 25.0, 0.0)  # no duration (raw stream): nothing to check against
@@ -243,8 +292,6 @@ def test_error_names_are_one_printable_line():
 def test_audio_longer_than_the_video_is_not_broken_timing(tmp_path, ext, audio):
     # mkv/webm have no frame index: the container's duration there is the 10 s audio's, the video's own packets
     # say 4 s; taking the container's would have read 120 frames as 12 fps
-    import warnings
-
     from bad_videos import ffmpeg
 
     path = tmp_path / f"long_audio.{ext}"
