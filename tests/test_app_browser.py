@@ -90,7 +90,7 @@ def _run(page, url: str, video: Path, mode: str = "Answer the prompt") -> None:
     page.goto(url)
     page.wait_for_selector("#run")
     page.set_input_files("#upload input[type=file]", str(video))
-    page.wait_for_selector(f"#upload :text('{video.name}')", timeout=20_000)
+    page.wait_for_selector(f"#upload :text('{video.name}')", timeout=60_000)  # slow under load
     page.fill("#frames input[type=number]", "4")
     page.press("#frames input[type=number]", "Enter")
     page.get_by_label(mode).check()

@@ -33,11 +33,10 @@ def media(tmp_path_factory):
     )
 
 
-@pytest.mark.parametrize("planted", [False, True], ids=["random-scorer", "planted-scorer"])
-def test_cli_writes_json_and_plot(tiny_model_dir, tiny_lm, media, tmp_path, planted):
-    video, scorer = media
-    if planted:  # a scorer whose curve is high on the bright stretch (tiny_lm is the model of tiny_model_dir)
-        scorer = make_planted_scorer(tiny_lm, tmp_path / "planted.pth")
+def test_cli_writes_json_and_plot(tiny_model_dir, tiny_lm, media, tmp_path):
+    video, _ = media
+    # a scorer whose curve is high on the bright stretch (tiny_lm is the model of tiny_model_dir)
+    scorer = make_planted_scorer(tiny_lm, tmp_path / "planted.pth")
     cmd = [
         sys.executable, "inference.py", "--video", str(video), "--prompt", "What happens?",
         "--model", str(tiny_model_dir), "--scorer", str(scorer), "--select-frames", "4", "--dense-stride", "8",
@@ -53,11 +52,10 @@ def test_cli_writes_json_and_plot(tiny_model_dir, tiny_lm, media, tmp_path, plan
     assert result["frame_indices"] == expected_ats_frames(result, 4)
     assert result["answer"] in proc.stdout
     assert (tmp_path / "curve.png").stat().st_size > 1000
-    if planted:
-        inside = [BRIGHT[0] <= i < BRIGHT[1] for i in result["dense_frame_indices"]]
-        assert [s > 0.9 for s in result["dense_scores"]] == inside, result["dense_scores"]  # the plant worked
-        # 3 of 4 frames on the stretch (25% of the video; uniform sampling puts 1 there: [9, 29, 49, 68])
-        assert sum(BRIGHT[0] <= i < BRIGHT[1] for i in result["frame_indices"]) == 3, result["frame_indices"]
+    inside = [BRIGHT[0] <= i < BRIGHT[1] for i in result["dense_frame_indices"]]
+    assert [s > 0.9 for s in result["dense_scores"]] == inside, result["dense_scores"]  # the plant worked
+    # 3 of 4 frames on the stretch (25% of the video; uniform sampling puts 1 there: [9, 29, 49, 68])
+    assert sum(BRIGHT[0] <= i < BRIGHT[1] for i in result["frame_indices"]) == 3, result["frame_indices"]
 
 
 def test_cli_frame_indices_need_no_scorer(tiny_model_dir, media, tmp_path):
