@@ -289,7 +289,7 @@ def main(argv: list[str] | None = None) -> dict:
         "--full-size", action="store_true", help="InternVL2-2B shapes, random weights (for a GPU)"
     )
     ap.add_argument("--model", default=None, help="a model folder instead of the tiny random one")
-    ap.add_argument("--rows", type=int, default=None, help="default 24 on the CPU, 64 on a GPU")
+    ap.add_argument("--rows", type=int, default=None, help="default 24 on the CPU, 32 on a GPU")
     ap.add_argument("--batch-size", type=int, default=None, help="default 4 on the CPU, 16 on a GPU")
     ap.add_argument("--max-new-tokens", type=int, default=None, help="default 16 on the CPU, 128 on a GPU")
     ap.add_argument("--frames", type=int, default=12)
@@ -315,7 +315,7 @@ def main(argv: list[str] | None = None) -> dict:
             raise SystemExit(f"{p}: not found (set HOLMESVAU_SHARED or pass --videos / --instructions)")
     if args.threads:
         torch.set_num_threads(args.threads)
-    n_rows = args.rows or (64 if cuda else 24)
+    n_rows = args.rows or (32 if cuda else 24)
     batch = args.batch_size or default_batch_size(args.device)
     new_tokens = args.max_new_tokens or (128 if cuda else 16)
 

@@ -233,7 +233,8 @@ def _merge_leftover_shards(output: Path, order: list) -> None:
 def predict(vau, cfg: ReproduceConfig, run: dict[str, TaskData], rank: int = 0, world: int = 1) -> dict:
     """Reasoning answers (writing the video-level rows' dense scores), then the detection scores still missing.
     Returns {task: stats, "seconds": {...}}."""
-    from holmesvau.predict import drop_failed, dump_scores, predict_rows, shard, shard_path
+    from holmesvau.distributed import shard
+    from holmesvau.predict import drop_failed, dump_scores, predict_rows, shard_by_video, shard_path
 
     out, scores_dir = Path(cfg.output_dir), Path(cfg.output_dir) / "scores"
     stats: dict = {"seconds": {}}
@@ -241,7 +242,7 @@ def predict(vau, cfg: ReproduceConfig, run: dict[str, TaskData], rank: int = 0, 
     if "reasoning" in run:
         rows = run["reasoning"].rows
         output = out / "predictions.jsonl"
-        mine = shard(rows, rank, world)
+        mine = shard_by_video(rows, rank, world, Path(cfg.data_root) / "videos")  # whole videos per rank
         dest = shard_path(output, rank) if world > 1 else output
         if cfg.retry_failed:
             for p in {output, dest}:
