@@ -209,8 +209,10 @@ def test_http_stream_killed_and_restarted_reconnects_with_gap(shared, tiny_model
         wait_for(lambda: len(after()) >= 3, "scores after the gap", watcher, log)
         summary = sigterm_and_wait(watcher, log)
         assert summary["reconnections"] >= 1 and summary["gaps"] >= 1
-        assert gap["duration_s"] >= 2.0  # down for the 3 s the server was away (less the read timeout)
-        assert gap["end_s"] - gap["start_s"] == pytest.approx(gap["duration_s"], abs=0.5)
+        # from the loss being noticed to the new connection (how much of the 3 s the server was away shows depends
+        # on how much the watcher had buffered); stream time skips the gap's wall-clock length
+        assert gap["duration_s"] > 0 and gap["end_wall"] > gap["start_wall"]
+        assert gap["end_s"] - gap["start_s"] == pytest.approx(gap["duration_s"], abs=0.2)
         scores = [s for s in read_jsonl(out / "scores.jsonl") if s["type"] == "score"]
         ts = [s["t"] for s in scores]
         assert ts == sorted(ts) and len(set(ts)) == len(

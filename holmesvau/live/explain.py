@@ -77,7 +77,7 @@ class Explainer:
         self.thread.start()
 
     def pending(self) -> list[Path]:
-        return sorted(p for p in self.dir.iterdir() if p.suffix == ".npz")
+        return sorted(p for p in self.dir.iterdir() if p.suffix == ".npz" and not p.name.startswith("."))
 
     @property
     def backlog(self) -> int:
@@ -87,8 +87,9 @@ class Explainer:
     def submit(self, event: str, tiles: np.ndarray, meta: dict) -> None:
         """Hand over a closed event (scoring thread): written to disk, kept in memory if there is room."""
         path = self.dir / f"{event}.npz"
-        tmp = self.dir / f".{event}.tmp.npz"
-        np.savez(tmp, tiles=tiles, meta=np.array(json.dumps(meta)))
+        tmp = self.dir / f".{event}.part"  # hidden until complete: the worker lists only finished files
+        with open(tmp, "wb") as f:
+            np.savez(f, tiles=tiles, meta=np.array(json.dumps(meta)))
         os.replace(tmp, path)
         with self.lock:
             if len(self.memory) < self.max_in_memory:
