@@ -85,7 +85,12 @@ class VideoReader:
         check_file(self.path)
         c = probe_container(self.path)
         frames, fps = c.frames, c.fps
-        if not timing_consistent(c.frames, c.fps, c.duration_s) or c.fps > MAX_FPS:
+        broken = not timing_consistent(c.frames, c.fps, c.duration_s) or c.fps > MAX_FPS
+        if not broken and c.header_fps > 0 and not 0.5 <= c.fps / c.header_fps <= 2:
+            # the average rate and the header's disagree: fine for VFR, broken if no timestamp ever moves
+            # (all 0: 30 frames "in" one frame's 35 ms at 852 fps); only such files pay for this packet pass
+            broken = c.frames > 2 and not self._packets()[2]
+        if broken:
             fps = self._container_timing(c, backend)
         self._vr = None
         used = "pyav"
@@ -103,7 +108,16 @@ class VideoReader:
         one frame there, or a rate that puts frame 113 of a 4 s clip at 452 s. PyAV then reads in decoding
         order, ignoring the edit list (one in a broken timescale hides every frame but the first)."""
         name = shown(self.path)
-        fps, how = broken_timing_fps(c.frames, c.duration_s, (c.header_fps, c.fps))
+        if backend == "decord":
+            raise VideoError(f"{name}: broken timestamps ({c.fps:g} fps claimed): decord cannot index it")
+        self._av_options = {"ignore_editlist": "1"}
+        packets, _, timestamps_move = self._packets()  # no decoding
+        # the count is all that is left to trust: check it against the packets there are
+        if packets < c.frames - max(2, c.frames // 100):
+            raise VideoError(
+                f"{name}: truncated or corrupt: its index lists {c.frames} frames, it holds {packets}"
+            )
+        fps, how = broken_timing_fps(c.frames, c.duration_s, (c.header_fps,), timestamps_move)
         if fps is None:
             raise VideoError(
                 f"{name}: broken timestamps: {c.frames} frames, {c.duration_s:g} s, {c.fps:g} fps claimed: "
@@ -113,23 +127,14 @@ class VideoReader:
             f"{name}: broken timestamps ({c.frames} frames in {c.duration_s:g} s at a claimed {c.fps:g} fps): "
             f"read as {c.frames} frames at {fps:g} fps ({how})"
         )
-        if backend == "decord":
-            raise VideoError(f"{name}: broken timestamps ({c.fps:g} fps claimed): decord cannot index it")
-        self._av_options = {"ignore_editlist": "1"}
-        # the count is all that is left to trust: check it against the packets there are (no decoding)
-        packets = self._packets()
-        if packets < c.frames - max(2, c.frames // 100):
-            raise VideoError(
-                f"{name}: truncated or corrupt: its index lists {c.frames} frames, it holds {packets}"
-            )
         return fps
 
-    def _packets(self) -> int:
+    def _packets(self) -> tuple[int, float, bool]:
         import av
 
         try:
             with av.open(str(self.path), options=self._av_options) as container:
-                return count_packets(container, container.streams.video[0])[0]
+                return count_packets(container, container.streams.video[0])
         except Exception as e:
             raise VideoError(f"{shown(self.path)}: cannot read its packets ({error_reason(e)})") from e
 

@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+MAX_FPS = 1000.0  # a faster rate, or a duration that short for its frames, is broken timing, not a camera
+
 
 class VideoError(RuntimeError):
     """A video that cannot be read: the message names the file and what is wrong."""
@@ -86,33 +88,35 @@ def timing_consistent(frames: int, fps: float, duration_s: float) -> bool:
     return abs(frames / (fps * duration_s) - 1) <= max(0.2, 2 / frames)
 
 
-def count_packets(container, stream) -> tuple[int, float]:
-    """(video packets, seconds from the first timestamp to the end of the last packet; 0 without timestamps)."""
-    count, first, end = 0, None, None
+def count_packets(container, stream) -> tuple[int, float, bool]:
+    """(video packets, seconds from the first timestamp to the end of the last packet (0 without timestamps),
+    whether the timestamps move like a camera's: ones that stay (nearly) equal, e.g. all 0 and re-muxed one
+    tick apart, say nothing about time)."""
+    count, first, last, end = 0, None, None, None
     for packet in container.demux(stream):
         if not packet.size:
             continue
         count += 1
         if packet.pts is not None:
             first = packet.pts if first is None else min(first, packet.pts)
+            last = packet.pts if last is None else max(last, packet.pts)
             stop = packet.pts + (packet.duration or 0)
             end = stop if end is None else max(end, stop)
     if first is None or end <= first or not stream.time_base:
-        return count, 0.0
-    return count, float((end - first) * stream.time_base)
-
-
-MAX_FPS = 1000.0  # a faster rate, or a duration that short for its frames, is broken timing, not a camera
+        return count, 0.0, False
+    moves = float((last - first) * stream.time_base) >= (count - 1) / MAX_FPS
+    return count, float((end - first) * stream.time_base), moves
 
 
 def broken_timing_fps(
-    frames: int, duration_s: float, header_rates: Sequence[float]
+    frames: int, duration_s: float, header_rates: Sequence[float], timestamps_move: bool = True
 ) -> tuple[float | None, str]:
     """(fps, why) for a file whose claimed rate does not fit its count and duration: a header rate that fits
-    them; else the count over the duration (a zero timescale leaves the duration right); else, when the
-    duration collapsed too (all timestamps equal), the header's rate; None when nothing is plausible."""
+    them; else, when the timestamps move (a zero timescale leaves the duration right), the count over the
+    duration; else (all timestamps equal: the duration collapsed with them) the header's rate; None when
+    nothing is plausible."""
     rates = [r for r in header_rates if 0 < r <= MAX_FPS]
-    if duration_s > 0:
+    if duration_s > 0 and timestamps_move:
         fitting = [r for r in rates if timing_consistent(frames, r, duration_s)]
         if fitting:
             return fitting[0], "the stream header's rate, which fits the duration"
@@ -139,7 +143,7 @@ def probe_container(path: Path) -> ContainerInfo:
             if stream.duration and stream.time_base:
                 duration = float(stream.duration * stream.time_base)
             if frames <= 0:  # containers without a frame index (mkv, webm, raw): count packets, no decoding
-                frames, span = count_packets(container, stream)
+                frames, span, _ = count_packets(container, stream)
                 duration = duration or span  # the video's own span: the container's may be a longer audio's
             if not duration and container.duration:
                 duration = float(container.duration) / 1e6
