@@ -4,9 +4,11 @@ the banded fixed attention, memory linear in the length, strict checkpoint loadi
 from __future__ import annotations
 
 import math
+import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 import torch
@@ -153,7 +155,9 @@ def test_scoring_memory_is_linear_in_length(checkpoint):
             scores = scorer(x)
         print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024, float(scores.std()))
     """)
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    repo = str(Path(__file__).resolve().parents[1])  # this checkout's package, in the child too
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([repo, os.environ.get("PYTHONPATH", "")])}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
     growth_mb, spread = map(float, out.stdout.split())
     assert spread > 0.01
     assert growth_mb < 500, f"scoring 8,000 snippets took {growth_mb:.0f} MB more"
