@@ -222,7 +222,15 @@ def run_batched(lm, rows, plans, max_new_tokens: int, batch_size: int, chunk: in
     return outs
 
 
-def report_counts(lm, counter: Counter, video: Path, new_tokens: int, workdir: Path, replay: bool) -> dict:
+def report_counts(
+    lm,
+    counter: Counter,
+    video: Path,
+    new_tokens: int,
+    workdir: Path,
+    replay: bool,
+    clip_frames: int | None = None,
+) -> dict:
     """A hierarchical report on `video`: ViT tiles and generation loops of the batched report (hook-counted), and
     before: one generate per question, each re-encoding its frames (counted from the report's questions, or
     measured by replaying them through `chat()` with `replay`). Random weights give a meaningless curve, so the
@@ -246,7 +254,10 @@ def report_counts(lm, counter: Counter, video: Path, new_tokens: int, workdir: P
     dense = DenseScores(dense.frame_indices, planted, dense.info, dense.stride, dense.timings)
     counter.reset()
     t = time.perf_counter()
-    data = build_report(vau, video, ReportConfig(max_new_tokens=new_tokens), progress=False, dense=dense).data
+    cfg = ReportConfig(max_new_tokens=new_tokens)
+    if clip_frames:
+        cfg.clip_frames = clip_frames
+    data = build_report(vau, video, cfg, progress=False, dense=dense).data
     after = {**counter.snapshot(), "s": round(time.perf_counter() - t, 3)}
     questions = [(data["video_sampling"]["frame_indices"], TASK_PROMPTS[k]) for k in TASKS]
     for ev in data["events"]:
@@ -254,6 +265,7 @@ def report_counts(lm, counter: Counter, video: Path, new_tokens: int, workdir: P
         questions += [(c["frame_indices"], CLIP_CAPTION_PROMPT) for c in ev["clips"]]
     out = {
         "report_events": len(data["events"]),
+        "report_clip_frames": cfg.clip_frames,
         "report_questions": len(questions),
         "report_generate_calls_before": len(questions),
         "report_vit_tiles_before": sum(len(idx) for idx, _ in questions),
@@ -298,6 +310,9 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--seed", type=int, default=0, help="which source-video groups are drawn")
     ap.add_argument("--no-report", action="store_true", help="skip the report on robbery.mp4")
     ap.add_argument("--report-replay", action="store_true", help="measure the report's serial path too")
+    ap.add_argument(
+        "--report-clip-frames", type=int, default=None, help="frames per clip caption (default 8)"
+    )
     ap.add_argument("--videos", type=Path, default=SHARED / "videos")
     ap.add_argument(
         "--instructions",
@@ -393,7 +408,15 @@ def main(argv: list[str] | None = None) -> dict:
     result["transformers"] = transformers.__version__
     if not args.no_report:
         result.update(
-            report_counts(lm, counter, args.videos / CLIPS[0], new_tokens, workdir, args.report_replay)
+            report_counts(
+                lm,
+                counter,
+                args.videos / CLIPS[0],
+                new_tokens,
+                workdir,
+                args.report_replay,
+                args.report_clip_frames,
+            )
         )
     print(json.dumps(result))
     return result
