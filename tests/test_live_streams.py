@@ -151,6 +151,7 @@ def check_event_lines(out: Path, reason: str) -> list[dict]:
     return events
 
 
+@pytest.mark.slow  # ~20 s unloaded: a watch.py process (torch import, tiny model) on a real-time stream
 def test_udp_stream_events_webhook_and_sigterm(shared, tiny_model_dir, tiny_scorer, tmp_path):
     clip = shared("videos/car_accident.mp4")
     port = free_port(socket.SOCK_DGRAM)
@@ -184,6 +185,7 @@ def test_udp_stream_events_webhook_and_sigterm(shared, tiny_model_dir, tiny_scor
         receiver.close()
 
 
+@pytest.mark.slow  # ~25 s unloaded: a watch.py process on a real-time stream that is down for 3 s
 def test_http_stream_killed_and_restarted_reconnects_with_gap(shared, tiny_model_dir, tiny_scorer, tmp_path):
     clip = shared("videos/car_accident.mp4")
     port = free_port()
