@@ -25,8 +25,10 @@ def atomic_target(path: str | Path) -> Iterator[Path]:
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:
+    """UTF-8; what UTF-8 cannot encode (the lone surrogates Python makes of a non-UTF-8 file name) is written as
+    a backslash escape instead of failing half-way through a set of outputs."""
     with atomic_target(path) as tmp:
-        tmp.write_text(text, encoding="utf-8")
+        tmp.write_text(text, encoding="utf-8", errors="backslashreplace")
     return Path(path)
 
 
