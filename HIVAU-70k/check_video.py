@@ -12,13 +12,13 @@ Lists the missing and broken videos (paths relative to ROOT/videos) and exits wi
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 from holmesvau.data.check import CheckReport, check_videos
 from holmesvau.data.layout import DATASETS, SPLITS, instruction_file
 from holmesvau.data.sources import no_sources_message, scan_sources
+from holmesvau.files import atomic_write_json
 
 HERE = Path(__file__).resolve().parent
 
@@ -48,6 +48,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-progress", action="store_true")
     args = ap.parse_args(argv)
 
+    if args.json_out and Path(args.json_out).is_dir():
+        print(f"error: --json {args.json_out} is a folder; name a file", file=sys.stderr)
+        return 2
     # (splits, datasets) to check together; the default: what the source videos present allow
     groups = [(args.split, args.dataset)]
     if args.instructions is None and not (args.split and args.dataset):
@@ -91,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     for line in report.malformed_lines:
         print(f"malformed instruction line: {line}", file=sys.stderr)
     if args.json_out:
-        Path(args.json_out).write_text(json.dumps(report.to_json(), indent=2), encoding="utf-8")
+        atomic_write_json(args.json_out, report.to_json())  # a kill leaves the previous report, not half
     print(
         f"{report.checked} videos checked: {report.ok} ok, {len(report.missing)} missing, {len(report.broken)} broken",
         file=sys.stderr,

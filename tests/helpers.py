@@ -109,3 +109,22 @@ def make_planted_scorer(lm, path, seed: int = 0):
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save(state, path)
     return path
+
+
+def tagged_processes(token: str) -> dict[int, str]:
+    """Live processes (pid -> command line) whose environment has HOLMESVAU_TEST_RUN=`token`: all a run started
+    (Linux: reads /proc)."""
+    found = {}
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            if (d / "stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
+                continue  # a zombie waits to be reaped: it runs nothing
+            if f"HOLMESVAU_TEST_RUN={token}".encode() in (d / "environ").read_bytes().split(b"\0"):
+                found[int(d.name)] = (
+                    (d / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+                )
+        except (OSError, IndexError):
+            continue
+    return found

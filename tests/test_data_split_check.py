@@ -20,6 +20,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+from helpers import tagged_processes as _tagged
 
 from holmesvau.data.annotations import load_raw_database, parse_segment_name
 from holmesvau.data.instructions import read_instructions
@@ -220,24 +221,6 @@ def test_clear_errors_for_missing_inputs(root):
     assert "xd_database_test.json" in res.stderr and "Traceback" not in res.stderr
     res = run(CHECK, root, "--split", "train")
     assert res.returncode == 2 and "merge_instruction_train_final.jsonl" in res.stderr
-
-
-def _tagged(token: str) -> dict[int, str]:
-    """Live processes (pid -> command line) whose environment carries `token`: everything a run started."""
-    found = {}
-    for d in Path("/proc").iterdir():
-        if not d.name.isdigit():
-            continue
-        try:
-            if (d / "stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
-                continue  # a zombie waits to be reaped: it runs nothing
-            if f"HOLMESVAU_TEST_RUN={token}".encode() in (d / "environ").read_bytes().split(b"\0"):
-                found[int(d.name)] = (
-                    (d / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-                )
-        except (OSError, IndexError):
-            continue
-    return found
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")

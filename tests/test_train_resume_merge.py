@@ -12,12 +12,11 @@ import torch
 from safetensors.torch import load_file
 from transformers import TrainerCallback
 
+from internvl_chat.merge import MergeError, merge_lora
 from internvl_chat.toy import make_toy_data
 from internvl_chat.train import main as train_main
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tools"))
-import merge_lora  # noqa: E402
 
 
 def train_args(meta, model, out, steps, *extra):
@@ -85,7 +84,7 @@ def test_lora_targets_only_language_model(runs):
     assert suffixes == {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}
     cfg = json.loads((runs["full"] / "adapter_config.json").read_text())
     assert cfg["r"] == 64 and cfg["lora_alpha"] == 128 and cfg["lora_dropout"] == 0.05
-    assert cfg["base_model_name_or_path"] == str(runs["model"])  # as given, for merge_lora.py
+    assert cfg["base_model_name_or_path"] == str(runs["model"])  # as given, for merge_lora
 
 
 def test_merge_equals_adapter_and_chats(runs, tmp_path):
@@ -99,7 +98,7 @@ def test_merge_equals_adapter_and_chats(runs, tmp_path):
     from internvl_chat.dataset import VideoSFTDataset
 
     merged_dir = tmp_path / "merged"
-    summary = merge_lora.main([str(runs["full"]), str(merged_dir)])
+    summary = merge_lora(runs["full"], merged_dir)
     assert summary["adapter"].endswith("checkpoint-4")
     lm = load_model(merged_dir, device="cpu")
     base = InternVLForConditionalGeneration.from_pretrained(str(runs["model"]), dtype=torch.float32)
@@ -139,9 +138,9 @@ def test_merge_equals_adapter_and_chats(runs, tmp_path):
     (moved / "adapter_config.json").write_text(
         json.dumps({**cfg, "base_model_name_or_path": "gone/nowhere/model"})
     )
-    with pytest.raises(SystemExit, match="base model"):
-        merge_lora.main([str(moved), str(tmp_path / "m2")])
-    merge_lora.main([str(moved), str(tmp_path / "m2"), "--base", str(runs["model"])])
+    with pytest.raises(MergeError, match="base model 'gone/nowhere/model'"):
+        merge_lora(moved, tmp_path / "m2")
+    merge_lora(moved, tmp_path / "m2", base=str(runs["model"]))
     assert (
         load_file(tmp_path / "m2" / "model.safetensors").keys()
         == load_file(merged_dir / "model.safetensors").keys()

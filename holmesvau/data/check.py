@@ -1,6 +1,8 @@
 """Check that every video an instruction file names exists, opens, has frames and decodes to its end.
 
 The end is decoded because a truncated file whose index sits at the front still opens and reports all its frames.
+Worker processes die with the process that started them (holmesvau.data.segments.worker_init), and an interrupted
+check stops its workers at once.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from tqdm import tqdm
 
 from holmesvau.data.instructions import read_instructions_report
 from holmesvau.data.layout import SPLITS, instruction_file, video_path
+from holmesvau.data.segments import stop_pool, worker_init
 from holmesvau.video import VideoError, probe
 
 
@@ -107,7 +110,8 @@ def check_videos(
                 record(rel, check_file(video_path(root, rel)))
                 bar.update(1)
         else:
-            with ProcessPoolExecutor(max_workers=workers) as pool:
+            pool = ProcessPoolExecutor(max_workers=workers, initializer=worker_init, initargs=(os.getpid(),))
+            try:
                 futures = {pool.submit(check_file, video_path(root, rel)): rel for rel in rels}
                 for fut in as_completed(futures):
                     try:
@@ -116,6 +120,10 @@ def check_videos(
                         reason = f"checker process died: {e}"
                     record(futures[fut], reason)
                     bar.update(1)
+            except BaseException:  # Ctrl-C (workers ignore it), or an error here: stop the workers now
+                stop_pool(pool)
+                raise
+            pool.shutdown()
     report.missing.sort()
     report.broken.sort(key=lambda b: b["video"])
     return report

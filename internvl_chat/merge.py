@@ -1,0 +1,99 @@
+"""Merge a LoRA adapter (from internvl_chat.train) into its base model: a standalone native checkpoint.
+
+The output folder is written through holmesvau.safe_output: it must be new, empty, or (with overwrite) an earlier
+merge of ours; it may not be, contain or lie inside the adapter or the base model. Everything is written into a
+temporary sibling and renamed into place, so nothing we did not write is ever replaced.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import torch
+
+from holmesvau.safe_output import StagedOutput, check_destination
+
+TOKENIZER_FILES = (
+    "tokenizer.json", "tokenizer_config.json", "tokenizer.model", "special_tokens_map.json", "added_tokens.json",
+    "chat_template.jinja", "generation_config.json",
+)  # fmt: skip
+WHAT = "merged LoRA checkpoint"
+
+
+class MergeError(RuntimeError):
+    """Inputs that cannot be merged; the message names the folder and what is missing."""
+
+
+def find_adapter(path: str | Path) -> Path:
+    """The adapter folder to merge: the last checkpoint-N inside `path`, else `path` itself."""
+    path = Path(path)
+    if not path.is_dir():
+        raise MergeError(f"{path}: no such folder")
+    ckpts = [p for p in path.iterdir() if p.is_dir() and re.fullmatch(r"checkpoint-\d+", p.name)]
+    ckpts = [p for p in ckpts if (p / "adapter_config.json").is_file()]
+    if ckpts:
+        return max(ckpts, key=lambda p: int(p.name.split("-")[1]))
+    if (path / "adapter_config.json").is_file():
+        return path
+    raise MergeError(
+        f"{path}: neither a LoRA adapter (adapter_config.json) nor a run folder with checkpoint-N/"
+    )
+
+
+def merge_lora(
+    adapter: str | Path,
+    out: str | Path,
+    base: str | None = None,
+    dtype: str = "auto",
+    overwrite: bool = False,
+) -> dict:
+    """Merge `adapter` (a run folder: its last checkpoint-N; or an adapter folder) into `base` (default: the base
+    recorded in adapter_config.json) and save weights, config, generation config and tokenizer to `out`.
+    Raises MergeError for unusable inputs and holmesvau.safe_output.OutputError for a refused `out` (both before
+    any model is loaded). Returns the summary also written to `out`/holmesvau_merge.json."""
+    from peft import PeftModel
+    from transformers import InternVLForConditionalGeneration
+
+    from holmesvau.model.loading import resolve_checkpoint
+
+    adapter = find_adapter(adapter)
+    out = Path(out)
+    check_destination(out, [adapter], overwrite, WHAT)  # before resolving (maybe converting) the base
+    recorded = json.loads((adapter / "adapter_config.json").read_text()).get("base_model_name_or_path")
+    base = base or recorded
+    if not base:
+        raise MergeError(f"{adapter}/adapter_config.json records no base model; pass --base")
+    try:
+        base_path = resolve_checkpoint(base)
+    except Exception as e:
+        raise MergeError(
+            f"base model {base!r} (from {'--base' if base != recorded else adapter}): {e}"
+        ) from e
+    summary = {
+        "out": str(out),
+        "adapter": str(adapter),
+        "base": str(base),
+        "base_path": str(base_path),
+        "dtype": dtype,
+    }
+    sources = [adapter, base_path] + ([Path(base)] if Path(base).exists() else [])
+    # written into a temporary sibling, renamed into place when the block ends without error
+    with StagedOutput(out, sources=sources, overwrite=overwrite, what=WHAT) as tmp:
+        model = InternVLForConditionalGeneration.from_pretrained(
+            str(base_path), dtype=torch.float32, local_files_only=True
+        )
+        model = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
+        if dtype == "auto":
+            summary["dtype"] = str(getattr(model.config, "dtype", None) or "float32").replace("torch.", "")
+        model.to(getattr(torch, summary["dtype"]))
+        model.config.use_cache = True
+        model.save_pretrained(str(tmp), safe_serialization=True)
+        for name in TOKENIZER_FILES:
+            src = base_path / name
+            if src.is_file() and not (name == "generation_config.json" and (tmp / name).is_file()):
+                shutil.copy2(src, tmp / name)
+        (tmp / "holmesvau_merge.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
