@@ -263,9 +263,15 @@ def predict(vau, cfg: ReproduceConfig, run: dict[str, TaskData], rank: int = 0, 
         if cfg.retry_failed:
             drop_failed(shard_path(log, rank) if world > 1 else log)
         t = time.perf_counter()
+        # Named relative to the reasoning rows' video root when the video lies under it, so a video already
+        # scored by a video-level reasoning row has the very same score file and is not scored again.
+        rows_root = Path(cfg.data_root) / "videos"
         by_folder: dict[Path, list[str]] = {}
         for _, path in mine:
-            by_folder.setdefault(path.parent, []).append(path.name)
+            if path.is_relative_to(rows_root):
+                by_folder.setdefault(rows_root, []).append(path.relative_to(rows_root).as_posix())
+            else:
+                by_folder.setdefault(path.parent, []).append(path.name)
         stats[task] = {}
         for folder, names in by_folder.items():
             s = dump_scores(
