@@ -1,10 +1,8 @@
-"""The demo's server side without a browser: which files it reads, size/duration limits, clear errors, and one
-run of each mode through the Gradio handler on the tiny model."""
+"""The demo's server side (holmesvau.demo) without a browser: which files it reads, size/duration limits, clear
+errors, one run of each mode through the Gradio handler on the tiny model, and how the pipeline is chosen."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
@@ -12,16 +10,12 @@ import torch
 
 from holmesvau.testing.synthetic import make_video
 
-REPO = Path(__file__).resolve().parents[1]
 
-
-@pytest.fixture(scope="module")
+@pytest.fixture
 def app():
-    spec = importlib.util.spec_from_file_location("holmesvau_demo_app", REPO / "app.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod
-    spec.loader.exec_module(mod)
-    return mod
+    import holmesvau.demo
+
+    return holmesvau.demo
 
 
 @pytest.fixture
@@ -183,19 +177,19 @@ def test_default_model_is_inference_default_and_tiny_only_on_request(app, monkey
 
     monkeypatch.setattr(HolmesVAU, "from_pretrained", staticmethod(fake_from_pretrained))
     monkeypatch.setattr(app, "tiny_pipeline", no_tiny)
-    monkeypatch.setattr(app, "build_demo", no_tiny)
-    assert app.main(["--examples-dir", "/nonexistent"]) == 2
-    assert calls == [DEFAULT_MODEL] and DEFAULT_MODEL == "ppxin321/HolmesVAU-2B"
-    err = capsys.readouterr().err
-    assert err.startswith("error: offline in this test") and "--tiny" in err
+    args = app.parse_args(["--examples-dir", "/nonexistent"])
+    assert args.model == DEFAULT_MODEL == "ppxin321/HolmesVAU-2B"
+    with pytest.raises(app.DemoError, match=r"^offline in this test\n.*python app.py --tiny"):
+        app.load_demo(args)
+    assert calls == [DEFAULT_MODEL]
 
     built = []
     monkeypatch.setattr(app, "tiny_pipeline", lambda device=None: built.append(device) or "vau")
-    monkeypatch.setattr(app, "build_demo", lambda vau, cfg: (_ for _ in ()).throw(RuntimeError(cfg)))
-    with pytest.raises(RuntimeError) as e:
-        app.main(["--tiny", "--examples-dir", "/nonexistent"])
-    cfg = e.value.args[0]
-    assert built == [None] and cfg.tiny and cfg.model_name == "tiny random InternVL2"
+    vau, cfg = app.load_demo(app.parse_args(["--tiny", "--examples-dir", "/nonexistent"]))
+    assert vau == "vau" and built == [None] and cfg.tiny and cfg.model_name == "tiny random InternVL2"
     assert app.TINY_LABEL in capsys.readouterr().err
     with pytest.raises(SystemExit):
-        app.build_parser().parse_args(["--tiny", "--model", "x"])
+        app.parse_args(["--tiny", "--model", "x"])
+    assert "--tiny replaces --model" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        app.parse_args(["--tiny", "--mod", "x"])  # argparse's abbreviation of --model, too
