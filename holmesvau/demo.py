@@ -1,0 +1,343 @@
+"""The web demo's logic, without its Gradio page (app.py builds the page and serves it): which files a run may
+read, limits that hold whatever a file claims (size, duration, frame count, resolution, question length), the run
+handler behind the page's button, the command line, and loading the pipeline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import html
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from holmesvau.cli import add_generation_options, add_model_options
+
+VIDEO_EXTS = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv")
+DEFAULT_PROMPT = "Could you specify the anomaly events present in the video?"
+MODES = ("Answer the prompt", "Full report")
+TINY_LABEL = "TINY RANDOM MODEL — outputs are meaningless"
+
+
+class DemoError(ValueError):
+    """A problem with the user's input, shown to them as is."""
+
+
+@dataclass
+class DemoConfig:
+    max_upload_mb: float = 200.0
+    max_duration_s: float = 600.0
+    max_new_tokens: int = 512
+    examples: dict[str, Path] = field(default_factory=dict)  # name shown -> file (server side only)
+    tiny: bool = False
+    model_name: str = ""
+    max_frames: int = 18_000  # 10 min at 30 fps: the work (decoding, ATS) grows with frames, not seconds
+    max_pixels: int = 3840 * 2160  # per frame (4K UHD): bounds decoding memory
+    max_prompt_chars: int = 1000
+
+
+def find_examples(files: list[str] | None, folder: str | Path | None) -> dict[str, Path]:
+    """Example videos by display name: the given files, else the videos in `folder` (if it exists)."""
+    paths = [Path(f) for f in files] if files else []
+    if not paths and folder is not None and Path(folder).is_dir():
+        paths = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in VIDEO_EXTS)
+    out = {}
+    for p in paths:
+        if not p.is_file():
+            raise SystemExit(f"example video not found: {p}")
+        name = p.name if p.name not in out else f"{p.parent.name}/{p.name}"
+        out[name] = p.resolve()
+    return out
+
+
+def tiny_pipeline(device: str | None = None, seed: int = 0):
+    """A tiny random InternVL2 + a random anomaly scorer sized to its ViT (made in a temp folder, removed once loaded)."""
+    import torch
+
+    from holmesvau.ats import URDMU
+    from holmesvau.model import load_model
+    from holmesvau.pipeline import HolmesVAU
+    from holmesvau.testing import make_tiny_checkpoint
+
+    with tempfile.TemporaryDirectory(prefix="holmesvau-tiny-") as tmp:  # converted in memory at load
+        lm = load_model(make_tiny_checkpoint(Path(tmp) / "model", "original"), device=device or "cpu")
+    torch.manual_seed(seed)
+    scorer = URDMU(input_size=lm.vision_hidden_size).eval().to(lm.device)
+    return HolmesVAU(lm, scorer)
+
+
+def _inside(path: Path, root: Path) -> bool:
+    try:
+        path.relative_to(root)
+        return True
+    except ValueError:
+        return False
+
+
+def resolve_input(upload: str | None, example: str | None, cfg: DemoConfig, upload_root: str | Path) -> Path:
+    """The video to read: an uploaded file (must lie in Gradio's upload folder) or a listed example, by name."""
+    if upload:
+        path = Path(upload).resolve()
+        if not _inside(path, Path(upload_root).resolve()) or not path.is_file():
+            raise DemoError("Only files uploaded through this page can be analysed.")
+        size_mb = path.stat().st_size / 2**20
+        if size_mb > cfg.max_upload_mb:
+            raise DemoError(
+                f"The upload is {size_mb:.1f} MB; this demo accepts videos up to {cfg.max_upload_mb:g} MB."
+            )
+        return path
+    if example:
+        if example not in cfg.examples:
+            raise DemoError(f"Unknown example {example!r}.")
+        return cfg.examples[example]
+    raise DemoError("Upload a video or pick an example first.")
+
+
+def check_video(path: Path, cfg: DemoConfig, name: str):
+    """Probe the video; DemoError with a clear message if unreadable or too long."""
+    from holmesvau.video import VideoError, probe
+
+    try:
+        info = probe(path)
+    except (VideoError, ValueError, OSError) as e:
+        raise DemoError(
+            f"Could not read “{name}” as a video ({e}). Please upload a valid video file."
+        ) from None
+    if info.num_frames < 1 or not info.fps > 0:
+        raise DemoError(f"“{name}” has no decodable frames.")
+    if info.duration_s > cfg.max_duration_s:
+        raise DemoError(
+            f"“{name}” lasts {info.duration_s:.0f} s; this demo accepts videos up to {cfg.max_duration_s:g} s."
+        )
+    if info.num_frames > cfg.max_frames:  # whatever frame rate the file claims
+        raise DemoError(
+            f"“{name}” has {info.num_frames} frames; this demo accepts videos of up to {cfg.max_frames} frames."
+        )
+    if info.width * info.height > cfg.max_pixels:
+        raise DemoError(
+            f"“{name}” is {info.width}×{info.height}; this demo accepts frames of up to "
+            f"{cfg.max_pixels / 1e6:.1f} megapixels (e.g. 3840×2160)."
+        )
+    return info
+
+
+def check_prompt(prompt: str | None, cfg: DemoConfig) -> str:
+    prompt = (prompt or "").strip()
+    if not prompt:
+        raise DemoError("Type a question first.")
+    if len(prompt) > cfg.max_prompt_chars:
+        raise DemoError(
+            f"The question has {len(prompt)} characters; this demo accepts up to {cfg.max_prompt_chars}."
+        )
+    return prompt
+
+
+def _frame_gallery(frames, indices, fps):
+    return [(f, f"#{i} · {i / fps:.1f}s") for f, i in zip(frames, indices)]
+
+
+def run_answer(
+    vau, path: Path, prompt: str, n_frames: int, use_ats: bool, cfg: DemoConfig, out: Path, progress
+):
+    from holmesvau.plots import save_anomaly_curve
+    from holmesvau.video import read_frames
+
+    progress(0.05, desc="Selecting frames (ATS)" if use_ats else "Selecting frames")
+    result = vau.analyze(
+        path, prompt, select_frames=n_frames, use_ats=use_ats, max_new_tokens=cfg.max_new_tokens
+    )
+    progress(0.9, desc="Drawing")
+    frames = read_frames(path, result.frame_indices)
+    fps = float(result.video.get("fps") or 1.0)
+    curve = save_anomaly_curve(result, out / "curve.png", frames=frames)
+    status = f"Done · answered · {result.sampling} sampling · frames {result.frame_indices}"
+    return status, result.answer, str(curve), _frame_gallery(frames, result.frame_indices, fps), "", None
+
+
+def run_report(vau, path: Path, n_frames: int, use_ats: bool, cfg: DemoConfig, out: Path, progress):
+    import io
+
+    from PIL import Image
+
+    from holmesvau.plots import save_anomaly_curve
+    from holmesvau.report import ReportConfig, build_report, write_report
+
+    if vau.scorer is None:
+        raise DemoError("The full report needs the anomaly scorer; restart the demo with a scorer.")
+    rc = ReportConfig(
+        video_frames=n_frames,
+        event_frames=n_frames,
+        clip_frames=min(8, max(2, n_frames // 2)),
+        use_ats=use_ats,
+        max_new_tokens=cfg.max_new_tokens,
+    )
+
+    def step(done: int, total: int, what: str) -> None:
+        progress((done, total), desc=f"Report: {what}")
+
+    progress(0.02, desc="Scoring the video (dense pass)")
+    report = build_report(vau, path, rc, on_progress=step, model_name=cfg.model_name)
+    json_path, html_path = write_report(report, out)
+    d = report.data
+    vidx = d["video_sampling"]["frame_indices"]
+    thumbs = [Image.open(io.BytesIO(jpg)) for _, jpg in report.thumbnails.get("video", [])]
+    curve = save_anomaly_curve(
+        (d["scores"]["dense_frame_indices"], d["scores"]["values"], vidx),
+        out / "curve.png",
+        frames=[t.convert("RGB") for t in thumbs] or False,
+        fps=d["video"]["fps"],
+    )
+    lines = [f"Video — {d['video_answers']['judgement']}", ""]
+    for k, ev in enumerate(d["events"]):
+        lines.append(
+            f"Event {k + 1} ({ev['start_s']:.1f}–{ev['end_s']:.1f} s, peak {ev['peak_score']:.2f}): "
+            f"{ev['answers']['description']}"
+        )
+    if not d["events"]:
+        lines.append(f"No anomalous event (threshold {d['localization']['threshold']:.2f}).")
+    doc = html.escape(html_path.read_text(encoding="utf-8"), quote=True)
+    # sandbox="": the report needs no script, form or navigation; its frame gets none, and an opaque origin
+    frame = (
+        f'<iframe title="report" sandbox="" srcdoc="{doc}" '
+        'style="width:100%;height:720px;border:1px solid #ccc"></iframe>'
+    )
+    status = (
+        f"Done · report · {len(d['events'])} event(s) · video-level {d['video_sampling']['method']} sampling"
+    )
+    gallery = _frame_gallery([t.convert("RGB") for t in thumbs], vidx, d["video"]["fps"])
+    return status, "\n".join(lines), str(curve), gallery, frame, [str(json_path), str(html_path)]
+
+
+_DEMO_DIR: Path | None = None
+
+
+def demo_dir() -> Path:
+    """This process's own folder for run outputs: made by mkdtemp (a fresh, private name, never a guessable path
+    someone else could have created first) and removed when the demo exits."""
+    global _DEMO_DIR
+    if _DEMO_DIR is None or not _DEMO_DIR.is_dir():
+        import atexit
+        import shutil
+
+        _DEMO_DIR = Path(tempfile.mkdtemp(prefix="holmesvau-demo-"))
+        atexit.register(shutil.rmtree, str(_DEMO_DIR), True)
+    return _DEMO_DIR
+
+
+def fresh_output_dir(max_age_s: float = 3600.0) -> Path:
+    """A new folder for one run's files, inside `demo_dir()`; runs older than an hour are pruned (Gradio has copied
+    what it serves into its own cache by then)."""
+    import shutil
+
+    root = demo_dir()
+    for old in root.iterdir():
+        if time.time() - old.stat().st_mtime > max_age_s:
+            shutil.rmtree(old, ignore_errors=True)
+    return Path(tempfile.mkdtemp(dir=root))
+
+
+def make_handler(vau, cfg: DemoConfig, upload_root: str | Path):
+    import gradio as gr
+
+    def handle(upload, example, prompt, n_frames, use_ats, mode, progress=gr.Progress(track_tqdm=True)):
+        t0 = time.perf_counter()
+        try:
+            path = resolve_input(upload, example, cfg, upload_root)
+            name = Path(upload).name if upload else example
+            if mode != MODES[1]:
+                check_prompt(prompt, cfg)  # before any decoding
+            check_video(path, cfg, name)
+            out = fresh_output_dir()
+            if mode == MODES[1]:
+                res = run_report(vau, path, int(n_frames), bool(use_ats), cfg, out, progress)
+            else:
+                question = check_prompt(prompt, cfg)
+                res = run_answer(vau, path, question, int(n_frames), bool(use_ats), cfg, out, progress)
+        except DemoError as e:
+            return f"**Error:** {e}", "", None, [], "", None
+        except Exception as e:  # noqa: BLE001 - a failed run must not take the demo down
+            print(f"[demo] run failed: {type(e).__name__}: {e}", file=sys.stderr)
+            return f"**Error:** the analysis failed ({type(e).__name__}: {e}).", "", None, [], "", None
+        status, *rest = res
+        return (f"{status} · total {time.perf_counter() - t0:.1f} s", *rest)
+
+    return handle
+
+
+def build_parser(examples_dir: str | Path | None = None) -> argparse.ArgumentParser:
+    """The demo's options; `examples_dir`: the default of --examples-dir (app.py: ../shared/videos)."""
+    p = argparse.ArgumentParser(
+        description="HolmesVAU web demo (Gradio): upload a video or pick an example, ask a question or build the "
+        "full report.",
+    )
+    add_model_options(
+        p
+    )  # the same --model/--scorer/--device/--dtype defaults as inference.py (holmesvau.cli)
+    p.add_argument("--tiny", action="store_true", help="a TINY RANDOM model instead of --model (UI testing)")
+    p.add_argument("--examples", nargs="*", default=None, help="example video files")
+    p.add_argument(
+        "--examples-dir",
+        default=None if examples_dir is None else str(examples_dir),
+        help="folder of example videos used when --examples is not given",
+    )
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=7860)
+    p.add_argument("--max-upload-mb", type=float, default=200.0)
+    p.add_argument("--max-duration-s", type=float, default=600.0)
+    p.add_argument("--max-frames", type=int, default=18_000, help="whatever fps the file claims")
+    p.add_argument("--max-megapixels", type=float, default=3840 * 2160 / 1e6, help="per frame")
+    p.add_argument("--max-prompt-chars", type=int, default=1000)
+    add_generation_options(p)
+    return p
+
+
+def parse_args(argv: list[str] | None = None, examples_dir: str | Path | None = None) -> argparse.Namespace:
+    """build_parser's options, parsed; --tiny together with --model is a usage error."""
+    from holmesvau.cli import DEFAULT_MODEL
+
+    p = build_parser(examples_dir)
+    p.set_defaults(model=None)  # tells "not given" from the default (the help still names DEFAULT_MODEL)
+    args = p.parse_args(argv)
+    if args.tiny and args.model is not None:
+        p.error("--tiny replaces --model; pass one of them")
+    args.model = args.model or DEFAULT_MODEL
+    return args
+
+
+def load_demo(args: argparse.Namespace):
+    """The pipeline and the demo's config from parsed options: (HolmesVAU, DemoConfig). A model or scorer that
+    cannot be loaded raises DemoError (its message says how to try the UI without the real model)."""
+    examples = find_examples(args.examples, args.examples_dir)
+    if args.tiny:
+        print(f"[demo] --tiny: {TINY_LABEL}", file=sys.stderr)
+        vau, name = tiny_pipeline(args.device), "tiny random InternVL2"
+    else:
+        from holmesvau.ats.weights import ScorerError
+        from holmesvau.model import CheckpointError
+        from holmesvau.pipeline import HolmesVAU
+
+        try:
+            vau = HolmesVAU.from_pretrained(
+                args.model,
+                scorer=False if args.no_ats else args.scorer,
+                device=args.device,
+                dtype=args.dtype,
+                cache_dir=args.cache_dir,
+            )
+        except (CheckpointError, ScorerError) as e:
+            raise DemoError(f"{e}\n(to try the UI without the real model: python app.py --tiny)") from None
+        name = str(args.model)
+    cfg = DemoConfig(
+        args.max_upload_mb,
+        args.max_duration_s,
+        args.max_new_tokens,
+        examples,
+        args.tiny,
+        name,
+        max_frames=args.max_frames,
+        max_pixels=int(args.max_megapixels * 1e6),
+        max_prompt_chars=args.max_prompt_chars,
+    )
+    return vau, cfg
