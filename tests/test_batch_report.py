@@ -78,3 +78,33 @@ def test_report_encodes_each_frame_once(built):
     for ev in data["events"]:  # the event's frames are its clips' frames: no extra encoding
         assert set(ev["frame_indices"]) <= {i for c in ev["clips"] for i in c["frame_indices"]}
     assert tiles <= 0.4 * serial
+
+
+def test_video_frames_share_the_events_frames_within_their_snippet(built):
+    """An ATS frame d stands for dense snippet [d, d + stride): where an event or clip frame lies in that snippet,
+    the video-level questions use it (encoded once for both); elsewhere d itself. Oracle: a linear scan."""
+    _, _, data, _ = built
+    stride = data["scores"]["stride"]
+    pool = sorted(
+        set().union(
+            *(
+                set(ev["frame_indices"]) | {i for c in ev["clips"] for i in c["frame_indices"]}
+                for ev in data["events"]
+            )
+        )
+    )
+    from holmesvau.frame_plan import plan_frames
+
+    sc = data["scores"]
+    ats = plan_frames(data["video"]["n_frames"], len(data["video_sampling"]["frame_indices"]), scores=sc["values"],
+                      dense_indices=sc["dense_frame_indices"], dense_stride=stride).indices  # fmt: skip
+    expected = [next((p for p in pool if d <= p < d + stride), d) for d in ats]
+    assert data["video_sampling"]["frame_indices"] == expected
+    assert any(e != d for e, d in zip(expected, ats))  # the planted events hold some of the ATS frames
+
+
+def test_snap_to_pool_by_hand():
+    from holmesvau.report.analysis import snap_to_pool
+
+    assert snap_to_pool([0, 16, 32, 48, 48, 64], [5, 20, 31, 47, 50, 81], 16) == [5, 20, 47, 50, 50, 64]
+    assert snap_to_pool([96], [], 16) == [96]

@@ -190,6 +190,20 @@ def _event_plan(
     return sample_inside(ev.start_frame, ev.end_frame, n), clips
 
 
+def snap_to_pool(indices: Sequence[int], pool: Sequence[int], stride: int) -> list[int]:
+    """Each ATS-sampled frame d (the first frame of dense snippet [d, d + stride)) replaced by the first frame of
+    `pool` (the events' and clips' frames, sorted) inside the same snippet, if there is one. The anomaly score
+    that drew d covers the whole snippet, so the swap keeps the sampling's meaning, and the frame is then encoded
+    once for the video-level and the event-level questions."""
+    import bisect
+
+    out = []
+    for d in indices:
+        j = bisect.bisect_left(pool, d)
+        out.append(int(pool[j]) if j < len(pool) and pool[j] < d + stride else int(d))
+    return out
+
+
 def _model_metadata(vau, name: str | None) -> dict:
     meta = getattr(vau.lm, "metadata", None)
     meta = dict(meta) if isinstance(meta, dict) else {"name": str(getattr(vau.lm, "path", ""))}
@@ -253,6 +267,10 @@ def build_report(
             use_ats=config.use_ats,
         )
         vidx, method = list(plan.indices), plan.sampling
+        if method == "ats":  # a dense score stands for its whole snippet: any frame of it represents it
+            event_frames = {i for eidx, _ in plans for i in eidx}
+            event_frames |= {i for _, clips in plans for _, _, cidx in clips for i in cidx}
+            vidx = snap_to_pool(vidx, sorted(event_frames), dense.stride)
         frames = _read(video, vidx)
         stack = np.stack([frames[i] for i in vidx])
         fs = asker.frame_set(frames, vidx)
