@@ -26,7 +26,8 @@ $PY -c "import torch, transformers, av; print('torch', torch.__version__, 'trans
 (timeout "${SCORER_CPU_LIMIT:-520}" nice -n 19 $PY bench/scorer_memory.py --hours 24 --direct "" --threads 8 \
     >"$OUT/scorer_memory_cpu24h.log" 2>&1; echo "rc=$?" >>"$OUT/scorer_memory_cpu24h.log") &
 run throughput 200 $PY bench/throughput.py --device cuda --full-size --max-new-tokens 96
-run watch_latency 140 $PY bench/watch_latency.py --device cuda --full-size --latency-s 20
+run watch_latency 140 $PY bench/watch_latency.py --device cuda --full-size --latency-s 20 \
+    --clip "${HOLMESVAU_SHARED:-../shared}/videos/robbery.mp4"
 run reproduce_rate 75 $PY bench/reproduce_rate.py --full-size --device cuda --frames 12 --new-tokens 128
 run scorer_memory_gpu 35 $PY bench/scorer_memory.py --device cuda --direct ""
 run load_time 90 $PY bench/load_time.py --device cuda
