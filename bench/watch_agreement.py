@@ -4,7 +4,7 @@
     python bench/watch_agreement.py --device cuda --full-size        # InternViT-300M shapes + the 1024-d fixture scorer
     python bench/watch_agreement.py --device cuda --model path/to/HolmesVAU-2B --scorer path/to/anomaly_scorer.pth
 
-For each clip (default: the real clips in ../shared/videos and a generated 2-minute clip with planted events) the
+For each clip (default: the real clips in ../shared/videos and a generated 3-minute clip with planted events) the
 features of every 16th frame are computed once; the offline curve is the scorer over all of them, the online curve
 gives snippet i the score of position -1-delay of the window of the last `window` snippets ending at i + delay,
 exactly as holmesvau.live does (scored in batches; checked against OnlineScorer on the first clip;
