@@ -18,7 +18,9 @@ Score files (`--scores-dir`): SCORES_DIR/<video path relative to the video root,
 (`ucf/camA/0001.mp4` -> `ucf/camA/0001.npz`: folders are kept, so equal file names in two folders never share a
 file), as holmesvau.eval.score_files writes and detection reads (`scores` (T,) float32, `frame_indices` (T,)
 int64, `stride`, `fps`, `n_frames`); written under a temporary name and renamed, so a file that exists is complete
-and is not computed again.
+and is not computed again. Prediction with `scores_dir` samples ATS frames from a score file already there (written
+by an earlier run, e.g. detection before reasoning) when its stride and frame count fit; otherwise it runs the dense
+pass.
 
 jsonl files follow holmesvau.jsonl: a torn last line is cut before appending, malformed lines are skipped.
 """
@@ -123,6 +125,36 @@ def save_dense(scores_dir: str | Path, video: str | Path, dense) -> Path:
     dst.parent.mkdir(parents=True, exist_ok=True)
     os.replace(tmp, dst)
     return dst
+
+
+def saved_dense(scores_dir: str | Path, video: str | Path, path: str | Path, dense_stride: int):
+    """The dense scores of `video` already in SCORES_DIR (holmesvau.pipeline.DenseScores), when they fit this
+    run's plan: same stride, same frame count as the video at `path` now, scores at increasing frames inside
+    it. None when there is no such file or it does not fit (stale, other stride, unreadable): then the dense
+    pass runs."""
+    import numpy as np
+
+    from holmesvau.eval.score_files import load_score_file
+    from holmesvau.pipeline import DenseScores
+    from holmesvau.video import dense_indices, probe
+
+    f = score_file(scores_dir, video)
+    if not f.is_file():
+        return None
+    try:
+        saved = load_score_file(f)
+    except ValueError:
+        return None
+    info = probe(path)
+    n = info.num_frames
+    idx = saved.frame_indices
+    if idx is None and saved.scores.size == len(dense_indices(n, dense_stride)):
+        idx = np.asarray(dense_indices(n, dense_stride), dtype=np.int64)
+    if saved.stride != dense_stride or saved.n_frames != n or idx is None:
+        return None
+    if idx.size and (idx[0] < 0 or idx[-1] >= n or np.any(np.diff(idx) <= 0)):
+        return None
+    return DenseScores(idx, saved.scores.astype(np.float32), info, int(dense_stride))
 
 
 def _failed(base: dict, e: BaseException) -> dict:
@@ -264,10 +296,13 @@ def _video_frames(
     from holmesvau.video import read_frames
 
     dense = None
-    if scores_dir is not None and vau.scorer is not None and any(r.type in score_levels for r in vrows):
-        dense = vau.dense_scores(path, dense_stride, progress=False)
-        if not score_file(scores_dir, video).is_file():
-            save_dense(scores_dir, video, dense)
+    if scores_dir is not None and vau.scorer is not None:
+        # an earlier run's scores (e.g. tools/reproduce.py's detection before reasoning): no second dense pass
+        dense = saved_dense(scores_dir, video, path, dense_stride)
+        if dense is None and any(r.type in score_levels for r in vrows):
+            dense = vau.dense_scores(path, dense_stride, progress=False)
+            if not score_file(scores_dir, video).is_file():  # a file that does not fit is left as it is
+                save_dense(scores_dir, video, dense)
     planned = vau.plan(path, select_frames, use_ats, dense_stride, tau=tau, progress=False, dense=dense)
     idx = list(planned.plan.indices)
     tiles = frames_to_tiles(read_frames(path, idx), resize=getattr(vau, "resize", "torch"))

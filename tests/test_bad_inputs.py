@@ -6,7 +6,7 @@ README's "Bad input" paragraph documents (bad_videos.DOCUMENTED_OK).
 
 predict and extract_features take every input in ONE subprocess each. inference.py takes one video, and a
 process per input costs ~2.5 s of imports: three representative inputs (a FIFO, a non-UTF-8 name, broken
-timing) run as real subprocesses; all of them run through `inference.main` (what the script runs) in one
+timing) run as real subprocesses; all of them run through `holmesvau.inference_cli.main` (what the script runs) in one
 subprocess that loads the tiny model once. extract_features' exit status when every video fails and its
 `--model` check are in test_extract_features.py.
 """
@@ -121,9 +121,8 @@ def test_extract_features_fails_each_bad_input_and_writes_no_partial_file(bad, t
 _DRIVER = r"""
 import contextlib, io, json, sys, warnings
 from pathlib import Path
-sys.path.insert(0, ".")
 warnings.simplefilter("ignore")
-import inference
+from holmesvau import inference_cli as inference
 cfg = json.loads(Path(sys.argv[1]).read_text())
 cache = {}
 real = inference.load_pipeline

@@ -6,7 +6,6 @@ import functools
 import json
 import random
 from collections import defaultdict
-from pathlib import Path
 
 import pytest
 
@@ -18,7 +17,6 @@ from holmesvau.eval.judgement import judgement_label  # noqa: E402
 from holmesvau.eval.reasoning import PAPER_HOLMES_VAU, evaluate_reasoning, markdown_tables, read_predictions  # noqa: E402
 
 PER_GROUP = 30
-REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -185,8 +183,7 @@ def test_read_predictions_skips_malformed_lines(tmp_path):
 
 def test_cli_writes_report(sample, our_meteor, monkeypatch, tmp_path, capsys):
     """tools/evaluate.py reasoning end to end (sharing this module's METEOR process to skip a JVM start)."""
-    import importlib.util
-
+    from holmesvau.eval import cli
     from holmesvau.eval import reasoning as reasoning_mod
 
     class Shared:
@@ -222,9 +219,6 @@ def test_cli_writes_report(sample, our_meteor, monkeypatch, tmp_path, capsys):
     lines = [json.dumps({"id": r.id, "prediction": r.answer, "status": "ok"}) for r in chosen[:-1]]
     lines.append(json.dumps({"id": chosen[-1].id, "prediction": None, "status": "failed", "error": "boom"}))
     preds.write_text("\n".join(lines) + "\n{oops\n")
-    spec = importlib.util.spec_from_file_location("evaluate_cli", REPO / "tools" / "evaluate.py")
-    cli = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(cli)
     out = tmp_path / "out" / "report.json"
     argv = [
         "reasoning",

@@ -136,14 +136,12 @@ def test_inference_does_not_import_deepspeed(tiny_original_dir, media, tmp_path)
     """DeepSpeed (installed for training) prints an accelerator warning on import: inference never imports it,
     also when it converts an original-format checkpoint at load."""
     video, _ = media
-    code = (
-        "import sys, runpy; sys.argv = sys.argv[1:]; "
-        "rc = 0\n"
-        "try:\n    runpy.run_path('inference.py', run_name='__main__')\n"
-        "except SystemExit as e:\n    rc = e.code\n"
+    code = (  # what `python inference.py ARGS` runs (the script is `sys.exit(main())`), then look at sys.modules
+        "import sys\nfrom holmesvau.inference_cli import main\n"
+        "rc = main(sys.argv[1:])\n"
         "print('DEEPSPEED', 'deepspeed' in sys.modules, 'RC', rc)"
     )
-    cmd = [sys.executable, "-c", code, "inference.py", "--video", str(video), "--model", str(tiny_original_dir),
+    cmd = [sys.executable, "-c", code, "--video", str(video), "--model", str(tiny_original_dir),
            "--no-ats", "--select-frames", "2", "--max-new-tokens", "2", "--device", "cpu", "--quiet"]  # fmt: skip
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert "DEEPSPEED False RC 0" in proc.stdout, proc.stdout + proc.stderr

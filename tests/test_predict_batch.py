@@ -1,7 +1,6 @@
 """Batched prediction (tools/predict.py --batch-size): same rows and answers as one at a time and as today's
 serial path, whole videos per rank, and bad input failing only its own rows."""
 
-import importlib.util
 import json
 import random
 from pathlib import Path
@@ -13,17 +12,9 @@ from holmesvau.ats.weights import load_scorer
 from holmesvau.data.instructions import Instruction, read_instructions
 from holmesvau.pipeline import HolmesVAU
 from holmesvau.predict import predict_rows, shard_by_video
+from holmesvau.predict_cli import main as predict_main
 from holmesvau.testing import make_random_scorer
 from holmesvau.testing.synthetic import make_video
-
-REPO = Path(__file__).resolve().parents[1]
-
-
-def _main(argv):
-    spec = importlib.util.spec_from_file_location("predict_cli", REPO / "tools" / "predict.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod.main(argv)
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +64,7 @@ def test_batch_of_8_writes_the_rows_and_answers_of_batch_1_and_of_the_serial_pat
             "--batch-size",
             str(b),
         ]
-        assert _main(args) == 0
+        assert predict_main(args) == 0
     assert outs[8].read_text() == outs[1].read_text()
     rows = _rows(outs[8])
     assert [r["id"] for r in rows] == list(range(11))

@@ -1,6 +1,5 @@
 """tools/predict.py: killed midway (or crashed, or a torn last line), a rerun gives every row exactly once."""
 
-import importlib.util
 import json
 import os
 import signal
@@ -16,18 +15,12 @@ from holmesvau.ats.weights import load_scorer
 from holmesvau.data.instructions import read_instructions
 from holmesvau.pipeline import HolmesVAU
 from holmesvau.predict import predict_rows, read_rows
+from holmesvau.predict_cli import main as predict_main
 from holmesvau.testing import make_random_scorer
 from holmesvau.testing.synthetic import make_video
 
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.filterwarnings("ignore:skipped 1 malformed instruction line")
-
-
-def _predict_cli():
-    spec = importlib.util.spec_from_file_location("predict_cli", REPO / "tools" / "predict.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 @pytest.fixture(scope="module")
@@ -93,7 +86,7 @@ def test_killed_midway_then_rerun(dataset, tiny_model_dir, tmp_path, capsys):
     before = {r["id"]: r for r in read_rows(out)}  # a line torn by the kill is skipped
     with out.open("a") as f:
         f.write('{"id": "r17", "prediction": "half a li')  # a torn last write
-    assert _predict_cli().main(predict_args(d, scorer, tiny_model_dir, out)) == 0
+    assert predict_main(predict_args(d, scorer, tiny_model_dir, out)) == 0
     rows = _rows(out)
     _check_complete(rows)
     assert [r["id"] for r in rows] == [f"r{i}" for i in range(18)]  # annotation order once complete
@@ -139,15 +132,14 @@ def test_crash_resume_equals_uninterrupted_run(dataset, tiny_lm, tmp_path):
 def test_retry_failed_redoes_only_failed_rows(dataset, tiny_model_dir, tmp_path):
     d, scorer = dataset
     out = tmp_path / "p.jsonl"
-    cli = _predict_cli()
     args = predict_args(d, scorer, tiny_model_dir, out) + ["--limit", "6"]
-    assert cli.main(args) == 0
+    assert predict_main(args) == 0
     first = _rows(out)
     (d / "videos/ucf/missing.mp4").write_bytes(
         (d / "videos/ucf/B.mp4").read_bytes()
     )  # the missing video arrives
     try:
-        assert cli.main([*args, "--retry-failed"]) == 0
+        assert predict_main([*args, "--retry-failed"]) == 0
     finally:
         (d / "videos/ucf/missing.mp4").unlink()
     rows = {r["id"]: r for r in _rows(out)}

@@ -1,14 +1,16 @@
 """--scores-dir keeps the video's relative folder: `camA/0001.mp4` and `camB/0001.mp4` get their own score files
-(once they shared `0001.npz` and camB was logged ok with camA's scores); detection still finds nested files."""
+(once they shared `0001.npz` and camB was logged ok with camA's scores); detection still finds nested files.
+A score file already there (detection ran first) feeds ATS when it fits the plan, instead of a second dense pass."""
 
 import json
 
 import numpy as np
 import pytest
+from helpers import naive_density_sampling
 
 from holmesvau.ats.weights import load_scorer
-from holmesvau.data.instructions import parse_instruction
-from holmesvau.eval.score_files import load_score_dir
+from holmesvau.data.instructions import Instruction, parse_instruction
+from holmesvau.eval.score_files import load_score_dir, save_scores
 from holmesvau.pipeline import HolmesVAU
 from holmesvau.predict import dump_scores, predict_rows, score_file
 from holmesvau.testing import make_random_scorer
@@ -78,3 +80,41 @@ def test_prediction_run_writes_the_same_files(setup, tmp_path):
     ]
     with np.load(sd / "camB/0001.npz") as z:
         assert int(z["n_frames"]) == 24
+
+
+def test_prediction_reuses_a_score_file_that_fits(setup, tmp_path, monkeypatch):
+    """--scores-dir with a score file already there (detection ran first): ATS samples from its scores, no dense
+    pass; a file written with another stride (or for another frame count) does not fit: the dense pass runs and
+    the file is left as it was."""
+    root, vau = setup
+    calls = []
+    real = vau.dense_scores
+    monkeypatch.setattr(vau, "dense_scores", lambda *a, **k: calls.append(a) or real(*a, **k))
+    rows = [Instruction(id=i, type="video", task="judgement", video="camA/0001.mp4", prompt="q?", answer="a")
+            for i in range(2)]  # fmt: skip
+    # a curve no random scorer gives: high on frames 24..35 of 40 (stride 4: dense positions 6..8)
+    planted = np.array([0.0] * 6 + [1.0] * 3 + [0.0], dtype=np.float32)
+    kw = dict(select_frames=3, dense_stride=4, max_new_tokens=2, progress=False, batch_size=2)
+
+    fits = tmp_path / "fits"
+    save_scores(
+        fits / "camA/0001.npz", planted, stride=4, n_frames=40, fps=25.0, frame_indices=np.arange(0, 40, 4)
+    )
+    predict_rows(vau, rows, root, tmp_path / "a.jsonl", scores_dir=fits, **kw)
+    assert calls == []  # no dense pass: the file's scores were used
+    dense_idx = list(range(0, 40, 4))
+    want = [dense_idx[p] for p in naive_density_sampling(planted.tolist(), 3)]
+    got = [json.loads(line) for line in (tmp_path / "a.jsonl").read_text().splitlines()]
+    assert [(r["sampling"], r["frame_indices"]) for r in got] == [("ats", want)] * 2
+    assert sum(24 <= i < 36 for i in want) == 2  # the planted stretch drew most frames
+
+    for name, stride, n_frames in (("stride", 8, 40), ("frames", 4, 36)):
+        other = tmp_path / name
+        idx = np.arange(0, n_frames, stride)  # a complete file of its own plan, just not this run's
+        save_scores(other / "camA/0001.npz", np.resize(planted, idx.size), stride=stride, n_frames=n_frames,
+                    fps=25.0, frame_indices=idx)  # fmt: skip
+        before = (other / "camA/0001.npz").read_bytes()
+        calls.clear()
+        predict_rows(vau, rows, root, tmp_path / f"{name}.jsonl", scores_dir=other, **kw)
+        assert len(calls) == 1, name  # recomputed once for the video
+        assert (other / "camA/0001.npz").read_bytes() == before

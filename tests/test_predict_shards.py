@@ -1,6 +1,5 @@
 """tools/predict.py sharding (RANK / WORLD_SIZE) and merging; dense-score dumps for detection evaluation."""
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -9,18 +8,12 @@ import pytest
 from helpers import predict_args
 
 from holmesvau.eval.score_files import load_score_dir
+from holmesvau.predict_cli import main as predict_main
 from holmesvau.testing import make_random_scorer
 from holmesvau.testing.synthetic import make_video
 
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.filterwarnings("ignore:skipped 1 malformed instruction line")
-
-
-def _main(argv):
-    spec = importlib.util.spec_from_file_location("predict_cli", REPO / "tools" / "predict.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod.main(argv)
 
 
 @pytest.fixture(scope="module")
@@ -52,25 +45,25 @@ def test_two_ranks_merge_to_the_single_process_output(dataset, tiny_model_dir, t
     single = tmp_path / "single.jsonl"
     monkeypatch.setenv("WORLD_SIZE", "1")
     monkeypatch.setenv("RANK", "0")
-    assert _main(predict_args(d, scorer, tiny_model_dir, single)) == 0
+    assert predict_main(predict_args(d, scorer, tiny_model_dir, single)) == 0
 
     out = tmp_path / "sharded.jsonl"
     monkeypatch.setenv("WORLD_SIZE", "2")
     for rank in (0, 1):
         monkeypatch.setenv("RANK", str(rank))
-        assert _main(predict_args(d, scorer, tiny_model_dir, out)) == 0
+        assert predict_main(predict_args(d, scorer, tiny_model_dir, out)) == 0
     shards = [[json.loads(line) for line in Path(f"{out}.rank{k}").read_text().splitlines()] for k in (0, 1)]
     videos = [{r["video"] for r in rows} for rows in shards]
     assert videos[0] and videos[1] and not videos[0] & videos[1]  # whole videos: each read by one rank only
     assert sorted(r["id"] for rows in shards for r in rows) == list(range(7))
     assert not out.exists()
-    assert _main(["--merge", "--world-size", "2", *predict_args(d, scorer, tiny_model_dir, out)]) == 0
+    assert predict_main(["--merge", "--world-size", "2", *predict_args(d, scorer, tiny_model_dir, out)]) == 0
     assert out.read_text() == single.read_text()
     assert not Path(f"{out}.rank0").exists() and not Path(f"{out}.rank1").exists()
 
     # a rerun of a rank after the merge finds its rows done in the merged output
     monkeypatch.setenv("RANK", "1")
-    assert _main(predict_args(d, scorer, tiny_model_dir, out)) == 0
+    assert predict_main(predict_args(d, scorer, tiny_model_dir, out)) == 0
     assert Path(f"{out}.rank1").read_text() == ""
 
 
@@ -85,7 +78,7 @@ def test_scores_only_writes_one_file_per_video(dataset, tiny_model_dir, tmp_path
         "--scores-dir",
         str(scores),
     ]
-    assert _main(args) == 0
+    assert predict_main(args) == 0
     files, bad = load_score_dir(scores)
     assert bad == {} and sorted(files) == ["A", "C"]  # video-level rows only; the missing video is logged
     for name, n in (("A", 40), ("C", 27)):
@@ -98,7 +91,7 @@ def test_scores_only_writes_one_file_per_video(dataset, tiny_model_dir, tmp_path
         ("ucf/A.mp4", "ok"), ("ucf/C.mp4", "ok"), ("ucf/missing.mp4", "failed")
     ]  # fmt: skip
     before = {p: p.stat().st_mtime_ns for p in scores.rglob("*.npz")}
-    assert _main(args) == 0  # rerun: nothing recomputed, nothing duplicated
+    assert predict_main(args) == 0  # rerun: nothing recomputed, nothing duplicated
     assert {p: p.stat().st_mtime_ns for p in scores.rglob("*.npz")} == before
     assert len((tmp_path / "log.jsonl").read_text().splitlines()) == 3
 
@@ -108,10 +101,10 @@ def test_predictions_with_score_dump_match_scores_only(dataset, tiny_model_dir, 
     monkeypatch.delenv("RANK", raising=False)
     monkeypatch.delenv("WORLD_SIZE", raising=False)
     args = predict_args(d, scorer, tiny_model_dir, tmp_path / "p.jsonl")
-    assert _main([*args, "--scores-dir", str(tmp_path / "s1"), "--levels", "video"]) == 0
+    assert predict_main([*args, "--scores-dir", str(tmp_path / "s1"), "--levels", "video"]) == 0
     assert _ids(tmp_path / "p.jsonl") == [0, 2, 4, 6]
     args2 = predict_args(d, scorer, tiny_model_dir, tmp_path / "log.jsonl")
-    assert _main([*args2, "--scores-only", "--scores-dir", str(tmp_path / "s2")]) == 0
+    assert predict_main([*args2, "--scores-only", "--scores-dir", str(tmp_path / "s2")]) == 0
     a, b = load_score_dir(tmp_path / "s1")[0], load_score_dir(tmp_path / "s2")[0]
     assert sorted(a) == sorted(b) == ["A", "C"]
     for k in a:

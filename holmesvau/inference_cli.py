@@ -1,0 +1,162 @@
+"""`inference.py`: one video, one question -> the answer printed, and optionally the result JSON, the anomaly
+curve plot and the hierarchical report.
+
+The script is a thin entry point (its docstring lists the commands); argument parsing, `run(args)` and
+`main(argv)` live here so tests and tools call them as library functions. The work itself is holmesvau.pipeline
+(and holmesvau.report for --report).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from holmesvau.cli import (
+    add_generation_options,
+    add_model_options,
+    add_sampling_options,
+    finite_float,
+    frame_indices,
+    output_dir,
+    output_file,
+)
+
+DESCRIPTION = "Ask HolmesVAU about a video: anomaly-focused frame sampling (ATS), then the MLLM's answer."
+DEFAULT_PROMPT = "Could you specify the anomaly events present in the video?"
+NEEDS_VIDEO = """inference.py needs a video to look at: --video path/to/video.mp4
+  python inference.py --video clip.mp4 --prompt "What happens in this video?"
+  python inference.py --video clip.mp4 --report report_dir/      # the hierarchical report
+The first run fetches HolmesVAU-2B and the anomaly scorer (cached); offline, pass local files with --model and
+--scorer. `python inference.py --help` lists every option."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--video", default=None, help="video file (required)")
+    p.add_argument("--prompt", default=DEFAULT_PROMPT, help="question about the video")
+    add_model_options(p)
+    add_sampling_options(p)
+    p.add_argument(
+        "--frame-indices",
+        type=frame_indices,
+        default=None,
+        help="comma-separated frame indices (no sampling)",
+    )
+    add_generation_options(p)
+    p.add_argument("--output", type=output_file, default=None, help="write the result as JSON here")
+    p.add_argument(
+        "--plot", type=output_file, default=None, help="save the anomaly curve + sampled frames (png)"
+    )
+    p.add_argument(
+        "--report",
+        type=output_dir,
+        default=None,
+        help="also write the hierarchical report (events, clip/event/video answers) as report.json + report.html "
+        "into this folder",
+    )
+    p.add_argument(
+        "--report-threshold",
+        type=finite_float(0.0, 1.0),
+        default=None,
+        help="event threshold on the anomaly scores, in [0, 1] (default: from the curve)",
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    return p
+
+
+def needs_scorer(args: argparse.Namespace) -> bool:
+    """The scorer is resolved (and fetched) only when something will use it: ATS sampling or the report."""
+    return not args.no_ats and (args.frame_indices is None or args.report is not None)
+
+
+def load_pipeline(args: argparse.Namespace):
+    from holmesvau.pipeline import HolmesVAU
+
+    return HolmesVAU.from_pretrained(
+        args.model,
+        scorer=args.scorer if needs_scorer(args) else False,
+        device=args.device,
+        dtype=args.dtype,
+        cache_dir=args.cache_dir,
+    )
+
+
+def report_from_args(vau, args: argparse.Namespace):
+    """--report DIR: build the report with the CLI's options and write it (each file atomically)."""
+    from holmesvau.report import ReportConfig, build_report, write_report
+
+    config = ReportConfig(
+        video_frames=args.select_frames,
+        dense_stride=args.dense_stride,
+        tau=args.tau,
+        use_ats=not args.no_ats,
+        threshold=args.report_threshold,
+        max_new_tokens=args.max_new_tokens,
+    )
+    report = build_report(vau, args.video, config, progress=not args.quiet)
+    json_path, html_path = write_report(report, args.report)
+    print(f"report: {json_path} {html_path} ({len(report.data['events'])} event(s))", file=sys.stderr)
+    return report
+
+
+def run(args: argparse.Namespace, vau=None):
+    """Analyze the video, print the answer, write --output / --plot. Returns (pipeline, AnalysisResult)."""
+    from holmesvau.files import atomic_target, atomic_write_json
+    from holmesvau.video import probe
+
+    probe(args.video)  # a bad video fails before minutes of model loading
+    if args.quiet:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+    vau = vau or load_pipeline(args)
+    report = report_from_args(vau, args) if args.report is not None else None  # its dense pass is reused
+    result = vau.analyze(
+        args.video,
+        args.prompt,
+        select_frames=args.select_frames,
+        use_ats=not args.no_ats,
+        dense_stride=args.dense_stride,
+        frame_indices=args.frame_indices,
+        max_new_tokens=args.max_new_tokens,
+        tau=args.tau,
+        progress=not args.quiet,
+        dense=getattr(report, "dense", None),
+    )
+    print(f"sampling: {result.sampling}, frames: {result.frame_indices}", file=sys.stderr)
+    print(f"User: {args.prompt}\nHolmesVAU: {result.answer}")
+    if args.output is not None:
+        atomic_write_json(args.output, result.to_dict())
+        print(f"result: {args.output}", file=sys.stderr)
+    if args.plot is not None:
+        from holmesvau.plots import save_anomaly_curve
+
+        with atomic_target(args.plot) as tmp:
+            save_anomaly_curve(result, tmp)
+        print(f"plot: {args.plot}", file=sys.stderr)
+    return vau, result
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.video is None:
+        print(NEEDS_VIDEO, file=sys.stderr)
+        return 2
+    from holmesvau.ats.weights import ScorerError
+    from holmesvau.model import CheckpointError
+    from holmesvau.video import VideoError
+
+    try:
+        run(args)
+    except (VideoError, CheckpointError, ScorerError, ValueError, OSError) as e:
+        print(f"error: {error_text(e)}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def error_text(e: Exception) -> str:
+    from holmesvau.model import CheckpointError
+
+    if isinstance(e, CheckpointError) and "--model" not in str(e):
+        return f"{e} (pass --model with a hub id like ppxin321/HolmesVAU-2B or a local model folder)"
+    return str(e)

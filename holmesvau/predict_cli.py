@@ -1,0 +1,160 @@
+"""`tools/predict.py`: batch prediction over test instructions (resumable), rank shards and dense-score dumps.
+
+The script is a thin entry point (its docstring lists the commands); the argument parsing and `main(argv)` live
+here so tests and other tools call them as a library function. The work itself is holmesvau.predict.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from holmesvau.cli import (
+    add_generation_options,
+    add_model_options,
+    add_sampling_options,
+    non_negative_int,
+    output_dir,
+    output_file,
+    positive_int,
+)
+from holmesvau.data.instructions import LEVELS, read_instructions
+from holmesvau.distributed import barrier_then, default_device, dist_env, shard
+from holmesvau.predict import (
+    done_ids,
+    drop_failed,
+    dump_scores,
+    merge_outputs,
+    predict_rows,
+    shard_by_video,
+    shard_path,
+)
+
+DESCRIPTION = (
+    "Batch prediction with HolmesVAU over test instructions (resumable), and dense anomaly-score dumps."
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument(
+        "--annotations",
+        type=Path,
+        required=True,
+        help="test instructions jsonl (id, type, task, video, prompt)",
+    )
+    p.add_argument(
+        "--video-root", type=Path, default=Path("."), help="folder the rows' `video` paths are relative to"
+    )
+    add_model_options(p)  # holmesvau.cli: the same defaults as inference.py and app.py
+    p.add_argument(
+        "--output",
+        type=output_file,
+        default=None,
+        help="predictions jsonl (default preds.jsonl; scores-only: SCORES_DIR/scores_log.jsonl)",
+    )
+    p.add_argument(
+        "--scores-dir", type=output_dir, default=None, help="write <video>.npz dense anomaly scores here"
+    )
+    p.add_argument("--scores-only", action="store_true", help="only dump dense scores (needs --scores-dir)")
+    p.add_argument(
+        "--levels", default=None, help="comma-separated row levels to use (default: all; scores: video)"
+    )
+    p.add_argument(
+        "--limit", type=non_negative_int, default=None, help="only the first N rows (after --levels)"
+    )
+    add_sampling_options(p)
+    add_generation_options(p)
+    p.add_argument("--retry-failed", action="store_true", help="redo rows recorded as failed")
+    p.add_argument("--merge", action="store_true", help="only merge OUTPUT.rank* shards into OUTPUT")
+    p.add_argument("--world-size", type=positive_int, default=None, help="shards to merge (with --merge)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--batch-size",
+        type=positive_int,
+        default=None,
+        help="questions answered together (default 16 on a GPU, 4 on the CPU); 1 = one at a time",
+    )
+    return p
+
+
+def _levels(args, default):
+    levels = tuple(args.levels.split(",")) if args.levels else default
+    bad = [lv for lv in levels if lv not in LEVELS]
+    if bad:
+        raise SystemExit(f"--levels: unknown level(s) {bad} (expected {', '.join(LEVELS)})")
+    return levels
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.scores_only and args.scores_dir is None:
+        raise SystemExit("--scores-only needs --scores-dir")
+    output = args.output or (
+        args.scores_dir / "scores_log.jsonl" if args.scores_only else Path("preds.jsonl")
+    )
+    try:
+        rows = read_instructions(args.annotations, on_error="skip")
+    except (OSError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    rows = [r for r in rows if r.type in _levels(args, ("video",) if args.scores_only else LEVELS)]
+    if args.limit is not None:
+        rows = rows[: args.limit]
+    order = [r.id for r in rows] if not args.scores_only else sorted({r.video for r in rows})
+    merge = lambda world: merge_outputs(output, world, order)  # noqa: E731
+
+    if args.merge:
+        world = args.world_size or int(os.environ.get("WORLD_SIZE", 1))
+        print(json.dumps(merge(world)))
+        return 0
+
+    try:
+        env = dist_env()
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    rank, world = env.rank, env.world_size
+    # by video: each video's probe, dense pass and decoding happen on one rank
+    mine = (
+        shard(order, rank, world) if args.scores_only else shard_by_video(rows, rank, world, args.video_root)
+    )
+    out = shard_path(output, rank) if world > 1 else output
+    if args.retry_failed:
+        for p in (output, out):
+            drop_failed(p)
+    # rows merged by an earlier distributed run count as done for this rank too
+    merged = done_ids(output) if world > 1 else set()
+
+    from holmesvau.ats.weights import ScorerError
+    from holmesvau.model import CheckpointError
+    from holmesvau.pipeline import HolmesVAU
+
+    try:
+        vau = HolmesVAU.from_pretrained(
+            args.model, scorer=False if args.no_ats else args.scorer,
+            device=default_device(args.device, env), dtype=args.dtype, cache_dir=args.cache_dir,
+        )  # fmt: skip
+    except (CheckpointError, ScorerError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    desc = f"rank {rank}/{world}" if world > 1 else ("scores" if args.scores_only else "predict")
+    common = dict(dense_stride=args.dense_stride, progress=not args.quiet, desc=desc, skip_ids=merged)
+    if args.scores_only:
+        stats = dump_scores(vau, mine, args.video_root, args.scores_dir, out, **common)
+    else:
+        stats = predict_rows(
+            vau, mine, args.video_root, out, select_frames=args.select_frames, use_ats=not args.no_ats,
+            max_new_tokens=args.max_new_tokens, tau=args.tau, scores_dir=args.scores_dir,
+            batch_size=args.batch_size, **common,
+        )  # fmt: skip
+    print(json.dumps({"rank": rank, "world_size": world, "output": str(out), **stats}), file=sys.stderr)
+    if env.can_barrier:
+        barrier_then(env, lambda: print(json.dumps(merge(world))))
+    elif world > 1 and rank == 0:
+        print(f"rank shards written; when all ranks are done: python tools/predict.py --merge --world-size {world} "
+              f"--annotations {args.annotations} --output {output}", file=sys.stderr)  # fmt: skip
+    return 1 if stats["total"] and stats["failed"] == stats["total"] else 0  # every row failed: say so
