@@ -173,7 +173,7 @@ def main() -> None:
         encode, dim = vit_tile_encoder(lm), lm.vision_hidden_size
         scorers["given"] = load_scorer(args.scorer, device=args.device)
     else:
-        from holmesvau.live.planted import vision_encoder
+        from holmesvau.testing.planted import vision_encoder
 
         encode, dim = vision_encoder(args.full_size, args.device, dtype)
         if args.scorer or args.full_size:

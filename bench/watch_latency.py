@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from holmesvau.ats import URDMU  # noqa: E402
 from holmesvau.live import LiveSource, SourceConfig, WatchConfig, Watcher  # noqa: E402
 from holmesvau.live.events import Hysteresis  # noqa: E402
-from holmesvau.live.planted import planted_scorer, vision_encoder  # noqa: E402
+from holmesvau.testing.planted import planted_scorer, vision_encoder  # noqa: E402
 
 
 def rss_mb() -> float:

@@ -98,8 +98,9 @@ def frame_indices(text: str) -> list[int]:
     return out
 
 
-def add_model_options(p: argparse.ArgumentParser) -> None:
-    """--model, --scorer, --no-ats, --device, --dtype, --cache-dir."""
+def add_model_options(p: argparse.ArgumentParser, no_ats: bool = True) -> None:
+    """--model, --scorer, --no-ats (unless `no_ats` is False: tools that cannot run without the scorer),
+    --device, --dtype, --cache-dir."""
     p.add_argument(
         "--model",
         default=DEFAULT_MODEL,
@@ -108,7 +109,8 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--scorer", default=None, help="anomaly scorer .pth path or URL (default: the released one)"
     )
-    p.add_argument("--no-ats", action="store_true", help="uniform sampling only; no scorer is loaded")
+    if no_ats:
+        p.add_argument("--no-ats", action="store_true", help="uniform sampling only; no scorer is loaded")
     p.add_argument("--device", default=None, help="cuda, cuda:1, cpu (default: cuda if available)")
     p.add_argument(
         "--dtype",

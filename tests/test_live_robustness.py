@@ -22,7 +22,7 @@ from holmesvau.live import (
     vit_tile_encoder,
 )
 from holmesvau.live.events import Hysteresis
-from holmesvau.live.planted import planted_scorer
+from holmesvau.testing.planted import planted_scorer
 from holmesvau.testing.synthetic import make_video
 
 HOST = "127.0.0.1"

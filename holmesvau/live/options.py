@@ -1,7 +1,7 @@
 """Command-line options of `watch.py` and the run they drive (kept here so the entry point stays thin).
 
-Model options and their defaults follow inference.py (--model, --scorer, --device, --dtype, --cache-dir,
---dense-stride, --select-frames, --tau, --max-new-tokens) so that both can move to a shared options module.
+Model options and their defaults are inference.py's (holmesvau.cli: --model, --scorer, --device, --dtype,
+--cache-dir, --dense-stride, --select-frames, --tau, --max-new-tokens).
 """
 
 from __future__ import annotations
@@ -20,22 +20,13 @@ from .watcher import WatchConfig
 
 
 def add_model_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", default=None, help="hub id or local folder (default ppxin321/HolmesVAU-2B)")
-    p.add_argument(
-        "--scorer", default=None, help="anomaly scorer .pth path or URL (default: the released one)"
-    )
-    p.add_argument("--select-frames", type=int, default=12, help="frames given to the MLLM per event")
-    p.add_argument("--dense-stride", type=int, default=16, help="ATS scores every k-th frame")
-    p.add_argument("--tau", type=float, default=0.1, help="ATS density offset")
-    p.add_argument("--max-new-tokens", type=int, default=1024)
-    p.add_argument("--device", default=None, help="cuda, cuda:1, cpu (default: cuda if available)")
-    p.add_argument(
-        "--dtype",
-        default=None,
-        choices=["bf16", "fp16", "fp32"],
-        help="default: bf16/fp16 on GPU, fp32 on CPU",
-    )
-    p.add_argument("--cache-dir", default=None, help="where downloads and converted checkpoints go")
+    """The model, sampling and generation options of inference.py, with the same defaults (holmesvau.cli);
+    no --no-ats: live mode is the anomaly scorer."""
+    from holmesvau.cli import add_generation_options, add_model_options, add_sampling_options
+
+    add_model_options(p, no_ats=False)
+    add_sampling_options(p)
+    add_generation_options(p)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
