@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
 from pathlib import Path
 
@@ -128,3 +129,17 @@ def tagged_processes(token: str) -> dict[int, str]:
         except (OSError, IndexError):
             continue
     return found
+
+
+def digest(folder: Path) -> dict[str, str]:
+    """Every file under `folder` -> sha256 of its bytes (an independent record of what was there)."""
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+def leftovers(parent: Path) -> list[str]:
+    """Staging folders of holmesvau.safe_output left in `parent` (there should be none after any run)."""
+    return sorted(p.name for p in parent.iterdir() if ".partial-" in p.name or ".old-" in p.name)

@@ -3,7 +3,6 @@ output folder never replaces what we did not write (holmesvau.safe_output)."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import subprocess
@@ -12,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import digest, leftovers
 from safetensors.torch import load_file
 
 from holmesvau.safe_output import MARKER, OutputError
@@ -19,19 +19,6 @@ from internvl_chat.merge import MergeError, merge_lora
 
 REPO = Path(__file__).resolve().parents[1]
 RANK, ALPHA = 4, 8
-
-
-def _digest(folder: Path) -> dict[str, str]:
-    """Every file under `folder` -> sha256 of its bytes (an independent record of what was there)."""
-    return {
-        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(folder.rglob("*"))
-        if p.is_file()
-    }
-
-
-def _leftovers(parent: Path) -> list[str]:
-    return sorted(p.name for p in parent.iterdir() if ".partial-" in p.name or ".old-" in p.name)
 
 
 @pytest.fixture(scope="module")
@@ -80,10 +67,10 @@ def test_merged_weights_are_base_plus_scaled_lora_product(run_dir, tiny_model_di
     for key in base.keys() - changed:
         assert torch.equal(merged[key], base[key]), key
     marker = json.loads((out / MARKER).read_text())
-    assert set(marker["files"]) == set(_digest(out)) - {MARKER}
+    assert set(marker["files"]) == set(digest(out)) - {MARKER}
     ours = {"config.json", "model.safetensors", "tokenizer.json", "holmesvau_merge.json"}
     assert ours <= set(marker["files"])
-    assert _leftovers(tmp_path) == []
+    assert leftovers(tmp_path) == []
 
 
 def test_refuses_a_folder_holding_unrelated_files(run_dir, tmp_path):
@@ -92,7 +79,7 @@ def test_refuses_a_folder_holding_unrelated_files(run_dir, tmp_path):
     dst.mkdir()
     (dst / "notes.txt").write_text("my notes")
     (dst / "config.json").write_text('{"mine": true}')
-    before = _digest(dst)
+    before = digest(dst)
     res = subprocess.run(
         [sys.executable, str(REPO / "tools" / "merge_lora.py"), str(run_dir), str(dst)],
         capture_output=True,
@@ -102,28 +89,28 @@ def test_refuses_a_folder_holding_unrelated_files(run_dir, tmp_path):
     assert res.returncode == 2, res.stdout + res.stderr
     assert res.stderr.startswith("error: ") and "not written by HolmesVAU" in res.stderr
     assert str(dst) in res.stderr and "Traceback" not in res.stderr
-    assert _digest(dst) == before
+    assert digest(dst) == before
     with pytest.raises(OutputError, match="not written by HolmesVAU"):  # not ours: not even with overwrite
         merge_lora(run_dir, dst, overwrite=True)
-    assert _digest(dst) == before and _leftovers(tmp_path) == []
+    assert digest(dst) == before and leftovers(tmp_path) == []
 
 
 def test_overwrite_replaces_only_our_own_merge(run_dir, tmp_path):
     dst = tmp_path / "merged"
     merge_lora(run_dir, dst)
-    first = _digest(dst)
+    first = digest(dst)
     with pytest.raises(OutputError, match="--overwrite"):  # ours, but not asked to replace it
         merge_lora(run_dir, dst)
-    assert _digest(dst) == first
+    assert digest(dst) == first
     (dst / "model.safetensors").write_bytes(b"stale")  # a file of ours, changed: replaced by the rerun
     merge_lora(run_dir, dst, overwrite=True)
-    assert {k: v for k, v in _digest(dst).items() if k != MARKER} == {
+    assert {k: v for k, v in digest(dst).items() if k != MARKER} == {
         k: v for k, v in first.items() if k != MARKER
     }
     (dst / "my_eval.json").write_text("{}")  # the user added a file: replacing the folder would delete it
     with pytest.raises(OutputError, match="my_eval.json"):
         merge_lora(run_dir, dst, overwrite=True)
-    assert (dst / "my_eval.json").read_text() == "{}" and _leftovers(tmp_path) == []
+    assert (dst / "my_eval.json").read_text() == "{}" and leftovers(tmp_path) == []
 
 
 @pytest.mark.parametrize("where", ["adapter", "run", "inside-adapter", "base", "inside-base"])
@@ -139,10 +126,10 @@ def test_refuses_the_adapter_and_the_base_model(run_dir, tiny_model_dir, tmp_pat
         "base": base,
         "inside-base": base / "merged",
     }[where]
-    before = _digest(tmp_path)
+    before = digest(tmp_path)
     with pytest.raises(OutputError, match="source|not written by HolmesVAU"):
         merge_lora(run, dst, base=str(base), overwrite=True)
-    assert _digest(tmp_path) == before and _leftovers(tmp_path) == [] and _leftovers(run) == []
+    assert digest(tmp_path) == before and leftovers(tmp_path) == [] and leftovers(run) == []
 
 
 def test_unusable_inputs_are_clear_errors(run_dir, tmp_path):

@@ -11,25 +11,13 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import digest, leftovers
 
 from holmesvau.model import convert_checkpoint
 from holmesvau.safe_output import MARKER, OutputError, StagedOutput
 from holmesvau.testing.tiny_model import TinyConfig, make_tiny_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def _digest(folder: Path) -> dict[str, str]:
-    """Every file under `folder` -> sha256 of its bytes (an independent record of what was there)."""
-    return {
-        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(folder.rglob("*"))
-        if p.is_file()
-    }
-
-
-def _leftovers(parent: Path) -> list[str]:
-    return sorted(p.name for p in parent.iterdir() if ".partial-" in p.name or ".old-" in p.name)
 
 
 @pytest.fixture
@@ -45,42 +33,42 @@ def test_convert_refuses_a_folder_holding_unrelated_files(source, tmp_path):
     dst.mkdir()
     (dst / "notes.txt").write_text("my notes")
     (dst / "config.json").write_text("{}")
-    before = _digest(dst)
+    before = digest(dst)
     with pytest.raises(OutputError, match="not written by HolmesVAU") as e:
         convert_checkpoint(source, dst)
     assert str(dst) in str(e.value)
-    assert _digest(dst) == before  # untouched
+    assert digest(dst) == before  # untouched
     with pytest.raises(OutputError, match="not written by HolmesVAU"):  # not ours: never
         convert_checkpoint(source, dst, overwrite=True)
-    assert _digest(dst) == before and _leftovers(tmp_path) == []
+    assert digest(dst) == before and leftovers(tmp_path) == []
 
 
 @pytest.mark.parametrize("where", ["source", "parent", "inside"])
 def test_convert_refuses_source_its_parent_and_inside_it(source, where):
-    before = _digest(source.parent)
+    before = digest(source.parent)
     dst = {"source": source, "parent": source.parent, "inside": source / "native"}[where]
     relation = {"source": "is the source", "parent": "contains the source", "inside": "is inside the source"}
     with pytest.raises(OutputError, match=relation[where]):
         convert_checkpoint(source, dst, overwrite=True)
-    assert _digest(source.parent) == before  # the original checkpoint is intact, nothing added
-    assert _leftovers(source.parent) == [] and _leftovers(source.parent.parent) == []
+    assert digest(source.parent) == before  # the original checkpoint is intact, nothing added
+    assert leftovers(source.parent) == [] and leftovers(source.parent.parent) == []
 
 
 def test_overwrite_replaces_only_our_own_output(source, tmp_path):
     dst = tmp_path / "native"
     assert convert_checkpoint(source, dst) == dst
     marker = json.loads((dst / MARKER).read_text())
-    assert set(marker["files"]) == set(_digest(dst)) - {MARKER}
+    assert set(marker["files"]) == set(digest(dst)) - {MARKER}
     assert {"config.json", "model.safetensors", "tokenizer.json"} <= set(marker["files"])
-    first = _digest(dst)
+    first = digest(dst)
 
     with pytest.raises(OutputError, match="--overwrite"):  # ours, but not asked to replace it
         convert_checkpoint(source, dst)
-    assert _digest(dst) == first
+    assert digest(dst) == first
 
     (dst / "model.safetensors").write_bytes(b"stale")  # a file of ours, changed: replaced by the rerun
     convert_checkpoint(source, dst, overwrite=True)
-    assert {k: v for k, v in _digest(dst).items() if k != MARKER} == {
+    assert {k: v for k, v in digest(dst).items() if k != MARKER} == {
         k: v for k, v in first.items() if k != MARKER
     }
     from holmesvau.model import load_model
@@ -91,7 +79,7 @@ def test_overwrite_replaces_only_our_own_output(source, tmp_path):
     with pytest.raises(OutputError, match="my_eval.json"):
         convert_checkpoint(source, dst, overwrite=True)
     assert (dst / "my_eval.json").read_text() == "{}"
-    assert _leftovers(tmp_path) == []
+    assert leftovers(tmp_path) == []
 
 
 @pytest.mark.parametrize("fmt", ["native", "original"])
@@ -101,8 +89,8 @@ def test_make_tiny_model_refuses_a_non_empty_folder(tmp_path, fmt):
     (dst / "config.json").write_text('{"mine": true}')
     with pytest.raises(OutputError, match="not written by HolmesVAU"):
         make_tiny_checkpoint(dst, fmt)
-    assert _digest(dst) == {"config.json": hashlib.sha256(b'{"mine": true}').hexdigest()}
-    assert _leftovers(tmp_path) == []
+    assert digest(dst) == {"config.json": hashlib.sha256(b'{"mine": true}').hexdigest()}
+    assert leftovers(tmp_path) == []
 
 
 def test_make_tiny_model_into_empty_folder_then_overwrite(tmp_path):
@@ -112,10 +100,10 @@ def test_make_tiny_model_into_empty_folder_then_overwrite(tmp_path):
     assert (dst / "model.safetensors").is_file() and (dst / MARKER).is_file()
     with pytest.raises(OutputError, match="--overwrite"):
         make_tiny_checkpoint(dst, "original")
-    first = _digest(dst)["model.safetensors"]
+    first = digest(dst)["model.safetensors"]
     make_tiny_checkpoint(dst, "original", TinyConfig(seed=1), overwrite=True)
-    assert _digest(dst)["model.safetensors"] != first  # replaced by the new seed's weights
-    assert _leftovers(tmp_path) == []
+    assert digest(dst)["model.safetensors"] != first  # replaced by the new seed's weights
+    assert leftovers(tmp_path) == []
 
 
 def test_failed_write_keeps_the_previous_output(tmp_path):
@@ -126,7 +114,7 @@ def test_failed_write_keeps_the_previous_output(tmp_path):
         with StagedOutput(dst, overwrite=True) as d:
             (d / "a.txt").write_text("second, half written")
             raise RuntimeError("boom")
-    assert (dst / "a.txt").read_text() == "first" and _leftovers(tmp_path) == []
+    assert (dst / "a.txt").read_text() == "first" and leftovers(tmp_path) == []
     with pytest.raises(OutputError, match="symbolic link"):
         (tmp_path / "link").symlink_to(dst)
         StagedOutput(tmp_path / "link", overwrite=True)
