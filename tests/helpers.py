@@ -143,3 +143,23 @@ def digest(folder: Path) -> dict[str, str]:
 def leftovers(parent: Path) -> list[str]:
     """Staging folders of holmesvau.safe_output left in `parent` (there should be none after any run)."""
     return sorted(p.name for p in parent.iterdir() if ".partial-" in p.name or ".old-" in p.name)
+
+
+def kill_and_expect_no_tagged(proc, token: str, sig: int, what: str) -> None:
+    """Send `sig` to `proc` only (as `kill PID` does, not its process group), then require that every process
+    tagged with `token` (tagged_processes) is gone within 5 s; whatever is left is SIGKILLed before failing."""
+    import os
+    import signal
+    import time
+
+    try:
+        os.kill(proc.pid, sig)
+        proc.wait()
+        deadline = time.time() + 5
+        while tagged_processes(token) and time.time() < deadline:
+            time.sleep(0.1)
+        assert tagged_processes(token) == {}, f"processes left running after {what} was killed"
+    finally:
+        proc.kill()
+        for pid in tagged_processes(token):  # only what this test started
+            os.kill(pid, signal.SIGKILL)

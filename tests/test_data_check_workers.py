@@ -13,7 +13,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from helpers import tagged_processes
+from helpers import kill_and_expect_no_tagged, tagged_processes
 
 REPO = Path(__file__).resolve().parents[1]
 ROW = {"id": 0, "type": "video", "task": "judgement", "prompt": "Anomalies?", "anwser": "No."}
@@ -53,16 +53,8 @@ def test_killing_the_check_leaves_no_worker(tmp_path, sig):
             assert proc.poll() is None and time.time() < deadline, "the check did not start two workers"
             time.sleep(0.05)
         time.sleep(0.5)  # the workers have run their initializer and are inside hang()
-        os.kill(proc.pid, sig)  # the check only, as `kill PID` does; not its process group
-        proc.wait()
-        deadline = time.time() + 5
-        while tagged_processes(token) and time.time() < deadline:
-            time.sleep(0.1)
-        assert tagged_processes(token) == {}, "worker processes left running after the check was killed"
     finally:
-        proc.kill()
-        for pid in tagged_processes(token):  # only what this test started
-            os.kill(pid, signal.SIGKILL)
+        kill_and_expect_no_tagged(proc, token, sig, "the check")
 
 
 def test_check_video_json_report_is_written_whole(tmp_path):

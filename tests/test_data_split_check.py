@@ -20,6 +20,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+from helpers import kill_and_expect_no_tagged
 from helpers import tagged_processes as _tagged
 
 from holmesvau.data.annotations import load_raw_database, parse_segment_name
@@ -247,16 +248,8 @@ def test_killing_the_run_leaves_no_worker_or_ffmpeg(root, tmp_path, sig):
             assert proc.poll() is None and time.time() < deadline, "the run did not start two cuts"
             time.sleep(0.05)
         assert len(_tagged(token)) >= 5  # the run, its 2 workers, their 2 ffmpeg
-        os.kill(proc.pid, sig)  # the run only, as `kill PID` does; not its process group
-        proc.wait()
-        deadline = time.time() + 5
-        while _tagged(token) and time.time() < deadline:
-            time.sleep(0.1)
-        assert _tagged(token) == {}, "processes left running after the run was killed"
     finally:
-        proc.kill()
-        for pid in _tagged(token):  # only what this test started
-            os.kill(pid, signal.SIGKILL)
+        kill_and_expect_no_tagged(proc, token, sig, "the run")
 
 
 def test_no_arguments_processes_what_is_present(root):
