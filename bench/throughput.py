@@ -45,17 +45,42 @@ class Counter:
     (a decode step right after a prefill starts one: serial `generate` makes one per row, batched answering one
     per batch)."""
 
-    def __init__(self, lm):
+    def __init__(self, lm, timed: bool = False):
         self.reset()
         inner = lm.model.model
         self.handles = [
             inner.vision_tower.register_forward_pre_hook(self._vit, with_kwargs=True),
             inner.language_model.register_forward_pre_hook(self._lang, with_kwargs=True),
         ]
+        if timed:  # wall time per kind of forward, the device synchronised around each (--timing)
+            self.device = lm.device
+            for m, kind in ((inner.vision_tower, "vit"), (inner.language_model, "lang")):
+                self.handles.append(m.register_forward_pre_hook(self._start, with_kwargs=True))
+                self.handles.append(m.register_forward_hook(self._stop(kind), with_kwargs=True))
 
     def reset(self) -> None:
         self.vit_tiles = self.generate_calls = self.prefill_tokens = self.prefills = self.decode_steps = 0
         self.last_was_prefill = False
+        self.seconds = {"vit": 0.0, "prefill": 0.0, "decode": 0.0}
+        self._t0 = 0.0
+
+    def _start(self, module, args, kwargs) -> None:
+        _sync(str(self.device))
+        self._t0 = time.perf_counter()
+
+    def _stop(self, kind: str):
+        def hook(module, args, kwargs, output) -> None:
+            _sync(str(self.device))
+            dt = time.perf_counter() - self._t0
+            if kind == "lang":
+                x = kwargs.get("inputs_embeds")
+                x = x if x is not None else kwargs.get("input_ids", args[0] if args else None)
+                kind_ = "prefill" if x.shape[1] > 1 else "decode"
+            else:
+                kind_ = kind
+            self.seconds[kind_] += dt
+
+        return hook
 
     def _vit(self, module, args, kwargs) -> None:
         pv = kwargs.get("pixel_values", args[0] if args else None)
@@ -189,6 +214,9 @@ def _peak_mb(device: str) -> float:
     )  # process peak RSS (Linux: KiB)
 
 
+FRAMES_S = [0.0]  # seconds spent decoding and preprocessing frames on the CPU (reset per measured path)
+
+
 def run_serial(lm, rows, plans, max_new_tokens: int) -> list:
     """Today's path: per row, decode + preprocess on the CPU + one generate that re-encodes the frames."""
     from holmesvau.model import chat, video_question
@@ -197,7 +225,9 @@ def run_serial(lm, rows, plans, max_new_tokens: int) -> list:
 
     outs = []
     for r, (video, idx) in zip(rows, plans):
+        t = time.perf_counter()
         pv = frames_to_pixel_values(read_frames(video, list(idx)))
+        FRAMES_S[0] += time.perf_counter() - t
         outs.append(chat(lm, pv, video_question(r.prompt, len(idx)), max_new_tokens=max_new_tokens))
     return outs
 
@@ -216,7 +246,9 @@ def run_batched(lm, rows, plans, max_new_tokens: int, batch_size: int, chunk: in
         for r, (video, idx) in zip(rows[start : start + chunk], plans[start : start + chunk]):
             k = (str(video), idx)
             if k not in sets:
+                t = time.perf_counter()
                 sets[k] = FrameSet(tiles=frames_to_tiles(read_frames(video, list(idx))), key=k)
+                FRAMES_S[0] += time.perf_counter() - t
             reqs.append(AnswerRequest(sets[k], video_question(r.prompt, len(idx)), max_new_tokens))
         outs.extend(answer_batch(lm, reqs, batch_size))
     return outs
@@ -309,6 +341,11 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (1 on a crowded machine)")
     ap.add_argument("--seed", type=int, default=0, help="which source-video groups are drawn")
     ap.add_argument("--no-report", action="store_true", help="skip the report on robbery.mp4")
+    ap.add_argument(
+        "--timing",
+        action="store_true",
+        help="also time ViT, prefill and decode forwards (device synchronised around each) and frame decoding",
+    )
     ap.add_argument("--report-replay", action="store_true", help="measure the report's serial path too")
     ap.add_argument(
         "--report-clip-frames", type=int, default=None, help="frames per clip caption (default 8)"
@@ -340,7 +377,7 @@ def main(argv: list[str] | None = None) -> dict:
     build_s = time.perf_counter() - t
     rows = pick_rows(args.instructions, n_rows, args.seed)
     plans = frame_plans(rows, args.videos, args.frames)
-    counter = Counter(lm)
+    counter = Counter(lm, timed=args.timing)
     run_serial(lm, rows[:1], plans[:1], 2)  # warm-up: kernels, the file cache of the clips
     run_batched(lm, rows[:2], plans[:2], 2, 2, 2)
 
@@ -350,6 +387,7 @@ def main(argv: list[str] | None = None) -> dict:
         ("ours", lambda: run_batched(lm, rows, plans, new_tokens, batch, args.chunk)),
     ):
         counter.reset()
+        FRAMES_S[0] = 0.0
         _reset_peak(args.device)
         _sync(args.device)
         t = time.perf_counter()
@@ -361,6 +399,7 @@ def main(argv: list[str] | None = None) -> dict:
             "new_tokens": sum(len(o.output_ids) for o in outs),
             "peak_mb": _peak_mb(args.device),
             "outs": outs,
+            "seconds": {k: round(v, 3) for k, v in {**counter.seconds, "frames": FRAMES_S[0]}.items()},
         }
         print(f"{name}: {figures[name]['s']:.2f} s, {counter.snapshot()}", file=sys.stderr)
     s, o = figures["serial"], figures["ours"]
@@ -403,6 +442,10 @@ def main(argv: list[str] | None = None) -> dict:
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
     }
+    if (
+        args.timing
+    ):  # where the time goes (the forwards' own wall time, device synchronised; frames on the CPU)
+        result["seconds_serial"], result["seconds_ours"] = s["seconds"], o["seconds"]
     import transformers
 
     result["transformers"] = transformers.__version__
