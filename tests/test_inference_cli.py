@@ -107,7 +107,7 @@ def test_cli_errors_are_one_clear_line(tiny_model_dir, media, tmp_path, case, pa
         (["--tau", "-1"], "--tau: expected a number in"),
         (["--report-threshold", "nan"], "--report-threshold: expected a finite number"),
         (["--report-threshold", "1.5"], "--report-threshold: expected a number in"),
-        (["--select-frames", "0"], "--select-frames: expected a positive integer"),
+        (["--select-frames", "0"], "--select-frames: expected an integer >= 1"),
         (["--dtype", "float64"], "--dtype: expected one of"),
         (["--frame-indices", "1,x"], "--frame-indices: expected comma-separated integers"),
         (["--output", "{tmp}"], "--output: .* is a folder"),
