@@ -81,30 +81,90 @@ def test_report_encodes_each_frame_once(built):
 
 
 def test_video_frames_share_the_events_frames_within_their_snippet(built):
-    """An ATS frame d stands for dense snippet [d, d + stride): where an event or clip frame lies in that snippet,
-    the video-level questions use it (encoded once for both); elsewhere d itself. Oracle: a linear scan."""
-    _, _, data, _ = built
-    stride = data["scores"]["stride"]
-    pool = sorted(
-        set().union(
-            *(
-                set(ev["frame_indices"]) | {i for c in ev["clips"] for i in c["frame_indices"]}
-                for ev in data["events"]
-            )
-        )
-    )
+    """An ATS frame d stands for its dense snippet [d, d + stride), a clip frame for its uniform segment. Checked
+    against a brute-force oracle: every video frame lies in its ATS snippet; every clip frame is the uniform
+    sample or, if moved, a video frame strictly between its neighbours' uniform samples; and a video frame whose
+    snippet overlaps a clip is one of the events' frames (encoded once for both)."""
     from holmesvau.frame_plan import plan_frames
+    from holmesvau.video import uniform_indices
 
-    sc = data["scores"]
-    ats = plan_frames(data["video"]["n_frames"], len(data["video_sampling"]["frame_indices"]), scores=sc["values"],
+    _, _, data, _ = built
+    stride, sc = data["scores"]["stride"], data["scores"]
+    video = data["video_sampling"]["frame_indices"]
+    ats = plan_frames(data["video"]["n_frames"], len(video), scores=sc["values"],
                       dense_indices=sc["dense_frame_indices"], dense_stride=stride).indices  # fmt: skip
-    expected = [next((p for p in pool if d <= p < d + stride), d) for d in ats]
-    assert data["video_sampling"]["frame_indices"] == expected
-    assert any(e != d for e, d in zip(expected, ats))  # the planted events hold some of the ATS frames
+    assert all(d <= v < d + stride for d, v in zip(ats, video))
+    fps = data["video"]["fps"]
+    clip_frames = {i for ev in data["events"] for c in ev["clips"] for i in c["frame_indices"]}
+    moved = 0
+    for ev in data["events"]:
+        for c in ev["clips"]:
+            a, b = round(c["start_s"] * fps), round(c["end_s"] * fps)
+            got, uniform = (
+                c["frame_indices"],
+                [a + i for i in uniform_indices(b - a, len(c["frame_indices"]))],
+            )
+            for k, (g, u) in enumerate(zip(got, uniform)):
+                if g != u:
+                    moved += 1
+                    assert g in video
+                    assert (
+                        (uniform[k - 1] if k else a - 1) < g < (uniform[k + 1] if k + 1 < len(uniform) else b)
+                    )
+            for d, v in zip(ats, video):
+                if d < b and a < d + stride:  # the snippet overlaps this clip: shared with the events' frames
+                    assert v in clip_frames
+    assert sum(v != d for d, v in zip(ats, video)) + moved > 0  # the planted events hold some ATS frames
 
 
-def test_snap_to_pool_by_hand():
-    from holmesvau.report.analysis import snap_to_pool
+def test_share_with_ats_by_hand():
+    from holmesvau.report.frames import Uniform, sample_inside, share_with_ats
 
-    assert snap_to_pool([0, 16, 32, 48, 48, 64], [5, 20, 31, 47, 50, 81], 16) == [5, 20, 47, 50, 50, 64]
-    assert snap_to_pool([96], [], 16) == [96]
+    assert sample_inside(0, 64, 4) == [7, 23, 39, 54]  # segments [0,16) [16,32) [32,47) [47,64)
+    sets = [
+        Uniform.over(0, 64, 4)
+    ]  # a frame of the set inside the snippet serves it; beyond the set: d itself
+    assert share_with_ats([16, 40, 48, 96], sets, 16) == [23, 54, 54, 96]
+    assert sets[0].frames == [7, 23, 39, 54]
+    sets = [Uniform.over(0, 64, 4)]  # no frame inside [10, 14): segment [0, 16) gives up its frame 7 for 10;
+    assert share_with_ats([10, 12], sets, 4) == [10, 12]  # [12, 16) then finds that segment already used
+    assert sets[0].frames == [10, 23, 39, 54]
+    sets = [Uniform.over(100, 164, 4), Uniform.over(0, 64, 4)]  # two sets: each snippet finds its own
+    assert share_with_ats([3, 100], sets, 4) == [3, 100]
+    assert [u.frames for u in sets] == [[100, 123, 139, 154], [3, 23, 39, 54]]
+
+
+def test_share_with_ats_properties():
+    """Random disjoint uniform sets and ATS frames: each video frame stays in its snippet, each set frame stays
+    strictly between its neighbours' uniform samples (so inside its segment), a moved frame is a video frame, a
+    video frame whose snippet holds a set frame is a set frame, and no frame is ever added to the encoded total."""
+    import random
+
+    from holmesvau.report.frames import Uniform, share_with_ats
+
+    rng = random.Random(0)
+    for _ in range(300):
+        stride, start, sets = rng.choice([4, 8, 16]), 0, []
+        for _ in range(rng.randint(1, 4)):
+            start += rng.randint(0, 40)
+            length = rng.randint(2, 120)
+            sets.append(Uniform.over(start, start + length, rng.randint(1, min(8, length - 1))))
+            start += length
+        before = [list(u.frames) for u in sets]
+        ats = sorted(rng.randrange(0, start + 20) // stride * stride for _ in range(rng.randint(1, 12)))
+        video = share_with_ats(ats, sets, stride)
+        assert all(d <= v < d + stride for d, v in zip(ats, video))
+        for u, orig in zip(sets, before):
+            for k, (g, o) in enumerate(zip(u.frames, orig)):
+                if g != o:
+                    assert g in video
+                    assert (
+                        (orig[k - 1] if k else u.start - 1)
+                        < g
+                        < (orig[k + 1] if k + 1 < len(orig) else u.end)
+                    )
+        for d, v in zip(ats, video):
+            if any(d <= f < d + stride for o in before for f in o):
+                assert any(v in u.frames for u in sets)
+        n_before = len(set(ats).union(*map(set, before)))
+        assert len(set(video).union(*(u.frames for u in sets))) <= n_before

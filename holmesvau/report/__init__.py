@@ -7,11 +7,10 @@ from .analysis import (
     Report,
     ReportConfig,
     build_report,
-    sample_inside,
-    split_clips,
     write_report,
 )
 from .events import Event, default_threshold, localize_events, otsu_threshold, smooth_scores
+from .frames import sample_inside, share_with_ats, split_clips
 from .html import render_html
 from .schema import REPORT_SCHEMA, SCHEMA_VERSION, ReportSchemaError, validate_report
 
@@ -30,6 +29,7 @@ __all__ = [
     "otsu_threshold",
     "render_html",
     "sample_inside",
+    "share_with_ats",
     "smooth_scores",
     "split_clips",
     "validate_report",

@@ -18,7 +18,6 @@ questions of one frame set, and an event's clip captions, are generated in one b
 from __future__ import annotations
 
 import io
-import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -28,7 +27,8 @@ import numpy as np
 
 from holmesvau.frame_plan import plan_frames
 
-from .events import Event, localize_events, resolved_threshold
+from .events import localize_events, resolved_threshold
+from .frames import plan_event, share_with_ats
 from .schema import SCHEMA_VERSION, validate_report
 
 # One representative prompt per task, taken verbatim from the released HIVAU-70k test instructions
@@ -72,26 +72,6 @@ class Report:
 
 
 ProgressFn = Callable[[int, int, str], None]
-
-
-def sample_inside(start: int, end: int, n: int) -> list[int]:
-    """`n` frame indices spread uniformly (segment middles) over frames [start, end); fewer if it is shorter."""
-    from holmesvau.video import uniform_indices
-
-    length = end - start
-    if length <= 0:
-        raise ValueError(f"empty frame range [{start}, {end})")
-    return [start + i for i in uniform_indices(length, max(1, min(n, length)))]
-
-
-def split_clips(
-    start: int, end: int, fps: float, clip_seconds: float, max_clips: int
-) -> list[tuple[int, int]]:
-    """Cut frames [start, end) into ceil(duration / clip_seconds) (at most `max_clips`) near-equal clips."""
-    n = max(1, min(max_clips, math.ceil((end - start) / fps / clip_seconds - 1e-9)))
-    n = min(n, end - start)
-    bounds = [start + round(k * (end - start) / n) for k in range(n + 1)]
-    return [(a, b) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
 
 
 def jpeg_thumbnails(frames: np.ndarray, width: int = 160, quality: int = 80) -> list[bytes]:
@@ -174,36 +154,6 @@ def _read(video, indices: Sequence[int]) -> dict[int, np.ndarray]:
     return dict(zip(wanted, read_frames(video, wanted)))
 
 
-def _event_plan(
-    ev: Event, fps: float, config: ReportConfig
-) -> tuple[list[int], list[tuple[int, int, list[int]]]]:
-    """(event frames, [(clip start, clip end, clip frames)]). The event's frames are taken evenly from its clips'
-    frames when those are enough (they cover the event uniformly), so each frame is encoded once for both."""
-    clips = [
-        (a, b, sample_inside(a, b, config.clip_frames))
-        for a, b in split_clips(ev.start_frame, ev.end_frame, fps, config.clip_seconds, config.max_clips)
-    ]
-    pool = sorted({i for _, _, c in clips for i in c})
-    n = config.event_frames
-    if len(pool) >= n > 1:
-        return [pool[round(k * (len(pool) - 1) / (n - 1))] for k in range(n)], clips
-    return sample_inside(ev.start_frame, ev.end_frame, n), clips
-
-
-def snap_to_pool(indices: Sequence[int], pool: Sequence[int], stride: int) -> list[int]:
-    """Each ATS-sampled frame d (the first frame of dense snippet [d, d + stride)) replaced by the first frame of
-    `pool` (the events' and clips' frames, sorted) inside the same snippet, if there is one. The anomaly score
-    that drew d covers the whole snippet, so the swap keeps the sampling's meaning, and the frame is then encoded
-    once for the video-level and the event-level questions."""
-    import bisect
-
-    out = []
-    for d in indices:
-        j = bisect.bisect_left(pool, d)
-        out.append(int(pool[j]) if j < len(pool) and pool[j] < d + stride else int(d))
-    return out
-
-
 def _model_metadata(vau, name: str | None) -> dict:
     meta = getattr(vau.lm, "metadata", None)
     meta = dict(meta) if isinstance(meta, dict) else {"name": str(getattr(vau.lm, "path", ""))}
@@ -251,8 +201,12 @@ def build_report(
         events = sorted(keep, key=lambda e: e.start_frame)
     timings["localize"] = time.perf_counter() - t0
 
-    plans = [_event_plan(ev, fps, config) for ev in events]
-    total = len(TASKS) * (1 + len(events)) + sum(len(clips) for _, clips in plans)
+    plans = [
+        plan_event(ev.start_frame, ev.end_frame, fps, config.event_frames, config.clip_frames,
+                   config.clip_seconds, config.max_clips)
+        for ev in events
+    ]  # fmt: skip
+    total = len(TASKS) * (1 + len(events)) + sum(len(p.clips) for p in plans)
     asker = _Asker(vau, config, total, progress, on_progress)
     thumbnails: dict[str, list[tuple[int, bytes]]] = {}
     try:
@@ -267,10 +221,9 @@ def build_report(
             use_ats=config.use_ats,
         )
         vidx, method = list(plan.indices), plan.sampling
-        if method == "ats":  # a dense score stands for its whole snippet: any frame of it represents it
-            event_frames = {i for eidx, _ in plans for i in eidx}
-            event_frames |= {i for _, clips in plans for _, _, cidx in clips for i in cidx}
-            vidx = snap_to_pool(vidx, sorted(event_frames), dense.stride)
+        if method == "ats":  # where an ATS snippet meets an event's or clip's segment, one frame serves both
+            sets = [u for p in plans for u in (*p.clips, *([p.own] if p.own else []))]
+            vidx = share_with_ats(vidx, sets, dense.stride)
         frames = _read(video, vidx)
         stack = np.stack([frames[i] for i in vidx])
         fs = asker.frame_set(frames, vidx)
@@ -280,7 +233,8 @@ def build_report(
 
         t0 = time.perf_counter()
         out_events = []
-        for k, (ev, (eidx, clips)) in enumerate(zip(events, plans)):
+        for k, (ev, p) in enumerate(zip(events, plans)):
+            eidx, clips = p.frames, [(c.start, c.end, c.frames) for c in p.clips]
             frames = _read(video, [*eidx, *(i for _, _, c in clips for i in c)])
             stack = np.stack([frames[i] for i in eidx])
             fs = asker.frame_set(frames, eidx)
