@@ -67,8 +67,11 @@ def cases(tiny_lm):
     return reqs, serial
 
 
-@pytest.mark.parametrize("batch_size", [5, 16])
-def test_batched_equals_serial_token_for_token(tiny_lm, cases, batch_size):
+@pytest.mark.parametrize("batch_size, grow", [(5, None), (16, None), (16, 3)])
+def test_batched_equals_serial_token_for_token(tiny_lm, cases, batch_size, grow, monkeypatch):
+    """grow=3: the decode cache starts with room for 3 tokens and grows 3 at a time, while rows leave it."""
+    if grow is not None:
+        monkeypatch.setattr("holmesvau.model.kv_cache.GROW", grow)
     reqs, serial = cases
     stats = BatchStats()
     outs = answer_batch(tiny_lm, reqs, batch_size, stats=stats)

@@ -33,6 +33,7 @@ import torch
 from holmesvau.preprocess import normalize_tiles
 
 from .chat import ChatOutput, default_vit_batch, encode_prompt
+from .kv_cache import left_padded_cache
 from .loading import LoadedModel
 from .prompt import IM_END, build_prompt
 
@@ -202,9 +203,7 @@ def _embeds(lm: LoadedModel, p: _Prepared, feats: dict) -> torch.Tensor:
 
 def _layer_kv(cache) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """(keys, values) per layer of a DynamicCache, (B, kv heads, L, head dim) each."""
-    if hasattr(cache, "layers"):
-        return [(layer.keys, layer.values) for layer in cache.layers]
-    return list(zip(cache.key_cache, cache.value_cache))  # transformers < 4.56
+    return [(layer.keys, layer.values) for layer in cache.layers]
 
 
 @torch.inference_mode()
@@ -240,33 +239,25 @@ def _generate(lm: LoadedModel, batch: list[_Prepared], feats: dict, stats: Batch
     stats.new_tokens += len(batch)
     if not rows:
         return out
-    # one cache for the rows still going, left-padded to the longest prompt (padding masked out below)
+    # one cache for the rows still going, left-padded to the longest prompt (padding masked out below), with room
+    # to decode in place (holmesvau.model.kv_cache); the attention mask is one buffer too, viewed a column longer
+    # at each step
     lengths = [batch[r].ids.shape[1] for r, _ in rows]
-    width = max(lengths)
-    cache = DynamicCache()
-    for layer in range(len(rows[0][1])):
-        k0, v0 = rows[0][1][layer]
-        keys = k0.new_zeros(len(rows), k0.shape[1], width, k0.shape[3])
-        values = v0.new_zeros(len(rows), v0.shape[1], width, v0.shape[3])
-        for j, (_, kv) in enumerate(rows):
-            k, v = kv[layer]
-            keys[j, :, width - k.shape[2] :] = k[0]
-            values[j, :, width - v.shape[2] :] = v[0]
-            kv[layer] = None  # free the row's copy as we go
-        cache.update(keys, values, layer)
+    width, most = max(lengths), max(batch[r].max_new_tokens for r, _ in rows)
+    cache = left_padded_cache([kv for _, kv in rows], room=most)
     alive = torch.tensor([r for r, _ in rows], device=device)  # batch row of each cache row
-    attn = torch.zeros(len(rows), width, dtype=torch.long, device=device)
+    mask = torch.zeros(len(rows), width + most, dtype=torch.long, device=device)
     for j, n in enumerate(lengths):
-        attn[j, width - n :] = 1
+        mask[j, width - n :] = 1
+    mask[:, width:] = 1
     pos = torch.tensor(lengths, device=device)[:, None]  # the next token's position in each row
     budget = torch.tensor([p.max_new_tokens for p in batch], device=device)
     nxt = torch.tensor([out[r][0] for r, _ in rows], device=device)
     step = 1
     while True:
-        attn = torch.cat([attn, attn.new_ones(len(alive), 1)], dim=1)
         hidden = lang(
             inputs_embeds=embed(nxt[:, None]),
-            attention_mask=attn,
+            attention_mask=mask[:, : width + step],
             position_ids=pos,
             use_cache=True,
             **{ckw: cache},
@@ -282,7 +273,7 @@ def _generate(lm: LoadedModel, batch: list[_Prepared], feats: dict, stats: Batch
         if bool(done.any()):  # finished rows leave the batch: drop their cache rows and mask
             keep = (~done).nonzero().reshape(-1)
             cache.batch_select_indices(keep)
-            alive, nxt, attn, pos = alive[keep], nxt[keep], attn[keep], pos[keep]
+            alive, nxt, mask, pos = alive[keep], nxt[keep], mask[keep], pos[keep]
         pos = pos + 1
 
 
