@@ -45,10 +45,9 @@ def time_steps(model, lengths: list[int], steps: int, mode: str, device: str, dt
     """Milliseconds per decode step after prefilling `lengths` (one row each), caches merged as `mode` says."""
     from transformers import DynamicCache
 
-    from holmesvau.model.batch import _cache_kwarg
-    from holmesvau.model.kv_cache import left_padded_cache
+    from holmesvau.model.kv_cache import cache_kwarg, left_padded_cache
 
-    hidden, ckw = model.config.hidden_size, _cache_kwarg(model)
+    hidden, ckw = model.config.hidden_size, cache_kwarg(model)
     rows = []
     for n in lengths:  # each prompt prefilled on its own, as answer_batch does
         cache = DynamicCache()

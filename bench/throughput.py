@@ -232,25 +232,43 @@ def run_serial(lm, rows, plans, max_new_tokens: int) -> list:
     return outs
 
 
-def run_batched(lm, rows, plans, max_new_tokens: int, batch_size: int, chunk: int) -> list:
-    """Ours: rows in chunks; each distinct frame set of a chunk decoded once as uint8 tiles; batched answering."""
+def run_batched(lm, rows, plans, max_new_tokens: int, batch_size: int, chunk: int | None) -> list:
+    """Ours, as tools/predict.py runs: rows in chunks of whole frame sets (about `chunk` rows, default 2 x batch);
+    each distinct frame set decoded once as uint8 tiles, the next chunk's in a background thread while this one
+    is answered (holmesvau.prefetch); batched answering."""
     from holmesvau.model import video_question
     from holmesvau.model.batch import AnswerRequest, FrameSet, answer_batch
+    from holmesvau.prefetch import prefetched
     from holmesvau.preprocess import frames_to_tiles
     from holmesvau.video import read_frames
 
-    outs = []
-    for start in range(0, len(rows), chunk):
-        sets: dict = {}
-        reqs = []
-        for r, (video, idx) in zip(rows[start : start + chunk], plans[start : start + chunk]):
+    chunk = chunk or 2 * batch_size
+    chunks: list[list[int]] = [[]]  # row indices; a frame set's rows never straddle two chunks
+    seen: dict = {}
+    for i, (video, idx) in enumerate(plans):
+        k = (str(video), idx)
+        if k not in seen and len(chunks[-1]) >= chunk:
+            chunks.append([])
+        seen.setdefault(k, len(chunks) - 1)
+        chunks[seen[k]].append(i)
+
+    def requests(members: list[int]) -> list:
+        t, sets, reqs = time.perf_counter(), {}, []
+        for i in members:
+            video, idx = plans[i]
             k = (str(video), idx)
             if k not in sets:
-                t = time.perf_counter()
                 sets[k] = FrameSet(tiles=frames_to_tiles(read_frames(video, list(idx))), key=k)
-                FRAMES_S[0] += time.perf_counter() - t
-            reqs.append(AnswerRequest(sets[k], video_question(r.prompt, len(idx)), max_new_tokens))
-        outs.extend(answer_batch(lm, reqs, batch_size))
+            reqs.append(AnswerRequest(sets[k], video_question(rows[i].prompt, len(idx)), max_new_tokens))
+        FRAMES_S[0] += time.perf_counter() - t
+        return reqs
+
+    outs: list = [None] * len(rows)
+    for members, reqs in prefetched(requests, chunks, depth=1):
+        if isinstance(reqs, Exception):
+            raise reqs
+        for i, o in zip(members, answer_batch(lm, reqs, batch_size)):
+            outs[i] = o
     return outs
 
 
@@ -333,11 +351,13 @@ def main(argv: list[str] | None = None) -> dict:
         "--full-size", action="store_true", help="InternVL2-2B shapes, random weights (for a GPU)"
     )
     ap.add_argument("--model", default=None, help="a model folder instead of the tiny random one")
-    ap.add_argument("--rows", type=int, default=None, help="default 24 on the CPU, 32 on a GPU")
+    ap.add_argument("--rows", type=int, default=None, help="default 24 on the CPU, 64 on a GPU")
     ap.add_argument("--batch-size", type=int, default=None, help="default 4 on the CPU, 16 on a GPU")
     ap.add_argument("--max-new-tokens", type=int, default=None, help="default 16 on the CPU, 128 on a GPU")
     ap.add_argument("--frames", type=int, default=12)
-    ap.add_argument("--chunk", type=int, default=64, help="rows answered per answer_batch call")
+    ap.add_argument(
+        "--chunk", type=int, default=None, help="rows per answer_batch call (default 2 x batch size)"
+    )
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (1 on a crowded machine)")
     ap.add_argument("--seed", type=int, default=0, help="which source-video groups are drawn")
     ap.add_argument("--no-report", action="store_true", help="skip the report on robbery.mp4")
@@ -367,7 +387,7 @@ def main(argv: list[str] | None = None) -> dict:
             raise SystemExit(f"{p}: not found (set HOLMESVAU_SHARED or pass --videos / --instructions)")
     if args.threads:
         torch.set_num_threads(args.threads)
-    n_rows = args.rows or (32 if cuda else 24)
+    n_rows = args.rows or (64 if cuda else 24)
     batch = args.batch_size or default_batch_size(args.device)
     new_tokens = args.max_new_tokens or (128 if cuda else 16)
 

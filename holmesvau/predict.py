@@ -227,11 +227,14 @@ def predict_rows(
     Rows are grouped by video: each video is probed, scored (when ATS samples it or its scores are dumped),
     planned and decoded once, its frames encoded once, and its questions answered with the others' in batches of
     `batch_size` (holmesvau.model.batch; default 16 on a GPU, 4 on the CPU). A video that cannot be read fails its
-    own rows; the rest are answered."""
+    own rows; the rest are answered. The next videos (up to 2 x batch_size) are prepared in a background thread
+    while the current batch is answered (holmesvau.prefetch)."""
+    import torch
     from tqdm.auto import tqdm
 
     from holmesvau.model import video_question
     from holmesvau.model.batch import AnswerRequest, default_batch_size
+    from holmesvau.prefetch import prefetched
 
     output = Path(output)
     done = done_ids(output) | {key(i) for i in skip_ids}
@@ -265,17 +268,22 @@ def predict_rows(
                 emit(r, _ok(base, answer, plan) if isinstance(answer, str) else _failed(base, answer))
             pending.clear()
 
-        for video, vrows in by_video.items():
-            bases = [{"id": r.id, "type": r.type, "task": r.task, "video": r.video} for r in vrows]
-            try:
-                frames, plan = _video_frames(
+        def load(item):
+            video, vrows = item
+            with torch.inference_mode():
+                return _video_frames(
                     vau, Path(video_root) / video, video, vrows, select_frames, use_ats, dense_stride, tau,
                     scores_dir, score_levels,
                 )  # fmt: skip
-            except Exception as e:  # noqa: BLE001 - a bad video fails its own rows; the run goes on
+
+        # the next videos are probed, scored and decoded in a background thread while the GPU answers
+        for (_, vrows), loaded in prefetched(load, by_video.items(), depth=2 * size):
+            bases = [{"id": r.id, "type": r.type, "task": r.task, "video": r.video} for r in vrows]
+            if isinstance(loaded, Exception):  # a bad video fails its own rows; the run goes on
                 for r, base in zip(vrows, bases):
-                    emit(r, _failed(base, e))
+                    emit(r, _failed(base, loaded))
                 continue
+            frames, plan = loaded
             for r, base in zip(vrows, bases):
                 q = video_question(r.prompt, len(plan.indices))
                 pending.append((r, base, AnswerRequest(frames, q, max_new_tokens), plan))

@@ -22,7 +22,6 @@ A CUDA out-of-memory error halves the batch and retries it (logged); at batch 1 
 
 from __future__ import annotations
 
-import inspect
 import logging
 from collections import OrderedDict
 from collections.abc import Hashable, Sequence
@@ -33,8 +32,9 @@ import torch
 from holmesvau.preprocess import normalize_tiles
 
 from .chat import ChatOutput, default_vit_batch, encode_prompt
-from .kv_cache import left_padded_cache
+from .kv_cache import cache_kwarg, left_padded_cache
 from .loading import LoadedModel
+from .prefill import prefill_rows
 from .prompt import IM_END, build_prompt
 
 log = logging.getLogger("holmesvau.batch")
@@ -148,12 +148,6 @@ def image_features(
     return torch.cat(out).to(lm.dtype)
 
 
-def _cache_kwarg(language_model: torch.nn.Module) -> str:
-    """The KV-cache argument's name: `cache` in recent transformers, `past_key_values` before."""
-    params = inspect.signature(language_model.forward).parameters
-    return "cache" if "cache" in params else "past_key_values"
-
-
 @dataclass
 class _Prepared:
     index: int
@@ -201,39 +195,24 @@ def _embeds(lm: LoadedModel, p: _Prepared, feats: dict) -> torch.Tensor:
     return e
 
 
-def _layer_kv(cache) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """(keys, values) per layer of a DynamicCache, (B, kv heads, L, head dim) each."""
-    return [(layer.keys, layer.values) for layer in cache.layers]
-
-
 @torch.inference_mode()
 def _generate(lm: LoadedModel, batch: list[_Prepared], feats: dict, stats: BatchStats) -> list[list[int]]:
     """Greedy generation for one batch; returns each row's new token ids (with `<|im_end|>` when emitted).
 
     Each prompt is prefilled on its own (no padding: the causal attention path, exactly the serial prefill, and no
-    (B, L, L) mask), its cache is left-padded into one batch cache, and all rows decode together."""
-    from transformers import DynamicCache
-
+    (B, L, L) mask), its cache is left-padded into one batch cache, and all rows decode together. The questions of
+    one frame set share their prompt up to the question: that prefix (system message and ~3k image tokens) is
+    prefilled once and each row continues from a copy of its cache."""
     model, lang = lm.model, lm.model.model.language_model
-    embed, ckw, device = model.get_input_embeddings(), _cache_kwarg(lang), lm.device
+    embed, ckw, device = model.get_input_embeddings(), cache_kwarg(lang), lm.device
     out: list[list[int]] = [[] for _ in batch]
     rows: list[tuple[int, list[tuple[torch.Tensor, torch.Tensor]]]] = []  # (row, its cache) still generating
-    for r, p in enumerate(batch):
-        n = p.ids.shape[1]
-        cache = DynamicCache()
-        hidden = lang(
-            inputs_embeds=_embeds(lm, p, feats),
-            attention_mask=torch.ones(1, n, dtype=torch.long, device=device),
-            position_ids=torch.arange(n, device=device)[None],
-            use_cache=True,
-            **{ckw: cache},
-        ).last_hidden_state
-        first = int(model.lm_head(hidden[:, -1]).argmax(-1))
+    for r, hidden, kv in prefill_rows(lm, batch, lambda p: _embeds(lm, p, feats), stats):
+        first = int(model.lm_head(hidden).argmax(-1))
         out[r].append(first)
-        stats.prefill_tokens += n
-        if first != lm.im_end_id and p.max_new_tokens > 1:
-            rows.append((r, _layer_kv(cache)))
-        del cache, hidden
+        if first != lm.im_end_id and batch[r].max_new_tokens > 1:
+            rows.append((r, kv))
+        del kv
     stats.generate_calls += 1
     stats.batch_sizes.append(len(batch))
     stats.new_tokens += len(batch)

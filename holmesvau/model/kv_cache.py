@@ -10,6 +10,7 @@ out by the attention mask the caller keeps).
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 
 import torch
@@ -56,6 +57,13 @@ class RoomyLayer(DynamicLayer):
 
     def crop(self, tokens_to_remove: int) -> None:
         raise NotImplementedError("RoomyLayer is a decode-only cache")
+
+
+def cache_kwarg(language_model: torch.nn.Module) -> str:
+    """The KV-cache argument's name of a transformers model's forward: `cache` in recent releases, else
+    `past_key_values`."""
+    params = inspect.signature(language_model.forward).parameters
+    return "cache" if "cache" in params else "past_key_values"
 
 
 def left_padded_cache(rows: Sequence[list[tuple[torch.Tensor, torch.Tensor]]], room: int) -> DynamicCache:
