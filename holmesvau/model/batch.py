@@ -9,8 +9,9 @@ computed once per distinct frame set (`FrameSet.key`, or the FrameSet object its
 embeddings at the `<IMG_CONTEXT>` positions. Requests are sorted by image tokens, frame set and prompt length and
 cut into batches (so the questions of one frame set sit together and padding stays small). Each prompt of a batch
 is prefilled on its own (a prompt of ~3k tokens fills a GPU by itself, and unpadded prefill keeps the causal
-attention path instead of a (B, L, L) mask), the caches are LEFT-padded into one, and the batch decodes greedily
-together with explicit position ids and an attention mask over the padding; a row stops at `<|im_end|>` or at its
+attention path instead of a (B, L, L) mask), the prefix shared by the questions of one frame set once
+(holmesvau.model.prefill); the caches are LEFT-padded into one that decodes in place (holmesvau.model.kv_cache),
+and the batch decodes greedily together with explicit position ids and an attention mask over the padding; a row stops at `<|im_end|>` or at its
 own `max_new_tokens`, and finished rows leave the batch (their cache rows are dropped). Only the last position's
 logits are computed. Greedy answers equal
 one-at-a-time `chat()` answers token for token (tested on the tiny model in float32). The rope is InternLM2's
