@@ -176,14 +176,15 @@ class HolmesVAU:
         tau: float = 0.1,
         progress: bool = True,
         dense: DenseScores | None = None,
+        info=None,
     ) -> PlannedFrames:
         """The frames the MLLM will see (holmesvau.frame_plan: ATS / uniform / given), computing the dense scores
-        only when ATS samples. `dense`: precomputed dense scores to reuse."""
+        only when ATS samples. `dense`: precomputed dense scores to reuse; `info`: the video's probe, if done."""
         from holmesvau.frame_plan import FrameIndexError, needs_dense_scores, plan_frames
         from holmesvau.video import VideoError, probe
 
         t0 = time.perf_counter()
-        info = dense.info if dense is not None else probe(video)
+        info = dense.info if dense is not None else (info if info is not None else probe(video))
         timings = {"probe": time.perf_counter() - t0}
         has_scorer = self.scorer is not None
         try:

@@ -137,3 +137,46 @@ def test_ranks_take_whole_videos_balanced_by_size(tmp_path, world):
     used = {r.video for r in rows}
     assert max(loads) - min(loads) <= max(sizes.get(v, 1) for v in used)  # greedy, largest first
     assert shards == [shard_by_video(rows, k, world, tmp_path) for k in range(world)]  # every rank agrees
+
+
+def test_next_videos_are_decoded_while_a_batch_is_answered_and_the_model_runs_one_thing_at_a_time(
+    dataset, tiny_lm, tmp_path, monkeypatch
+):
+    """Frames of the next videos are read in the background thread while a batch is being answered; the dense
+    ATS pass never runs beside the answering (their GPU memory would add up)."""
+    import threading
+    import time
+
+    import holmesvau.model.batch as batch_mod
+    import holmesvau.video as video_mod
+
+    d, scorer = dataset
+    active, log, lock = {"answer": 0, "dense": 0, "read": 0}, [], threading.Lock()
+
+    def tracked(kind, fn, pause=0.0, settle=0.0):
+        def run(*a, **kw):
+            time.sleep(settle)  # a read starts a moment later: the main thread has begun answering by then
+            with lock:
+                active[kind] += 1
+                log.append((kind, dict(active), threading.current_thread() is threading.main_thread()))
+            try:
+                time.sleep(pause)  # an answer lasts long enough for the background thread to get going
+                return fn(*a, **kw)
+            finally:
+                with lock:
+                    active[kind] -= 1
+
+        return run
+
+    vau = HolmesVAU(tiny_lm, load_scorer(scorer))
+    monkeypatch.setattr(batch_mod, "answer_batch", tracked("answer", batch_mod.answer_batch, pause=0.5))
+    monkeypatch.setattr(vau, "dense_scores", tracked("dense", vau.dense_scores))
+    monkeypatch.setattr(video_mod, "read_frames", tracked("read", video_mod.read_frames, settle=0.1))
+    rows = read_instructions(d / "test.jsonl")
+    stats = predict_rows(vau, rows, d / "videos", tmp_path / "p.jsonl", select_frames=2, dense_stride=4,
+                         max_new_tokens=2, progress=False, batch_size=1)  # fmt: skip
+    assert stats["ok"] == 9 and stats["failed"] == 2
+    assert any(kind == "dense" for kind, _, _ in log)  # video A is long enough for ATS
+    assert all(not main for kind, _, main in log if kind in ("dense", "read"))  # prepared in the background
+    assert all(now["answer"] + now["dense"] <= 1 for _, now, _ in log)  # the model: one thing at a time
+    assert any(kind == "read" and now["answer"] == 1 for kind, now, _ in log)  # decoding beside answering
