@@ -100,6 +100,20 @@ class HolmesVAU:
         sc = None if scorer_path is None else load_scorer(scorer_path, device=lm.device, cache_dir=cache_dir)
         return cls(lm, sc)
 
+    @property
+    def scores_source(self) -> str | None:
+        """Fingerprint of what makes this pipeline's dense scores (scorer, vision encoder, resize), stored in score
+        files so that a run reuses only scores it would compute itself (holmesvau.ats.fingerprint). None without
+        a scorer."""
+        if self.scorer is None:
+            return None
+        key = (id(self.scorer), self.resize)
+        if getattr(self, "_source", (None, None))[0] != key:
+            from holmesvau.ats.fingerprint import scores_source
+
+            self._source = (key, scores_source(self.scorer, self.lm.model.model.vision_tower, self.resize))
+        return self._source[1]
+
     def _check_scorer_dim(self) -> None:
         from holmesvau.ats.weights import ScorerError
 

@@ -14,13 +14,9 @@ Sharding: rank r of W takes whole videos (`shard_by_video`: balanced by file siz
 rank) and writes `OUTPUT.rank{r}`; `merge_outputs` joins the shards (and any earlier merged output) in annotation
 order, one line per id.
 
-Score files (`--scores-dir`): SCORES_DIR/<video path relative to the video root, without extension>.npz
-(`ucf/camA/0001.mp4` -> `ucf/camA/0001.npz`: folders are kept, so equal file names in two folders never share a
-file), as holmesvau.eval.score_files writes and detection reads (`scores` (T,) float32, `frame_indices` (T,)
-int64, `stride`, `fps`, `n_frames`); written under a temporary name and renamed, so a file that exists is complete
-and is not computed again. Prediction with `scores_dir` samples ATS frames from a score file already there (written
-by an earlier run, e.g. detection before reasoning) when its stride and frame count fit; otherwise it runs the dense
-pass.
+Score files (`--scores-dir`, holmesvau.score_store): one per video, named after its path. Prediction with
+`scores_dir` samples ATS frames from a score file already there (written by an earlier run, e.g. detection before
+reasoning) when its stride, frame count and recorded scorer fit; otherwise it runs the dense pass.
 
 jsonl files follow holmesvau.jsonl: a torn last line is cut before appending, malformed lines are skipped.
 """
@@ -28,14 +24,14 @@ jsonl files follow holmesvau.jsonl: a torn last line is cut before appending, ma
 from __future__ import annotations
 
 import contextlib
-import os
 import sys
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from holmesvau.jsonl import JsonlAppender, read_jsonl, require_id, write_jsonl_atomic
+from holmesvau.score_store import dump_scores, save_dense, saved_dense, score_file  # noqa: F401 - re-exported
 
 FIELDS = ("id", "type", "task", "video", "prediction", "frame_indices", "sampling", "status", "error")
 
@@ -93,70 +89,6 @@ def merge_outputs(
             p.unlink(missing_ok=True)
     failed = sum(r.get("status", "ok") != "ok" for r in rows)
     return {"rows": len(rows), "failed": failed, "output": str(output)}
-
-
-def score_file(scores_dir: str | Path, video: str | Path) -> Path:
-    """Score file of a row's video: its path relative to the video root, folders kept, extension `.npz`
-    (`camA/0001.mp4` -> SCORES_DIR/camA/0001.npz), so videos with one file name in two folders never share a
-    file. Detection evaluation reads the folder recursively and matches files by name (holmesvau.eval)."""
-    from holmesvau.eval.ground_truth import video_key
-
-    rel = PurePosixPath(str(video).replace("\\", "/"))
-    if rel.is_absolute() or ".." in rel.parts or not rel.parts or rel.name.startswith("."):
-        raise ValueError(
-            f"{video}: score files are named after the video's path relative to the video root; "
-            "expected a relative path without '..'"
-        )
-    return Path(scores_dir, *rel.parent.parts, f"{video_key(rel.name)}.npz")
-
-
-def save_dense(scores_dir: str | Path, video: str | Path, dense) -> Path:
-    """Write one video's dense scores atomically (a temporary file in a hidden folder, then a rename)."""
-    from holmesvau.eval.score_files import save_scores
-
-    dst = score_file(scores_dir, video)
-    tmp_dir = Path(scores_dir) / ".partial"
-    tmp = save_scores(
-        tmp_dir / f"{dst.stem}-{os.getpid()}.npz",
-        dense.scores,
-        stride=dense.stride,
-        n_frames=dense.info.num_frames,
-        fps=dense.info.fps,
-        frame_indices=dense.frame_indices,
-    )
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    os.replace(tmp, dst)
-    return dst
-
-
-def saved_dense(scores_dir: str | Path, video: str | Path, path: str | Path, dense_stride: int):
-    """The dense scores of `video` already in SCORES_DIR (holmesvau.pipeline.DenseScores), when they fit this
-    run's plan: same stride, same frame count as the video at `path` now, scores at increasing frames inside
-    it. None when there is no such file or it does not fit (stale, other stride, unreadable): then the dense
-    pass runs."""
-    import numpy as np
-
-    from holmesvau.eval.score_files import load_score_file
-    from holmesvau.pipeline import DenseScores
-    from holmesvau.video import dense_indices, probe
-
-    f = score_file(scores_dir, video)
-    if not f.is_file():
-        return None
-    try:
-        saved = load_score_file(f)
-    except ValueError:
-        return None
-    info = probe(path)
-    n = info.num_frames
-    idx = saved.frame_indices
-    if idx is None and saved.scores.size == len(dense_indices(n, dense_stride)):
-        idx = np.asarray(dense_indices(n, dense_stride), dtype=np.int64)
-    if saved.stride != dense_stride or saved.n_frames != n or idx is None:
-        return None
-    if idx.size and (idx[0] < 0 or idx[-1] >= n or np.any(np.diff(idx) <= 0)):
-        return None
-    return DenseScores(idx, saved.scores.astype(np.float32), info, int(dense_stride))
 
 
 def _failed(base: dict, e: BaseException) -> dict:
@@ -313,12 +245,12 @@ def _video_frames(
     dense = None
     if scores_dir is not None and vau.scorer is not None:
         # an earlier run's scores (e.g. tools/reproduce.py's detection before reasoning): no second dense pass
-        dense = saved_dense(scores_dir, video, path, dense_stride)
+        dense = saved_dense(scores_dir, video, path, dense_stride, getattr(vau, "scores_source", None))
         if dense is None and any(r.type in score_levels for r in vrows):
             with model_lock:
                 dense = vau.dense_scores(path, dense_stride, progress=False)
             if not score_file(scores_dir, video).is_file():  # a file that does not fit is left as it is
-                save_dense(scores_dir, video, dense)
+                save_dense(scores_dir, video, dense, getattr(vau, "scores_source", None))
     info = dense.info if dense is not None else probe(path)
     if dense is None and needs_dense_scores(
         info.num_frames, select_frames, dense_stride, use_ats, vau.scorer is not None
@@ -350,51 +282,3 @@ def _answer_all(lm, requests: list, batch_size: int) -> list:
             except Exception as e:  # noqa: BLE001 - recorded as this row's failure
                 out.append(e)
         return out
-
-
-def dump_scores(
-    vau,
-    videos: Sequence[str],
-    video_root: str | Path,
-    scores_dir: str | Path,
-    log: str | Path,
-    dense_stride: int = 16,
-    progress: bool = True,
-    desc: str = "scores",
-    skip_ids: Iterable[object] = (),
-) -> dict:
-    """Dense anomaly scores of each video -> `scores_dir/<stem>.npz`; one log line per video in `log`
-    ({"id": video, "video", "scores_file", "n_scores", "status", "error"}); existing files are kept."""
-    from tqdm.auto import tqdm
-
-    if vau.scorer is None:
-        raise ValueError("score dumping needs the anomaly scorer (do not pass --no-ats)")
-    log = Path(log)
-    done = done_ids(log) | {key(i) for i in skip_ids}
-    stats = {"total": len(videos), "skipped_done": 0, "ok": 0, "failed": 0}
-    with (
-        JsonlAppender(log) as f,
-        tqdm(total=len(videos), desc=desc, disable=not progress, unit="video") as bar,
-    ):
-        for v in videos:
-            base = {"id": v, "video": v, "scores_file": None}
-            try:
-                dst = score_file(scores_dir, v)
-                base["scores_file"] = dst.relative_to(scores_dir).as_posix()
-                if key(v) in done or dst.is_file():
-                    stats["skipped_done"] += 1
-                    if key(v) not in done:
-                        f.write({**base, "n_scores": None, "status": "ok", "error": None})
-                    bar.update(1)
-                    continue
-                dense = vau.dense_scores(Path(video_root) / v, dense_stride, progress=False)
-                save_dense(scores_dir, v, dense)
-                out = {**base, "n_scores": int(dense.scores.size), "status": "ok", "error": None}
-                stats["ok"] += 1
-            except Exception as e:  # noqa: BLE001 - recorded, the run goes on
-                out = {**base, "n_scores": None, "status": "failed", "error": f"{type(e).__name__}: {e}"}
-                stats["failed"] += 1
-                bar.write(f"failed {v}: {out['error']}", file=sys.stderr)
-            f.write(out)
-            bar.update(1)
-    return stats

@@ -118,3 +118,58 @@ def test_prediction_reuses_a_score_file_that_fits(setup, tmp_path, monkeypatch):
         predict_rows(vau, rows, root, tmp_path / f"{name}.jsonl", scores_dir=other, **kw)
         assert len(calls) == 1, name  # recomputed once for the video
         assert (other / "camA/0001.npz").read_bytes() == before
+
+
+def test_a_score_file_of_another_scorer_is_not_reused_nor_counted(setup, tmp_path, monkeypatch):
+    """Score files record what made them (scorer, vision encoder, resize). A file recording another source is
+    neither reused by prediction (the dense pass runs; the file is kept as it was) nor counted as done by
+    dump_scores (the video fails with the reason); a file recording this run's source is reused."""
+    root, vau = setup
+    calls = []
+    real = vau.dense_scores
+    monkeypatch.setattr(vau, "dense_scores", lambda *a, **k: calls.append(a) or real(*a, **k))
+    rows = [Instruction(id=0, type="video", task="judgement", video="camA/0001.mp4", prompt="q?", answer="a")]
+    planted = np.array([0.0] * 6 + [1.0] * 3 + [0.0], dtype=np.float32)
+    kw = dict(select_frames=3, dense_stride=4, max_new_tokens=2, progress=False, batch_size=1)
+    ours, other = vau.scores_source, "sha256:0123456789abcdef"
+    assert ours.startswith("sha256:") and len(ours) == 23 and ours != other
+    for source, reused in ((ours, True), (other, False)):
+        sd = tmp_path / source.replace(":", "_")
+        save_scores(sd / "camA/0001.npz", planted, stride=4, n_frames=40, fps=25.0,
+                    frame_indices=np.arange(0, 40, 4), source=source)  # fmt: skip
+        before = (sd / "camA/0001.npz").read_bytes()
+        calls.clear()
+        predict_rows(vau, rows, root, sd / "p.jsonl", scores_dir=sd, **kw)
+        assert (calls == []) is reused, source
+        assert (sd / "camA/0001.npz").read_bytes() == before
+        stats = dump_scores(
+            vau, ["camA/0001.mp4"], root, sd, sd / "log.jsonl", dense_stride=4, progress=False
+        )
+        logged = json.loads((sd / "log.jsonl").read_text().splitlines()[0])
+        if reused:
+            assert stats["skipped_done"] == 1 and logged["status"] == "ok"
+        else:
+            assert stats["failed"] == 1 and logged["status"] == "failed"
+            assert "another scorer" in logged["error"] and str(sd / "camA/0001.npz") in logged["error"]
+        assert (sd / "camA/0001.npz").read_bytes() == before
+    # a file this code writes records the source of the run that wrote it
+    sd = tmp_path / "fresh"
+    dump_scores(vau, ["camB/0002.mp4"], root, sd, sd / "log.jsonl", dense_stride=4, progress=False)
+    with np.load(sd / "camB/0002.npz") as z:
+        assert str(z["source"]) == ours
+
+
+def test_the_source_changes_with_the_scorer_weights_and_the_resize(setup, tmp_path):
+    import torch
+
+    from holmesvau.ats.weights import load_scorer
+
+    root, vau = setup
+    path = make_random_scorer(tmp_path / "s.pth", input_dim=64, seed=5)
+    a, b = HolmesVAU(vau.lm, load_scorer(path)), HolmesVAU(vau.lm, load_scorer(path))
+    assert a.scores_source == b.scores_source  # the same weights loaded twice
+    assert HolmesVAU(vau.lm, load_scorer(path), resize="pil").scores_source != a.scores_source
+    assert vau.scores_source != a.scores_source  # another scorer
+    with torch.no_grad():
+        next(iter(b.scorer.parameters())).view(-1)[0] += 1e-3  # one weight moved: its fingerprint follows
+    assert HolmesVAU(vau.lm, b.scorer).scores_source != a.scores_source

@@ -31,6 +31,7 @@ class ScoreFile:
     frame_indices: np.ndarray | None = None  # (T,) int64
     fps: float | None = None
     n_frames: int | None = None
+    source: str | None = None  # what made the scores (holmesvau.ats.fingerprint), when the writer said
 
 
 def save_scores(
@@ -40,8 +41,10 @@ def save_scores(
     n_frames: int | None = None,
     fps: float | None = None,
     frame_indices=None,
+    source: str | None = None,
 ) -> Path:
-    """Write one video's scores as .npz (or .json when the path says so); returns the path written."""
+    """Write one video's scores as .npz (or .json when the path says so); returns the path written. `source`:
+    what made them (holmesvau.ats.fingerprint.scores_source), so a later run knows whether it may reuse them."""
     path = Path(path)
     data = {"scores": np.asarray(scores, dtype=np.float32).reshape(-1), "stride": int(stride)}
     if frame_indices is not None:
@@ -50,6 +53,8 @@ def save_scores(
         data["n_frames"] = int(n_frames)
     if fps is not None:
         data["fps"] = float(fps)
+    if source is not None:
+        data["source"] = str(source)
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.suffix == ".json":
         path.write_text(
@@ -114,6 +119,7 @@ def load_score_file(path: str | Path) -> ScoreFile:
             fi,
             _scalar(data.get("fps"), float),
             _scalar(data.get("n_frames"), int),
+            _scalar(data.get("source"), str),
         )
     except (OSError, ValueError, KeyError, TypeError, json.JSONDecodeError) as e:
         raise ValueError(f"bad score file {path}: {e}") from e

@@ -1,0 +1,34 @@
+"""What made a video's dense anomaly scores: a short fingerprint stored in its score file, so that a later run
+reuses the file only when the same scorer, vision encoder and preprocessing would give the same scores.
+
+    "sha256:3f9c0a1b2c4d5e6f"   = SHA-256 over the scorer's whole state dict (names, dtypes, shapes, bytes), the
+                                  vision encoder's first and last parameters and parameter count, and the resize
+The encoder part is a cheap guard (a different checkpoint or a fine-tuned ViT changes its patch embedding or its
+last norm), not a full hash of 300 M parameters.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import torch
+
+
+def _feed(h, name: str, t: torch.Tensor) -> None:
+    t = t.detach().to("cpu").contiguous()
+    h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+    h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+
+
+def scores_source(scorer: torch.nn.Module, vision_tower: torch.nn.Module, resize: str) -> str:
+    """The fingerprint of dense scores made by `scorer` on `vision_tower` CLS features of tiles resized by
+    `resize` (see the module docstring)."""
+    h = hashlib.sha256(b"holmesvau-dense-scores-v1|")
+    for name, t in sorted(scorer.state_dict().items()):
+        _feed(h, f"scorer.{name}", t)
+    params = list(vision_tower.named_parameters())
+    if params:
+        for name, p in (params[0], params[-1]):
+            _feed(h, f"vit.{name}", p)
+    h.update(f"vit.count={sum(p.numel() for _, p in params)}|resize={resize}".encode())
+    return "sha256:" + h.hexdigest()[:16]
