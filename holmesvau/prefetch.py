@@ -5,19 +5,28 @@
 
 Used to decode the next videos' frames (CPU: decoder, resize) while the GPU answers the current batch. Results
 come back in the order of `items`; an exception raised by `fn` is returned in place of its result, so one bad
-item never stops the others. Memory stays bounded: at most `depth` results wait, however many items there are.
-Video decoders and torch release the GIL, so the thread runs beside the main thread's GPU work.
+item never stops the others. Memory stays bounded: while the caller holds item i, at most items i+1 .. i+depth
+are prepared or being prepared, however many items there are. Video decoders and torch release the GIL, so the
+thread runs beside the main thread's GPU work. The thread is a daemon: Ctrl-C ends the program at once instead
+of waiting for the item in progress (a score file is written under a temporary name and renamed, so a cut write
+leaves no half file).
 """
 
 from __future__ import annotations
 
-from collections import deque
+import queue
+import threading
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TypeVar
 
 T = TypeVar("T")
 R = TypeVar("R")
+_END = object()
+
+
+class _SourceError:
+    def __init__(self, error: BaseException):
+        self.error = error
 
 
 def prefetched(fn: Callable[[T], R], items: Iterable[T], depth: int = 2) -> Iterator[tuple[T, R | Exception]]:
@@ -27,29 +36,35 @@ def prefetched(fn: Callable[[T], R], items: Iterable[T], depth: int = 2) -> Iter
         for item in items:
             yield item, _call(fn, item)
         return
-    source = iter(items)
-    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="holmesvau-prefetch")
-    waiting: deque[tuple[T, Future]] = deque()
-    try:
+    slots = threading.Semaphore(depth + 1)  # the item the caller holds + `depth` ahead
+    done: queue.Queue = queue.Queue()  # holds at most depth + 1 results: the slots bound it
+    stop = threading.Event()
 
-        def top_up() -> None:
-            while len(waiting) < depth:
-                item = next(source, _END)
-                if item is _END:
+    def work() -> None:
+        try:
+            for item in items:
+                slots.acquire()
+                if stop.is_set():
                     return
-                waiting.append((item, pool.submit(_call, fn, item)))
+                done.put((item, _call(fn, item)))
+        except BaseException as e:  # noqa: BLE001 - the iterable itself failed: the caller raises it
+            done.put(_SourceError(e))
+            return
+        done.put(_END)
 
-        top_up()
-        while waiting:
-            item, fut = waiting.popleft()
-            result = fut.result()
-            top_up()  # `depth` items are prepared while the caller holds this one
-            yield item, result
-    finally:  # the caller stopped early or failed: drop what has not started, let the running one finish
-        pool.shutdown(wait=True, cancel_futures=True)
-
-
-_END = object()
+    threading.Thread(target=work, name="holmesvau-prefetch", daemon=True).start()
+    try:
+        while True:
+            got = done.get()
+            if got is _END:
+                return
+            if isinstance(got, _SourceError):
+                raise got.error
+            yield got
+            slots.release()  # the caller is done with this item: one more may start
+    finally:  # the caller stopped early or failed: no new item starts (the one running finishes, unused)
+        stop.set()
+        slots.release()
 
 
 def _call(fn, item):

@@ -59,3 +59,40 @@ def test_never_more_than_depth_ahead_and_stops_with_the_caller(depth):
         if i == 5:
             break
     assert len(started) <= 6 + depth
+
+
+def test_closing_early_does_not_wait_for_the_item_in_progress():
+    """Stopping (Ctrl-C, an error, a break) returns at once: the item being prepared is left to finish on its
+    own in the daemon thread, and nothing new starts."""
+    release, busy, started = threading.Event(), threading.Event(), []
+
+    def work(i):
+        started.append(i)
+        if i == 1:
+            busy.set()
+            release.wait(timeout=60)  # a long dense pass
+        return i
+
+    gen = prefetched(work, range(10), depth=1)
+    assert next(gen) == (0, 0)
+    assert busy.wait(timeout=30)  # item 1 is in progress
+    closer = threading.Thread(target=gen.close)
+    closer.start()
+    closer.join(timeout=10)
+    try:
+        assert not closer.is_alive()
+    finally:
+        release.set()
+    assert started == [0, 1]
+
+
+def test_an_iterable_that_fails_fails_the_caller():
+    def items():
+        yield 1
+        raise OSError("the listing broke")
+
+    got = []
+    with pytest.raises(OSError, match="the listing broke"):
+        for item, res in prefetched(lambda i: i + 1, items(), depth=2):
+            got.append((item, res))
+    assert got == [(1, 2)]
