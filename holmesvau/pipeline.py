@@ -15,6 +15,7 @@ the selected frames are decoded again and given to the MLLM.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -75,6 +76,9 @@ class HolmesVAU:
         self.lm = lm
         self.scorer = scorer
         self.resize = resize  # holmesvau.preprocess resize method ("pil" reproduces the original bit for bit)
+        # held while the dense ATS pass runs; a caller answering from another thread (tools/predict.py's batches
+        # beside its background video preparation) holds it too, so the model runs one job at a time
+        self.model_lock = threading.RLock()
         if scorer is not None:
             self._check_scorer_dim()
 
@@ -140,16 +144,17 @@ class HolmesVAU:
             raise RuntimeError(
                 "no anomaly scorer loaded (ATS disabled); load one with from_pretrained(scorer=...)"
             )
-        dense = extract_dense_features(  # uint8 tiles go to the encoder's device and are normalised there
-            video,
-            vit_encoder(self.lm),
-            stride=dense_stride,
-            resize=self.resize,
-            progress=progress,
-            device=self.lm.device,
-        )
-        t = time.perf_counter()
-        scores = score_features(self.scorer, dense.features)
+        with self.model_lock:
+            dense = extract_dense_features(  # uint8 tiles go to the encoder's device, normalised there
+                video,
+                vit_encoder(self.lm),
+                stride=dense_stride,
+                resize=self.resize,
+                progress=progress,
+                device=self.lm.device,
+            )
+            t = time.perf_counter()
+            scores = score_features(self.scorer, dense.features)
         d = dense.timings
         timings = {
             "decode": d.get("decode", 0.0),  # in the background thread, overlapping "vit"
@@ -190,15 +195,14 @@ class HolmesVAU:
         tau: float = 0.1,
         progress: bool = True,
         dense: DenseScores | None = None,
-        info=None,
     ) -> PlannedFrames:
         """The frames the MLLM will see (holmesvau.frame_plan: ATS / uniform / given), computing the dense scores
-        only when ATS samples. `dense`: precomputed dense scores to reuse; `info`: the video's probe, if done."""
+        only when ATS samples. `dense`: precomputed dense scores to reuse."""
         from holmesvau.frame_plan import FrameIndexError, needs_dense_scores, plan_frames
         from holmesvau.video import VideoError, probe
 
         t0 = time.perf_counter()
-        info = dense.info if dense is not None else (info if info is not None else probe(video))
+        info = dense.info if dense is not None else probe(video)
         timings = {"probe": time.perf_counter() - t0}
         has_scorer = self.scorer is not None
         try:

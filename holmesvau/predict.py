@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import contextlib
 import sys
-import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -207,13 +206,13 @@ def predict_rows(
             with torch.inference_mode():
                 return _video_frames(
                     vau, Path(video_root) / video, video, vrows, select_frames, use_ats, dense_stride, tau,
-                    scores_dir, score_levels, model_lock,
+                    scores_dir, score_levels,
                 )  # fmt: skip
 
         # the next videos are probed, scored and decoded in a background thread while the GPU answers; the model
-        # runs one thing at a time (the dense ATS pass waits for the answering), so their memory never adds up and
-        # an out-of-memory error cannot hit a video's scoring because of a batch being answered beside it
-        model_lock = threading.Lock()
+        # runs one job at a time (vau.model_lock: the dense ATS pass waits for the answering), so their memory never
+        # adds up and an out-of-memory error cannot hit a video's scoring because of a batch answered beside it
+        model_lock = getattr(vau, "model_lock", None) or contextlib.nullcontext()
         for (_, vrows), loaded in prefetched(load, by_video.items(), depth=2 * size):
             bases = [{"id": r.id, "type": r.type, "task": r.task, "video": r.video} for r in vrows]
             if isinstance(loaded, Exception):  # a bad video fails its own rows; the run goes on
@@ -232,34 +231,23 @@ def predict_rows(
 
 
 def _video_frames(
-    vau, path: Path, video: str, vrows, select_frames, use_ats, dense_stride, tau, scores_dir, score_levels,
-    model_lock=contextlib.nullcontext(),
-):  # fmt: skip
+    vau, path: Path, video: str, vrows, select_frames, use_ats, dense_stride, tau, scores_dir, score_levels
+):
     """One video's frame set (uint8 tiles, keyed by video and frames) and frame plan: probe, dense scores when
-    ATS samples or they are dumped, plan and decode, once. The model (dense scores) runs under `model_lock`."""
-    from holmesvau.frame_plan import needs_dense_scores
+    ATS samples or they are dumped, plan and decode, once."""
     from holmesvau.model.batch import FrameSet
     from holmesvau.preprocess import frames_to_tiles
-    from holmesvau.video import probe, read_frames
+    from holmesvau.video import read_frames
 
     dense = None
     if scores_dir is not None and vau.scorer is not None:
         # an earlier run's scores (e.g. tools/reproduce.py's detection before reasoning): no second dense pass
         dense = saved_dense(scores_dir, video, path, dense_stride, getattr(vau, "scores_source", None))
         if dense is None and any(r.type in score_levels for r in vrows):
-            with model_lock:
-                dense = vau.dense_scores(path, dense_stride, progress=False)
+            dense = vau.dense_scores(path, dense_stride, progress=False)
             if not score_file(scores_dir, video).is_file():  # a file that does not fit is left as it is
                 save_dense(scores_dir, video, dense, getattr(vau, "scores_source", None))
-    info = dense.info if dense is not None else probe(path)
-    if dense is None and needs_dense_scores(
-        info.num_frames, select_frames, dense_stride, use_ats, vau.scorer is not None
-    ):
-        with model_lock:  # ATS samples this video: its dense scores first
-            dense = vau.dense_scores(path, dense_stride, progress=False)
-    planned = vau.plan(
-        path, select_frames, use_ats, dense_stride, tau=tau, progress=False, dense=dense, info=info
-    )
+    planned = vau.plan(path, select_frames, use_ats, dense_stride, tau=tau, progress=False, dense=dense)
     idx = list(planned.plan.indices)
     tiles = frames_to_tiles(read_frames(path, idx), resize=getattr(vau, "resize", "torch"))
     return FrameSet(tiles=tiles, key=(str(path), tuple(idx))), planned.plan

@@ -163,3 +163,27 @@ def kill_and_expect_no_tagged(proc, token: str, sig: int, what: str) -> None:
         proc.kill()
         for pid in tagged_processes(token):  # only what this test started
             os.kill(pid, signal.SIGKILL)
+
+
+def check_overwrite_policy(write, dst: Path) -> dict[str, str]:
+    """The holmesvau.safe_output rules for a tool `write(overwrite: bool)` whose output folder `dst` it has just
+    written: a rerun without overwrite refuses and changes nothing; with overwrite it replaces its own (even a
+    changed) file; a file the user added makes overwrite refuse, and that file survives. -> the first digest."""
+    import pytest
+
+    from holmesvau.safe_output import MARKER, OutputError
+
+    first = digest(dst)
+    with pytest.raises(OutputError, match="--overwrite"):  # ours, but not asked to replace it
+        write(False)
+    assert digest(dst) == first
+    (dst / "model.safetensors").write_bytes(b"stale")  # a file of ours, changed: replaced by the rerun
+    write(True)
+    assert {k: v for k, v in digest(dst).items() if k != MARKER} == {
+        k: v for k, v in first.items() if k != MARKER
+    }
+    (dst / "my_eval.json").write_text("{}")  # the user added a file: replacing the folder would delete it
+    with pytest.raises(OutputError, match="my_eval.json"):
+        write(True)
+    assert (dst / "my_eval.json").read_text() == "{}"
+    return first

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import digest, leftovers
+from helpers import check_overwrite_policy, digest, leftovers
 from safetensors.torch import load_file
 
 from holmesvau.safe_output import MARKER, OutputError
@@ -98,19 +98,8 @@ def test_refuses_a_folder_holding_unrelated_files(run_dir, tmp_path):
 def test_overwrite_replaces_only_our_own_merge(run_dir, tmp_path):
     dst = tmp_path / "merged"
     merge_lora(run_dir, dst)
-    first = digest(dst)
-    with pytest.raises(OutputError, match="--overwrite"):  # ours, but not asked to replace it
-        merge_lora(run_dir, dst)
-    assert digest(dst) == first
-    (dst / "model.safetensors").write_bytes(b"stale")  # a file of ours, changed: replaced by the rerun
-    merge_lora(run_dir, dst, overwrite=True)
-    assert {k: v for k, v in digest(dst).items() if k != MARKER} == {
-        k: v for k, v in first.items() if k != MARKER
-    }
-    (dst / "my_eval.json").write_text("{}")  # the user added a file: replacing the folder would delete it
-    with pytest.raises(OutputError, match="my_eval.json"):
-        merge_lora(run_dir, dst, overwrite=True)
-    assert (dst / "my_eval.json").read_text() == "{}" and leftovers(tmp_path) == []
+    check_overwrite_policy(lambda overwrite: merge_lora(run_dir, dst, overwrite=overwrite), dst)
+    assert leftovers(tmp_path) == []
 
 
 @pytest.mark.parametrize("where", ["adapter", "run", "inside-adapter", "base", "inside-base"])

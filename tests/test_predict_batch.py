@@ -170,7 +170,9 @@ def test_next_videos_are_decoded_while_a_batch_is_answered_and_the_model_runs_on
 
     vau = HolmesVAU(tiny_lm, load_scorer(scorer))
     monkeypatch.setattr(batch_mod, "answer_batch", tracked("answer", batch_mod.answer_batch, pause=0.5))
-    monkeypatch.setattr(vau, "dense_scores", tracked("dense", vau.dense_scores))
+    import holmesvau.ats as ats_mod  # the dense pass itself (inside HolmesVAU.dense_scores's model lock)
+
+    monkeypatch.setattr(ats_mod, "extract_dense_features", tracked("dense", ats_mod.extract_dense_features))
     monkeypatch.setattr(video_mod, "read_frames", tracked("read", video_mod.read_frames, settle=0.1))
     rows = read_instructions(d / "test.jsonl")
     stats = predict_rows(vau, rows, d / "videos", tmp_path / "p.jsonl", select_frames=2, dense_stride=4,

@@ -24,13 +24,21 @@ def test_shared_prefix_prefill_equals_whole_prompt_forward(tiny_lm):
     batch = [_prepare(tiny_lm, i, r) for i, r in enumerate(reqs)]
     feats = {s.identity: image_features(tiny_lm, s) for s in sets}
     stats = BatchStats()
-    got = list(prefill_rows(tiny_lm, batch, lambda p: _embeds(tiny_lm, p, feats), stats))
+    got = list(prefill_rows(tiny_lm, batch, lambda p, start: _embeds(tiny_lm, p, feats, start), stats))
     assert [r for r, _, _ in got] == list(range(len(reqs)))
     lengths = [p.ids.shape[1] for p in batch]
     common = len(os.path.commonprefix([p.ids[0].tolist() for p in batch[:3]]))
     assert common > 3 * 256  # the system message and every image token are shared
     assert stats.prefill_tokens == sum(lengths) - 2 * common  # the prefix ran once, not three times
     model = tiny_lm.model
+    for start in (1, 40, 300, 700, lengths[0] - 1):  # a part embedded alone: image features where they belong
+        whole = model.get_input_embeddings()(batch[0].ids)
+        with torch.inference_mode():
+            ref = model.model.get_placeholder_mask(
+                batch[0].ids, inputs_embeds=whole, image_features=feats[sets[0].identity]
+            )
+            whole = whole.masked_scatter(ref, feats[sets[0].identity].reshape(-1, whole.shape[-1]))
+        torch.testing.assert_close(_embeds(tiny_lm, batch[0], feats, start), whole[:, start:], rtol=0, atol=0)
     for (r, hidden, kv), p, req in zip(got, batch, reqs):
         pv = None if req.frames is None else normalize_tiles(req.frames.tiles)
         with torch.inference_mode():

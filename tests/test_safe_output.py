@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import digest, leftovers
+from helpers import check_overwrite_policy, digest, leftovers
 
 from holmesvau.model import convert_checkpoint
 from holmesvau.safe_output import MARKER, OutputError, StagedOutput
@@ -55,30 +55,15 @@ def test_convert_refuses_source_its_parent_and_inside_it(source, where):
 
 
 def test_overwrite_replaces_only_our_own_output(source, tmp_path):
+    from holmesvau.model import load_model
+
     dst = tmp_path / "native"
     assert convert_checkpoint(source, dst) == dst
     marker = json.loads((dst / MARKER).read_text())
     assert set(marker["files"]) == set(digest(dst)) - {MARKER}
     assert {"config.json", "model.safetensors", "tokenizer.json"} <= set(marker["files"])
-    first = digest(dst)
-
-    with pytest.raises(OutputError, match="--overwrite"):  # ours, but not asked to replace it
-        convert_checkpoint(source, dst)
-    assert digest(dst) == first
-
-    (dst / "model.safetensors").write_bytes(b"stale")  # a file of ours, changed: replaced by the rerun
-    convert_checkpoint(source, dst, overwrite=True)
-    assert {k: v for k, v in digest(dst).items() if k != MARKER} == {
-        k: v for k, v in first.items() if k != MARKER
-    }
-    from holmesvau.model import load_model
-
-    assert load_model(dst, device="cpu").model.config.image_seq_length == 256
-
-    (dst / "my_eval.json").write_text("{}")  # the user added a file: overwriting would delete it
-    with pytest.raises(OutputError, match="my_eval.json"):
-        convert_checkpoint(source, dst, overwrite=True)
-    assert (dst / "my_eval.json").read_text() == "{}"
+    check_overwrite_policy(lambda overwrite: convert_checkpoint(source, dst, overwrite=overwrite), dst)
+    assert load_model(dst, device="cpu").model.config.image_seq_length == 256  # the rewritten folder loads
     assert leftovers(tmp_path) == []
 
 

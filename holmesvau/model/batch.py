@@ -87,7 +87,8 @@ class AnswerRequest:
 
 @dataclass
 class BatchStats:
-    """What the work cost: generation loops run, tiles through the ViT, prefill tokens (padding included)."""
+    """What the work cost: generation loops run, tiles through the ViT, prompt tokens prefilled (no padding; a
+    prefix shared by the questions of one frame set counted once)."""
 
     generate_calls: int = 0
     vit_tiles: int = 0
@@ -184,15 +185,18 @@ def _order(items: list[_Prepared]) -> list[_Prepared]:
     return sorted(items, key=sort_key)
 
 
-def _embeds(lm: LoadedModel, p: _Prepared, feats: dict) -> torch.Tensor:
-    """Text embeddings (1, L, H) with the frame set's image features at the `<IMG_CONTEXT>` positions."""
-    e = lm.model.get_input_embeddings()(p.ids)
+def _embeds(lm: LoadedModel, p: _Prepared, feats: dict, start: int = 0) -> torch.Tensor:
+    """Text embeddings (1, L - start, H) of the prompt from token `start` on, with the frame set's image features
+    at the `<IMG_CONTEXT>` positions."""
+    ids = p.ids[:, start:]
+    e = lm.model.get_input_embeddings()(ids)
     if p.frames is not None:
         f = feats[p.frames.identity].reshape(-1, e.shape[-1])
-        mask = p.ids[0] == lm.image_token_id
-        if int(mask.sum()) != f.shape[0]:
-            raise ValueError(f"prompt has {int(mask.sum())} image tokens but {f.shape[0]} image features")
-        e = e.masked_scatter(mask[None, :, None], f.to(e.dtype))
+        is_img = p.ids[0] == lm.image_token_id
+        if int(is_img.sum()) != f.shape[0]:
+            raise ValueError(f"prompt has {int(is_img.sum())} image tokens but {f.shape[0]} image features")
+        before = int(is_img[:start].sum())  # image features already placed in the part not embedded here
+        e = e.masked_scatter(is_img[None, start:, None], f[before:].to(e.dtype))
     return e
 
 
@@ -208,7 +212,7 @@ def _generate(lm: LoadedModel, batch: list[_Prepared], feats: dict, stats: Batch
     embed, ckw, device = model.get_input_embeddings(), cache_kwarg(lang), lm.device
     out: list[list[int]] = [[] for _ in batch]
     rows: list[tuple[int, list[tuple[torch.Tensor, torch.Tensor]]]] = []  # (row, its cache) still generating
-    for r, hidden, kv in prefill_rows(lm, batch, lambda p: _embeds(lm, p, feats), stats):
+    for r, hidden, kv in prefill_rows(lm, batch, lambda p, start: _embeds(lm, p, feats, start), stats):
         first = int(model.lm_head(hidden).argmax(-1))
         out[r].append(first)
         if first != lm.im_end_id and batch[r].max_new_tokens > 1:

@@ -44,12 +44,12 @@ def layer_kv(cache) -> KV:
 
 @torch.inference_mode()
 def prefill_rows(
-    lm, batch: Sequence, embeds: Callable[[object], torch.Tensor], stats=None
+    lm, batch: Sequence, embeds: Callable[[object, int], torch.Tensor], stats=None
 ) -> Iterator[tuple[int, torch.Tensor, KV]]:
     """(row, last position's hidden state (1, hidden), its KV cache) for each prompt of `batch` in order.
 
-    A row is any object with `ids` (1, L) and `frames` (None or with `.identity`); `embeds(row)` gives its input
-    embeddings (1, L, hidden). `stats.prefill_tokens` counts the tokens actually run."""
+    A row is any object with `ids` (1, L) and `frames` (None or with `.identity`); `embeds(row, start)` gives its input
+    embeddings from token `start` on (1, L - start, hidden). `stats.prefill_tokens` counts the tokens actually run."""
     from transformers import DynamicCache
 
     lang, device = lm.model.model.language_model, lm.device
@@ -75,18 +75,22 @@ def prefill_rows(
         ).last_hidden_state
 
     for r, p in enumerate(batch):
-        e, k, cache = embeds(p), shared[r], DynamicCache()
+        k, cache = shared[r], DynamicCache()
+        if k and groups[r] not in prefixes:  # the group's first prompt: embed it whole, prefill its prefix
+            e = embeds(p, 0)
+            pre = DynamicCache()
+            run(e[:, :k], 0, pre)
+            prefixes[groups[r]] = layer_kv(pre)
+            e = e[:, k:]
+        else:  # the prefix is cached (or there is none): only this prompt's own tokens are embedded
+            e = embeds(p, k)
         if k:
             g = groups[r]
-            if g not in prefixes:
-                pre = DynamicCache()
-                run(e[:, :k], 0, pre)
-                prefixes[g] = layer_kv(pre)
             for layer, (pk, pv) in enumerate(prefixes[g]):
                 cache.update(pk, pv, layer)  # a copy: the prefix stays as it is for the group's next prompt
             left[g] -= 1
             if left[g] == 0:
                 del prefixes[g]
-        hidden = run(e[:, k:], k, cache)[:, -1]
+        hidden = run(e, k, cache)[:, -1]
         yield r, hidden, layer_kv(cache)
         del cache
