@@ -229,14 +229,13 @@ def _generate(lm: LoadedModel, batch: list[_Prepared], feats: dict, stats: Batch
     lengths = [batch[r].ids.shape[1] for r, _ in rows]
     width, most = max(lengths), max(batch[r].max_new_tokens for r, _ in rows)
     cache = left_padded_cache([kv for _, kv in rows], room=most)
-    alive = torch.tensor([r for r, _ in rows], device=device)  # batch row of each cache row
+    alive = [r for r, _ in rows]  # batch row of each cache row
     mask = torch.zeros(len(rows), width + most, dtype=torch.long, device=device)
     for j, n in enumerate(lengths):
         mask[j, width - n :] = 1
     mask[:, width:] = 1
     pos = torch.tensor(lengths, device=device)[:, None]  # the next token's position in each row
-    budget = torch.tensor([p.max_new_tokens for p in batch], device=device)
-    nxt = torch.tensor([out[r][0] for r, _ in rows], device=device)
+    nxt = torch.tensor([out[r][0] for r in alive], device=device)
     step = 1
     while True:
         hidden = lang(
@@ -249,15 +248,18 @@ def _generate(lm: LoadedModel, batch: list[_Prepared], feats: dict, stats: Batch
         nxt = model.lm_head(hidden[:, -1]).argmax(-1)
         step += 1
         stats.new_tokens += len(alive)
-        for r, t in zip(alive.tolist(), nxt.tolist()):
+        keep = []  # cache rows still going; the stop test runs on the host: one device sync a step
+        for j, (r, t) in enumerate(zip(alive, nxt.tolist())):
             out[r].append(t)
-        done = (nxt == lm.im_end_id) | (budget[alive] <= step)
-        if bool(done.all()):
+            if t != lm.im_end_id and step < batch[r].max_new_tokens:
+                keep.append(j)
+        if not keep:
             return out
-        if bool(done.any()):  # finished rows leave the batch: drop their cache rows and mask
-            keep = (~done).nonzero().reshape(-1)
-            cache.batch_select_indices(keep)
-            alive, nxt, mask, pos = alive[keep], nxt[keep], mask[keep], pos[keep]
+        if len(keep) < len(alive):  # finished rows leave the batch: drop their cache rows and mask
+            idx = torch.tensor(keep, device=device)
+            cache.batch_select_indices(idx)
+            nxt, mask, pos = nxt[idx], mask[idx], pos[idx]
+            alive = [alive[j] for j in keep]
         pos = pos + 1
 
 
