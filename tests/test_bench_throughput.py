@@ -25,16 +25,7 @@ def run():
     videos = shared_path("videos")
     instructions = shared_path("data/HIVAU-70k/instruction/merge_instruction_test_final.jsonl")
     bench = _bench()
-    argv = [
-        "--rows",
-        str(ROWS),
-        "--max-new-tokens",
-        str(NEW_TOKENS),
-        "--batch-size",
-        "4",
-        "--frames",
-        str(FRAMES),
-    ]
+    argv = f"--rows {ROWS} --max-new-tokens {NEW_TOKENS} --batch-size 4 --frames {FRAMES}".split()
     argv += ["--videos", str(videos), "--instructions", str(instructions), "--report-replay"]
     result = bench.main(argv)
     return result, bench.pick_rows(instructions, ROWS, 0)
