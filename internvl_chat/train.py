@@ -168,6 +168,23 @@ def build_model(margs: ModelArguments, targs: TrainingArguments):
     return model, load_tokenizer(path), path
 
 
+def settle_checkpointing(targs: TrainingArguments) -> None:
+    """Activation (gradient) checkpointing, non-reentrant, when `--activation_checkpointing` (the default).
+
+    transformers >= 5.23 calls it `activation_checkpointing`; earlier 5.x releases know only
+    `gradient_checkpointing`, which is what their Trainer reads, so the flag is carried over there."""
+    if not targs.activation_checkpointing:
+        return
+    no_reentrant = {"use_reentrant": False}
+    if hasattr(targs, "activation_checkpointing_kwargs"):
+        if targs.activation_checkpointing_kwargs is None:
+            targs.activation_checkpointing_kwargs = targs.gradient_checkpointing_kwargs = no_reentrant
+    else:
+        targs.gradient_checkpointing = True
+        if targs.gradient_checkpointing_kwargs is None:
+            targs.gradient_checkpointing_kwargs = no_reentrant
+
+
 def _config_record(margs, dargs, rargs, targs, model_path: Path) -> dict:
     return {
         "model": dataclasses.asdict(margs),
@@ -186,8 +203,7 @@ def main(argv: list[str] | None = None, callbacks: list | None = None) -> dict:
     """Train; returns the summary also printed as the last stdout line. `callbacks` are extra TrainerCallbacks."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     margs, dargs, rargs, targs = parse_args(sys.argv[1:] if argv is None else argv)
-    if targs.activation_checkpointing and targs.activation_checkpointing_kwargs is None:
-        targs.activation_checkpointing_kwargs = targs.gradient_checkpointing_kwargs = {"use_reentrant": False}
+    settle_checkpointing(targs)
     out = Path(targs.output_dir)
     found = checkpoints(out)
     if found and not rargs.resume:
