@@ -61,15 +61,31 @@ def _check_complete(rows, n=18):
             assert r["sampling"] == ("ats" if r["video"].endswith("A.mp4") else "uniform")
 
 
+# tools/predict.py, each output row followed by a pause of 0.25 s
+SLOW_WRITES = """
+import runpy, sys, time
+from holmesvau.jsonl import JsonlAppender
+write = JsonlAppender.write
+def slow_write(self, row):
+    write(self, row)
+    time.sleep(0.25)
+JsonlAppender.write = slow_write
+sys.argv[0] = "tools/predict.py"
+runpy.run_path("tools/predict.py", run_name="__main__")
+"""
+
+
 def test_killed_midway_then_rerun(dataset, tiny_model_dir, tmp_path, capsys):
     d, scorer = dataset
     out = tmp_path / "preds.jsonl"
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
     env.pop("RANK", None), env.pop("WORLD_SIZE", None)
-    # batches of 2: rows land a few at a time, so the kill falls between batches and inside the run
+    # batches of 2, and the child pauses after each row it writes, so the kill lands inside the run however fast
+    # the tiny model answers (without the pause a quick machine could finish all 18 rows between two polls)
     cmd = [
         sys.executable,
-        "tools/predict.py",
+        "-c",
+        SLOW_WRITES,
         *predict_args(d, scorer, tiny_model_dir, out),
         "--batch-size",
         "2",
