@@ -3,6 +3,7 @@ installed transformers gives the flag (`activation_checkpointing` from 5.23 on, 
 
 from __future__ import annotations
 
+import re
 from types import SimpleNamespace
 
 from transformers import TrainerCallback
@@ -19,11 +20,7 @@ class LayerCheck(TrainerCallback):
         self.seen = None
 
     def on_step_end(self, args, state, control, model=None, **kwargs):
-        layers = [
-            m
-            for name, m in model.named_modules()
-            if name.endswith(tuple(f"language_model.layers.{i}" for i in range(64)))
-        ]
+        layers = [m for name, m in model.named_modules() if re.search(r"language_model\.layers\.\d+$", name)]
         self.seen = [
             (bool(getattr(m, "gradient_checkpointing", False)),
              getattr(getattr(m, "_gradient_checkpointing_func", None), "keywords", {}).get("use_reentrant"))
