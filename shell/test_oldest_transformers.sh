@@ -12,10 +12,14 @@ floor=$(sed -n 's/^ *"transformers>=\([0-9.]*\).*/\1/p' pyproject.toml)
 [ -n "$floor" ] || { echo "no transformers>=X in pyproject.toml" >&2; exit 2; }
 dir=${1:-.cache/oldest-transformers}/$floor
 if [ ! -f "$dir/site/transformers-$floor.installed" ]; then
-    rm -rf "$dir/site.tmp"  # this script's own leftover from an interrupted install
-    mkdir -p "$dir/wheel"
-    "$PY" -m pip download -q --no-deps "transformers==$floor" -d "$dir/wheel"
-    wheel=$(ls "$dir"/wheel/transformers-*.whl | head -n 1)
+    if [ -e "$dir/site" ]; then  # not an install of this script: never replaced
+        echo "$dir/site exists but was not made by this script: move it away or pass another FOLDER" >&2
+        exit 2
+    fi
+    mkdir -p "$dir"
+    work=$(mktemp -d "$dir/.partial-XXXXXX")  # download and install here, then one rename
+    "$PY" -m pip download -q --no-deps "transformers==$floor" -d "$work/wheel"
+    wheel=$(ls "$work"/wheel/transformers-*.whl | head -n 1)
     # the release's own pins of the libraries it imports at load time (a newer one refuses to import it)
     mapfile -t deps < <("$PY" - "$wheel" <<'PYEOF'
 import sys, zipfile
@@ -27,9 +31,10 @@ for line in wheel.read(meta).decode().splitlines():
         print(req)
 PYEOF
     )
-    "$PY" -m pip install -q --no-deps --no-compile --target "$dir/site.tmp" "$wheel" "${deps[@]}"
-    touch "$dir/site.tmp/transformers-$floor.installed"
-    mv -T "$dir/site.tmp" "$dir/site"
+    "$PY" -m pip install -q --no-deps --no-compile --target "$work/site" "$wheel" "${deps[@]}"
+    touch "$work/site/transformers-$floor.installed"
+    mv -T "$work/site" "$dir/site"
+    rm -rf "$work"  # the mktemp folder made above, nothing else
 fi
 export PYTHONPATH="$(realpath "$dir/site"):$PWD:$PWD/tests${PYTHONPATH:+:$PYTHONPATH}"
 "$PY" -c "import transformers as t, sys; print('transformers', t.__version__, 'from', t.__file__); sys.exit(not t.__version__.startswith('$floor'))"

@@ -112,9 +112,22 @@ def make_planted_scorer(lm, path, seed: int = 0):
     return path
 
 
+def user_folder(parent: Path, config: str = "{}") -> Path:
+    """parent/mine: a folder of the user's own files (notes.txt and a config.json), nothing a tool of ours wrote."""
+    dst = parent / "mine"
+    dst.mkdir()
+    (dst / "notes.txt").write_text("my notes")
+    (dst / "config.json").write_text(config)
+    return dst
+
+
 def tagged_processes(token: str) -> dict[int, str]:
-    """Live processes (pid -> command line) whose environment has HOLMESVAU_TEST_RUN=`token`: all a run started
-    (Linux: reads /proc)."""
+    """Live processes (pid -> command line) whose environment has HOLMESVAU_TEST_RUN=`token`: all a run started.
+    Reads /proc: on a system without it the test fails (it cannot check what it is for), it does not skip."""
+    import pytest
+
+    if not Path("/proc/self/environ").is_file():
+        pytest.fail("this test lists the processes a run started through /proc (Linux); there is none here")
     found = {}
     for d in Path("/proc").iterdir():
         if not d.name.isdigit():

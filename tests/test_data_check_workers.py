@@ -39,7 +39,6 @@ def _instructions(tmp_path: Path, n: int) -> Path:
     return f
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
 def test_killing_the_check_leaves_no_worker(tmp_path, sig):
     (tmp_path / "driver.py").write_text(DRIVER)

@@ -224,7 +224,6 @@ def test_clear_errors_for_missing_inputs(root):
     assert res.returncode == 2 and "merge_instruction_train_final.jsonl" in res.stderr
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
 def test_killing_the_run_leaves_no_worker_or_ffmpeg(root, tmp_path, sig):
     import uuid

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import check_overwrite_policy, digest, leftovers
+from helpers import check_overwrite_policy, digest, leftovers, user_folder
 from safetensors.torch import load_file
 
 from holmesvau.safe_output import MARKER, OutputError
@@ -75,10 +75,7 @@ def test_merged_weights_are_base_plus_scaled_lora_product(run_dir, tiny_model_di
 
 def test_refuses_a_folder_holding_unrelated_files(run_dir, tmp_path):
     """Regression: the merge used to save into an existing folder, replacing the user's config.json."""
-    dst = tmp_path / "mine"
-    dst.mkdir()
-    (dst / "notes.txt").write_text("my notes")
-    (dst / "config.json").write_text('{"mine": true}')
+    dst = user_folder(tmp_path, '{"mine": true}')
     before = digest(dst)
     res = subprocess.run(
         [sys.executable, str(REPO / "tools" / "merge_lora.py"), str(run_dir), str(dst)],

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import check_overwrite_policy, digest, leftovers
+from helpers import check_overwrite_policy, digest, leftovers, user_folder
 
 from holmesvau.model import convert_checkpoint
 from holmesvau.safe_output import MARKER, OutputError, StagedOutput
@@ -29,10 +29,7 @@ def source(tiny_original_dir, tmp_path):
 
 
 def test_convert_refuses_a_folder_holding_unrelated_files(source, tmp_path):
-    dst = tmp_path / "mine"
-    dst.mkdir()
-    (dst / "notes.txt").write_text("my notes")
-    (dst / "config.json").write_text("{}")
+    dst = user_folder(tmp_path)
     before = digest(dst)
     with pytest.raises(OutputError, match="not written by HolmesVAU") as e:
         convert_checkpoint(source, dst)
