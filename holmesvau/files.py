@@ -1,43 +1,115 @@
-"""Writing output files all or nothing: a temporary sibling, then a rename (a reader never sees half a file, and a
-kill leaves the previous version in place)."""
+"""Writing files all or nothing, with one policy for every file the project writes.
+
+- **One temp-and-rename**: `atomic_target` (a path for writers that want one: torch.save, np.save, a video muxer)
+  and `atomic_open` (a file object). Both write a hidden temporary sibling (same folder, so the final move is a
+  rename; same suffix, so writers that look at it behave), fsync it, rename it onto the target and fsync the
+  folder: a reader or a kill sees the old file or the new one, never a mix, and a power cut cannot leave the new
+  name pointing at unwritten data. On error the temporary is removed and the old file is untouched.
+- **Strict JSON**: `json_text` refuses NaN / infinity (ValueError, before anything is written: strict parsers
+  reject them; `json_safe` turns them into null where a value may legitimately be undefined). UTF-8 stays
+  readable; what UTF-8 cannot encode (the lone surrogates of a non-UTF-8 file name) is escaped, not a crash.
+- JSON Lines (appending, torn tails) are in `holmesvau.jsonl`, built on these.
+"""
 
 from __future__ import annotations
 
+import itertools
 import json
+import math
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import IO, Any
+
+_serial = itertools.count()  # temporaries unique across threads of one process too
 
 
-@contextmanager
-def atomic_target(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path next to `path` (same suffix, so writers that look at it behave); on success it is
-    renamed onto `path`, on error removed."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}-{os.getpid()}-tmp{path.suffix}")  # keeps the suffix (and only it)
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def atomic_write_text(path: str | Path, text: str) -> Path:
-    """UTF-8; what UTF-8 cannot encode (the lone surrogates Python makes of a non-UTF-8 file name) is written as
-    a backslash escape instead of failing half-way through a set of outputs."""
-    with atomic_target(path) as tmp:
-        tmp.write_text(text, encoding="utf-8", errors="backslashreplace")
-    return Path(path)
-
-
-def atomic_write_json(path: str | Path, data, indent: int | None = 2) -> Path:
-    """Strict JSON (NaN / infinity refused with ValueError before anything is written). UTF-8 text is kept
-    readable; what UTF-8 cannot encode (the lone surrogates of a non-UTF-8 file name) is escaped instead."""
+def json_text(data: Any, indent: int | None = None) -> str:
+    """Strict JSON text (no newline): ValueError for NaN / infinity."""
     text = json.dumps(data, indent=indent, ensure_ascii=False, allow_nan=False)
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
         text = json.dumps(data, indent=indent, allow_nan=False)
-    return atomic_write_text(path, text + "\n")
+    return text
+
+
+def json_safe(value: Any) -> Any:
+    """NaN / inf (e.g. an AUC undefined on one class, a diverged loss) as null, in nested dicts and lists."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value
+
+
+def fsync_dir(folder: str | Path) -> None:
+    """Make a rename in `folder` durable (a no-op where folders cannot be opened, e.g. Windows)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+@contextmanager
+def atomic_target(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary sibling path of `path` to write to; on success it is fsynced and renamed onto `path`,
+    on error removed. The one temp-and-rename of the project (`atomic_open` and the writers below use it)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}-{next(_serial)}.tmp{path.suffix}")
+    try:
+        yield tmp
+        if tmp.is_file():
+            with tmp.open("rb") as f:
+                os.fsync(f.fileno())
+        os.replace(tmp, path)
+        fsync_dir(path.parent)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+@contextmanager
+def atomic_open(path: str | Path, mode: str = "w", encoding: str | None = "utf-8") -> Iterator[IO]:
+    """`open(path, mode)` all or nothing ("w" or "wb"). Text is UTF-8 with what it cannot encode escaped."""
+    if mode not in ("w", "wb"):
+        raise ValueError(f"atomic_open writes a new file: mode 'w' or 'wb', not {mode!r}")
+    binary = mode == "wb"
+    with (
+        atomic_target(path) as tmp,
+        open(  # noqa: SIM115 - closed by the with
+            tmp,
+            mode,
+            encoding=None if binary else encoding,
+            errors=None if binary else "backslashreplace",
+        ) as f,
+    ):
+        yield f
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
+    with atomic_open(path, "wb") as f:
+        f.write(data)
+    return Path(path)
+
+
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    """UTF-8; what UTF-8 cannot encode (the lone surrogates Python makes of a non-UTF-8 file name) is written as
+    a backslash escape instead of failing half-way through a set of outputs."""
+    with atomic_open(path, "w") as f:
+        f.write(text)
+    return Path(path)
+
+
+def atomic_write_json(path: str | Path, data: Any, indent: int | None = 2) -> Path:
+    """Strict JSON (NaN / infinity refused with ValueError before anything is written), with a final newline."""
+    return atomic_write_text(path, json_text(data, indent) + "\n")

@@ -8,20 +8,24 @@ Policy (the same for every jsonl file the project reads or writes):
   line by the reader, which never modifies a file. Before *appending* to a file of ours, `repair_torn_tail` cuts it
   off (and gives a complete last object its missing newline), so the next row starts on a line of its own.
 - Blank lines are ignored.
-- Rows are written as one `write` of `json.dumps(row, ensure_ascii=False, allow_nan=False) + "\\n"` (a NaN or
-  infinity is refused: strict JSON parsers reject them) and flushed, so concurrent appenders' lines stay whole and
-  a kill loses at most the row being written. `write_jsonl_atomic` rewrites a whole file through a temporary sibling
-  and a rename: a reader sees the old file or the new one, never a mix.
+- Rows are written by `JsonlAppender` (the one JSONL writer) as one `write` of `holmesvau.files.json_text(row)`
+  plus a newline (a NaN or infinity is refused: strict JSON parsers reject them), flushed, so concurrent appenders'
+  lines stay whole and a kill loses at most the row being written; the file is fsynced on close.
+  `write_jsonl_atomic` rewrites a whole file through `holmesvau.files.atomic_open`: a reader sees the old file
+  or the new one, never a mix.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
+
+from holmesvau.files import atomic_open, json_text
 
 
 @dataclass(frozen=True)
@@ -35,15 +39,8 @@ class JsonlProblem:
 
 
 def dumps(row: Any) -> str:
-    """One jsonl line (with its newline); ValueError for NaN / infinity. UTF-8 text is kept readable, and the
-    line is ASCII-escaped when it holds what UTF-8 cannot encode (the lone surrogates Python makes of a
-    non-UTF-8 file name), so such a row is written instead of crashing the run."""
-    line = json.dumps(row, ensure_ascii=False, allow_nan=False)
-    try:
-        line.encode("utf-8")
-    except UnicodeEncodeError:
-        line = json.dumps(row, allow_nan=False)
-    return line + "\n"
+    """One jsonl line (with its newline); ValueError for NaN / infinity (holmesvau.files.json_text)."""
+    return json_text(row) + "\n"
 
 
 def iter_jsonl(
@@ -135,54 +132,60 @@ def repair_torn_tail(path: str | Path) -> int:
 
 
 class JsonlAppender:
-    """Append rows to a jsonl file of ours: repairs a torn tail first, one write + flush per row.
+    """The project's JSONL writer: appends rows to a jsonl file of ours (a torn tail repaired first; `fresh`
+    starts the file empty instead), one write + flush per row under a lock (safe from several threads), fsync on
+    close. `lines` counts the rows written.
 
     with JsonlAppender("preds.jsonl") as out:
         out.write({"id": 1, ...})
     """
 
-    def __init__(self, path: str | Path):
-        self.path = Path(path)
+    def __init__(self, path: str | Path, fresh: bool = False):
+        self.path, self.fresh = Path(path), fresh
+        self.lines = 0
         self._f: IO[str] | None = None
+        self._lock = threading.Lock()
 
-    def __enter__(self) -> JsonlAppender:
+    def open(self) -> JsonlAppender:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        repair_torn_tail(self.path)
-        self._f = self.path.open("a", encoding="utf-8")
+        if not self.fresh:
+            repair_torn_tail(self.path)
+        self._f = self.path.open("w" if self.fresh else "a", encoding="utf-8")
         return self
 
+    __enter__ = open
+
     def write(self, row: Any) -> None:
-        assert self._f is not None, "use JsonlAppender as a context manager"
-        self._f.write(dumps(row))
-        self._f.flush()
+        line = dumps(row)  # refused (ValueError) before anything is written
+        with self._lock:
+            if self._f is None:
+                raise ValueError(f"{self.path}: writing to a closed JsonlAppender")
+            self._f.write(line)
+            self._f.flush()
+            self.lines += 1
+
+    def close(self) -> None:
+        with self._lock:
+            if self._f is not None:
+                try:
+                    os.fsync(self._f.fileno())
+                finally:
+                    self._f.close()
+                    self._f = None
 
     def __exit__(self, *exc) -> None:
-        if self._f is not None:
-            self._f.close()
-            self._f = None
+        self.close()
 
 
 def append_jsonl(path: str | Path, row: Any) -> None:
     """Append one row (one write, so lines from concurrent processes stay whole on a local file system)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    line = dumps(row)
-    with path.open("a", encoding="utf-8") as f:
-        f.write(line)
+    with JsonlAppender(path) as f:
+        f.write(row)
 
 
 def write_jsonl_atomic(path: str | Path, rows: Iterable[Any]) -> Path:
-    """Replace `path` with `rows` through a temporary sibling and a rename (all or nothing)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with tmp.open("w", encoding="utf-8") as f:
-            for row in rows:
-                f.write(dumps(row))
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    """Replace `path` with `rows` all or nothing (holmesvau.files.atomic_open)."""
+    with atomic_open(path) as f:
+        for row in rows:
+            f.write(dumps(row))
+    return Path(path)

@@ -2,6 +2,7 @@
 
 import json
 import os
+import threading
 
 import pytest
 
@@ -104,3 +105,25 @@ def test_dist_env_and_shards(monkeypatch):
     assert parts == [[0, 3, 6, 9], [1, 4, 7], [2, 5, 8]]
     with pytest.raises(ValueError):
         shard(items, 3, 3)
+
+
+def test_appender_shared_by_threads_keeps_every_line_whole(tmp_path):
+    p = tmp_path / "events.jsonl"
+    text = "é" * 3000  # rows longer than a buffer, so an unlocked writer would interleave them
+    with JsonlAppender(p) as out:
+        threads = [
+            threading.Thread(target=lambda t=t: [out.write({"t": t, "i": i, "x": text}) for i in range(200)])
+            for t in range(4)
+        ]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+    rows, problems = read_jsonl(p)
+    assert problems == [] and out.lines == 800
+    assert sorted((r["t"], r["i"]) for r in rows) == [(t, i) for t in range(4) for i in range(200)]
+    with pytest.raises(ValueError, match="closed"):
+        out.write({"late": 1})
+    with JsonlAppender(p, fresh=True) as out:  # a new log replaces the old one of ours
+        out.write({"id": 1})
+    assert p.read_text() == '{"id": 1}\n'
