@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Every GPU figure of the README in one run (one GPU lease): batched answering throughput, live-mode latency,
+# Every GPU figure of docs/speed.md in one run (one GPU lease): batched answering throughput, live-mode latency,
 # reproduction rate, model load time, scorer memory. Real InternVL2-2B shapes, random weights, no model hub.
 #
 #   bash bench/gpu_checks.sh [OUT_DIR]       # one log per bench in OUT_DIR (default gpu_out/); last line JSON

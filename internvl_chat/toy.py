@@ -11,8 +11,8 @@ Videos are 160x120 and short; answers are fixed sentences, so a model can memori
 
 from __future__ import annotations
 
+import argparse
 import json
-import sys
 from pathlib import Path
 
 TOY_ROWS = [
@@ -51,6 +51,6 @@ def make_toy_data(
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 2:
-        sys.exit("usage: python -m internvl_chat.toy OUT_DIR")
-    print(json.dumps({"meta": str(make_toy_data(sys.argv[1]))}))
+    ap = argparse.ArgumentParser(description="Write a toy fine-tuning set (videos/, train.jsonl, meta.json).")
+    ap.add_argument("out_dir", help="folder to write into")
+    print(json.dumps({"meta": str(make_toy_data(ap.parse_args().out_dir))}))

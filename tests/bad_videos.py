@@ -107,7 +107,7 @@ def faststart(src: Path, dst: Path) -> Path:
     return dst
 
 
-# name -> what the tools must do with it: "error" (refused, one line naming the file) or "ok" (read; the README
+# name -> what the tools must do with it: "error" (refused, one line naming the file) or "ok" (read; docs/inference.md
 # documents why). `make_bad_inputs` writes them all into a folder.
 DOCUMENTED_OK = {
     "zero_timescale.mp4": "timing taken from the container (frames over its duration)",

@@ -2,7 +2,7 @@
 
 Each input is either refused -- one line naming the file, a non-zero exit (inference; extract_features when every
 video failed) or a failed row (predict, extract_features), no traceback, no hang, no output file -- or read as the
-README's "Bad input" paragraph documents (bad_videos.DOCUMENTED_OK).
+"Bad input" section of docs/inference.md documents (bad_videos.DOCUMENTED_OK).
 
 predict and extract_features take every input in ONE subprocess each. inference.py takes one video, and a
 process per input costs ~2.5 s of imports: three representative inputs (a FIFO, a non-UTF-8 name, broken

@@ -1,10 +1,10 @@
 """Evaluate HolmesVAU outputs: reasoning text metrics, or frame-level detection AUC/AP.
 
-Reasoning (predictions jsonl from tools/predict.py vs the HIVAU-70k test instructions; needs Java, see README):
+Reasoning (predictions jsonl from tools/predict.py vs the HIVAU-70k test instructions; Java: docs/evaluation.md):
     python tools/evaluate.py reasoning --predictions preds.jsonl \
         --annotations HIVAU-70k/instruction/merge_instruction_test_final.jsonl --output reasoning_report.json
 
-Detection (a folder of per-video dense scores vs a test set's annotations; README "Reproduce the paper"):
+Detection (a folder of per-video dense scores vs a test set's annotations; docs/evaluation.md, Protocols):
     # UCF-Crime, the official 290-video protocol behind published AUCs (folder with the two official files)
     python tools/evaluate.py detection --scores scores/ --protocol ucf-crime --annotations UCF-Crime/ \
         --output detection_report.json [--stride 16] [--plot-dir plots/]

@@ -1,4 +1,4 @@
-"""Reproduce the paper's Table 1 (detection) and Table 2 (reasoning) in one command (README "Reproduce the paper").
+"""Reproduce the paper's Table 1 (detection) and Table 2 (reasoning) in one command (docs/evaluation.md).
 
     # everything the data allows: UCF-Crime (official 290 videos), XD-Violence (800), HIVAU-70k reasoning (3339 rows)
     python tools/reproduce.py --data-root HIVAU-70k --output-dir repro/

@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None, description: str | None = None) -> int:
         "--protocol",
         choices=["ucf-crime", "ucf-crime-hivau", "xd-violence"],
         default=None,
-        help="a named test set (README: Reproduce the paper); --annotations is then its folder",
+        help="a named test set (docs/evaluation.md, Protocols); --annotations is then its folder",
     )
     d.add_argument("--frame-counts", type=Path, default=None, help="UCF-Crime frame-count list for a txt")
     d.add_argument(
