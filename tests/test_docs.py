@@ -2,12 +2,13 @@
 
 README.md is at most 250 lines; every relative link of README.md, docs/*.md and HIVAU-70k/README.md reaches an
 existing file and, with an anchor, a heading of that file (GitHub's slugs); every `--option` that a documented
-command passes to one of our entry points is one that the entry point's own argparse `--help` lists (the oracle: the
-parsers, run in a child process, not the docs).
+command (in those pages, or in an entry point's opening docstring) passes to one of our entry points is one that the
+entry point's own argparse `--help` lists (the oracle: the parsers, run in a child process, not the docs).
 """
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import re
@@ -21,6 +22,20 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 README_MAX_LINES = 250
 PAGES = [REPO / "README.md", REPO / "HIVAU-70k" / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+# Entry points open with a docstring of their exact commands.
+ENTRY_POINTS = sorted(
+    p
+    for pattern in (
+        "*.py",
+        "tools/*.py",
+        "HIVAU-70k/*.py",
+        "bench/*.py",
+        "internvl_chat/*.py",
+        "holmesvau/**/*.py",
+    )
+    for p in REPO.glob(pattern)
+    if 'if __name__ == "__main__"' in p.read_text(encoding="utf-8")
+)
 # Scripts whose extra arguments go to a Python entry point.
 FORWARDED = {"shell/internvl2_2b_finetune_lora.sh": "-m internvl_chat.train"}
 SUBCOMMANDS = {"tools/evaluate.py"}
@@ -77,15 +92,25 @@ def test_relative_links_resolve(page):
     assert not bad, f"{page.relative_to(REPO)}: broken links:\n" + "\n".join(bad)
 
 
-def _commands(page: Path):
-    """(entry, argv) of every documented call of one of our entry points: code blocks (continuation lines joined)
-    and commands quoted in prose."""
-    text = page.read_text(encoding="utf-8")
-    lines = INLINE.findall(FENCE.sub("", text))
-    for block in FENCE.findall(text):
-        body = "\n".join(line.strip() for line in block.strip().splitlines()[1:-1])
+def _command_lines(source: Path) -> list[str]:
+    """Documented command lines, continuation lines joined: a page's code blocks and commands quoted in its prose,
+    or the lines of an entry point's docstring."""
+    text = source.read_text(encoding="utf-8")
+    if source.suffix == ".py":
+        blocks = [ast.get_docstring(ast.parse(text)) or ""]
+        lines = []
+    else:
+        blocks = ["\n".join(b.strip().splitlines()[1:-1]) for b in FENCE.findall(text)]
+        lines = INLINE.findall(FENCE.sub("", text))
+    for block in blocks:
+        body = "\n".join(line.strip() for line in block.splitlines())
         lines += re.sub(r"\\\n\s*", " ", body).splitlines()
-    for line in lines:
+    return lines
+
+
+def _commands(source: Path):
+    """(entry, argv) of every documented call of one of our entry points."""
+    for line in _command_lines(source):
         cwd = REPO
         for part in re.split(r"\s#", line)[0].split("&&"):
             try:
@@ -96,8 +121,10 @@ def _commands(page: Path):
             if words[:1] == ["cd"] and len(words) == 2:
                 cwd = (cwd / words[1]).resolve()
                 continue
+            if words[:1] not in (["python"], ["torchrun"], ["sh"], ["bash"]):
+                continue
             for i, w in enumerate(words):
-                if w == "-m" and words[0] == "python" and i + 1 < len(words):
+                if w == "-m" and i + 1 < len(words):
                     yield f"-m {words[i + 1]}", words[i + 2 :]
                     break
                 if w.endswith((".py", ".sh")) and (cwd / w).exists():
@@ -141,21 +168,21 @@ def _subcommand(entry: str, argv: list[str]) -> tuple[str, ...]:
 
 
 def test_documented_options_exist():
-    found = [(page, entry, argv) for page in PAGES for entry, argv in _commands(page)]
+    found = [(src, entry, argv) for src in PAGES + ENTRY_POINTS for entry, argv in _commands(src)]
     entries = {entry for _, entry, _ in found}
     assert {"inference.py", "watch.py", "app.py", "tools/predict.py", "tools/reproduce.py"} <= entries, (
         entries
     )
     helps = _helps({(entry, _subcommand(entry, argv)) for _, entry, argv in found})
     bad = []
-    for page, entry, argv in found:
+    for src, entry, argv in found:
         text = helps[" ".join([entry, *_subcommand(entry, argv)])]
         known = set(re.findall(r"(?<![\w-])--[\w-]+", text))
         if not known:
-            bad.append(f"{page.name}: {entry} printed no --help")
+            bad.append(f"{src.relative_to(REPO)}: {entry} printed no --help")
             continue
         for word in argv:
             flag = word.strip("[]").split("=")[0]
             if flag.startswith("--") and flag not in known:
-                bad.append(f"{page.relative_to(REPO)}: {entry} has no option {flag}")
+                bad.append(f"{src.relative_to(REPO)}: {entry} has no option {flag}")
     assert not bad, "\n".join(bad)
