@@ -31,6 +31,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from holmesvau.ats import URDMU  # noqa: E402
+from holmesvau.frame_plan import SamplingConfig  # noqa: E402
 from holmesvau.live import LiveSource, SourceConfig, WatchConfig, Watcher  # noqa: E402
 from holmesvau.live.events import Hysteresis  # noqa: E402
 from holmesvau.testing.planted import planted_scorer, vision_encoder  # noqa: E402
@@ -53,7 +54,7 @@ def watch(source: str, encode, scorer, out: Path, realtime: bool = False, stop_a
 
     src = LiveSource(SourceConfig(source, realtime=realtime))
     src.open()
-    cfg = WatchConfig(out_dir=out, rule=rule or Hysteresis(), select_frames=4)
+    cfg = WatchConfig(out_dir=out, rule=rule or Hysteresis(), sampling=SamplingConfig(select_frames=4))
     return Watcher(src, encode, scorer, cfg, explain_fn=explain, on_score=hook, progress=False).run(stop)
 
 

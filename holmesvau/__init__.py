@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 __version__ = "0.1.0"
-__all__ = ["AnalysisResult", "HolmesVAU", "__version__"]
+__all__ = ["AnalysisResult", "HolmesVAU", "SamplingConfig", "__version__"]
 
 
 def __getattr__(name: str):
@@ -14,4 +14,8 @@ def __getattr__(name: str):
         from holmesvau import pipeline
 
         return getattr(pipeline, name)
+    if name == "SamplingConfig":  # every frame-sampling option, one frozen dataclass (holmesvau.frame_plan)
+        from holmesvau.frame_plan import SamplingConfig
+
+        return SamplingConfig
     raise AttributeError(f"module 'holmesvau' has no attribute {name!r}")

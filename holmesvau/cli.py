@@ -8,12 +8,12 @@ import argparse
 import math
 from pathlib import Path
 
+from holmesvau.frame_plan import SamplingConfig
+
 DEFAULT_MODEL = (
     "ppxin321/HolmesVAU-2B"  # = holmesvau.model.loading.DEFAULT_MODEL (kept light: no torch import)
 )
-DEFAULT_SELECT_FRAMES = 12
-DEFAULT_DENSE_STRIDE = 16
-DEFAULT_TAU = 0.1
+DEFAULTS = SamplingConfig()  # the sampling defaults live in holmesvau.frame_plan.SamplingConfig only
 DEFAULT_MAX_NEW_TOKENS = 1024
 DTYPE_NAMES = {
     "bf16": "bf16",
@@ -121,14 +121,26 @@ def add_model_options(p: argparse.ArgumentParser, no_ats: bool = True) -> None:
 
 
 def add_sampling_options(p: argparse.ArgumentParser) -> None:
-    """--select-frames, --dense-stride, --tau (holmesvau.frame_plan)."""
+    """--select-frames, --dense-stride, --tau (holmesvau.frame_plan.SamplingConfig; `sampling_config` reads them)."""
     p.add_argument(
-        "--select-frames", type=positive_int, default=DEFAULT_SELECT_FRAMES, help="frames the MLLM sees"
+        "--select-frames", type=positive_int, default=DEFAULTS.select_frames, help="frames the MLLM sees"
     )
     p.add_argument(
-        "--dense-stride", type=positive_int, default=DEFAULT_DENSE_STRIDE, help="ATS scores every k-th frame"
+        "--dense-stride", type=positive_int, default=DEFAULTS.dense_stride, help="ATS scores every k-th frame"
     )
-    p.add_argument("--tau", type=finite_float(0.0), default=DEFAULT_TAU, help="ATS density offset (>= 0)")
+    p.add_argument("--tau", type=finite_float(0.0), default=DEFAULTS.tau, help="ATS density offset (>= 0)")
+
+
+def sampling_config(args: argparse.Namespace) -> SamplingConfig:
+    """The one SamplingConfig of a run, from add_sampling_options' flags plus --no-ats and --frame-indices where the
+    tool has them (a tool without --no-ats always uses ATS when it can)."""
+    return SamplingConfig(
+        select_frames=args.select_frames,
+        use_ats=not getattr(args, "no_ats", False),
+        dense_stride=args.dense_stride,
+        tau=args.tau,
+        frame_indices=getattr(args, "frame_indices", None),
+    )
 
 
 def add_generation_options(p: argparse.ArgumentParser) -> None:

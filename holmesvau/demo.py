@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from holmesvau.cli import add_generation_options, add_model_options
+from holmesvau.frame_plan import SamplingConfig
 
 VIDEO_EXTS = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv")
 DEFAULT_PROMPT = "Could you specify the anomaly events present in the video?"
@@ -145,9 +146,8 @@ def run_answer(
     from holmesvau.video import read_frames
 
     progress(0.05, desc="Selecting frames (ATS)" if use_ats else "Selecting frames")
-    result = vau.analyze(
-        path, prompt, select_frames=n_frames, use_ats=use_ats, max_new_tokens=cfg.max_new_tokens
-    )
+    sampling = SamplingConfig(select_frames=n_frames, use_ats=use_ats)
+    result = vau.analyze(path, prompt, sampling, max_new_tokens=cfg.max_new_tokens)
     progress(0.9, desc="Drawing")
     frames = read_frames(path, result.frame_indices)
     fps = float(result.video.get("fps") or 1.0)
@@ -167,10 +167,9 @@ def run_report(vau, path: Path, n_frames: int, use_ats: bool, cfg: DemoConfig, o
     if vau.scorer is None:
         raise DemoError("The full report needs the anomaly scorer; restart the demo with a scorer.")
     rc = ReportConfig(
-        video_frames=n_frames,
+        sampling=SamplingConfig(select_frames=n_frames, use_ats=use_ats),
         event_frames=n_frames,
         clip_frames=min(8, max(2, n_frames // 2)),
-        use_ats=use_ats,
         max_new_tokens=cfg.max_new_tokens,
     )
 

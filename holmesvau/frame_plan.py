@@ -1,11 +1,13 @@
-"""Which frames of a video the MLLM sees: one pure function, used by the pipeline, batch prediction and the report.
+"""Which frames of a video the MLLM sees: one sampling config and one pure function, used by the pipeline, batch
+prediction, the report, live mode and reproduction.
 
-    plan = plan_frames(num_frames=2730, select_frames=12, scores=dense.scores, dense_indices=dense.frame_indices)
+    sampling = SamplingConfig(select_frames=12)           # every sampling option, with its one default
+    plan = plan_frames(num_frames=2730, sampling=sampling, scores=dense.scores, dense_indices=dense.frame_indices)
     plan.indices, plan.sampling          # (12 frame indices into the video), "ats"
 
 The rule is the original's:
-- explicit indices (`explicit`) are used as given ("given"): integers in [0, num_frames), repeats and any order
-  allowed;
+- explicit indices (`sampling.frame_indices`) are used as given ("given"): integers in [0, num_frames), repeats and
+  any order allowed;
 - otherwise ATS ("ats") when it is enabled, a scorer is available (`scores` is not None) and the video has more
   than `dense_stride * select_frames` frames: density-aware sampling of the dense anomaly curve
   (holmesvau.ats.sampler), positions mapped to the dense frames' indices;
@@ -35,6 +37,32 @@ class FrameIndexError(FramePlanError):
     """An explicit frame index outside the video."""
 
 
+def _check_count(name: str, v: object) -> None:
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+        raise FramePlanError(f"{name} must be an integer >= 1, got {v!r}")
+
+
+@dataclass(frozen=True)
+class SamplingConfig:
+    """Every option of frame sampling, made once (holmesvau.cli.sampling_config for the command lines) and passed
+    whole through plan / analyze / predict / report / live / reproduce. These are the defaults, the only ones."""
+
+    select_frames: int = 12  # frames the MLLM sees
+    use_ats: bool = True  # anomaly-focused sampling when a scorer is loaded and the video is long enough
+    dense_stride: int = 16  # ATS scores every dense_stride-th frame
+    tau: float = 0.1  # ATS density offset: cumsum of (score + tau)
+    frame_indices: tuple[int, ...] | None = None  # explicit frames: no sampling
+
+    def __post_init__(self):
+        _check_count("select_frames", self.select_frames)
+        _check_count("dense_stride", self.dense_stride)
+        tau = self.tau
+        if isinstance(tau, bool) or not isinstance(tau, (int, float)) or not math.isfinite(tau) or tau < 0:
+            raise FramePlanError(f"tau must be a finite number >= 0, got {tau!r}")
+        if self.frame_indices is not None:  # a list from a caller or argparse: kept hashable and unchanging
+            object.__setattr__(self, "frame_indices", tuple(self.frame_indices))
+
+
 @dataclass(frozen=True)
 class FramePlan:
     indices: tuple[int, ...]  # frame indices into the video, in the order the MLLM sees them
@@ -46,35 +74,18 @@ class FramePlan:
             raise FramePlanError(f"sampling must be one of {SAMPLINGS}, got {self.sampling!r}")
 
 
-def _check_counts(num_frames: int, select_frames: int, dense_stride: int) -> None:
-    for name, v in (
-        ("num_frames", num_frames),
-        ("select_frames", select_frames),
-        ("dense_stride", dense_stride),
-    ):
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-            raise FramePlanError(f"{name} must be an integer >= 1, got {v!r}")
-
-
-def ats_eligible(
-    num_frames: int, select_frames: int, dense_stride: int = 16, use_ats: bool = True, has_scorer: bool = True
-) -> bool:
+def ats_eligible(num_frames: int, sampling: SamplingConfig, has_scorer: bool = True) -> bool:
     """The original's rule for when ATS samples: enabled, a scorer, and more than dense_stride x select_frames
     frames (shorter videos are sampled uniformly)."""
-    _check_counts(num_frames, select_frames, dense_stride)
-    return bool(use_ats and has_scorer and num_frames > dense_stride * select_frames)
+    _check_count("num_frames", num_frames)
+    return bool(
+        sampling.use_ats and has_scorer and num_frames > sampling.dense_stride * sampling.select_frames
+    )
 
 
-def needs_dense_scores(
-    num_frames: int,
-    select_frames: int,
-    dense_stride: int = 16,
-    use_ats: bool = True,
-    has_scorer: bool = True,
-    explicit: Sequence[int] | None = None,
-) -> bool:
+def needs_dense_scores(num_frames: int, sampling: SamplingConfig, has_scorer: bool = True) -> bool:
     """True when `plan_frames` will sample with ATS, i.e. the caller must compute the dense scores first."""
-    return explicit is None and ats_eligible(num_frames, select_frames, dense_stride, use_ats, has_scorer)
+    return sampling.frame_indices is None and ats_eligible(num_frames, sampling, has_scorer)
 
 
 def _explicit(indices: Sequence[int], num_frames: int) -> tuple[int, ...]:
@@ -95,35 +106,30 @@ def _explicit(indices: Sequence[int], num_frames: int) -> tuple[int, ...]:
 
 def plan_frames(
     num_frames: int,
-    select_frames: int,
+    sampling: SamplingConfig,
     scores: Sequence[float] | np.ndarray | None = None,
     dense_indices: Sequence[int] | np.ndarray | None = None,
-    tau: float = 0.1,
-    explicit: Sequence[int] | None = None,
-    dense_stride: int = 16,
-    use_ats: bool = True,
 ) -> FramePlan:
     """The frames to show the MLLM (see the module docstring). `scores`: the dense anomaly scores, None when no
     scorer is available; `dense_indices`: the video frame of each score (default every `dense_stride`-th frame).
     FramePlanError for bad arguments (e.g. an explicit index out of range)."""
-    _check_counts(num_frames, select_frames, dense_stride)
-    if isinstance(tau, bool) or not isinstance(tau, (int, float)) or not math.isfinite(tau) or tau < 0:
-        raise FramePlanError(f"tau must be a finite number >= 0, got {tau!r}")
-    if explicit is not None:
-        return FramePlan(_explicit(explicit, num_frames), "given", int(num_frames))
-    if ats_eligible(num_frames, select_frames, dense_stride, use_ats, scores is not None):
+    _check_count("num_frames", num_frames)
+    if sampling.frame_indices is not None:
+        return FramePlan(_explicit(sampling.frame_indices, num_frames), "given", int(num_frames))
+    if ats_eligible(num_frames, sampling, scores is not None):
         from holmesvau.ats.sampler import density_aware_sample
 
         s = np.asarray(scores, dtype=np.float64).reshape(-1)
         if dense_indices is None:
-            dense_indices = np.arange(0, num_frames, dense_stride)
+            dense_indices = np.arange(0, num_frames, sampling.dense_stride)
         d = np.asarray(dense_indices).reshape(-1)
         if d.size != s.size:
             raise FramePlanError(f"{s.size} dense scores for {d.size} dense frames")
         if d.size and (d.min() < 0 or d.max() >= num_frames):
             raise FramePlanError(f"dense frame indices outside the video's {num_frames} frames")
-        positions = density_aware_sample(s, select_frames, tau)
+        positions = density_aware_sample(s, sampling.select_frames, sampling.tau)
         return FramePlan(tuple(int(d[p]) for p in positions), "ats", int(num_frames))
     from holmesvau.video import uniform_indices
 
-    return FramePlan(tuple(uniform_indices(int(num_frames), select_frames)), "uniform", int(num_frames))
+    indices = uniform_indices(int(num_frames), sampling.select_frames)
+    return FramePlan(tuple(indices), "uniform", int(num_frames))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import replace
 
 from holmesvau.cli import (
     add_generation_options,
@@ -19,6 +20,7 @@ from holmesvau.cli import (
     frame_indices,
     output_dir,
     output_file,
+    sampling_config,
 )
 
 DESCRIPTION = "Ask HolmesVAU about a video: anomaly-focused frame sampling (ATS), then the MLLM's answer."
@@ -86,10 +88,7 @@ def report_from_args(vau, args: argparse.Namespace):
     from holmesvau.report import ReportConfig, build_report, write_report
 
     config = ReportConfig(
-        video_frames=args.select_frames,
-        dense_stride=args.dense_stride,
-        tau=args.tau,
-        use_ats=not args.no_ats,
+        sampling=replace(sampling_config(args), frame_indices=None),  # --frame-indices: for the answer only
         threshold=args.report_threshold,
         max_new_tokens=args.max_new_tokens,
     )
@@ -114,12 +113,8 @@ def run(args: argparse.Namespace, vau=None):
     result = vau.analyze(
         args.video,
         args.prompt,
-        select_frames=args.select_frames,
-        use_ats=not args.no_ats,
-        dense_stride=args.dense_stride,
-        frame_indices=args.frame_indices,
+        sampling_config(args),
         max_new_tokens=args.max_new_tokens,
-        tau=args.tau,
         progress=not args.quiet,
         dense=getattr(report, "dense", None),
     )

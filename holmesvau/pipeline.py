@@ -5,7 +5,8 @@
     result = vau.analyze("robbery.mp4", "Could you specify the anomaly events present in the video?")
     print(result.answer, result.frame_indices)
 
-Frame selection is holmesvau.frame_plan.plan_frames, the original's rule: the anomaly-focused temporal sampler
+Every sampling option travels in one holmesvau.frame_plan.SamplingConfig (`sampling=`; its defaults are the
+original's). Frame selection is holmesvau.frame_plan.plan_frames, the original's rule: the anomaly-focused temporal sampler
 (ATS) when it is enabled, a scorer is loaded and the video has more than `dense_stride * select_frames` frames;
 otherwise uniform sampling over the whole video (segment middles; a video with fewer frames than `select_frames`
 repeats frames, as the original does).
@@ -24,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from holmesvau.frame_plan import FramePlan
+from holmesvau.frame_plan import FramePlan, SamplingConfig
 from holmesvau.model import DEFAULT_MODEL, ChatOutput, LoadedModel, chat, load_model, video_question
 
 
@@ -135,7 +136,9 @@ class HolmesVAU:
             )
 
     # -- stages ------------------------------------------------------------------------------------------------
-    def dense_scores(self, video: str | Path, dense_stride: int = 16, progress: bool = True) -> DenseScores:
+    def dense_scores(
+        self, video: str | Path, dense_stride: int = SamplingConfig.dense_stride, progress: bool = True
+    ) -> DenseScores:
         """Anomaly score of every `dense_stride`-th frame (streaming: decode -> preprocess -> ViT -> scorer)."""
         from holmesvau.ats import extract_dense_features
         from holmesvau.model import vit_encoder
@@ -188,11 +191,7 @@ class HolmesVAU:
     def plan(
         self,
         video: str | Path,
-        select_frames: int = 12,
-        use_ats: bool = True,
-        dense_stride: int = 16,
-        frame_indices: Sequence[int] | None = None,
-        tau: float = 0.1,
+        sampling: SamplingConfig = SamplingConfig(),
         progress: bool = True,
         dense: DenseScores | None = None,
     ) -> PlannedFrames:
@@ -204,26 +203,19 @@ class HolmesVAU:
         t0 = time.perf_counter()
         info = dense.info if dense is not None else probe(video)
         timings = {"probe": time.perf_counter() - t0}
-        has_scorer = self.scorer is not None
         try:
-            if needs_dense_scores(
-                info.num_frames, select_frames, dense_stride, use_ats, has_scorer, frame_indices
-            ):
-                if dense is None or dense.stride != dense_stride:
-                    dense = self.dense_scores(video, dense_stride, progress)
+            if needs_dense_scores(info.num_frames, sampling, self.scorer is not None):
+                if dense is None or dense.stride != sampling.dense_stride:
+                    dense = self.dense_scores(video, sampling.dense_stride, progress)
                 for k, v in dense.timings.items():
                     timings[k] = timings.get(k, 0.0) + v
             else:
                 dense = None
             plan = plan_frames(
                 info.num_frames,
-                select_frames,
+                sampling,
                 scores=None if dense is None else dense.scores,
                 dense_indices=None if dense is None else dense.frame_indices,
-                tau=tau,
-                explicit=frame_indices,
-                dense_stride=dense_stride,
-                use_ats=use_ats,
             )
         except FrameIndexError as e:  # about this video: name it
             raise VideoError(f"{video}: {e}") from None
@@ -233,17 +225,13 @@ class HolmesVAU:
         self,
         video: str | Path,
         prompt: str,
-        select_frames: int = 12,
-        use_ats: bool = True,
-        dense_stride: int = 16,
-        frame_indices: Sequence[int] | None = None,
+        sampling: SamplingConfig = SamplingConfig(),
         max_new_tokens: int = 1024,
-        tau: float = 0.1,
         progress: bool = True,
         dense: DenseScores | None = None,
     ) -> AnalysisResult:
         """Select frames (ATS / uniform / given), ask the MLLM. `dense`: precomputed dense scores to reuse."""
-        planned = self.plan(video, select_frames, use_ats, dense_stride, frame_indices, tau, progress, dense)
+        planned = self.plan(video, sampling, progress, dense)
         idx, dense, timings = list(planned.plan.indices), planned.dense, planned.timings
         from holmesvau.model.batch import AnswerRequest, FrameSet, answer_batch
         from holmesvau.preprocess import frames_to_tiles

@@ -29,6 +29,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
+from holmesvau.frame_plan import SamplingConfig
 from holmesvau.jsonl import JsonlAppender, read_jsonl, require_id, write_jsonl_atomic
 from holmesvau.score_store import dump_scores, save_dense, saved_dense, score_file  # noqa: F401 - re-exported
 
@@ -141,11 +142,8 @@ def predict_rows(
     rows: Sequence,
     video_root: str | Path,
     output: str | Path,
-    select_frames: int = 12,
-    use_ats: bool = True,
-    dense_stride: int = 16,
+    sampling: SamplingConfig = SamplingConfig(),
     max_new_tokens: int = 1024,
-    tau: float = 0.1,
     scores_dir: str | Path | None = None,
     score_levels: Sequence[str] = ("video",),
     progress: bool = True,
@@ -205,9 +203,8 @@ def predict_rows(
             video, vrows = item
             with torch.inference_mode():
                 return _video_frames(
-                    vau, Path(video_root) / video, video, vrows, select_frames, use_ats, dense_stride, tau,
-                    scores_dir, score_levels,
-                )  # fmt: skip
+                    vau, Path(video_root) / video, video, vrows, sampling, scores_dir, score_levels
+                )
 
         # the next videos are probed, scored and decoded in a background thread while the GPU answers; the model
         # runs one job at a time (vau.model_lock: the dense ATS pass waits for the answering), so their memory never
@@ -230,9 +227,7 @@ def predict_rows(
     return stats
 
 
-def _video_frames(
-    vau, path: Path, video: str, vrows, select_frames, use_ats, dense_stride, tau, scores_dir, score_levels
-):
+def _video_frames(vau, path: Path, video: str, vrows, sampling: SamplingConfig, scores_dir, score_levels):
     """One video's frame set (uint8 tiles, keyed by video and frames) and frame plan: probe, dense scores when
     ATS samples or they are dumped, plan and decode, once."""
     from holmesvau.model.batch import FrameSet
@@ -242,12 +237,13 @@ def _video_frames(
     dense = None
     if scores_dir is not None and vau.scorer is not None:
         # an earlier run's scores (e.g. tools/reproduce.py's detection before reasoning): no second dense pass
-        dense = saved_dense(scores_dir, video, path, dense_stride, getattr(vau, "scores_source", None))
+        source = getattr(vau, "scores_source", None)
+        dense = saved_dense(scores_dir, video, path, sampling.dense_stride, source)
         if dense is None and any(r.type in score_levels for r in vrows):
-            dense = vau.dense_scores(path, dense_stride, progress=False)
+            dense = vau.dense_scores(path, sampling.dense_stride, progress=False)
             if not score_file(scores_dir, video).is_file():  # a file that does not fit is left as it is
-                save_dense(scores_dir, video, dense, getattr(vau, "scores_source", None))
-    planned = vau.plan(path, select_frames, use_ats, dense_stride, tau=tau, progress=False, dense=dense)
+                save_dense(scores_dir, video, dense, source)
+    planned = vau.plan(path, sampling, progress=False, dense=dense)
     idx = list(planned.plan.indices)
     tiles = frames_to_tiles(read_frames(path, idx), resize=getattr(vau, "resize", "torch"))
     return FrameSet(tiles=tiles, key=(str(path), tuple(idx))), planned.plan

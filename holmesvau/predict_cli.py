@@ -20,6 +20,7 @@ from holmesvau.cli import (
     output_dir,
     output_file,
     positive_int,
+    sampling_config,
 )
 from holmesvau.data.instructions import LEVELS, read_instructions
 from holmesvau.distributed import barrier_then, default_device, dist_env, shard
@@ -142,14 +143,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     desc = f"rank {rank}/{world}" if world > 1 else ("scores" if args.scores_only else "predict")
-    common = dict(dense_stride=args.dense_stride, progress=not args.quiet, desc=desc, skip_ids=merged)
+    common = dict(progress=not args.quiet, desc=desc, skip_ids=merged)
     if args.scores_only:
-        stats = dump_scores(vau, mine, args.video_root, args.scores_dir, out, **common)
+        stats = dump_scores(vau, mine, args.video_root, args.scores_dir, out, args.dense_stride, **common)
     else:
         stats = predict_rows(
-            vau, mine, args.video_root, out, select_frames=args.select_frames, use_ats=not args.no_ats,
-            max_new_tokens=args.max_new_tokens, tau=args.tau, scores_dir=args.scores_dir,
-            batch_size=args.batch_size, **common,
+            vau, mine, args.video_root, out, sampling_config(args), max_new_tokens=args.max_new_tokens,
+            scores_dir=args.scores_dir, batch_size=args.batch_size, **common,
         )  # fmt: skip
     print(json.dumps({"rank": rank, "world_size": world, "output": str(out), **stats}), file=sys.stderr)
     if env.can_barrier:

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from holmesvau.eval.ground_truth import VIDEO_EXTS, GtVideo, video_key
 from holmesvau.eval.protocols import get_protocol
+from holmesvau.frame_plan import SamplingConfig
 
 TASKS = ("detection-ucf", "detection-xd", "reasoning")
 INSTRUCTIONS = "instruction/merge_instruction_test_final.jsonl"
@@ -48,9 +49,7 @@ class ReproduceConfig:
     instructions: Path | None = None  # default DATA_ROOT/instruction/merge_instruction_test_final.jsonl
     limit: int | None = None  # smoke run: first N videos per detection set, first N rows per reasoning level
     allow_partial: bool = False
-    select_frames: int = 12
-    dense_stride: int = 16
-    tau: float = 0.1
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)  # ATS for the reasoning rows
     max_new_tokens: int = 1024
     batch_size: int | None = None
     device: str | None = None
@@ -238,7 +237,7 @@ def predict(vau, cfg: ReproduceConfig, run: dict[str, TaskData], rank: int = 0, 
 
     out, scores_dir = Path(cfg.output_dir), Path(cfg.output_dir) / "scores"
     stats: dict = {"seconds": {}}
-    common = dict(dense_stride=cfg.dense_stride, progress=cfg.progress)
+    common = dict(progress=cfg.progress)
     if "reasoning" in run:
         rows = run["reasoning"].rows
         output = out / "predictions.jsonl"
@@ -249,8 +248,8 @@ def predict(vau, cfg: ReproduceConfig, run: dict[str, TaskData], rank: int = 0, 
                 drop_failed(p)
         t = time.perf_counter()
         stats["reasoning"] = predict_rows(
-            vau, mine, Path(cfg.data_root) / "videos", dest, select_frames=cfg.select_frames,
-            max_new_tokens=cfg.max_new_tokens, tau=cfg.tau, scores_dir=scores_dir, desc="reasoning",
+            vau, mine, Path(cfg.data_root) / "videos", dest, cfg.sampling,
+            max_new_tokens=cfg.max_new_tokens, scores_dir=scores_dir, desc="reasoning",
             skip_ids=_done_elsewhere(output, world), **common, **_prediction_kwargs(predict_rows, cfg),
         )  # fmt: skip
         stats["seconds"]["reasoning"] = time.perf_counter() - t
@@ -276,7 +275,7 @@ def predict(vau, cfg: ReproduceConfig, run: dict[str, TaskData], rank: int = 0, 
         for folder, names in by_folder.items():
             s = dump_scores(
                 vau, names, folder, scores_dir, shard_path(log, rank) if world > 1 else log, desc=task,
-                **common, **_prediction_kwargs(dump_scores, cfg),
+                dense_stride=cfg.sampling.dense_stride, **common, **_prediction_kwargs(dump_scores, cfg),
             )  # fmt: skip
             for k, v in s.items():
                 stats[task][k] = stats[task].get(k, 0) + v
@@ -324,7 +323,11 @@ def evaluate(cfg: ReproduceConfig, run: dict[str, TaskData]) -> dict:
         files, bad = load_score_dir(out / "scores")
         files = {n: f for n, f in files.items() if n in gt}
         report, _, _ = evaluate_ground_truth(
-            gt, files, cfg.dense_stride, cfg.allow_partial, hint=" (--allow-partial evaluates the rest)"
+            gt,
+            files,
+            cfg.sampling.dense_stride,
+            cfg.allow_partial,
+            hint=" (--allow-partial evaluates the rest)",
         )
         report["bad_score_files"] = {k: v for k, v in bad.items() if video_key(Path(k).stem) in gt}
         _write_text(out / f"detection_{protocol.name}.json", json.dumps(_clean(report), indent=2))
@@ -405,12 +408,15 @@ def reproduce(cfg: ReproduceConfig, load_vau=None) -> dict | None:
     return results
 
 
-SETTINGS = ("model", "scorer", "select_frames", "dense_stride", "tau", "max_new_tokens")
+def _settings(cfg: ReproduceConfig) -> dict:
+    s = cfg.sampling
+    return dict(model=cfg.model, scorer=cfg.scorer, select_frames=s.select_frames, dense_stride=s.dense_stride,
+                tau=s.tau, max_new_tokens=cfg.max_new_tokens)  # fmt: skip
 
 
 def _check_same_settings(cfg: ReproduceConfig, path: Path, rank: int) -> None:
     """A resumed run must predict with the settings of the rows and scores already there: else they would mix."""
-    now = {k: getattr(cfg, k) for k in SETTINGS}
+    now = _settings(cfg)
     if path.is_file():
         before = json.loads(path.read_text(encoding="utf-8"))
         differ = {k: (before.get(k), v) for k, v in now.items() if before.get(k) != v}

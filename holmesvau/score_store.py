@@ -16,6 +16,8 @@ import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path, PurePosixPath
 
+from holmesvau.frame_plan import SamplingConfig
+
 
 def score_file(scores_dir: str | Path, video: str | Path) -> Path:
     """Score file of a row's video: its path relative to the video root, folders kept, extension `.npz`
@@ -106,7 +108,7 @@ def dump_scores(
     video_root: str | Path,
     scores_dir: str | Path,
     log: str | Path,
-    dense_stride: int = 16,
+    dense_stride: int = SamplingConfig.dense_stride,
     progress: bool = True,
     desc: str = "scores",
     skip_ids: Iterable[object] = (),

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from holmesvau.ats import URDMU
+from holmesvau.frame_plan import SamplingConfig
 from holmesvau.model import chat, video_question
 from holmesvau.pipeline import DenseScores, HolmesVAU
 from holmesvau.preprocess import frames_to_pixel_values
@@ -31,7 +32,12 @@ def built(tiny_lm, tmp_path_factory):
     )
     dense = DenseScores(dense.frame_indices, planted, dense.info, dense.stride, dense.timings)
     cfg = ReportConfig(
-        video_frames=4, event_frames=4, clip_frames=3, clip_seconds=1.0, max_clips=2, max_new_tokens=6
+        sampling=SamplingConfig(select_frames=4),
+        event_frames=4,
+        clip_frames=3,
+        clip_seconds=1.0,
+        max_clips=2,
+        max_new_tokens=6,
     )
     tiles = []
     hook = tiny_lm.model.model.vision_tower.register_forward_pre_hook(
@@ -91,8 +97,8 @@ def test_video_frames_share_the_events_frames_within_their_snippet(built):
     _, _, data, _ = built
     stride, sc = data["scores"]["stride"], data["scores"]
     video = data["video_sampling"]["frame_indices"]
-    ats = plan_frames(data["video"]["n_frames"], len(video), scores=sc["values"],
-                      dense_indices=sc["dense_frame_indices"], dense_stride=stride).indices  # fmt: skip
+    sampling = SamplingConfig(select_frames=len(video), dense_stride=stride)
+    ats = plan_frames(data["video"]["n_frames"], sampling, sc["values"], sc["dense_frame_indices"]).indices  # fmt: skip
     assert all(d <= v < d + stride for d, v in zip(ats, video))
     fps = data["video"]["fps"]
     clip_frames = {i for ev in data["events"] for c in ev["clips"] for i in c["frame_indices"]}

@@ -11,6 +11,7 @@ import torch
 from conftest import shared_path
 
 from holmesvau.ats.weights import load_scorer
+from holmesvau.frame_plan import SamplingConfig
 from holmesvau.live import (
     LiveSource,
     OnlineScorer,
@@ -49,7 +50,9 @@ def watch_file(video, tiny_lm, scorer, out, window: int, delay: int = 0):
     got: list[tuple[int, int, float]] = []
     src = LiveSource(SourceConfig(str(video)))
     src.open()
-    cfg = WatchConfig(out_dir=out, dense_stride=STRIDE, window=window, delay=delay, batch_size=5)
+    cfg = WatchConfig(
+        out_dir=out, sampling=SamplingConfig(dense_stride=STRIDE), window=window, delay=delay, batch_size=5
+    )
     w = Watcher(src, vit_tile_encoder(tiny_lm), scorer, cfg, on_score=lambda s, v, _: got.append((s.index, s.frame, v)),
                 progress=False)  # fmt: skip
     summary = w.run(threading.Event())

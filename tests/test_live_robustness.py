@@ -12,6 +12,7 @@ import time
 import numpy as np
 import pytest
 
+from holmesvau.frame_plan import SamplingConfig
 from holmesvau.live import (
     Explainer,
     LiveSource,
@@ -207,7 +208,9 @@ def test_thirty_minutes_of_stream_in_flat_memory(tiny_lm, tmp_path):
     src = LiveSource(SourceConfig(str(video)))
     src.open()
     cfg = WatchConfig(
-        out_dir=tmp_path / "out", dense_stride=stride, rule=Hysteresis(0.5, 0.4, 1.0, 2.0), select_frames=4
+        out_dir=tmp_path / "out",
+        sampling=SamplingConfig(select_frames=4, dense_stride=stride),
+        rule=Hysteresis(0.5, 0.4, 1.0, 2.0),
     )
     w = Watcher(src, encode, planted_scorer(encode), cfg, explain_fn=lambda t: {"judgement": "planted"},
                 on_score=on_score, progress=False)  # fmt: skip

@@ -10,6 +10,7 @@ from helpers import expected_ats_frames, make_planted_scorer, naive_density_samp
 from PIL import Image
 
 from holmesvau.ats.weights import ScorerError, load_scorer
+from holmesvau.frame_plan import SamplingConfig
 from holmesvau.pipeline import HolmesVAU
 from holmesvau.plots import save_anomaly_curve
 from holmesvau.testing import make_random_scorer
@@ -62,7 +63,9 @@ def test_scorer_file_has_released_key_layout(shared, scorer_file):
 
 
 def test_ats_end_to_end(vau, long_video, tmp_path):
-    r = vau.analyze(long_video, "What happens?", select_frames=12, max_new_tokens=4, progress=False)
+    r = vau.analyze(
+        long_video, "What happens?", SamplingConfig(select_frames=12), max_new_tokens=4, progress=False
+    )
     n = r.video["num_frames"]
     assert n == 16 * 12 + 40 and r.sampling == "ats"
     assert r.dense_frame_indices == list(range(0, 232, 16))
@@ -83,7 +86,7 @@ def test_ats_end_to_end(vau, long_video, tmp_path):
 
 def test_planted_stretch_draws_most_frames(tiny_lm, planted_scorer, long_video):
     r = HolmesVAU(tiny_lm, load_scorer(planted_scorer)).analyze(
-        long_video, "What happens?", select_frames=12, max_new_tokens=2, progress=False
+        long_video, "What happens?", SamplingConfig(select_frames=12), max_new_tokens=2, progress=False
     )
     assert r.sampling == "ats" and r.frame_indices == expected_ats_frames(r.to_dict(), 12)
     inside = [BRIGHT[0] <= i < BRIGHT[1] for i in r.dense_frame_indices]
@@ -107,7 +110,9 @@ def test_dense_scores_are_reused_and_deterministic(vau, long_video):
 @pytest.mark.parametrize("frames,expected", [(16, "uniform"), (17, "ats")])
 def test_ats_only_when_longer_than_stride_times_n(vau, tmp_path, frames, expected):
     video = make_video(tmp_path / "v.mp4", frames)
-    r = vau.analyze(video, "q", select_frames=4, dense_stride=4, max_new_tokens=2, progress=False)
+    r = vau.analyze(
+        video, "q", SamplingConfig(select_frames=4, dense_stride=4), max_new_tokens=2, progress=False
+    )
     assert r.sampling == expected
     if expected == "uniform":
         # InternVL's get_index: int(3.75 / 2 + round(3.75 * k)) for k < 4 (segments of [0, 15])
@@ -119,7 +124,7 @@ def test_ats_only_when_longer_than_stride_times_n(vau, tmp_path, frames, expecte
 
 def test_no_ats_or_no_scorer_means_uniform(tiny_lm, vau, long_video):
     for r in (
-        vau.analyze(long_video, "q", use_ats=False, max_new_tokens=2, progress=False),
+        vau.analyze(long_video, "q", SamplingConfig(use_ats=False), max_new_tokens=2, progress=False),
         HolmesVAU(tiny_lm, None).analyze(long_video, "q", max_new_tokens=2, progress=False),
     ):
         # InternVL's get_index over [0, 231]: int(19.25 / 2 + round(19.25 * k)), k < 12

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from holmesvau.frame_plan import SamplingConfig
 from holmesvau.pipeline import HolmesVAU
 from holmesvau.testing.synthetic import make_video
 from holmesvau.video import VideoError
@@ -19,7 +20,7 @@ def good(tmp_path_factory):
 
 
 def _ask(vau, video, **kw):
-    return vau.analyze(video, "q", select_frames=4, max_new_tokens=2, progress=False, **kw)
+    return vau.analyze(video, "q", SamplingConfig(select_frames=4, **kw), max_new_tokens=2, progress=False)
 
 
 def test_missing_empty_and_text_files_raise_video_error(vau, tmp_path):
@@ -52,7 +53,7 @@ def test_truncated_and_corrupt_videos_fail_cleanly(vau, good, tmp_path):
 @pytest.mark.parametrize("frames", [1, 3])
 def test_video_shorter_than_n_frames_samples_uniformly_with_repeats(vau, tmp_path, frames):
     video = make_video(tmp_path / "short.mp4", frames)
-    r = vau.analyze(video, "q", select_frames=12, max_new_tokens=2, progress=False)
+    r = vau.analyze(video, "q", SamplingConfig(select_frames=12), max_new_tokens=2, progress=False)
     # the original's plan (InternVL get_index): int(seg / 2 + round(seg * k)), seg = (frames - 1) / 12 - frames repeat
     expected = {1: [0] * 12, 3: [0, 0, 0, 0, 1, 1, 1, 1, 1, 2, 2, 2]}[frames]
     assert r.sampling == "uniform" and r.frame_indices == expected
@@ -69,7 +70,7 @@ def test_bad_frame_indices_and_counts(vau, good):
     with pytest.raises(ValueError, match="integers"):
         _ask(vau, good, frame_indices=[1.5])
     with pytest.raises(ValueError, match="select_frames"):
-        vau.analyze(good, "q", select_frames=0, progress=False)
+        vau.analyze(good, "q", SamplingConfig(select_frames=0), progress=False)
 
 
 def test_given_frames_may_repeat_and_be_unsorted(vau, good):

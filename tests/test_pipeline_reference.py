@@ -5,6 +5,7 @@ import json
 import pytest
 from safetensors.torch import load_file
 
+from holmesvau.frame_plan import SamplingConfig
 from holmesvau.model import load_model
 from holmesvau.pipeline import HolmesVAU
 
@@ -27,7 +28,7 @@ def test_analyze_reproduces_reference_response(ref, resize):
     data, lm, video, _ = ref
     prompt = data["question"].rsplit("\n", 1)[1]
     result = HolmesVAU(lm, resize=resize).analyze(
-        video, prompt, frame_indices=data["frame_indices"], max_new_tokens=12, progress=False
+        video, prompt, SamplingConfig(frame_indices=data["frame_indices"]), max_new_tokens=12, progress=False
     )
     assert result.prompt == data["question"]
     assert result.answer == data["response"]

@@ -10,11 +10,14 @@ from helpers import predict_args
 
 from holmesvau.ats.weights import load_scorer
 from holmesvau.data.instructions import Instruction, read_instructions
+from holmesvau.frame_plan import SamplingConfig
 from holmesvau.pipeline import HolmesVAU
 from holmesvau.predict import predict_rows, shard_by_video
 from holmesvau.predict_cli import main as predict_main
 from holmesvau.testing import make_random_scorer
 from holmesvau.testing.synthetic import make_video
+
+SAMPLING = SamplingConfig(select_frames=2, dense_stride=4)
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +79,7 @@ def test_batch_of_8_writes_the_rows_and_answers_of_batch_1_and_of_the_serial_pat
     vau = HolmesVAU(tiny_lm, load_scorer(scorer))
     for r in rows:
         if r["status"] == "ok":
-            res = vau.analyze(d / "videos" / r["video"], _prompt(d, r["id"]), select_frames=2, dense_stride=4,
+            res = vau.analyze(d / "videos" / r["video"], _prompt(d, r["id"]), SAMPLING,
                               max_new_tokens=8, progress=False)  # fmt: skip
             assert (r["prediction"], r["frame_indices"], r["sampling"]) == (
                 res.answer,
@@ -105,7 +108,7 @@ def test_a_request_that_fails_inside_a_batch_fails_alone(dataset, tiny_lm, tmp_p
     rows = read_instructions(d / "test.jsonl")
     out = tmp_path / "p.jsonl"
     vau = HolmesVAU(tiny_lm, load_scorer(scorer))
-    stats = predict_rows(vau, rows, d / "videos", out, select_frames=2, dense_stride=4, max_new_tokens=3,
+    stats = predict_rows(vau, rows, d / "videos", out, SAMPLING, max_new_tokens=3,
                          progress=False, batch_size=8)  # fmt: skip
     got = {r["id"]: r for r in _rows(out)}
     assert stats == {"total": 11, "skipped_done": 0, "ok": 8, "failed": 3}
@@ -175,7 +178,7 @@ def test_next_videos_are_decoded_while_a_batch_is_answered_and_the_model_runs_on
     monkeypatch.setattr(ats_mod, "extract_dense_features", tracked("dense", ats_mod.extract_dense_features))
     monkeypatch.setattr(video_mod, "read_frames", tracked("read", video_mod.read_frames, settle=0.1))
     rows = read_instructions(d / "test.jsonl")
-    stats = predict_rows(vau, rows, d / "videos", tmp_path / "p.jsonl", select_frames=2, dense_stride=4,
+    stats = predict_rows(vau, rows, d / "videos", tmp_path / "p.jsonl", SAMPLING,
                          max_new_tokens=2, progress=False, batch_size=1)  # fmt: skip
     assert stats["ok"] == 9 and stats["failed"] == 2
     assert any(kind == "dense" for kind, _, _ in log)  # video A is long enough for ATS

@@ -13,6 +13,7 @@ from helpers import predict_args
 
 from holmesvau.ats.weights import load_scorer
 from holmesvau.data.instructions import read_instructions
+from holmesvau.frame_plan import SamplingConfig
 from holmesvau.pipeline import HolmesVAU
 from holmesvau.predict import predict_rows, read_rows
 from holmesvau.predict_cli import main as predict_main
@@ -116,7 +117,7 @@ def test_crash_resume_equals_uninterrupted_run(dataset, tiny_lm, tmp_path):
     d, scorer = dataset
     rows = read_instructions(d / "test.jsonl", on_error="skip")
     vau = HolmesVAU(tiny_lm, load_scorer(scorer))
-    kw = dict(select_frames=2, dense_stride=4, max_new_tokens=3, progress=False)
+    kw = dict(sampling=SamplingConfig(select_frames=2, dense_stride=4), max_new_tokens=3, progress=False)
 
     class Crash(Exception):
         pass

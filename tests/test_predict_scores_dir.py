@@ -11,6 +11,7 @@ from helpers import naive_density_sampling
 from holmesvau.ats.weights import load_scorer
 from holmesvau.data.instructions import Instruction, parse_instruction
 from holmesvau.eval.score_files import load_score_dir, save_scores
+from holmesvau.frame_plan import SamplingConfig
 from holmesvau.pipeline import HolmesVAU
 from holmesvau.predict import dump_scores, predict_rows, score_file
 from holmesvau.testing import make_random_scorer
@@ -70,7 +71,7 @@ def test_prediction_run_writes_the_same_files(setup, tmp_path):
     ]
     sd = tmp_path / "scores"
     stats = predict_rows(
-        vau, rows, root, tmp_path / "p.jsonl", select_frames=2, dense_stride=4, max_new_tokens=2,
+        vau, rows, root, tmp_path / "p.jsonl", SamplingConfig(select_frames=2, dense_stride=4), max_new_tokens=2,
         scores_dir=sd, progress=False,
     )  # fmt: skip
     assert stats["ok"] == 2
@@ -94,7 +95,12 @@ def test_prediction_reuses_a_score_file_that_fits(setup, tmp_path, monkeypatch):
             for i in range(2)]  # fmt: skip
     # a curve no random scorer gives: high on frames 24..35 of 40 (stride 4: dense positions 6..8)
     planted = np.array([0.0] * 6 + [1.0] * 3 + [0.0], dtype=np.float32)
-    kw = dict(select_frames=3, dense_stride=4, max_new_tokens=2, progress=False, batch_size=2)
+    kw = dict(
+        sampling=SamplingConfig(select_frames=3, dense_stride=4),
+        max_new_tokens=2,
+        progress=False,
+        batch_size=2,
+    )
 
     fits = tmp_path / "fits"
     save_scores(
@@ -130,7 +136,12 @@ def test_a_score_file_of_another_scorer_is_not_reused_nor_counted(setup, tmp_pat
     monkeypatch.setattr(vau, "dense_scores", lambda *a, **k: calls.append(a) or real(*a, **k))
     rows = [Instruction(id=0, type="video", task="judgement", video="camA/0001.mp4", prompt="q?", answer="a")]
     planted = np.array([0.0] * 6 + [1.0] * 3 + [0.0], dtype=np.float32)
-    kw = dict(select_frames=3, dense_stride=4, max_new_tokens=2, progress=False, batch_size=1)
+    kw = dict(
+        sampling=SamplingConfig(select_frames=3, dense_stride=4),
+        max_new_tokens=2,
+        progress=False,
+        batch_size=1,
+    )
     ours, other = vau.scores_source, "sha256:0123456789abcdef"
     assert ours.startswith("sha256:") and len(ours) == 23 and ours != other
     for source, reused in ((ours, True), (other, False)):

@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from holmesvau.ats import URDMU
+from holmesvau.frame_plan import SamplingConfig
 from holmesvau.pipeline import DenseScores, HolmesVAU
 from holmesvau.report import (
     REPORT_SCHEMA,
@@ -50,7 +51,12 @@ def report(vau, video, tmp_path_factory):
     )
     dense = DenseScores(dense.frame_indices, planted, dense.info, dense.stride, dense.timings)
     cfg = ReportConfig(
-        video_frames=4, event_frames=3, clip_frames=2, clip_seconds=1.0, max_clips=2, max_new_tokens=3
+        sampling=SamplingConfig(select_frames=4),
+        event_frames=3,
+        clip_frames=2,
+        clip_seconds=1.0,
+        max_clips=2,
+        max_new_tokens=3,
     )
     rep = build_report(vau, video, cfg, progress=False, dense=dense)
     out = tmp_path_factory.mktemp("report")
@@ -118,7 +124,13 @@ def test_html_is_self_contained_with_curve_and_every_event(report):
 def test_no_event_report_still_validates(vau, video, tmp_path):
     dense = vau.dense_scores(video, STRIDE, progress=False)
     calm = DenseScores(dense.frame_indices, np.full(len(dense.scores), 0.05, np.float32), dense.info, STRIDE)
-    rep = build_report(vau, video, ReportConfig(video_frames=2, max_new_tokens=2), progress=False, dense=calm)
+    rep = build_report(
+        vau,
+        video,
+        ReportConfig(SamplingConfig(select_frames=2), max_new_tokens=2),
+        progress=False,
+        dense=calm,
+    )
     _, html_path = write_report(rep, tmp_path)
     assert rep.data["events"] == [] and "No anomalous event" in html_path.read_text()
 

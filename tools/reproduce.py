@@ -22,6 +22,8 @@ import json
 import sys
 from pathlib import Path
 
+from holmesvau.cli import add_sampling_options, sampling_config
+
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -57,9 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="evaluate what is there when videos are missing",
     )
-    p.add_argument("--select-frames", type=int, default=12)
-    p.add_argument("--dense-stride", type=int, default=16)
-    p.add_argument("--tau", type=float, default=0.1)
+    add_sampling_options(p)  # holmesvau.cli: inference.py's flags, checks and defaults
     p.add_argument("--max-new-tokens", type=int, default=1024)
     p.add_argument("--batch-size", type=int, default=None, help="rows per generate() call (if supported)")
     p.add_argument("--device", default=None, help="default: cuda:LOCAL_RANK if available, else cpu")
@@ -83,8 +83,8 @@ def main(argv: list[str] | None = None) -> int:
         data_root=args.data_root, output_dir=args.output_dir, tasks=tasks, model=args.model, scorer=args.scorer,
         ucf_protocol=args.ucf_protocol, ucf_annotations=args.ucf_annotations, xd_annotations=args.xd_annotations,
         ucf_videos=args.ucf_videos, xd_videos=args.xd_videos, instructions=args.instructions, limit=args.limit,
-        allow_partial=args.allow_partial, select_frames=args.select_frames, dense_stride=args.dense_stride,
-        tau=args.tau, max_new_tokens=args.max_new_tokens, batch_size=args.batch_size, device=args.device,
+        allow_partial=args.allow_partial, sampling=sampling_config(args), max_new_tokens=args.max_new_tokens,
+        batch_size=args.batch_size, device=args.device,
         dtype=dtype, cache_dir=args.cache_dir, retry_failed=args.retry_failed, progress=not args.quiet,
     )  # fmt: skip
     try:

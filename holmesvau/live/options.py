@@ -101,6 +101,8 @@ def _options(items: list[str]) -> dict[str, str]:
 
 
 def configs(args: argparse.Namespace) -> tuple[SourceConfig, WatchConfig]:
+    from holmesvau.cli import sampling_config
+
     src = SourceConfig(
         source=args.source,
         realtime=args.realtime,
@@ -113,9 +115,9 @@ def configs(args: argparse.Namespace) -> tuple[SourceConfig, WatchConfig]:
     )
     rule = Hysteresis(args.on, args.off, args.min_duration_s, args.gap_s)
     watch = WatchConfig(
-        out_dir=args.out, dense_stride=args.dense_stride, window=args.window, delay=args.delay,
+        out_dir=args.out, sampling=sampling_config(args), window=args.window, delay=args.delay,
         batch_size=args.batch_size, rule=rule, pre_roll_s=args.pre_roll_s, post_roll_s=args.post_roll_s,
-        ring_mb=args.ring_mb, clip_width=args.clip_width, select_frames=args.select_frames, tau=args.tau,
+        ring_mb=args.ring_mb, clip_width=args.clip_width,
         explain_queue=args.explain_queue, drain_timeout_s=args.drain_timeout_s, webhook=args.webhook,
         progress_every_s=args.progress_every_s,
     )  # fmt: skip

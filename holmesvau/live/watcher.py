@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from holmesvau.ats.sampler import density_aware_sample
+from holmesvau.frame_plan import SamplingConfig
 from holmesvau.preprocess import frames_to_tiles
 
 from .clips import ClipRing
@@ -42,7 +43,8 @@ _END = object()
 @dataclass
 class WatchConfig:
     out_dir: Path = Path("watch_out")
-    dense_stride: int = 16
+    # dense_stride: every k-th frame is scored; select_frames, tau: the frames shown to the MLLM per event
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)
     window: int = 64  # snippets the scorer attends over (64 x 16 frames = 34 s at 30 fps)
     delay: int = 0  # snippets of right context to wait for before scoring one (see holmesvau.live.online)
     batch_size: int = 8  # most tiles per ViT call (a batch is what has arrived, never waited for)
@@ -52,8 +54,6 @@ class WatchConfig:
     post_roll_s: float = 3.0
     ring_mb: int = 96
     clip_width: int = 480
-    select_frames: int = 12  # frames shown to the MLLM per event
-    tau: float = 0.1
     reservoir: int = 48  # most snippets (with their tiles) an event keeps as candidates for the MLLM
     explain_queue: int = 4  # events kept in memory for the explainer; the rest wait on disk
     drain_timeout_s: float = 60.0  # at exit, time given to the explainer to finish the backlog
@@ -63,10 +63,8 @@ class WatchConfig:
     resize: str = "torch"
 
     def __post_init__(self):
-        if self.dense_stride < 1 or self.batch_size < 1 or self.queue_snippets < 1 or self.select_frames < 1:
-            raise ValueError(
-                "--dense-stride, --batch-size, --queue-snippets and --select-frames must be >= 1"
-            )
+        if self.batch_size < 1 or self.queue_snippets < 1:  # the sampling options checked themselves
+            raise ValueError("--batch-size and --queue-snippets must be >= 1")
 
 
 def vit_tile_encoder(lm) -> EncodeFn:
@@ -118,7 +116,9 @@ class Watcher:
         keep = (
             config.pre_roll_s
             + config.rule.min_duration_s
-            + (config.queue_snippets + config.batch_size + config.delay + 2) * config.dense_stride / fps
+            + (config.queue_snippets + config.batch_size + config.delay + 2)
+            * config.sampling.dense_stride
+            / fps
         )
         self.ring = ClipRing(
             out / "clips",
@@ -155,7 +155,7 @@ class Watcher:
 
     # -- reader thread ---------------------------------------------------------------------------------------
     def _read(self, stop: threading.Event) -> None:
-        stride, n = self.cfg.dense_stride, 0
+        stride, n = self.cfg.sampling.dense_stride, 0
         try:
             for item in self.src.items(stop):
                 if isinstance(item, Gap):
@@ -218,7 +218,9 @@ class Watcher:
         kept = [k for k in kept if k[2] is not None and k[2].tile is not None]
         if not kept:
             return None, {"frames_s": []}
-        pos = density_aware_sample([k[1] for k in kept], self.cfg.select_frames, self.cfg.tau)
+        pos = density_aware_sample(
+            [k[1] for k in kept], self.cfg.sampling.select_frames, self.cfg.sampling.tau
+        )
         chosen = [kept[p] for p in pos]
         tiles = np.stack([c[2].tile.numpy() for c in chosen])
         meta = {

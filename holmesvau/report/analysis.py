@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from holmesvau.frame_plan import plan_frames
+from holmesvau.frame_plan import SamplingConfig, plan_frames
 
 from .events import localize_events, resolved_threshold
 from .frames import plan_event, share_with_ats
@@ -45,21 +45,24 @@ TASKS = ("judgement", "description", "analysis")
 
 @dataclass
 class ReportConfig:
-    video_frames: int = 12  # frames for the video-level questions (ATS-sampled)
+    # video-level sampling (select_frames for the video-level questions, ATS or uniform); events always come
+    # from the dense scores, computed every sampling.dense_stride-th frame
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)
     event_frames: int = 12  # frames sampled uniformly inside each event
     clip_frames: int = 8  # frames per clip caption
     clip_seconds: float = 4.0  # target clip length; an event gets ceil(duration / clip_seconds) clips ...
     max_clips: int = 4  # ... at most this many
     max_events: int | None = 8  # keep the events with the highest peaks (None: all); bounds the MLLM calls
-    dense_stride: int = 16
-    use_ats: bool = True  # video-level sampling; events always come from the dense scores
-    tau: float = 0.1
     threshold: float | None = None  # None: derived from the curve (see holmesvau.report.events)
     smooth: int = 3
     merge_gap_s: float = 2.0
     min_duration_s: float = 1.0
     max_new_tokens: int = 512
     thumb_width: int = 160  # thumbnails in the HTML report
+
+    def __post_init__(self):
+        if self.sampling.frame_indices is not None:
+            raise ValueError("the report samples its own frames: its SamplingConfig takes no frame_indices")
 
 
 @dataclass
@@ -173,7 +176,7 @@ def build_report(
 ) -> Report:
     """Analyse `video` at event, clip and video level with a `HolmesVAU` pipeline (which needs its scorer).
 
-    dense: precomputed `vau.dense_scores(video, config.dense_stride)` to reuse. on_progress(done, total, what) is
+    dense: precomputed `vau.dense_scores(video, config.sampling.dense_stride)` to reuse. on_progress(done, total, what) is
     called before each question (for UIs); `progress` shows a tqdm bar. Returns the report (not yet written).
     """
     config = config or ReportConfig()
@@ -184,8 +187,9 @@ def build_report(
         )
     t_start = time.perf_counter()
     timings: dict[str, float] = {}
-    if dense is None or dense.stride != config.dense_stride:
-        dense = vau.dense_scores(video, config.dense_stride, progress=progress)
+    stride = config.sampling.dense_stride
+    if dense is None or dense.stride != stride:
+        dense = vau.dense_scores(video, stride, progress=progress)
     timings["dense_scores"] = time.perf_counter() - t_start
     info = dense.info
     fps, n_frames = float(info.fps), int(info.num_frames)
@@ -211,15 +215,7 @@ def build_report(
     thumbnails: dict[str, list[tuple[int, bytes]]] = {}
     try:
         t0 = time.perf_counter()
-        plan = plan_frames(
-            n_frames,
-            config.video_frames,
-            scores=dense.scores,
-            dense_indices=dense.frame_indices,
-            tau=config.tau,
-            dense_stride=dense.stride,
-            use_ats=config.use_ats,
-        )
+        plan = plan_frames(n_frames, config.sampling, scores=dense.scores, dense_indices=dense.frame_indices)
         vidx, method = list(plan.indices), plan.sampling
         if method == "ats":  # where an ATS snippet meets an event's or clip's segment, one frame serves both
             sets = [u for p in plans for u in (*p.clips, *([p.own] if p.own else []))]
