@@ -31,13 +31,9 @@ def built(tiny_lm, tmp_path_factory):
         [0.9 if any(a <= f < b for a, b in BRIGHT) else 0.1 for f in dense.frame_indices], "f4"
     )
     dense = DenseScores(dense.frame_indices, planted, dense.info, dense.stride, dense.timings)
+    sampling = SamplingConfig(select_frames=4)
     cfg = ReportConfig(
-        sampling=SamplingConfig(select_frames=4),
-        event_frames=4,
-        clip_frames=3,
-        clip_seconds=1.0,
-        max_clips=2,
-        max_new_tokens=6,
+        sampling, event_frames=4, clip_frames=3, clip_seconds=1.0, max_clips=2, max_new_tokens=6
     )
     tiles = []
     hook = tiny_lm.model.model.vision_tower.register_forward_pre_hook(

@@ -50,13 +50,9 @@ def report(vau, video, tmp_path_factory):
         [0.9 if any(a <= f < b for a, b in BRIGHT) else 0.1 for f in dense.frame_indices], np.float32
     )
     dense = DenseScores(dense.frame_indices, planted, dense.info, dense.stride, dense.timings)
+    sampling = SamplingConfig(select_frames=4)
     cfg = ReportConfig(
-        sampling=SamplingConfig(select_frames=4),
-        event_frames=3,
-        clip_frames=2,
-        clip_seconds=1.0,
-        max_clips=2,
-        max_new_tokens=3,
+        sampling, event_frames=3, clip_frames=2, clip_seconds=1.0, max_clips=2, max_new_tokens=3
     )
     rep = build_report(vau, video, cfg, progress=False, dense=dense)
     out = tmp_path_factory.mktemp("report")
