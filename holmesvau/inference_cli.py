@@ -25,16 +25,16 @@ from holmesvau.cli import (
 
 DESCRIPTION = "Ask HolmesVAU about a video: anomaly-focused frame sampling (ATS), then the MLLM's answer."
 DEFAULT_PROMPT = "Could you specify the anomaly events present in the video?"
-NEEDS_VIDEO = """inference.py needs a video to look at: --video path/to/video.mp4
-  python inference.py --video clip.mp4 --prompt "What happens in this video?"
-  python inference.py --video clip.mp4 --report report_dir/      # the hierarchical report
-The first run fetches HolmesVAU-2B and the anomaly scorer (cached); offline, pass local files with --model and
---scorer. `python inference.py --help` lists every option."""
+EXAMPLE_NOTE = "video: {path} (the original repository's example {name}; pass your own with --video)"
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--video", default=None, help="video file (required)")
+    p.add_argument(
+        "--video",
+        default=None,
+        help="video file (default: the original repository's example robbery.mp4, fetched once and verified)",
+    )
     p.add_argument("--prompt", default=DEFAULT_PROMPT, help="question about the video")
     add_model_options(p)
     add_sampling_options(p)
@@ -132,16 +132,52 @@ def run(args: argparse.Namespace, vau=None):
     return vau, result
 
 
+def fetch_released(args: argparse.Namespace) -> None:
+    """What the command needs from the original repository and was not given: no --video, its example video;
+    ATS without --scorer, the released scorer. Fetched once (cached, verified) before any model loads; every file
+    that cannot be fetched is named in one error, with what to pass instead."""
+    from holmesvau import released
+    from holmesvau.ats.weights import INSTEAD
+
+    wanted = {}
+    if args.video is None:
+        wanted[released.DEFAULT_EXAMPLE] = "--video path/to/video.mp4"
+    if args.scorer is None and needs_scorer(args):
+        wanted[released.SCORER] = INSTEAD
+    if not wanted:
+        return
+    try:
+        paths = released.fetch_all(wanted, args.cache_dir, progress=False if args.quiet else None)
+    except released.Unreachable as e:
+        raise released.Unreachable(str(e) + model_not_cached(args)) from None
+    if args.video is None:
+        args.video = str(paths[released.DEFAULT_EXAMPLE])
+        print(EXAMPLE_NOTE.format(path=args.video, name=released.DEFAULT_EXAMPLE), file=sys.stderr)
+    args.scorer = paths.get(released.SCORER, args.scorer)
+
+
+def model_not_cached(args: argparse.Namespace) -> str:
+    """For the offline message: the hub model too, when it is not in the local cache yet."""
+    from pathlib import Path
+
+    if Path(args.model).expanduser().exists() or args.model.count("/") != 1:
+        return ""
+    from huggingface_hub import try_to_load_from_cache
+
+    hub = None if args.cache_dir is None else str(Path(args.cache_dir) / "hub")
+    if isinstance(try_to_load_from_cache(args.model, "config.json", cache_dir=hub), str):
+        return ""
+    return f"\nand {args.model} (Hugging Face hub) is not cached yet: give a local copy with --model path/to/HolmesVAU-2B"
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.video is None:
-        print(NEEDS_VIDEO, file=sys.stderr)
-        return 2
     from holmesvau.ats.weights import ScorerError
     from holmesvau.model import CheckpointError
     from holmesvau.video import VideoError
 
     try:
+        fetch_released(args)
         run(args)
     except (VideoError, CheckpointError, ScorerError, ValueError, OSError) as e:
         print(f"error: {error_text(e)}", file=sys.stderr)

@@ -1,7 +1,7 @@
 """HolmesVAU end to end: video + question -> answer, with the anomaly curve and the frames the model looked at.
 
     from holmesvau import HolmesVAU
-    vau = HolmesVAU.from_pretrained(scorer="anomaly_scorer.pth")   # ppxin321/HolmesVAU-2B + the ATS scorer
+    vau = HolmesVAU.from_pretrained()   # ppxin321/HolmesVAU-2B + the released ATS scorer (both fetched once)
     result = vau.analyze("robbery.mp4", "Could you specify the anomaly events present in the video?")
     print(result.answer, result.frame_indices)
 
@@ -92,9 +92,8 @@ class HolmesVAU:
         dtype: torch.dtype | str | None = None,
         cache_dir: str | Path | None = None,
     ) -> HolmesVAU:
-        """`model`: hub id, original or converted folder. `scorer`: None = the released scorer (downloaded over
-        https and cached once its SHA-256 is pinned in holmesvau.ats.weights; until then an error says what to
-        pass), a path or an https URL (optionally `#sha256=...`), or False to disable ATS. The scorer is resolved
+        """`model`: hub id, original or converted folder. `scorer`: None = the released scorer (fetched over
+        https once, verified by its git blob id and cached: holmesvau.released), a path or an https URL (optionally `#sha256=...`), or False to disable ATS. The scorer is resolved
         first, so a missing one fails fast."""
         from holmesvau.ats.weights import load_scorer, resolve_scorer
 

@@ -125,13 +125,6 @@ def test_bad_arguments_are_refused_before_any_work(tmp_path, extra, pattern):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["f.txt"]
 
 
-def test_no_video_explains_what_is_needed():
-    proc = _run(timeout=60)
-    assert proc.returncode == 2 and "Traceback" not in proc.stderr
-    assert proc.stderr.startswith("inference.py needs a video to look at: --video path/to/video.mp4")
-    assert "required" not in proc.stderr  # not argparse's bare complaint
-
-
 def test_inference_does_not_import_deepspeed(tiny_original_dir, media, tmp_path):
     """DeepSpeed (installed for training) prints an accelerator warning on import: inference never imports it,
     also when it converts an original-format checkpoint at load."""

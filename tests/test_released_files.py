@@ -1,0 +1,141 @@
+"""The released files of the original repository: pinned by git blob id (checked against `git hash-object` on the
+real bytes of ../shared), fetched from a local https mirror (test CA) by `python inference.py` with no --video,
+once; a tampered copy, a tampered scorer and no network at all each end in one clear message, exit 2, and nothing
+in the cache."""
+
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from https_mirror import Mirror
+
+from holmesvau import released
+from holmesvau.ats.weights import ScorerError, load_scorer
+from holmesvau.inference_cli import main as inference_main
+from holmesvau.testing import make_random_scorer
+
+REPO = Path(__file__).resolve().parents[1]
+VIDEO = released.REGISTRY["robbery.mp4"]
+SCORER = released.REGISTRY["anomaly_scorer.pth"]
+
+
+def git_hash_object(path: Path) -> str:
+    return subprocess.run(
+        ["git", "hash-object", str(path)], capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+
+@pytest.mark.parametrize(
+    "name, rel",
+    [(n, f"videos/{n}") for n in released.EXAMPLES]
+    + [
+        (
+            "merge_instruction_test_final.jsonl",
+            "data/HIVAU-70k/instruction/merge_instruction_test_final.jsonl",
+        ),
+        ("ucf_database_test.json", "data/HIVAU-70k/raw_annotations/ucf_database_test.json"),
+    ],
+)
+def test_registry_ids_are_the_blob_ids_of_the_real_files(shared, name, rel):
+    path, f = shared(rel), released.REGISTRY[name]
+    assert git_hash_object(path) == f.blob == released.git_blob_id(path)
+    assert path.stat().st_size == f.size
+    assert f.url() == f"https://raw.githubusercontent.com/pipixin321/HolmesVAU/{released.COMMIT}/{f.path}"
+
+
+@pytest.fixture
+def mirror(tmp_path, monkeypatch):
+    m = Mirror(tmp_path)
+    for k, v in {**m.env(), "HOLMESVAU_CACHE": str(tmp_path / "cache")}.items():
+        monkeypatch.setenv(k, v)
+    yield m
+    m.close()
+
+
+def files_in(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.is_file())
+
+
+def test_inference_with_no_video_fetches_the_example_once(mirror, tmp_path, tiny_model_dir, shared, capsys):
+    data = shared("videos/robbery.mp4").read_bytes()
+    mirror.serve(VIDEO, data)
+    args = ["--model", str(tiny_model_dir), "--no-ats", "--max-new-tokens", "4"]
+    proc = subprocess.run([sys.executable, "inference.py", *args], cwd=REPO, capture_output=True, text=True,
+                          timeout=300)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    cached = released.cached_path("robbery.mp4")
+    assert files_in(tmp_path / "cache") == [cached] and cached.read_bytes() == data
+    assert f"video: {cached}" in proc.stderr and "robbery.mp4" in proc.stderr
+    assert "User: Could you specify the anomaly events present in the video?\nHolmesVAU: " in proc.stdout
+    assert mirror.gets(VIDEO) == [None]
+    assert inference_main(args) == 0  # the second run reads the cache (verified again) and does not fetch
+    assert "HolmesVAU: " in capsys.readouterr().out and mirror.gets(VIDEO) == [None]
+
+
+@pytest.mark.parametrize("tamper", ["one byte changed", "one byte longer"])
+def test_a_tampered_example_is_refused_and_nothing_cached(mirror, tmp_path, shared, capsys, tamper):
+    data = shared("videos/robbery.mp4").read_bytes()
+    bad = (
+        data[:1000] + bytes([data[1000] ^ 1]) + data[1001:] if tamper == "one byte changed" else data + b"\0"
+    )
+    mirror.serve(VIDEO, bad)
+    assert inference_main(["--model", str(tmp_path / "never-loaded"), "--no-ats"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: https://127.0.0.1:") and "is not the released robbery.mp4" in err
+    assert f"expected git blob {VIDEO.blob}" in err and "nothing was saved" in err
+    if tamper == "one byte changed":
+        assert f"got blob {git_hash_object_bytes(bad, tmp_path)} (1700781 bytes)" in err
+    else:
+        assert "more than the 1700781" in err
+    assert files_in(tmp_path / "cache") == [] and len(mirror.gets(VIDEO)) == 1
+
+
+def git_hash_object_bytes(data: bytes, tmp_path: Path) -> str:
+    p = tmp_path / "copy"
+    p.write_bytes(data)
+    return git_hash_object(p)
+
+
+def test_the_released_scorer_is_verified_before_it_is_unpickled(mirror, tmp_path, monkeypatch):
+    served = make_random_scorer(tmp_path / "s.pth", input_dim=64).read_bytes()
+    mirror.serve(SCORER, served)
+    loads = []
+    real_load = torch.load
+    monkeypatch.setattr(torch, "load", lambda *a, **k: loads.append(a) or real_load(*a, **k))
+    with pytest.raises(ScorerError, match=rf"is not the released anomaly_scorer.pth .*expected git blob {SCORER.blob}, got blob [0-9a-f]{{40}} \(\d+ bytes\); nothing was saved.*--no-ats"):  # fmt: skip
+        load_scorer(None)
+    assert loads == [] and files_in(tmp_path / "cache") == []
+    # the same file, pinned by its own id (the registry's code, the id swapped): fetched once, loaded, re-checked
+    monkeypatch.setitem(released.REGISTRY, SCORER.name, released.ReleasedFile(
+        SCORER.name, SCORER.path, git_hash_object(tmp_path / "s.pth"), max_bytes=SCORER.max_bytes))  # fmt: skip
+    model = load_scorer(None)
+    want = real_load(tmp_path / "s.pth", weights_only=True)
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in want.items()) and len(loads) == 1
+    cached = released.cached_path(SCORER.name)
+    assert files_in(tmp_path / "cache") == [cached] and len(mirror.gets(SCORER)) == 2  # the refused one, this one
+    cached.write_bytes(served[:-1] + bytes([served[-1] ^ 1]))  # changed in the cache: refused, not unpickled
+    with pytest.raises(ScorerError, match=rf"{cached} is not the released .*it is not used"):
+        load_scorer(None)
+    assert len(loads) == 1 and len(mirror.gets(SCORER)) == 2
+
+
+def test_offline_one_message_names_every_missing_file(tmp_path, monkeypatch, tiny_model_dir):
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {"HOLMESVAU_GITHUB_MIRROR": f"https://127.0.0.1:{port}/gh", "HOLMESVAU_CACHE": str(tmp_path / "c")}
+    proc = subprocess.run([sys.executable, "inference.py", "--model", str(tiny_model_dir)], cwd=REPO,
+                          capture_output=True, text=True, timeout=120, env={**__import__("os").environ, **env})  # fmt: skip
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    err = proc.stderr
+    assert err.startswith("error: could not fetch 2 released file(s)")
+    assert "robbery.mp4 (pipixin321/HolmesVAU@fdef61ec58e8:examples/robbery.mp4)" in err
+    assert "anomaly_scorer.pth (pipixin321/HolmesVAU@fdef61ec58e8:holmesvau/ATS/anomaly_scorer.pth)" in err
+    assert (
+        "instead: --video path/to/video.mp4" in err and "instead: --scorer path/to/anomaly_scorer.pth" in err
+    )
+    assert "--no-ats" in err and "HOLMESVAU_GITHUB_MIRROR" in err
+    assert not (tmp_path / "c").exists() or files_in(tmp_path / "c") == []
