@@ -5,8 +5,8 @@
         --examples clips/a.mp4 clips/b.mp4 --port 7860 --max-upload-mb 200 --max-duration-s 600
     python app.py --tiny                                       # TINY RANDOM model: tries the UI, answers are noise
 
-Open http://127.0.0.1:7860. Examples: the files given with --examples, else the videos of --examples-dir
-(default ../shared/videos next to this repository, when present). The server reads only files the user uploaded
+Open http://127.0.0.1:7860. Examples: the files given with --examples, else the videos of --examples-dir, else the
+original repository's robbery, car_accident and earthquake clips (fetched once and verified; holmesvau.released). The server reads only files the user uploaded
 (inside Gradio's upload folder) and the examples it listed itself; the browser only ever sends an example's name.
 Limits hold whatever a file claims: size, duration, the frame count itself (a file claiming 1000 fps cannot pass
 30,000 frames off as 30 s), resolution, and the question's length. The report is shown in a sandboxed frame.
@@ -32,7 +32,6 @@ from holmesvau.demo import (
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
-REPO = Path(__file__).resolve().parent
 
 
 def build_demo(vau, cfg: DemoConfig, upload_root: str | Path | None = None):
@@ -95,7 +94,7 @@ def build_demo(vau, cfg: DemoConfig, upload_root: str | Path | None = None):
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv, examples_dir=REPO.parent / "shared" / "videos")
+    args = parse_args(argv)
     try:
         vau, cfg = load_demo(args)
     except DemoError as e:

@@ -53,6 +53,20 @@ def find_examples(files: list[str] | None, folder: str | Path | None) -> dict[st
     return out
 
 
+def released_examples(cache_dir: str | Path | None = None) -> dict[str, Path]:
+    """The original repository's three example videos (holmesvau.released: fetched once, verified); when they
+    cannot be fetched, a warning and none (uploads still work)."""
+    from holmesvau import released
+    from holmesvau.download import VerifyError
+
+    instead = "--examples a.mp4 b.mp4 or --examples-dir folder/"
+    try:
+        return released.fetch_all({n: instead for n in released.EXAMPLES}, cache_dir)
+    except (released.Unreachable, VerifyError) as e:
+        print(f"[demo] warning: no examples: {e}", file=sys.stderr)
+        return {}
+
+
 def tiny_pipeline(device: str | None = None, seed: int = 0):
     """A tiny random InternVL2 + a random anomaly scorer sized to its ViT (made in a temp folder, removed once loaded)."""
     import torch
@@ -266,7 +280,7 @@ def make_handler(vau, cfg: DemoConfig, upload_root: str | Path):
 
 
 def build_parser(examples_dir: str | Path | None = None) -> argparse.ArgumentParser:
-    """The demo's options; `examples_dir`: the default of --examples-dir (app.py: ../shared/videos)."""
+    """The demo's options; `examples_dir`: the default of --examples-dir (none: the released examples)."""
     p = argparse.ArgumentParser(
         description="HolmesVAU web demo (Gradio): upload a video or pick an example, ask a question or build the "
         "full report.",
@@ -279,7 +293,8 @@ def build_parser(examples_dir: str | Path | None = None) -> argparse.ArgumentPar
     p.add_argument(
         "--examples-dir",
         default=None if examples_dir is None else str(examples_dir),
-        help="folder of example videos used when --examples is not given",
+        help="folder of example videos used when --examples is not given (default: the original repository's "
+        "three examples, fetched once and verified)",
     )
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=7860)
@@ -308,7 +323,10 @@ def parse_args(argv: list[str] | None = None, examples_dir: str | Path | None = 
 def load_demo(args: argparse.Namespace):
     """The pipeline and the demo's config from parsed options: (HolmesVAU, DemoConfig). A model or scorer that
     cannot be loaded raises DemoError (its message says how to try the UI without the real model)."""
-    examples = find_examples(args.examples, args.examples_dir)
+    if args.examples or args.examples_dir:
+        examples = find_examples(args.examples, args.examples_dir)
+    else:
+        examples = released_examples(args.cache_dir)
     if args.tiny:
         print(f"[demo] --tiny: {TINY_LABEL}", file=sys.stderr)
         vau, name = tiny_pipeline(args.device), "tiny random InternVL2"

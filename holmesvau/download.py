@@ -26,7 +26,7 @@ try:
 except ImportError:  # Windows: no lock (parallel fetches of one file each write their own bytes, then retry)
     fcntl = None
 
-CHUNK = 1 << 20
+CHUNK = 1 << 16
 ATTEMPTS = 5  # reads that break off mid-stream are resumed this many times (connects: urllib3's Retry below)
 
 
@@ -123,6 +123,7 @@ def _transfer(session, url: str, f, max_bytes: int, desc: str, progress: bool | 
                         if have > max_bytes:
                             raise VerifyError(f"more than the {max_bytes} bytes expected")
                         f.write(block)
+                        f.flush()  # on disk as it comes: a killed run resumes from here
                         bar.update(len(block))
                     f.flush()
                     return

@@ -28,6 +28,7 @@ from holmesvau.frame_plan import SamplingConfig
 
 TASKS = ("detection-ucf", "detection-xd", "reasoning")
 INSTRUCTIONS = "instruction/merge_instruction_test_final.jsonl"
+FETCH_HINT = "the released test annotations: python HIVAU-70k/download.py --root {root}"
 
 
 class DataError(ValueError):
@@ -107,6 +108,8 @@ def _check_detection(cfg: ReproduceConfig, task: str) -> TaskData:
     absent = protocol.missing_files(folder)
     if absent:
         data.problem = f"annotation file(s) not found: {', '.join(map(str, absent))}"
+        if ucf and cfg.ucf_protocol == "ucf-crime-hivau":
+            data.problem += f" ({FETCH_HINT.format(root=cfg.data_root)})"
         return data
     gt = protocol.load(folder)
     if cfg.limit is not None:
@@ -124,7 +127,7 @@ def _check_reasoning(cfg: ReproduceConfig) -> TaskData:
     data = TaskData("reasoning")
     path = cfg.path("instructions")
     if not path.is_file():
-        data.problem = f"instruction file not found: {path}"
+        data.problem = f"instruction file not found: {path} ({FETCH_HINT.format(root=cfg.data_root)})"
         return data
     try:
         from holmesvau.eval.java import find_java

@@ -64,7 +64,7 @@ class Mirror:
         self.files: dict[str, bytes] = {}
         self.redirects: dict[str, str] = {}  # url path -> Location
         self.hits: list[tuple[str, str | None]] = []
-        self.stall_after: int | None = None  # bytes sent before the response stalls (until close())
+        self.stall: dict[str, int] = {}  # url path -> bytes sent before its response stalls (until close())
         self.sent = threading.Event()  # set once a stalled response has sent its first bytes
         self._release = threading.Event()
         self.ca, cert, key = make_ca_and_server_cert(folder)
@@ -91,8 +91,8 @@ class Mirror:
                 self.send_header("Content-Length", str(len(data) - start))
                 self.end_headers()
                 body = data[start:]
-                if mirror.stall_after is not None and not rng:
-                    self.wfile.write(body[: mirror.stall_after])
+                if self.path in mirror.stall and not rng:
+                    self.wfile.write(body[: mirror.stall[self.path]])
                     self.wfile.flush()
                     mirror.sent.set()
                     mirror._release.wait(60)
@@ -116,12 +116,16 @@ class Mirror:
 
     def serve(self, released_file, data: bytes) -> None:
         """Serve `data` where the registry's URL for `released_file` points on this mirror."""
+        self.files[self.path_of(released_file)] = data
+
+    @staticmethod
+    def path_of(released_file) -> str:
         f = released_file
-        self.files[f"/gh/{f.repository}/{f.commit}/{f.path}"] = data
+        return f"/gh/{f.repository}/{f.commit}/{f.path}"
 
     def gets(self, released_file) -> list[str | None]:
-        f = released_file
-        return [rng for p, rng in self.hits if p == f"/gh/{f.repository}/{f.commit}/{f.path}"]
+        """The Range header of each GET of `released_file` (None: the whole file)."""
+        return [rng for p, rng in self.hits if p == self.path_of(released_file)]
 
     def env(self) -> dict[str, str]:
         return {

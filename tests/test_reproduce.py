@@ -267,3 +267,4 @@ def test_data_check_names_missing_data_without_a_model(shared, tmp_path):
     run, skipped = check_data(cfg)
     assert list(run) == ["detection-ucf"] and "annotation file(s) not found" in skipped["detection-xd"]
     assert "instruction file not found" in skipped["reasoning"]
+    assert "python HIVAU-70k/download.py --root" in skipped["reasoning"]
