@@ -33,7 +33,6 @@ from holmesvau.demo import (
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 
-
 def build_demo(vau, cfg: DemoConfig, upload_root: str | Path | None = None):
     import gradio as gr
     from gradio.utils import get_upload_folder

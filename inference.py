@@ -1,5 +1,9 @@
 """Ask HolmesVAU about a video: anomaly-focused frame sampling (ATS), then the MLLM's answer.
 
+    # the original's example: robbery.mp4 of the original repository (fetched once, verified), HolmesVAU-2B,
+    # ATS with the released scorer, "Could you specify the anomaly events present in the video?"
+    python inference.py
+
     # HolmesVAU-2B from the hub + the released anomaly scorer (both fetched once and cached)
     python inference.py --video examples/robbery.mp4 \
         --prompt "Could you specify the anomaly events present in the video?" \

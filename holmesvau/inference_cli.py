@@ -103,7 +103,12 @@ def run(args: argparse.Namespace, vau=None):
     from holmesvau.files import atomic_target, atomic_write_json
     from holmesvau.video import probe
 
-    probe(args.video)  # a bad video fails before minutes of model loading
+    if args.video is not None:
+        probe(args.video)  # a bad video fails before any download and minutes of model loading
+    if args.video is None or vau is None:
+        fetch_released(
+            args, scorer=vau is None
+        )  # no --video: the example; ATS, no --scorer: the released one
     if args.quiet:
         from transformers.utils import logging as hf_logging
 
@@ -132,7 +137,7 @@ def run(args: argparse.Namespace, vau=None):
     return vau, result
 
 
-def fetch_released(args: argparse.Namespace) -> None:
+def fetch_released(args: argparse.Namespace, scorer: bool = True) -> None:
     """What the command needs from the original repository and was not given: no --video, its example video;
     ATS without --scorer, the released scorer. Fetched once (cached, verified) before any model loads; every file
     that cannot be fetched is named in one error, with what to pass instead."""
@@ -142,7 +147,7 @@ def fetch_released(args: argparse.Namespace) -> None:
     wanted = {}
     if args.video is None:
         wanted[released.DEFAULT_EXAMPLE] = "--video path/to/video.mp4"
-    if args.scorer is None and needs_scorer(args):
+    if scorer and args.scorer is None and needs_scorer(args):
         wanted[released.SCORER] = INSTEAD
     if not wanted:
         return
@@ -177,7 +182,6 @@ def main(argv: list[str] | None = None) -> int:
     from holmesvau.video import VideoError
 
     try:
-        fetch_released(args)
         run(args)
     except (VideoError, CheckpointError, ScorerError, ValueError, OSError) as e:
         print(f"error: {error_text(e)}", file=sys.stderr)
