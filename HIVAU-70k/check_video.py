@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 from holmesvau.data.check import CheckReport, check_videos
+from holmesvau.data.download import FETCH_HINT
 from holmesvau.data.layout import DATASETS, SPLITS, instruction_file
 from holmesvau.data.sources import no_sources_message, scan_sources
 from holmesvau.files import atomic_write_json
@@ -53,6 +54,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     # (splits, datasets) to check together; the default: what the source videos present allow
     groups = [(args.split, args.dataset)]
+    hint = FETCH_HINT.format(root=args.root)
     if args.instructions is None and not (args.split and args.dataset):
         scan = scan_sources(args.root, args.dataset, args.split)
         print(scan.describe(args.root), file=sys.stderr)
@@ -64,11 +66,14 @@ def main(argv: list[str] | None = None) -> int:
             if instruction_file(args.root, s).is_file() or args.split:
                 by_split.setdefault(s, []).append(d)
             else:
-                print(f"{d}/{s}: skipped, no {instruction_file(args.root, s)}", file=sys.stderr)
+                print(f"{d}/{s}: skipped, no {instruction_file(args.root, s)} ({hint})", file=sys.stderr)
         if by_split:
             groups = [([s], ds) for s, ds in by_split.items()]
         elif not (args.split or args.dataset):
-            print(f"error: no instruction files under {Path(args.root) / 'instruction'}", file=sys.stderr)
+            print(
+                f"error: no instruction files under {Path(args.root) / 'instruction'} ({hint})",
+                file=sys.stderr,
+            )
             return 2
     try:
         report = merge(
@@ -85,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
             ]
         )
     except FileNotFoundError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {e} ({hint})", file=sys.stderr)
         return 2
     for rel in report.missing:
         print(f"missing: {rel}")

@@ -22,6 +22,7 @@ import json
 import sys
 from pathlib import Path
 
+from holmesvau.data.download import FETCH_HINT
 from holmesvau.data.layout import DATASETS, SPLITS, plan_segments
 from holmesvau.data.segments import METHODS, run_jobs, write_summary
 from holmesvau.data.sources import no_sources_message, scan_sources
@@ -34,7 +35,8 @@ def cut(args, dataset: str, split: str) -> int:
     try:
         plan = plan_segments(args.root, dataset, split, args.instructions, args.all_annotated)
     except (FileNotFoundError, ValueError) as e:  # missing/malformed annotation or instruction file
-        print(f"error: {dataset}/{split}: {e}", file=sys.stderr)
+        hint = f" ({FETCH_HINT.format(root=args.root)})" if isinstance(e, FileNotFoundError) else ""
+        print(f"error: {dataset}/{split}: {e}{hint}", file=sys.stderr)
         return 2
     print(
         f"{dataset}/{split}: {len(plan.jobs)} segments to check/cut, {len(plan.problems)} that cannot be cut",

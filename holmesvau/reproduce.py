@@ -22,13 +22,13 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from holmesvau.data.download import FETCH_HINT
 from holmesvau.eval.ground_truth import VIDEO_EXTS, GtVideo, video_key
 from holmesvau.eval.protocols import get_protocol
 from holmesvau.frame_plan import SamplingConfig
 
 TASKS = ("detection-ucf", "detection-xd", "reasoning")
 INSTRUCTIONS = "instruction/merge_instruction_test_final.jsonl"
-FETCH_HINT = "the released test annotations: python HIVAU-70k/download.py --root {root}"
 
 
 class DataError(ValueError):

@@ -220,8 +220,10 @@ def test_clear_errors_for_missing_inputs(root):
     res = run(SPLIT, root, "--dataset", "xd-violence", "--split", "test")
     assert res.returncode == 2 and "raw annotation database not found" in res.stderr
     assert "xd_database_test.json" in res.stderr and "Traceback" not in res.stderr
+    assert f"python HIVAU-70k/download.py --root {root}" in res.stderr
     res = run(CHECK, root, "--split", "train")
     assert res.returncode == 2 and "merge_instruction_train_final.jsonl" in res.stderr
+    assert "the released annotations: python HIVAU-70k/download.py --root" in res.stderr
 
 
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])

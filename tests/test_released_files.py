@@ -124,19 +124,19 @@ def test_the_released_scorer_is_verified_before_it_is_unpickled(mirror, tmp_path
     assert len(loads) == 1 and len(mirror.gets(SCORER)) == 2
 
 
-def test_offline_one_message_names_every_missing_file(tmp_path, monkeypatch, tiny_model_dir, capsys):
+def test_offline_one_message_names_every_missing_file(tmp_path, monkeypatch, capsys):
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     monkeypatch.setenv("HOLMESVAU_GITHUB_MIRROR", f"https://127.0.0.1:{port}/gh")
-    monkeypatch.setenv("HOLMESVAU_CACHE", str(tmp_path / "c"))
-    assert inference_main(["--model", str(tiny_model_dir)]) == 2  # returns: no exception, no traceback
+    assert inference_main(["--cache-dir", str(tmp_path / "c")]) == 2  # returns: no exception, no traceback
     err = capsys.readouterr().err
-    assert err.startswith("error: could not fetch 2 released file(s)") and err.count("\n") == 6, err
+    assert err.startswith("error: could not fetch 2 released file(s)") and err.count("\n") == 7, err
     assert "robbery.mp4 (pipixin321/HolmesVAU@fdef61ec58e8:examples/robbery.mp4)" in err
     assert "anomaly_scorer.pth (pipixin321/HolmesVAU@fdef61ec58e8:holmesvau/ATS/anomaly_scorer.pth)" in err
     assert (
         "instead: --video path/to/video.mp4" in err and "instead: --scorer path/to/anomaly_scorer.pth" in err
     )
     assert "--no-ats" in err and "HOLMESVAU_GITHUB_MIRROR" in err and "Connection refused" in err
+    assert "ppxin321/HolmesVAU-2B (Hugging Face hub) is not cached yet: give a local copy with --model" in err
     assert not (tmp_path / "c").exists()

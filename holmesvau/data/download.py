@@ -14,6 +14,8 @@ from holmesvau import released
 from holmesvau.data.layout import DATASETS, instruction_file, raw_database_file
 from holmesvau.download import VerifyError
 
+FETCH_HINT = "the released annotations: python HIVAU-70k/download.py --root {root} (--all: train too)"
+
 
 def destinations(root: str | Path, splits: list[str]) -> dict[str, Path]:
     """Registry name -> where the data tools look for it."""
