@@ -11,6 +11,7 @@ import ipaddress
 import re
 import ssl
 import threading
+import time
 from pathlib import Path
 
 from cryptography import x509
@@ -65,6 +66,7 @@ class Mirror:
         self.redirects: dict[str, str] = {}  # url path -> Location
         self.hits: list[tuple[str, str | None]] = []
         self.stall: dict[str, int] = {}  # url path -> bytes sent before its response stalls (until close())
+        self.pause = 0.0  # seconds each response pauses half-way (to keep a download in flight)
         self.sent = threading.Event()  # set once a stalled response has sent its first bytes
         self._release = threading.Event()
         self.ca, cert, key = make_ca_and_server_cert(folder)
@@ -97,7 +99,12 @@ class Mirror:
                     mirror.sent.set()
                     mirror._release.wait(60)
                     return
-                self.wfile.write(body)
+                half = len(body) // 2 if mirror.pause else len(body)
+                self.wfile.write(body[:half])
+                if mirror.pause:
+                    self.wfile.flush()
+                    time.sleep(mirror.pause)
+                self.wfile.write(body[half:])
 
             def log_message(self, *args):
                 pass

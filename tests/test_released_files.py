@@ -6,6 +6,7 @@ in the cache."""
 import socket
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -73,6 +74,18 @@ def test_inference_with_no_video_fetches_the_example_once(mirror, tmp_path, tiny
     assert mirror.gets(VIDEO) == [None]
     assert inference_main(args) == 0  # the second run reads the cache (verified again) and does not fetch
     assert "HolmesVAU: " in capsys.readouterr().out and mirror.gets(VIDEO) == [None]
+
+
+def test_parallel_processes_fetch_a_file_once(mirror, tmp_path, shared):
+    """torchrun ranks asking for the same file at once: one download (the others wait on its lock), every caller
+    gets the verified file."""
+    data = shared("videos/robbery.mp4").read_bytes()
+    mirror.serve(VIDEO, data)
+    mirror.pause = 0.5  # the first download is still in flight when the others ask
+    with ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(lambda _: released.fetch("robbery.mp4"), range(4)))
+    assert got == [released.cached_path("robbery.mp4")] * 4 and got[0].read_bytes() == data
+    assert mirror.gets(VIDEO) == [None] and files_in(tmp_path / "cache") == got[:1]
 
 
 @pytest.mark.parametrize("tamper", ["one byte changed", "one byte longer"])
