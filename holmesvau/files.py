@@ -1,10 +1,11 @@
 """Writing files all or nothing, with one policy for every file the project writes.
 
-- **One temp-and-rename**: `atomic_target` (a path for writers that want one: torch.save, np.save, a video muxer)
-  and `atomic_open` (a file object). Both write a hidden temporary sibling (same folder, so the final move is a
-  rename; same suffix, so writers that look at it behave), fsync it, rename it onto the target and fsync the
+- **One temp-and-rename**: `atomic_target` (a path for writers that want one: a video muxer, ffmpeg, savefig)
+  and `atomic_open` (a file object). Both write a hidden temporary sibling `.NAME.PID-N.part` (same folder, so the
+  final move is a rename; no listing of `*.mp4` or `*.npz` picks it up), fsync it, rename it onto the target and fsync the
   folder: a reader or a kill sees the old file or the new one, never a mix, and a power cut cannot leave the new
-  name pointing at unwritten data. On error the temporary is removed and the old file is untouched.
+  name pointing at unwritten data. On error the temporary is removed and the old file is untouched. (np.save /
+  np.savez add their suffix to a name without it: give them the file object of `atomic_open(path, "wb")`.)
 - **Strict JSON**: `json_text` refuses NaN / infinity (ValueError, before anything is written: strict parsers
   reject them; `json_safe` turns them into null where a value may legitimately be undefined). UTF-8 stays
   readable; what UTF-8 cannot encode (the lone surrogates of a non-UTF-8 file name) is escaped, not a crash.
@@ -13,11 +14,12 @@
 
 from __future__ import annotations
 
+import glob
 import itertools
 import json
 import math
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
@@ -25,13 +27,14 @@ from typing import IO, Any
 _serial = itertools.count()  # temporaries unique across threads of one process too
 
 
-def json_text(data: Any, indent: int | None = None) -> str:
-    """Strict JSON text (no newline): ValueError for NaN / infinity."""
-    text = json.dumps(data, indent=indent, ensure_ascii=False, allow_nan=False)
+def json_text(data: Any, indent: int | None = None, default: Callable[[Any], Any] | None = None) -> str:
+    """Strict JSON text (no newline): ValueError for NaN / infinity. `default` as in json.dumps."""
+    kw = {"indent": indent, "allow_nan": False, "default": default}
+    text = json.dumps(data, ensure_ascii=False, **kw)
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
-        text = json.dumps(data, indent=indent, allow_nan=False)
+        text = json.dumps(data, **kw)
     return text
 
 
@@ -60,13 +63,26 @@ def fsync_dir(folder: str | Path) -> None:
         os.close(fd)
 
 
+def temporary_name(path: Path, keep_suffix: bool = False) -> Path:
+    """`.NAME.PID-N.part`: hidden, and matched by no `*.mp4` / `*.npz` / `*.jsonl` listing of the folder;
+    keep_suffix gives `.STEM.PID-N.part.SUFFIX` for writers that pick the format from the name (savefig)."""
+    tag = f"{os.getpid()}-{next(_serial)}.part"
+    return path.with_name(f".{path.stem}.{tag}{path.suffix}" if keep_suffix else f".{path.name}.{tag}")
+
+
+def stale_temporaries(path: str | Path) -> list[Path]:
+    """Temporaries of `path` left by a killed run (to remove before writing it again)."""
+    path = Path(path)
+    return sorted(path.parent.glob(glob.escape(f".{path.name}.") + "*.part"))
+
+
 @contextmanager
-def atomic_target(path: str | Path) -> Iterator[Path]:
+def atomic_target(path: str | Path, keep_suffix: bool = False) -> Iterator[Path]:
     """Yield a temporary sibling path of `path` to write to; on success it is fsynced and renamed onto `path`,
     on error removed. The one temp-and-rename of the project (`atomic_open` and the writers below use it)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}-{next(_serial)}.tmp{path.suffix}")
+    tmp = temporary_name(path, keep_suffix)
     try:
         yield tmp
         if tmp.is_file():
@@ -110,6 +126,6 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
     return Path(path)
 
 
-def atomic_write_json(path: str | Path, data: Any, indent: int | None = 2) -> Path:
+def atomic_write_json(path: str | Path, data: Any, indent: int | None = 2, default=None) -> Path:
     """Strict JSON (NaN / infinity refused with ValueError before anything is written), with a final newline."""
-    return atomic_write_text(path, json_text(data, indent) + "\n")
+    return atomic_write_text(path, json_text(data, indent, default) + "\n")

@@ -100,7 +100,7 @@ def report_from_args(vau, args: argparse.Namespace):
 
 def run(args: argparse.Namespace, vau=None):
     """Analyze the video, print the answer, write --output / --plot. Returns (pipeline, AnalysisResult)."""
-    from holmesvau.files import atomic_target, atomic_write_json
+    from holmesvau.files import atomic_write_json
     from holmesvau.video import probe
 
     if args.video is not None:
@@ -131,8 +131,7 @@ def run(args: argparse.Namespace, vau=None):
     if args.plot is not None:
         from holmesvau.plots import save_anomaly_curve
 
-        with atomic_target(args.plot) as tmp:
-            save_anomaly_curve(result, tmp)
+        save_anomaly_curve(result, args.plot)
         print(f"plot: {args.plot}", file=sys.stderr)
     return vau, result
 

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
+from holmesvau.files import atomic_target
+
 
 def _fields(result_or_arrays, fps: float | None):
     """-> (dense frame indices or None, dense scores or None, sampled frame indices, fps, n_frames, video path)."""
@@ -113,8 +115,7 @@ def save_anomaly_curve(
     """Save the anomaly curve (+ frame strip) to `out_png`. `result_or_arrays`: AnalysisResult, its dict, or
     (dense_frame_indices, scores[, sampled_frame_indices]). `frames`: thumbnails (N, H, W, 3) uint8; None reads
     them from the result's video when it exists; False leaves the strip out."""
-    out = Path(out_png)
-    out.parent.mkdir(parents=True, exist_ok=True)
     fig = anomaly_figure(result_or_arrays, frames=frames, fps=fps, title=title)
-    fig.savefig(out, dpi=110, bbox_inches="tight")
-    return out
+    with atomic_target(out_png, keep_suffix=True) as tmp:  # savefig picks the format from the suffix
+        fig.savefig(tmp, dpi=110, bbox_inches="tight")
+    return Path(out_png)

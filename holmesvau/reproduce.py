@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import inspect
 import json
-import math
 import os
 import time
 from dataclasses import asdict, dataclass, field
@@ -25,6 +24,7 @@ from pathlib import Path
 from holmesvau.data.download import FETCH_HINT
 from holmesvau.eval.ground_truth import VIDEO_EXTS, GtVideo, video_key
 from holmesvau.eval.protocols import get_protocol
+from holmesvau.files import atomic_write_json, atomic_write_text, json_safe
 from holmesvau.frame_plan import SamplingConfig
 
 TASKS = ("detection-ucf", "detection-xd", "reasoning")
@@ -292,23 +292,6 @@ def _done_elsewhere(output: Path, world: int) -> set[str]:
     return done_ids(output) if world > 1 else set()
 
 
-def _clean(obj):
-    """JSON without NaN/inf (strict parsers reject them): such numbers become null."""
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {str(k): _clean(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_clean(v) for v in obj]
-    return obj
-
-
-def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)  # never a half-written result
-
-
 def evaluate(cfg: ReproduceConfig, run: dict[str, TaskData]) -> dict:
     """Evaluate every task that ran -> {"detection": {protocol: summary}, "reasoning": {...}}."""
     from holmesvau.eval.detection import evaluate_ground_truth
@@ -333,7 +316,7 @@ def evaluate(cfg: ReproduceConfig, run: dict[str, TaskData]) -> dict:
             hint=" (--allow-partial evaluates the rest)",
         )
         report["bad_score_files"] = {k: v for k, v in bad.items() if video_key(Path(k).stem) in gt}
-        _write_text(out / f"detection_{protocol.name}.json", json.dumps(_clean(report), indent=2))
+        atomic_write_json(out / f"detection_{protocol.name}.json", json_safe(report))
         summary = {
             k: v for k, v in report.items() if k not in ("per_video", "missing_scores", "unmatched_scores")
         }
@@ -356,7 +339,7 @@ def evaluate(cfg: ReproduceConfig, run: dict[str, TaskData]) -> dict:
         report["rows"].update(
             listed=d.listed, skipped_missing_video=len(d.missing), malformed_lines=len(malformed)
         )
-        _write_text(out / "reasoning_report.json", json.dumps(_clean(report), indent=2))
+        atomic_write_json(out / "reasoning_report.json", json_safe(report))
         results["reasoning"] = {
             "rows": report["rows"],
             "comparison": reasoning_rows(report),
@@ -393,7 +376,7 @@ def reproduce(cfg: ReproduceConfig, load_vau=None) -> dict | None:
         if "reasoning" in run:
             merge_outputs(out / "predictions.jsonl", world, [r.id for r in run["reasoning"].rows])
     results = {
-        "config": _clean({k: str(v) if isinstance(v, Path) else v for k, v in asdict(cfg).items()}),
+        "config": json_safe({k: str(v) if isinstance(v, Path) else v for k, v in asdict(cfg).items()}),
         "tasks": list(run),
         "skipped_tasks": skipped,
         **evaluate(cfg, run),
@@ -406,8 +389,8 @@ def reproduce(cfg: ReproduceConfig, load_vau=None) -> dict | None:
     from holmesvau.eval.paper_table import results_markdown
 
     results["paper"] = {k: paper_results()["paper"][k] for k in ("title", "venue", "arxiv", "row")}
-    _write_text(out / "results.json", json.dumps(_clean(results), indent=2, allow_nan=False))
-    _write_text(out / "results.md", results_markdown(results))
+    atomic_write_json(out / "results.json", json_safe(results))
+    atomic_write_text(out / "results.md", results_markdown(results))
     return results
 
 
@@ -430,7 +413,7 @@ def _check_same_settings(cfg: ReproduceConfig, path: Path, rank: int) -> None:
                 + "; use another --output-dir"
             )
     elif rank == 0:
-        _write_text(path, json.dumps(now, indent=2))
+        atomic_write_json(path, now)
 
 
 def _load_vau(cfg: ReproduceConfig):

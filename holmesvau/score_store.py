@@ -11,7 +11,6 @@ source; `dump_scores` fails a video whose existing file records another source (
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path, PurePosixPath
@@ -35,14 +34,12 @@ def score_file(scores_dir: str | Path, video: str | Path) -> Path:
 
 
 def save_dense(scores_dir: str | Path, video: str | Path, dense, source: str | None = None) -> Path:
-    """Write one video's dense scores atomically (a temporary file in a hidden folder, then a rename), with the
-    fingerprint `source` of what made them (HolmesVAU.scores_source)."""
+    """Write one video's dense scores atomically, with the fingerprint `source` of what made them
+    (HolmesVAU.scores_source)."""
     from holmesvau.eval.score_files import save_scores
 
-    dst = score_file(scores_dir, video)
-    tmp_dir = Path(scores_dir) / ".partial"
-    tmp = save_scores(
-        tmp_dir / f"{dst.stem}-{os.getpid()}.npz",
+    return save_scores(
+        score_file(scores_dir, video),
         dense.scores,
         stride=dense.stride,
         n_frames=dense.info.num_frames,
@@ -50,9 +47,6 @@ def save_dense(scores_dir: str | Path, video: str | Path, dense, source: str | N
         frame_indices=dense.frame_indices,
         source=source,
     )
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    os.replace(tmp, dst)
-    return dst
 
 
 def saved_dense(

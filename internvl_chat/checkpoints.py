@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 import time
 from pathlib import Path
+
+from holmesvau.files import atomic_write_json
 
 COMPLETE = "holmesvau_complete.json"
 _CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
@@ -30,10 +31,8 @@ def barrier() -> None:
 
 
 def mark_complete(ckpt: str | Path, step: int) -> None:
-    ckpt = Path(ckpt)
-    tmp = ckpt / f".{COMPLETE}.part"
-    tmp.write_text(json.dumps({"global_step": step, "written": time.strftime("%Y-%m-%dT%H:%M:%S%z")}) + "\n")
-    os.replace(tmp, ckpt / COMPLETE)
+    written = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    atomic_write_json(Path(ckpt) / COMPLETE, {"global_step": step, "written": written}, indent=None)
 
 
 def is_complete(ckpt: str | Path) -> bool:

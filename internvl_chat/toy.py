@@ -15,6 +15,9 @@ import argparse
 import json
 from pathlib import Path
 
+from holmesvau.files import atomic_write_json
+from holmesvau.jsonl import write_jsonl_atomic
+
 TOY_ROWS = [
     ("clip", "What happens in the video?", "A man is walking on the street.", None),
     ("event", "Is there an anomaly?", "Yes, there is a fire near the car.", [(0, 30)]),
@@ -30,7 +33,7 @@ def make_toy_data(
     from holmesvau.testing.synthetic import make_video
 
     root = Path(root)
-    lines = []
+    rows = []
     for i, (level, question, answer, bright) in enumerate(TOY_ROWS):
         video = f"toy/{level}_{i}.mp4"
         make_video(root / "videos" / video, num_frames, bright_ranges=bright)
@@ -42,11 +45,11 @@ def make_toy_data(
                 {"from": "human", "value": f"<video>\n{question}"},
                 {"from": "gpt", "value": answer},
             ]
-        lines.append(json.dumps(row))
-    (root / "train.jsonl").write_text("\n".join(lines) + "\n")
+        rows.append(row)
+    write_jsonl_atomic(root / "train.jsonl", rows)
     meta = root / "meta.json"
     entry = {"root": "videos", "annotation": "train.jsonl", "repeat_time": repeat_time}
-    meta.write_text(json.dumps({"toy": entry}, indent=2) + "\n")
+    atomic_write_json(meta, {"toy": entry})
     return meta
 
 

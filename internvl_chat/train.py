@@ -27,13 +27,14 @@ from pathlib import Path
 import torch
 from transformers import HfArgumentParser, SchedulerType, TrainingArguments, set_seed
 
+from holmesvau.files import atomic_write_json
 from holmesvau.model.errors import CheckpointError
 
 from .checkpoints import checkpoints, resume_point
 from .collate import SFTCollator
 from .data import FrameConfig, MetaError, load_meta
 from .dataset import ProblemLog, VideoSFTDataset
-from .trainer import JsonlLogCallback, SaveConfigCallback, SFTTrainer, write_json
+from .trainer import JsonlLogCallback, SaveConfigCallback, SFTTrainer
 
 logger = logging.getLogger("internvl_chat.train")
 
@@ -253,8 +254,8 @@ def main(argv: list[str] | None = None, callbacks: list | None = None) -> dict:
         "data_problems": problems.summary(),
     }
     if trainer.is_world_process_zero():
-        write_json(out / "train_config.json", config)
-        write_json(out / "data_problems.json", problems.summary())
+        atomic_write_json(out / "train_config.json", config, default=str)
+        atomic_write_json(out / "data_problems.json", problems.summary(), default=str)
         if problems.total:
             logger.warning("skipped %d sample(s) %s; see %s", problems.total, dict(problems.counts),
                            out / "data_problems.json")  # fmt: skip

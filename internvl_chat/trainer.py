@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
 from torch.utils.data import Sampler
 from transformers import Trainer, TrainerCallback
 from transformers.trainer_pt_utils import get_length_grouped_indices
+
+from holmesvau.files import atomic_write_json, json_safe
+from holmesvau.jsonl import append_jsonl
 
 from .checkpoints import barrier, mark_complete
 from .dataset import ProblemLog
@@ -71,9 +73,7 @@ class JsonlLogCallback(TrainerCallback):
         if not state.is_world_process_zero or not logs:
             return
         record = {"step": state.global_step, **logs, "skipped": self.problem_log.total}
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self.path.open("a", encoding="utf-8") as f:
-            f.write(json.dumps(record, default=float) + "\n")
+        append_jsonl(self.path, json_safe(record))  # a diverged loss is logged as null
 
 
 class SaveConfigCallback(TrainerCallback):
@@ -90,10 +90,6 @@ class SaveConfigCallback(TrainerCallback):
             return
         ckpt = Path(args.output_dir) / f"checkpoint-{state.global_step}"
         if ckpt.is_dir():
-            write_json(ckpt / "train_config.json", self.config)
-            write_json(ckpt / "data_problems.json", self.problem_log.summary())
+            atomic_write_json(ckpt / "train_config.json", self.config, default=str)
+            atomic_write_json(ckpt / "data_problems.json", self.problem_log.summary(), default=str)
             mark_complete(ckpt, state.global_step)  # last: only now may a resumed run start from it
-
-
-def write_json(path: str | Path, obj) -> None:
-    Path(path).write_text(json.dumps(obj, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")

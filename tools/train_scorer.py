@@ -23,9 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
@@ -78,19 +76,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     return ap.parse_args(argv)
 
 
-def _write_json(path: Path, data: dict) -> None:
-    """Atomically: a temporary sibling, then a rename (an interrupted run never leaves half a file)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=2, allow_nan=False)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 def _check_file_target(path: Path, flag: str) -> None:
     """A path we will write a file to: not a folder, and its folder not a file."""
     if path.is_dir():
@@ -108,12 +93,12 @@ def main(argv=None) -> int:
     from holmesvau.ats.training import (
         TrainConfig,
         export_scorer,
-        json_safe,
         parse_loss_weights,
         parse_losses,
         train_scorer,
     )
     from holmesvau.ats.training_data import load_scorer_videos
+    from holmesvau.files import atomic_write_json, json_safe
 
     def fail(msg: str) -> int:
         print(f"error: {msg}", file=sys.stderr)
@@ -196,7 +181,7 @@ def main(argv=None) -> int:
     }
     summary = json_safe(summary)
     export_scorer(result.model, out)
-    _write_json(metrics_path, summary)
+    atomic_write_json(metrics_path, summary)
     print(json.dumps(summary, allow_nan=False))
     return 0
 

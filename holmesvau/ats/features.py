@@ -15,7 +15,6 @@ append mode, which interleave whole on a local file system.
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ import numpy as np
 
 from holmesvau.distributed import shard
 from holmesvau.eval.ground_truth import VIDEO_EXTS, video_key
+from holmesvau.files import atomic_open
 from holmesvau.jsonl import append_jsonl, read_jsonl
 
 FAILURES_FILE = "failures.jsonl"
@@ -56,7 +56,7 @@ def save_features(
     n_frames: int | None = None,
     stride: int | None = None,
 ) -> Path:
-    """Write one feature file atomically (temporary name in the same folder, then rename)."""
+    """Write one feature file atomically (holmesvau.files)."""
     path = Path(path)
     feats = np.ascontiguousarray(np.asarray(features, dtype=np.float32))
     idx = np.asarray(frame_indices, dtype=np.int64).reshape(-1)
@@ -67,14 +67,8 @@ def save_features(
         arrays["n_frames"] = np.int64(n_frames)
     if stride is not None:
         arrays["stride"] = np.int64(stride)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:  # a file object: np.savez adds no suffix
-            np.savez(f, **arrays)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_open(path, "wb") as f:  # a file object: np.savez adds no suffix
+        np.savez(f, **arrays)
     return path
 
 

@@ -24,9 +24,7 @@ AUC / AP with holmesvau.eval.detection; the best state by `select_metric` is kep
 from __future__ import annotations
 
 import copy
-import json
 import math
-import os
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -46,6 +44,8 @@ from holmesvau.ats.scorer import (
     weighted_sum,
 )
 from holmesvau.ats.training_data import BalancedSampler, ScorerVideo, make_batch
+from holmesvau.files import atomic_open, json_safe
+from holmesvau.jsonl import JsonlAppender
 
 LOSSES = ("bce", "mil", "memory", "triplet", "kl", "distance")
 SELECT_METRICS = ("auc", "ap", "auc_anomalous_videos", "ap_anomalous_videos")
@@ -175,36 +175,6 @@ def _seed_all(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def json_safe(value):
-    """NaN / inf (e.g. an AUC undefined on one class) as null: strict JSON parsers reject NaN."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_safe(v) for v in value]
-    return value
-
-
-class _Log:
-    """train_log.jsonl writer (one JSON object a line, flushed, so an interrupted run keeps its log)."""
-
-    def __init__(self, path: str | Path | None):
-        self.f = None
-        if path is not None:
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-            self.f = open(path, "w", encoding="utf-8")  # noqa: SIM115 - closed by close()
-
-    def write(self, rec: dict) -> None:
-        if self.f is not None:
-            self.f.write(json.dumps(json_safe(rec), allow_nan=False) + "\n")
-            self.f.flush()
-
-    def close(self) -> None:
-        if self.f is not None:
-            self.f.close()
-
-
 def train_scorer(
     train: list[ScorerVideo],
     val: list[ScorerVideo] | None = None,
@@ -240,8 +210,13 @@ def train_scorer(
     model.to(cfg.device).train()
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(0.9, 0.999), weight_decay=cfg.weight_decay)
     sampler = BalancedSampler([v.anomalous for v in train], cfg.batch_size, cfg.seed)
-    log = _Log(log_path)
-    log.write({"config": {**asdict(cfg), "input_dim": dim, "n_train": len(train), "n_val": len(val or [])}})
+    log_file = JsonlAppender(log_path, fresh=True).open() if log_path is not None else None
+
+    def log(rec: dict) -> None:  # train_log.jsonl: flushed per line, so an interrupted run keeps its log
+        if log_file is not None:
+            log_file.write(json_safe(rec))
+
+    log({"config": {**asdict(cfg), "input_dim": dim, "n_train": len(train), "n_val": len(val or [])}})
     history: list[dict] = []
     best_score, best_step, best_metrics, best_state = -float("inf"), cfg.steps, None, None
     t0 = time.perf_counter()
@@ -269,20 +244,21 @@ def train_scorer(
                     "time_s": time.perf_counter() - t0,
                 }
                 history.append(rec)
-                log.write(rec)
+                log(rec)
                 bar.set_postfix(loss=f"{rec['loss']:.4f}")
             if val and (step % cfg.val_every == 0 or step == cfg.steps):
                 metrics = validate(model, val, cfg.device)
                 score = metrics.get(cfg.select_metric)
                 rec = {"step": step, "val": metrics}
                 history.append(rec)
-                log.write(rec)
+                log(rec)
                 if score is not None and score > best_score:
                     best_score, best_step, best_metrics = score, step, metrics
                     best_state = copy.deepcopy({k: t.detach().cpu() for k, t in model.state_dict().items()})
-                    log.write({"step": step, "best": cfg.select_metric, "value": score})
+                    log({"step": step, "best": cfg.select_metric, "value": score})
     finally:
-        log.close()
+        if log_file is not None:
+            log_file.close()
     if best_state is not None:
         model.load_state_dict(best_state)
     model.eval()
@@ -297,10 +273,6 @@ def export_scorer(model: URDMU, path: str | Path) -> Path:
     state = {
         k: t.detach().to("cpu", torch.float32).contiguous().clone() for k, t in model.state_dict().items()
     }
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        torch.save(state, tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_open(path, "wb") as f:
+        torch.save(state, f)
     return path

@@ -1,7 +1,7 @@
 """Cutting annotated events and clips out of source videos: frame-accurate, resumable, parallel.
 
 A `SegmentJob` asks for `num_frames` frames of `source` starting at frame `start_frame` (at the annotation's fps).
-Each job is cut to a temporary sibling `.{name}.{pid}.part` and renamed over `output` only after the result has been
+Each job is cut to a hidden temporary sibling (holmesvau.files.atomic_target) and renamed over `output` only after the result has been
 re-opened and holds the expected frames, so an interrupted run never leaves a half file under the final name.
 
 An output is *complete* when it opens (holmesvau.video.probe) and has `num_frames` ± 1 frames; complete outputs are
@@ -18,8 +18,6 @@ signals them (PR_SET_PDEATHSIG), elsewhere they notice within half a second; the
 
 from __future__ import annotations
 
-import glob
-import json
 import os
 import signal
 import subprocess
@@ -34,6 +32,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from holmesvau.files import atomic_target, atomic_write_json, stale_temporaries
 from holmesvau.video import VideoError, probe
 
 FRAME_TOLERANCE = 1
@@ -81,10 +80,6 @@ class CutSummary:
 
     def to_json(self) -> dict:
         return asdict(self)
-
-
-def temp_path(output: Path) -> Path:
-    return output.with_name(f".{output.name}.{os.getpid()}.part")
 
 
 def is_complete(path: str | Path, num_frames: int, tolerance: int = FRAME_TOLERANCE) -> bool:
@@ -262,10 +257,8 @@ def cut_segment(job: SegmentJob, method: str = "auto") -> SegmentResult:
     if out.exists() and is_complete(out, job.num_frames):
         res.status = "skipped"
         return res
-    out.parent.mkdir(parents=True, exist_ok=True)
-    for stale in out.parent.glob(glob.escape(f".{out.name}.") + "*.part"):  # left by an interrupted run
+    for stale in stale_temporaries(out):  # left by an interrupted run
         stale.unlink(missing_ok=True)
-    tmp = temp_path(out)
     exe, key_time = ffmpeg_exe(), 0.0
     try:
         if not Path(job.source).is_file():
@@ -278,32 +271,38 @@ def cut_segment(job: SegmentJob, method: str = "auto") -> SegmentResult:
             if aligned:
                 attempts.insert(0, "copy")
         errors = []
-        for attempt in attempts:
-            try:
-                if attempt == "pyav":
-                    cut_pyav(job, tmp)
-                else:
-                    cut_ffmpeg(exe, job, tmp, key_time if attempt == "copy" else None)
-                frames = probe(tmp).num_frames
-            except (VideoError, RuntimeError, OSError, ValueError) as e:
-                errors.append(f"{attempt}: {e}")
-                continue
-            # Copies must be exact; a re-encode may differ by one frame at the very end of the source.
-            if frames == job.num_frames or (
-                attempt != "copy" and abs(frames - job.num_frames) <= FRAME_TOLERANCE
-            ):
-                os.replace(tmp, out)
-                res.status, res.method, res.frames = "done", attempt, frames
-                break
-            errors.append(f"{attempt}: wrote {frames} frames, expected {job.num_frames}")
-        else:
-            res.reason = "; ".join(errors)
+        with atomic_target(out) as tmp:  # renamed over `out` only when a cut has the right frame count
+            for attempt in attempts:
+                try:
+                    if attempt == "pyav":
+                        cut_pyav(job, tmp)
+                    else:
+                        cut_ffmpeg(exe, job, tmp, key_time if attempt == "copy" else None)
+                    frames = probe(tmp).num_frames
+                except (VideoError, RuntimeError, OSError, ValueError) as e:
+                    errors.append(f"{attempt}: {e}")
+                    continue
+                # Copies must be exact; a re-encode may differ by one frame at the very end of the source.
+                if frames == job.num_frames or (
+                    attempt != "copy" and abs(frames - job.num_frames) <= FRAME_TOLERANCE
+                ):
+                    res.method, res.frames = attempt, frames
+                    break
+                errors.append(f"{attempt}: wrote {frames} frames, expected {job.num_frames}")
+            else:
+                raise _NoCut("; ".join(errors))
+        res.status = "done"
+    except _NoCut as e:
+        res.reason = str(e)
     except Exception as e:  # one bad video must not stop the batch: report it
         res.reason = f"{type(e).__name__}: {e}"
     finally:
-        tmp.unlink(missing_ok=True)
         res.seconds = time.perf_counter() - t
     return res
+
+
+class _NoCut(Exception):
+    """Every attempt failed (the reasons joined): the temporary is dropped, `out` left as it was."""
 
 
 def run_jobs(
@@ -357,9 +356,4 @@ def stop_pool(pool: ProcessPoolExecutor) -> None:
 
 
 def write_summary(path: str | Path, summary: CutSummary, extra: dict | None = None) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".part")
-    tmp.write_text(json.dumps({**(extra or {}), **summary.to_json()}, indent=2), encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    return atomic_write_json(path, {**(extra or {}), **summary.to_json()})

@@ -12,7 +12,6 @@ JSON: {"instructions": {"<split>": {"<level>/<task>": n}}, "instructions_by_data
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import statistics
 import warnings
@@ -21,6 +20,7 @@ from pathlib import Path
 
 from holmesvau.data.annotations import RawVideo, load_raw_database_report
 from holmesvau.data.instructions import read_instructions_report
+from holmesvau.files import atomic_write_json
 
 SPLIT_RE = re.compile(r"^merge_instruction_(?P<split>.+)_final$")
 
@@ -145,8 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     s = collect(args.root)
     print(format_stats(s))
     if args.json_out:
-        Path(args.json_out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json_out).write_text(json.dumps(s, indent=2), encoding="utf-8")
+        atomic_write_json(args.json_out, s)
         print(f"wrote {args.json_out}")
     return 0
 

@@ -11,14 +11,9 @@ import json
 import sys
 from pathlib import Path
 
+from holmesvau.files import atomic_write_json, json_safe
+
 DESCRIPTION = "Evaluate HolmesVAU outputs: reasoning text metrics, or frame-level detection AUC/AP."
-
-
-def _write_json(path: Path, data: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2))
-    tmp.replace(path)  # never leave a half-written report
 
 
 def reasoning(args: argparse.Namespace) -> int:
@@ -32,7 +27,7 @@ def reasoning(args: argparse.Namespace) -> int:
     report = evaluate_reasoning(preds, instructions, progress=not args.no_progress)
     report["inputs"] = {"predictions": str(args.predictions), "annotations": str(args.annotations)}
     report["rows"]["malformed_lines"] = len(problems)
-    _write_json(args.output, report)
+    atomic_write_json(args.output, json_safe(report))
     print(markdown_tables(report, include_paper=not args.no_paper_row))
     print(f"\nrows: {json.dumps(report['rows'])}\nreport: {args.output}")
     return 0 if report["rows"]["scored"] else 1
@@ -60,7 +55,7 @@ def detection(args: argparse.Namespace) -> int:
         from holmesvau.eval.plots import plot_detection
 
         report["plots"] = [str(p) for p in plot_detection(frame_scores, frame_labels, report, args.plot_dir)]
-    _write_json(args.output, report)
+    atomic_write_json(args.output, json_safe(report))
     fmt = lambda v: "n/a" if v is None else f"{100 * v:.2f}"  # noqa: E731
     evaluated = f"evaluated {report['n_videos']} of {report['n_videos_listed']} videos"
     if report["partial"]:

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
+from holmesvau.files import atomic_target
+
 
 def plot_detection(
     frame_scores: dict[str, np.ndarray],
@@ -46,7 +48,8 @@ def plot_detection(
         ax.grid(alpha=0.3)
     fig.tight_layout()
     written.append(out_dir / "curves.png")
-    fig.savefig(written[-1], dpi=110)
+    with atomic_target(written[-1], keep_suffix=True) as tmp:
+        fig.savefig(tmp, dpi=110)
     plt.close(fig)
 
     videos = [n for n in (videos if videos is not None else worst_videos(report)) if n in names]
@@ -69,6 +72,7 @@ def plot_detection(
         axes[-1, 0].set_xlabel("frame")
         fig.tight_layout()
         written.append(out_dir / "worst_videos.png")
-        fig.savefig(written[-1], dpi=110)
+        with atomic_target(written[-1], keep_suffix=True) as tmp:
+            fig.savefig(tmp, dpi=110)
         plt.close(fig)
     return written

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from holmesvau.eval.ground_truth import video_key
+from holmesvau.files import atomic_open, atomic_write_json
 
 SCORE_SUFFIXES = (".npz", ".json", ".npy")
 
@@ -43,7 +44,7 @@ def save_scores(
     frame_indices=None,
     source: str | None = None,
 ) -> Path:
-    """Write one video's scores as .npz (or .json when the path says so); returns the path written. `source`:
+    """Write one video's scores as .npz (or .json when the path says so), atomically; returns the path written. `source`:
     what made them (holmesvau.ats.fingerprint.scores_source), so a later run knows whether it may reuse them."""
     path = Path(path)
     data = {"scores": np.asarray(scores, dtype=np.float32).reshape(-1), "stride": int(stride)}
@@ -55,15 +56,13 @@ def save_scores(
         data["fps"] = float(fps)
     if source is not None:
         data["source"] = str(source)
-    path.parent.mkdir(parents=True, exist_ok=True)
     if path.suffix == ".json":
-        path.write_text(
-            json.dumps({k: v.tolist() if isinstance(v, np.ndarray) else v for k, v in data.items()})
-        )
-        return path
+        data = {k: v.tolist() if isinstance(v, np.ndarray) else v for k, v in data.items()}
+        return atomic_write_json(path, data, indent=None)
     if path.suffix != ".npz":
         path = path.with_name(path.name + ".npz")
-    np.savez(path, **data)
+    with atomic_open(path, "wb") as f:
+        np.savez(f, **data)
     return path
 
 
