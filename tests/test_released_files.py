@@ -60,7 +60,9 @@ def files_in(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.is_file())
 
 
-def test_inference_with_no_video_fetches_the_example_once(mirror, tmp_path, tiny_model_dir, shared, capsys):
+def test_inference_with_no_video_fetches_the_example_once(
+    mirror, tmp_path, tiny_model_dir, shared, capsys, monkeypatch
+):
     data = shared("videos/robbery.mp4").read_bytes()
     mirror.serve(VIDEO, data)
     args = ["--model", str(tiny_model_dir), "--no-ats", "--max-new-tokens", "4"]
@@ -72,8 +74,21 @@ def test_inference_with_no_video_fetches_the_example_once(mirror, tmp_path, tiny
     assert f"video: {cached}" in proc.stderr and "robbery.mp4" in proc.stderr
     assert "User: Could you specify the anomaly events present in the video?\nHolmesVAU: " in proc.stdout
     assert mirror.gets(VIDEO) == [None]
-    assert inference_main(args) == 0  # the second run reads the cache (verified again) and does not fetch
-    assert "HolmesVAU: " in capsys.readouterr().out and mirror.gets(VIDEO) == [None]
+    # the second run, the seed's whole job with ATS: "the released scorer" is a stand-in sized to the tiny model,
+    # pinned by its own blob id (the registry's code, the id swapped in); the video comes from the cache (verified
+    # again), not fetched again
+    scorer = make_random_scorer(tmp_path / "s.pth", input_dim=64)
+    pinned = released.ReleasedFile(
+        SCORER.name, SCORER.path, git_hash_object(scorer), max_bytes=SCORER.max_bytes
+    )
+    monkeypatch.setitem(released.REGISTRY, SCORER.name, pinned)
+    mirror.serve(pinned, scorer.read_bytes())
+    fast = ["--dense-stride", "200"]  # ATS on 14 snippets of the 2730 frames (speed only; 16: 171 snippets)
+    assert inference_main(["--model", str(tiny_model_dir), "--max-new-tokens", "4", *fast]) == 0
+    out, err = capsys.readouterr()
+    assert "HolmesVAU: " in out and "sampling: ats" in err
+    assert mirror.gets(VIDEO) == [None] and mirror.gets(pinned) == [None]
+    assert files_in(tmp_path / "cache") == sorted([cached, released.cached_path(SCORER.name)])
 
 
 def test_parallel_processes_fetch_a_file_once(mirror, tmp_path, shared):
