@@ -1,14 +1,15 @@
 """Fetching one file over https into place, all or nothing: the transfer is `requests` (proxies and CA bundles
-from the environment — HTTPS_PROXY, REQUESTS_CA_BUNDLE / SSL_CERT_FILE —, connection retries with backoff from
+from the environment — HTTPS_PROXY, REQUESTS_CA_BUNDLE —, connection retries with backoff from
 urllib3), resumed with a Range request when the connection drops, a progress bar on a terminal (tqdm); the check of
 what came is the caller's.
 
 Why requests and not pooch or huggingface_hub's http_get: pooch cannot resume, cap the size of what it reads, or
 refuse a redirect off https, and only knows plain digests; http_get is an internal of the Hub client whose
 signature and errors change between the releases we support. Here the bytes go to a hidden partial file beside
-the destination (`.<name>.<key>.part`, locked while one process fills it, so parallel ranks fetch once), are
-capped at `max_bytes`, and the partial is renamed onto the destination only after `check` accepts it; a refused
-file is deleted. A killed run leaves only the hidden partial, which the next run resumes.
+the destination (`.<name>.<key>.part`, holmesvau.files' naming of temporaries, but named by the file rather than
+the process so that the next run resumes it; locked while one process fills it, so parallel ranks fetch once), are
+capped at `max_bytes`, and the partial is fsynced and renamed onto the destination only after `check` accepts it;
+a refused file is deleted. A killed run leaves only the hidden partial, which the next run resumes.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ import sys
 import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
+
+from holmesvau.files import fsync_dir
 
 try:
     import fcntl
@@ -177,7 +180,9 @@ def download(
                 f.truncate(0)
         if f.tell() == 0:
             raise FetchError(f"{url}: empty response")
+        os.fsync(f.fileno())
         os.replace(partial, dst)
+        fsync_dir(dst.parent)
         return dst
     except (
         BaseException
