@@ -3,17 +3,17 @@ against a naive reimplementation of the original Holmes-VAU path; memory of full
 generated video. Each measurement runs in a fresh subprocess, so peak RSS figures are comparable.
 
     python bench/ats_pipeline.py ../shared/videos/robbery.mp4
-    python bench/ats_pipeline.py VIDEO --backend decord --threads 0 --stride 16 --repeat 3
+    python bench/ats_pipeline.py VIDEO --threads 0 --stride 16 --repeat 3
     python bench/ats_pipeline.py VIDEO --skip-ats          # only the three timings
 
-(a) floor: decode every frame with the same backend and threads, nothing else (PyAV: no RGB conversion; decord
-    cannot decode without converting, so its floor converts every frame). Threads: what `extract_dense_features`
+(a) floor: decode every frame with PyAV and the same threads, nothing else (no RGB conversion, no limits, no
+    watchdog: plain `av.open` + `decode`). Threads: what `extract_dense_features`
     uses by default (all cores but one; the last core preprocesses). `floor_auto` decodes with the decoder's own
     thread choice (all cores), reported as `ours_over_floor_auto`.
 (b) ours: `extract_dense_features` with a no-op encoder: decode all, convert + resize + normalise every stride-th.
-(c) naive: as the original: decord (1 thread), `vr[idx]` per dense frame, PIL bicubic resize, ToTensor+Normalize
-    per frame, all pixel values kept.
-Targets: ours_over_floor <= 1.3, naive_over_ours >= 3, rss_long_mb - rss_short_mb < 100. Last line: one JSON object.
+(c) naive: as the original: decord (1 thread; the `parity` extra), `vr[idx]` per dense frame, PIL bicubic
+    resize, ToTensor+Normalize per frame, all pixel values kept.
+Targets: ours_over_floor <= 1.15, naive_over_ours >= 3, rss_long_mb - rss_short_mb < 100. Last line: one JSON object.
 """
 
 from __future__ import annotations
@@ -33,26 +33,18 @@ def peak_rss_mb() -> float:
 
 
 def stage_floor(video: str, backend: str, threads: int) -> dict:
+    import av
+
     from holmesvau.video import VideoReader
 
     used = VideoReader(video, backend=backend, num_threads=threads).backend
     t0 = time.perf_counter()
-    if used == "pyav":
-        import av
-
-        n = 0
-        with av.open(video) as container:
-            stream = container.streams.video[0]
-            stream.thread_type, stream.thread_count = "AUTO", threads
-            for _ in container.decode(stream):
-                n += 1
-    else:
-        import decord
-
-        vr = decord.VideoReader(video, ctx=decord.cpu(0), num_threads=threads)
-        n = len(vr)
-        for _ in range(n):
-            vr.next()
+    n = 0
+    with av.open(video) as container:
+        stream = container.streams.video[0]
+        stream.thread_type, stream.thread_count = "AUTO", threads
+        for _ in container.decode(stream):
+            n += 1
     return {"seconds": time.perf_counter() - t0, "frames": n, "backend": used}
 
 
@@ -121,7 +113,7 @@ def run_child(args: list[str]) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("video", nargs="?", help="real clip to time (e.g. ../shared/videos/robbery.mp4)")
-    ap.add_argument("--backend", default="pyav", choices=["auto", "decord", "pyav"])
+    ap.add_argument("--backend", default="pyav", choices=["auto", "pyav"])
     ap.add_argument(
         "--threads", type=int, default=0, help="decoder threads (0 = all cores but one, as streaming)"
     )

@@ -37,6 +37,16 @@ class DemoConfig:
     max_frames: int = 18_000  # 10 min at 30 fps: the work (decoding, ATS) grows with frames, not seconds
     max_pixels: int = 3840 * 2160  # per frame (4K UHD): bounds decoding memory
     max_prompt_chars: int = 1000
+    decode_stall_s: float = (
+        30.0  # decoding that makes no progress this long is stopped (error naming the file)
+    )
+    decode_memory_mb: int = 4096  # address space of the child process that decodes each upload first
+
+    def limits(self):
+        """The decoding limits of a request: checked on every decoded frame (holmesvau.video.DecodeLimits)."""
+        from holmesvau.video import DecodeLimits
+
+        return DecodeLimits(self.max_pixels, self.max_frames, self.decode_stall_s)
 
 
 def find_examples(files: list[str] | None, folder: str | Path | None) -> dict[str, Path]:
@@ -111,15 +121,27 @@ def resolve_input(upload: str | None, example: str | None, cfg: DemoConfig, uplo
 
 
 def check_video(path: Path, cfg: DemoConfig, name: str):
-    """Probe the video; DemoError with a clear message if unreadable or too long."""
-    from holmesvau.video import VideoError, probe
+    """Decode the whole video in a child process first (holmesvau.video_guard: capped memory, killed when it
+    stalls, the request's limits checked on every frame), so that no file can crash, hang or bloat the server;
+    what the container claims (duration, frames, size) is checked before that decoding starts. DemoError with a
+    clear message naming the file otherwise."""
+    from holmesvau.video import VideoError
+    from holmesvau.video_guard import check_in_child
 
     try:
-        info = probe(path)
+        return check_in_child(
+            path,
+            cfg.limits(),
+            memory_mb=cfg.decode_memory_mb,
+            on_probe=lambda info: _check_claims(info, cfg, name),
+        )
     except (VideoError, ValueError, OSError) as e:
         raise DemoError(
             f"Could not read “{name}” as a video ({e}). Please upload a valid video file."
         ) from None
+
+
+def _check_claims(info, cfg: DemoConfig, name: str) -> None:
     if info.num_frames < 1 or not info.fps > 0:
         raise DemoError(f"“{name}” has no decodable frames.")
     if info.duration_s > cfg.max_duration_s:
@@ -130,12 +152,11 @@ def check_video(path: Path, cfg: DemoConfig, name: str):
         raise DemoError(
             f"“{name}” has {info.num_frames} frames; this demo accepts videos of up to {cfg.max_frames} frames."
         )
-    if info.width * info.height > cfg.max_pixels:
+    if info.width * info.height > cfg.max_pixels:  # then checked again on every decoded frame
         raise DemoError(
             f"“{name}” is {info.width}×{info.height}; this demo accepts frames of up to "
             f"{cfg.max_pixels / 1e6:.1f} megapixels (e.g. 3840×2160)."
         )
-    return info
 
 
 def check_prompt(prompt: str | None, cfg: DemoConfig) -> str:
@@ -149,8 +170,9 @@ def check_prompt(prompt: str | None, cfg: DemoConfig) -> str:
     return prompt
 
 
-def _frame_gallery(frames, indices, fps):
-    return [(f, f"#{i} · {i / fps:.1f}s") for f, i in zip(frames, indices)]
+def _frame_gallery(frames, indices, times_s):
+    """(frame, caption) pairs: each frame's index and presentation time."""
+    return [(f, f"#{i} · {t:.1f}s") for f, i, t in zip(frames, indices, times_s)]
 
 
 def run_answer(
@@ -164,10 +186,10 @@ def run_answer(
     result = vau.analyze(path, prompt, sampling, max_new_tokens=cfg.max_new_tokens)
     progress(0.9, desc="Drawing")
     frames = read_frames(path, result.frame_indices)
-    fps = float(result.video.get("fps") or 1.0)
     curve = save_anomaly_curve(result, out / "curve.png", frames=frames)
     status = f"Done · answered · {result.sampling} sampling · frames {result.frame_indices}"
-    return status, result.answer, str(curve), _frame_gallery(frames, result.frame_indices, fps), "", None
+    gallery = _frame_gallery(frames, result.frame_indices, result.timestamps_s)
+    return status, result.answer, str(curve), gallery, "", None
 
 
 def run_report(vau, path: Path, n_frames: int, use_ats: bool, cfg: DemoConfig, out: Path, progress):
@@ -219,7 +241,8 @@ def run_report(vau, path: Path, n_frames: int, use_ats: bool, cfg: DemoConfig, o
     status = (
         f"Done · report · {len(d['events'])} event(s) · video-level {d['video_sampling']['method']} sampling"
     )
-    gallery = _frame_gallery([t.convert("RGB") for t in thumbs], vidx, d["video"]["fps"])
+    fps = float(d["video"]["fps"] or 1.0)
+    gallery = _frame_gallery([t.convert("RGB") for t in thumbs], vidx, [i / fps for i in vidx])
     return status, "\n".join(lines), str(curve), gallery, frame, [str(json_path), str(html_path)]
 
 
@@ -255,6 +278,8 @@ def make_handler(vau, cfg: DemoConfig, upload_root: str | Path):
     import gradio as gr
 
     def handle(upload, example, prompt, n_frames, use_ats, mode, progress=gr.Progress(track_tqdm=True)):
+        from holmesvau.video import decode_limits
+
         t0 = time.perf_counter()
         try:
             path = resolve_input(upload, example, cfg, upload_root)
@@ -263,11 +288,12 @@ def make_handler(vau, cfg: DemoConfig, upload_root: str | Path):
                 check_prompt(prompt, cfg)  # before any decoding
             check_video(path, cfg, name)
             out = fresh_output_dir()
-            if mode == MODES[1]:
-                res = run_report(vau, path, int(n_frames), bool(use_ats), cfg, out, progress)
-            else:
-                question = check_prompt(prompt, cfg)
-                res = run_answer(vau, path, question, int(n_frames), bool(use_ats), cfg, out, progress)
+            with decode_limits(cfg.limits()):  # this request's decoding: the same limits, a watchdog per pass
+                if mode == MODES[1]:
+                    res = run_report(vau, path, int(n_frames), bool(use_ats), cfg, out, progress)
+                else:
+                    question = check_prompt(prompt, cfg)
+                    res = run_answer(vau, path, question, int(n_frames), bool(use_ats), cfg, out, progress)
         except DemoError as e:
             return f"**Error:** {e}", "", None, [], "", None
         except Exception as e:  # noqa: BLE001 - a failed run must not take the demo down
@@ -303,6 +329,18 @@ def build_parser(examples_dir: str | Path | None = None) -> argparse.ArgumentPar
     p.add_argument("--max-frames", type=int, default=18_000, help="whatever fps the file claims")
     p.add_argument("--max-megapixels", type=float, default=3840 * 2160 / 1e6, help="per frame")
     p.add_argument("--max-prompt-chars", type=int, default=1000)
+    p.add_argument(
+        "--decode-timeout-s",
+        type=float,
+        default=30.0,
+        help="stop decoding a video that makes no progress for this long",
+    )
+    p.add_argument(
+        "--max-decode-memory-mb",
+        type=int,
+        default=4096,
+        help="memory cap of the child process that decodes each upload before the server does",
+    )
     add_generation_options(p)
     return p
 
@@ -356,5 +394,7 @@ def load_demo(args: argparse.Namespace):
         max_frames=args.max_frames,
         max_pixels=int(args.max_megapixels * 1e6),
         max_prompt_chars=args.max_prompt_chars,
+        decode_stall_s=args.decode_timeout_s,
+        decode_memory_mb=args.max_decode_memory_mb,
     )
     return vau, cfg

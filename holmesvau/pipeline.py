@@ -66,10 +66,6 @@ class PlannedFrames:
     timings: dict[str, float] = field(default_factory=dict)
 
 
-def _timestamps(indices: Sequence[int], fps: float) -> list[float]:
-    return [round(i / fps, 3) if fps > 0 else 0.0 for i in indices]
-
-
 class HolmesVAU:
     """A loaded MLLM (`.lm`) and, optionally, the ATS anomaly scorer (`.scorer`, None when disabled)."""
 
@@ -234,10 +230,10 @@ class HolmesVAU:
         idx, dense, timings = list(planned.plan.indices), planned.dense, planned.timings
         from holmesvau.model.batch import AnswerRequest, FrameSet, answer_batch
         from holmesvau.preprocess import frames_to_tiles
-        from holmesvau.video import read_frames
+        from holmesvau.video import read_frames_timed
 
         t0 = time.perf_counter()
-        frames = read_frames(video, idx)
+        frames, times_s = read_frames_timed(video, idx)  # each frame's presentation time (exact for VFR)
         t1 = time.perf_counter()
         tiles = frames_to_tiles(frames, resize=self.resize)  # uint8: normalised on the model's device
         timings["decode"] = timings.get("decode", 0.0) + t1 - t0
@@ -250,7 +246,7 @@ class HolmesVAU:
             answer=out.answer,
             prompt=question,
             frame_indices=idx,
-            timestamps_s=_timestamps(idx, planned.info.fps),
+            timestamps_s=[round(t, 3) for t in times_s],
             dense_frame_indices=None if dense is None else dense.frame_indices.tolist(),
             dense_scores=None if dense is None else [float(s) for s in dense.scores],
             sampling=planned.plan.sampling,

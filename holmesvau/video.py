@@ -1,24 +1,37 @@
-"""Video decoding: probe, frames at given indices, dense plans — always one forward pass, in batches.
+"""Video decoding: probe, frames at given indices, dense plans — one decoder (PyAV, a current FFmpeg), one forward
+pass in batches, bounded in time and memory.
 
-decord is the default backend (it decodes h264 and HEVC and seeks well); PyAV is the fallback when decord is
-missing or cannot open a file, and the faster choice for dense plans (it converts to RGB only the frames asked for).
-Every file is first checked (a regular, readable, non-empty file: a FIFO is never opened) and probed with PyAV
-without decoding: bad inputs (missing, truncated, not a video, a still image) raise one `VideoError` naming the
-file instead of reaching decord, which can crash on some of them. The frame count and rate come from the
-container; when its rate does not fit its own count and duration (broken timestamps), or decord disagrees with it,
-PyAV reads the file (see `VideoReader`).
+Every path that reads a video (ATS dense pass, the MLLM's frames, report, demo, HIVAU cutting and checks, feature
+extraction; live mode opens files with `open_container` too) goes through this module, so they all see the same
+frames with the same timestamps:
+- the file is checked first (a regular, readable, non-empty file that is not a playlist: a FIFO is never opened)
+  and opened with the `file` protocol and a real-container demuxer only (`video_probe.open_container`);
+- the stream is the first video stream that is not an attached picture (`video_probe.video_stream`);
+- rotation metadata is applied as FFmpeg's player applies it (90° steps; a flip is ignored);
+- a frame's time is its presentation time, relative to the first frame (variable frame rates are exact);
+- every decoded frame is checked against `DecodeLimits` (pixels, frame count): the decoder itself refuses to
+  allocate a frame over the pixel limit; a frame whose size differs from the first frame's is scaled to it;
+- decoding runs on a worker thread watched by the caller: no progress for `stall_s` seconds stops it with an
+  error naming the file.
+Bad inputs raise one `VideoError` naming the file. When a file's rate does not fit its own count and duration
+(broken timestamps), the container's count and duration decide (see `VideoReader`).
 """
 
 from __future__ import annotations
 
+import queue
+import threading
+import time
 import warnings
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from holmesvau.video_probe import (  # noqa: F401 - VideoError, shown ... are this module's API too
+    ALLOWED_FORMATS,
     MAX_FPS,
     ContainerInfo,
     VideoError,
@@ -26,13 +39,49 @@ from holmesvau.video_probe import (  # noqa: F401 - VideoError, shown ... are th
     check_file,
     count_packets,
     error_reason,
+    open_container,
     probe_container,
     shown,
     timing_consistent,
+    video_stream,
     warn_once,
 )
 
-BACKENDS = ("auto", "decord", "pyav")
+BACKENDS = ("auto", "pyav")  # "auto" is PyAV: kept so that callers passing it go on working
+
+
+@dataclass(frozen=True)
+class DecodeLimits:
+    """Limits checked on every decoded frame, whatever the container claims. 0 means no limit."""
+
+    max_pixels: int = 7680 * 4320  # per frame (8K UHD); the decoder allocates no frame above it
+    max_frames: int = 0  # frames decoded in one pass
+    stall_s: float = 30.0  # seconds without a decoded packet before decoding is stopped
+
+
+_LIMITS = DecodeLimits()
+
+
+def default_limits() -> DecodeLimits:
+    return _LIMITS
+
+
+def set_default_limits(**changes) -> DecodeLimits:
+    """Change the limits every reader of this process uses unless given its own; returns the previous ones."""
+    global _LIMITS
+    before, _LIMITS = _LIMITS, replace(_LIMITS, **changes)
+    return before
+
+
+@contextmanager
+def decode_limits(limits: DecodeLimits) -> Iterator[DecodeLimits]:
+    """`with decode_limits(DecodeLimits(...)):` every reader made inside uses them (e.g. one demo request)."""
+    global _LIMITS
+    before, _LIMITS = _LIMITS, limits
+    try:
+        yield limits
+    finally:
+        _LIMITS = before
 
 
 @dataclass
@@ -61,26 +110,93 @@ def dense_indices(num_frames: int, stride: int = 16) -> list[int]:
     return list(range(0, max(num_frames, 0), stride))
 
 
-def _decord():
+_END = object()
+
+
+def _watched(produce: Callable[[Callable[[], None], threading.Event], Iterator], stall_s: float, name: str):
+    """Items of `produce(tick, stop)`, made on a worker thread. `tick()` marks progress; while the caller waits
+    for an item and no tick came for `stall_s` seconds, decoding is stopped and a VideoError raised (a decoder
+    stuck inside FFmpeg cannot be interrupted: its daemon thread is left behind, the caller goes on)."""
+    items: queue.Queue = queue.Queue(maxsize=2)
+    stop = threading.Event()
+    last = [time.monotonic()]
+
+    def tick() -> None:
+        last[0] = time.monotonic()
+
+    def put(item) -> bool:
+        while not stop.is_set():
+            try:
+                items.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def run() -> None:
+        try:
+            for item in produce(tick, stop):
+                if not put(item):
+                    return
+            put(_END)
+        except BaseException as e:  # noqa: BLE001 - handed to the caller, which re-raises it
+            put(e)
+
+    threading.Thread(target=run, name="holmesvau-decode", daemon=True).start()
     try:
-        import decord
-    except Exception:  # not installed (e.g. non-x86 platforms)
-        return None
-    decord.logging.set_level(decord.logging.QUIET)
-    return decord
+        while True:
+            waiting = time.monotonic()
+            while True:
+                try:
+                    item = items.get(timeout=min(0.25, stall_s) if stall_s > 0 else None)
+                    break
+                except queue.Empty:
+                    if time.monotonic() - max(last[0], waiting) > stall_s:
+                        raise VideoError(
+                            f"{name}: decoding made no progress for {stall_s:g} s; stopped"
+                        ) from None
+            if item is _END:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+
+
+def _rgb(frame, size: tuple[int, int] | None = None) -> np.ndarray:
+    """(H, W, 3) uint8 RGB of a decoded frame: scaled to `size` (w, h) if it differs, then rotated as the
+    container says (np.rot90 by the display matrix's angle matches FFmpeg's autorotate)."""
+    if size is not None and (frame.width, frame.height) != size:
+        array = frame.to_ndarray(format="rgb24", width=size[0], height=size[1])
+    else:
+        array = frame.to_ndarray(format="rgb24")
+    turns = round((frame.rotation or 0) / 90) % 4
+    return np.ascontiguousarray(np.rot90(array, turns)) if turns else array
 
 
 class VideoReader:
     """Frames of one video. `with VideoReader(path) as r: r.get_frames([0, 16, 32])`.
 
-    `get_frames` and `iter_frames` read sorted unique indices in one forward pass, batch by batch.
+    `get_frames` and `iter_frames` read sorted unique indices in one forward pass, batch by batch; `times_s`
+    holds the presentation time of every frame they returned. `limits`: `DecodeLimits` (default: the process's,
+    `set_default_limits`).
     """
 
-    def __init__(self, path: str | Path, backend: str = "auto", num_threads: int = 0):
+    def __init__(
+        self,
+        path: str | Path,
+        backend: str = "auto",
+        num_threads: int = 0,
+        limits: DecodeLimits | None = None,
+    ):
         if backend not in BACKENDS:
-            raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+            raise ValueError(f"backend must be one of {BACKENDS} (PyAV), got {backend!r}")
         self.path = Path(path)
         self.num_threads = int(num_threads)
+        self.limits = limits or default_limits()
+        self.times_s: dict[int, float] = {}
+        self.on_frame: Callable[[int], object] | None = None  # called with each decoded frame's index
         self._av_options: dict[str, str] = {}
         check_file(self.path)
         c = probe_container(self.path)
@@ -91,25 +207,17 @@ class VideoReader:
             # (all 0: 30 frames "in" one frame's 35 ms at 852 fps); only such files pay for this packet pass
             broken = c.frames > 2 and not self._packets()[2]
         if broken:
-            fps = self._container_timing(c, backend)
-        self._vr = None
-        used = "pyav"
-        if backend in ("auto", "decord") and not self._av_options:
-            self._vr = self._open_decord(backend, frames, fps)
-            if self._vr is not None:
-                used = "decord"
-                frames = min(frames, len(self._vr))  # an edit list may hide a frame or two: never index past
+            fps = self._container_timing(c)
+        self._broken = broken
         duration_s = frames / fps if fps > 0 else c.duration_s
-        self.info = VideoInfo(str(self.path), frames, fps, duration_s, c.width, c.height, used)
+        self.info = VideoInfo(str(self.path), frames, fps, duration_s, c.width, c.height, "pyav")
 
-    def _container_timing(self, c: ContainerInfo, backend: str) -> float:
+    def _container_timing(self, c: ContainerInfo) -> float:
         """The frame rate of a file whose timestamps contradict its own count and duration (a zero media
-        timescale, zero frame durations, all timestamps 0): decoders that index frames by time (decord) see
-        one frame there, or a rate that puts frame 113 of a 4 s clip at 452 s. PyAV then reads in decoding
-        order, ignoring the edit list (one in a broken timescale hides every frame but the first)."""
+        timescale, zero frame durations, all timestamps 0): indexing frames by time would see one frame there,
+        or a rate that puts frame 113 of a 4 s clip at 452 s. Frames are then read in decoding order, ignoring
+        the edit list (one in a broken timescale hides every frame but the first)."""
         name = shown(self.path)
-        if backend == "decord":
-            raise VideoError(f"{name}: broken timestamps ({c.fps:g} fps claimed): decord cannot index it")
         self._av_options = {"ignore_editlist": "1"}
         packets, _, timestamps_move = self._packets()  # no decoding
         # the count is all that is left to trust: check it against the packets there are
@@ -130,36 +238,13 @@ class VideoReader:
         return fps
 
     def _packets(self) -> tuple[int, float, bool]:
-        import av
-
         try:
-            with av.open(str(self.path), options=self._av_options) as container:
-                return count_packets(container, container.streams.video[0])
+            with open_container(self.path, self._av_options) as container:
+                return count_packets(container, video_stream(container, self.path))
+        except VideoError:
+            raise
         except Exception as e:
             raise VideoError(f"{shown(self.path)}: cannot read its packets ({error_reason(e)})") from e
-
-    def _open_decord(self, backend: str, frames: int, fps: float):
-        """decord's reader, or None (PyAV then) when it is missing, fails, or disagrees with the container."""
-        decord = _decord()
-        name = shown(self.path)
-        if decord is None:
-            if backend == "decord":
-                raise VideoError(f"{name}: backend 'decord' asked for but decord is not installed")
-            return None
-        try:
-            vr = decord.VideoReader(str(self.path), ctx=decord.cpu(0), num_threads=self.num_threads)
-            n, rate = len(vr), float(vr.get_avg_fps())
-        except Exception as e:
-            if backend == "decord":
-                raise VideoError(f"{name}: decord cannot open it ({error_reason(e)})") from e
-            return None
-        if abs(n - frames) <= max(2, frames // 100) and rate > 0 and abs(rate / fps - 1) <= 0.05:
-            return vr
-        why = f"decord reads {n} frames at {rate:g} fps, the container has {frames} at {fps:g} fps"
-        if backend == "decord":
-            raise VideoError(f"{name}: {why}")
-        warn_once(f"{name}: {why}; reading it with PyAV")
-        return None
 
     @property
     def backend(self) -> str:
@@ -169,7 +254,7 @@ class VideoReader:
         return self.info.num_frames
 
     def close(self) -> None:
-        self._vr = None
+        pass  # every pass opens and closes its own container
 
     def __enter__(self) -> VideoReader:
         return self
@@ -197,18 +282,16 @@ class VideoReader:
     ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """Yield (indices, frames (B, H, W, 3) uint8) over the sorted unique `indices`, in one forward pass.
 
-        `rgb=False` (PyAV) yields the decoded frames unconverted, as a list for `frames_to_rgb`: the RGB
-        conversion can then run on another thread while decoding goes on.
+        `rgb=False` yields the decoded frames unconverted, as a list for `frames_to_rgb`: the RGB conversion can
+        then run on another thread while decoding goes on.
         """
         wanted = np.unique(self._plan(indices))
         if batch_size <= 0:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
         if wanted.size == 0:
             return
-        if self._vr is not None:
-            yield from self._iter_decord(wanted, batch_size)
-        else:
-            yield from self._iter_pyav(wanted, batch_size, rgb)
+        produce = lambda tick, stop: self._decode(wanted, batch_size, rgb, tick, stop)  # noqa: E731
+        yield from _watched(produce, self.limits.stall_s, shown(self.path))
 
     def get_frames(self, indices: Sequence[int] | np.ndarray) -> np.ndarray:
         """Frames (N, H, W, 3) uint8 in the order asked (duplicates allowed)."""
@@ -228,53 +311,77 @@ class VideoReader:
             return np.empty((0, self.info.height, self.info.width, 3), dtype=np.uint8)
         return out
 
-    def _iter_decord(self, wanted: np.ndarray, batch_size: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        for s in range(0, wanted.size, batch_size):
-            chunk = wanted[s : s + batch_size]
-            try:
-                frames = self._vr.get_batch(chunk.tolist()).asnumpy()
-            except Exception as e:
-                raise VideoError(
-                    f"{shown(self.path)}: decoding failed near frame {int(chunk[0])} ({error_reason(e)})"
-                ) from e
-            yield chunk, frames
+    def _check(self, frame, pos: int, first: tuple[int, int] | None, sizes: set) -> None:
+        """The limits, on this decoded frame (not on what the container claimed)."""
+        lim = self.limits
+        if lim.max_frames and pos >= lim.max_frames:
+            raise VideoError(f"{shown(self.path)}: more than {lim.max_frames} frames (the limit)")
+        if lim.max_pixels and frame.width * frame.height > lim.max_pixels:
+            raise VideoError(
+                f"{shown(self.path)}: frame {pos} is {frame.width}x{frame.height}, over the limit of "
+                f"{lim.max_pixels} pixels per frame"
+            )
+        if first is not None and (frame.width, frame.height) not in sizes:
+            sizes.add((frame.width, frame.height))
+            warn_once(
+                f"{shown(self.path)}: frame size changes from {first[0]}x{first[1]} to "
+                f"{frame.width}x{frame.height} at frame {pos}; such frames are scaled to {first[0]}x{first[1]}"
+            )
 
-    def _iter_pyav(
-        self, wanted: np.ndarray, batch_size: int, rgb: bool = True
+    def _decode(
+        self, wanted: np.ndarray, batch_size: int, rgb: bool, tick: Callable[[], None], stop: threading.Event
     ) -> Iterator[tuple[np.ndarray, np.ndarray | list]]:
         """Decode every frame up to the last wanted one; convert to RGB only the wanted ones (if `rgb`)."""
-        import av
-
         last = int(wanted[-1])
         batch_idx: list[int] = []
-        batch: list[np.ndarray] = []
+        batch: list = []
         k, pos = 0, -1  # k: next wanted position in `wanted`, pos: index of the frame just decoded
-        frame = None
+        frame = item = None
+        first: tuple[int, int] | None = None  # the first frame's size: every frame is given that size
+        sizes: set = set()
+        t0: float | None = None
+        stream = None
         try:
-            with av.open(str(self.path), options=self._av_options) as container:
-                stream = container.streams.video[0]
+            with open_container(self.path, self._av_options) as container:
+                stream = video_stream(container, self.path)
+                if self.limits.max_pixels:  # the decoder allocates no frame much larger (its check counts
+                    # the width padded for alignment: twice the limit; `_check` then holds the exact one)
+                    stream.codec_context.options = {"max_pixels": str(2 * self.limits.max_pixels)}
                 stream.thread_type = "AUTO"
                 stream.thread_count = self.num_threads
-                for frame in container.decode(stream):
-                    pos += 1
-                    if pos != wanted[k]:
-                        continue
-                    item = frame.to_ndarray(format="rgb24") if rgb else frame
-                    while k < wanted.size and wanted[k] == pos:
-                        batch_idx.append(pos)
-                        batch.append(item)
-                        k += 1
-                    if len(batch) >= batch_size:
-                        yield np.asarray(batch_idx, dtype=np.int64), np.stack(batch) if rgb else batch
-                        batch_idx, batch = [], []
+                for packet in container.demux(stream):
+                    tick()
+                    if stop.is_set():
+                        return
+                    for frame in packet.decode():
+                        pos += 1
+                        if self.on_frame is not None:
+                            self.on_frame(pos)
+                        self._check(frame, pos, first, sizes)
+                        if first is None:
+                            first = (frame.width, frame.height)
+                            sizes = {first}
+                        if t0 is None and frame.time is not None:
+                            t0 = frame.time
+                        if pos != wanted[k]:
+                            continue
+                        self.times_s[pos] = self._time(frame, pos, t0)
+                        item = _rgb(frame, first) if rgb or (frame.width, frame.height) != first else frame
+                        while k < wanted.size and wanted[k] == pos:
+                            batch_idx.append(pos)
+                            batch.append(item)
+                            k += 1
+                        if len(batch) >= batch_size:
+                            yield np.asarray(batch_idx, dtype=np.int64), np.stack(batch) if rgb else batch
+                            batch_idx, batch = [], []
+                        if pos >= last:
+                            break
                     if pos >= last:
                         break
         except VideoError:
             raise
         except Exception as e:
-            raise VideoError(
-                f"{shown(self.path)}: decoding failed near frame {pos + 1} ({error_reason(e)})"
-            ) from e
+            raise self._decode_error(e, stream, pos) from e
         missing = wanted[k:]
         if missing.size:
             # The index promised more frames than the stream holds: tolerate a tiny shortfall (VFR, edit lists)
@@ -287,18 +394,35 @@ class VideoReader:
                 f"{shown(self.path)}: stream ended at frame {pos}; repeating it for {missing.tolist()}",
                 stacklevel=2,
             )
-            fill = frame.to_ndarray(format="rgb24") if rgb else frame
+            fill = _rgb(frame, first) if rgb or (frame.width, frame.height) != first else frame
             batch_idx.extend(int(m) for m in missing)
             batch.extend(fill for _ in missing)
+            self.times_s.update({int(m): self.times_s.get(pos, pos / self.info.fps) for m in missing})
         if batch:
             yield np.asarray(batch_idx, dtype=np.int64), np.stack(batch) if rgb else batch
+
+    def _time(self, frame, pos: int, t0: float | None) -> float:
+        """Seconds from the first frame to this one's presentation; index / rate without usable timestamps."""
+        if self._broken or frame.time is None or t0 is None:
+            return pos / self.info.fps
+        return float(frame.time - t0)
+
+    def _decode_error(self, e: Exception, stream, pos: int) -> VideoError:
+        name, lim = shown(self.path), self.limits
+        cc = getattr(stream, "codec_context", None)
+        w, h = (cc.width, cc.height) if cc is not None else (0, 0)
+        if lim.max_pixels and w * h > 2 * lim.max_pixels:
+            return VideoError(
+                f"{name}: frame {pos + 1} is {w}x{h}, over the limit of {lim.max_pixels} pixels per frame"
+            )
+        return VideoError(f"{name}: decoding failed near frame {pos + 1} ({error_reason(e)})")
 
 
 def frames_to_rgb(frames: np.ndarray | list) -> np.ndarray:
     """(B, H, W, 3) uint8 of a batch from `iter_frames(..., rgb=False)`: arrays pass, PyAV frames convert."""
     if isinstance(frames, np.ndarray):
         return frames
-    return np.stack([f.to_ndarray(format="rgb24") for f in frames])
+    return np.stack([f if isinstance(f, np.ndarray) else _rgb(f) for f in frames])
 
 
 def probe(path: str | Path, backend: str = "auto") -> VideoInfo:
@@ -311,3 +435,12 @@ def read_frames(path: str | Path, indices: Sequence[int] | np.ndarray, backend: 
     """Frames (N, H, W, 3) uint8 at `indices` (in the order given)."""
     with VideoReader(path, backend=backend) as reader:
         return reader.get_frames(indices)
+
+
+def read_frames_timed(
+    path: str | Path, indices: Sequence[int] | np.ndarray
+) -> tuple[np.ndarray, list[float]]:
+    """(frames as `read_frames`, each one's presentation time in seconds from the first frame)."""
+    with VideoReader(path) as reader:
+        frames = reader.get_frames(indices)
+        return frames, [reader.times_s[int(i)] for i in np.asarray(indices).ravel()]

@@ -1,11 +1,14 @@
 """What a video file is, before any decoding: checks (a regular, readable, non-empty file: a FIFO is never
-opened), a PyAV probe of the container (count, rate, duration, size), and the rules that decide the frame rate
-when the timestamps are broken. holmesvau.video builds its readers on these; `VideoError` is re-exported there.
+opened; a playlist is refused), the one way a file is opened (`open_container`: the `file` protocol only, real
+containers only) and the one stream read from it (`video_stream`), a PyAV probe of the container (count, rate,
+duration, size), and the rules that decide the frame rate when the timestamps are broken. holmesvau.video builds
+its readers on these; `VideoError` is re-exported there.
 """
 
 from __future__ import annotations
 
 import math
+import os
 import stat
 import warnings
 from collections.abc import Sequence
@@ -13,6 +16,27 @@ from dataclasses import dataclass
 from pathlib import Path
 
 MAX_FPS = 1000.0  # a faster rate, or a duration that short for its frames, is broken timing, not a camera
+
+# Demuxers a local file may be read with: real containers and raw video streams. Everything that opens other
+# files or URLs by itself (hls, dash, concat, playlists, image sequences, tee, data URIs...) is left out, so a
+# file can only ever make FFmpeg read itself. FFmpeg refuses any other demuxer its probe picks.
+ALLOWED_FORMATS = (
+    "mov,mp4,m4a,3gp,3g2,mj2",
+    "matroska,webm",
+    "avi",
+    "mpegts",
+    "mpeg",
+    "flv",
+    "asf",
+    "ogg",
+    "ivf",
+    "h264",
+    "hevc",
+    "m4v",
+    "mpegvideo",
+)
+# Heads of text files that FFmpeg would follow to other files: refused before any demuxer sees them.
+_PLAYLIST_HEADS = (b"#EXTM3U", b"ffconcat", b"[playlist]", b"<?xml", b"<smil", b"#EXT")
 
 
 class VideoError(RuntimeError):
@@ -58,9 +82,42 @@ def check_file(path: Path) -> None:
         raise VideoError(f"{shown(path)}: empty file (0 bytes)")
     try:
         with open(path, "rb") as f:
-            f.read(1)
+            head = f.read(64)
     except OSError as e:
         raise VideoError(f"{shown(path)}: cannot read it ({e.strerror})") from None
+    if head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(_PLAYLIST_HEADS):
+        raise VideoError(
+            f"{shown(path)}: a playlist or text file, not a video (refused: it names other files)"
+        )
+
+
+def open_container(path: Path, options: dict[str, str] | None = None):
+    """The one way a video file is opened for reading: through FFmpeg's `file` protocol only (a name is never
+    taken for a URL or protocol), by a demuxer of `ALLOWED_FORMATS` only (none that opens other files). Raises
+    what PyAV raises; callers turn it into a VideoError naming the file."""
+    import av  # leave av.logging alone: its default (None) is silent and lock-free; a level adds a GIL callback
+
+    opts = {**(options or {}), "protocol_whitelist": "file", "format_whitelist": ",".join(ALLOWED_FORMATS)}
+    return av.open("file:" + os.fspath(Path(path).absolute()), options=opts)
+
+
+# Codecs of still pictures: a track of one of these beside a real video track is a cover, not the video.
+PICTURE_CODECS = frozenset({"png", "bmp", "tiff", "webp", "gif", "jpegls", "qoi", "mjpeg"})
+
+
+def video_stream(container, path: Path):
+    """The stream every reader uses: the first video stream that is not an attached picture (a cover flagged
+    as such, or a still-picture track such as an MKV's PNG cover, when the file has a video track besides)."""
+    import av
+
+    attached = av.stream.Disposition.attached_pic
+    streams = [s for s in container.streams.video if not s.disposition & attached]
+    moving = [s for s in streams if s.codec_context.name not in PICTURE_CODECS]
+    if moving or streams:
+        return (moving or streams)[0]
+    if container.streams.video:
+        raise VideoError(f"{shown(path)}: its only video stream is an attached picture (a cover), not a video")
+    raise VideoError(f"{shown(path)}: no video stream")
 
 
 @dataclass
@@ -129,15 +186,9 @@ def broken_timing_fps(
 
 def probe_container(path: Path) -> ContainerInfo:
     """Frame count (index or packets), fps, duration and size, no decoding; raises VideoError if unreadable."""
-    import av  # leave av.logging alone: its default (None) is silent and lock-free; a level adds a GIL callback
-
     try:
-        with av.open(str(path)) as container:
-            if container.format.name.endswith("_pipe") or container.format.name == "image2":
-                raise VideoError(f"{shown(path)}: a still image ({container.format.name}), not a video")
-            if not container.streams.video:
-                raise VideoError(f"{shown(path)}: no video stream")
-            stream = container.streams.video[0]
+        with open_container(path) as container:
+            stream = video_stream(container, path)
             width, height = stream.codec_context.width, stream.codec_context.height
             frames, duration = int(stream.frames or 0), 0.0
             if stream.duration and stream.time_base:
@@ -156,6 +207,7 @@ def probe_container(path: Path) -> ContainerInfo:
         raise
     except Exception as e:
         raise VideoError(f"{shown(path)}: cannot open as a video ({error_reason(e)})") from e
+    # (a still image, an HLS or concat list: its demuxer is not allowed, so the open above failed)
     if width <= 0 or height <= 0 or frames <= 0:
         raise VideoError(f"{shown(path)}: video stream has no frames or no size")
     return ContainerInfo(frames, fps, duration, width, height, header)

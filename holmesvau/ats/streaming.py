@@ -35,6 +35,7 @@ class DenseFeatures:
         str, float
     ]  # seconds: decode, preprocess (busy time of the two threads), encode, wait, total
     pixel_values: dict[int, torch.Tensor] = field(default_factory=dict)  # frame index -> (3, S, S), if kept
+    times_s: np.ndarray | None = None  # (T,) presentation time of each feature's frame, from the first frame
 
 
 _DONE = object()
@@ -122,8 +123,8 @@ def extract_dense_features(
 ) -> DenseFeatures:
     """Features of every `stride`-th frame: `encode_fn(pixel_values (B, 3, S, S)) -> (B, D)` per batch.
 
-    `backend`: PyAV by default here: for a dense plan it must decode every frame anyway and converts to RGB only
-    the kept ones (decord converts every frame it decodes), ~1.8x faster on a 2730-frame HEVC clip.
+    `backend`: kept for old callers; PyAV is the one decoder (holmesvau.video). A dense plan decodes every frame
+    and converts to RGB only the kept ones, on the preprocessing thread.
     `num_threads`: decoder threads; 0 = all cores but one (`default_decode_threads`), the last one preprocesses.
     `batch_size`: frames per batch; default the encoder's `batch_size` attribute (`holmesvau.model.vit_encoder`:
     64 on a GPU, 16 on the CPU), else 16.
@@ -225,7 +226,9 @@ def extract_dense_features(
     if not features:
         raise ValueError(f"{reader.info.path}: no dense frames to encode")
     timings["total"] = time.perf_counter() - start
+    fps = reader.info.fps or 1.0
     return DenseFeatures(
+        times_s=np.asarray([reader.times_s.get(i, i / fps) for i in plan], dtype=np.float64),
         frame_indices=np.asarray(plan, dtype=np.int64),
         features=torch.cat(features),
         info=reader.info,

@@ -18,7 +18,7 @@ from tqdm import tqdm
 from holmesvau.data.instructions import read_instructions_report
 from holmesvau.data.layout import SPLITS, instruction_file, video_path
 from holmesvau.data.segments import stop_pool, worker_init
-from holmesvau.video import VideoError, probe
+from holmesvau.video import VideoError, open_container, probe, video_stream
 
 
 @dataclass
@@ -40,10 +40,8 @@ class CheckReport:
 
 def decode_tail(path: str | Path, seconds: float = 1.0) -> int:
     """Decode the last `seconds` of the video; returns the frames decoded (raises on corrupt data)."""
-    import av
-
-    with av.open(str(path)) as c:
-        s = c.streams.video[0]
+    with open_container(Path(path)) as c:
+        s = video_stream(c, Path(path))
         if s.duration is not None and s.duration * s.time_base > seconds:
             target = (s.start_time or 0) + s.duration - int(seconds / s.time_base)
             c.seek(target, stream=s, backward=True)

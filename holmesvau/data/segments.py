@@ -33,7 +33,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from holmesvau.files import atomic_target, atomic_write_json, stale_temporaries
-from holmesvau.video import VideoError, probe
+from holmesvau.video import VideoError, open_container, probe, video_stream
 
 FRAME_TOLERANCE = 1
 METHODS = ("auto", "reencode", "pyav")
@@ -100,10 +100,8 @@ def ffmpeg_exe() -> str | None:
 
 def keyframe_aligned(source: str, start_frame: int, stop_frame: int, fps: float) -> tuple[bool, float]:
     """(whether [start, stop) can be stream-copied, the first packet's time in s). Demuxes only, no decoding."""
-    import av
-
-    with av.open(source) as c:
-        s = c.streams.video[0]
+    with open_container(Path(source)) as c:
+        s = video_stream(c, Path(source))
         if s.codec_context.has_b_frames:
             return False, 0.0
         t0 = s.start_time or 0
@@ -195,6 +193,17 @@ def _run_ffmpeg(exe: str, args: list[str]) -> None:
         raise RuntimeError(f"ffmpeg failed ({proc.returncode}): {msg[-1] if msg else 'no message'}")
 
 
+def ffmpeg_input(source: str) -> list[str]:
+    """The ffmpeg command line's input, opened as holmesvau.video opens files (`file` protocol, real containers
+    only) and mapped to the stream every reader uses (the first video stream that is not a picture)."""
+    from holmesvau.video_probe import ALLOWED_FORMATS
+
+    with open_container(Path(source)) as c:
+        index = video_stream(c, Path(source)).index
+    whitelist = ["-protocol_whitelist", "file", "-format_whitelist", ",".join(ALLOWED_FORMATS)]
+    return [*whitelist, "-i", "file:" + os.fspath(Path(source).absolute()), "-map", f"0:{index}"]
+
+
 def cut_ffmpeg(exe: str, job: SegmentJob, tmp: Path, copy_from: float | None = None) -> None:
     """copy_from: stream copy starting at that keyframe time; None: frame-accurate re-encode."""
     if copy_from is not None:
@@ -202,17 +211,14 @@ def cut_ffmpeg(exe: str, job: SegmentJob, tmp: Path, copy_from: float | None = N
         args = [
             "-ss",
             f"{copy_from + 1e-6:.7f}",
-            "-i",
-            job.source,
-            "-map",
-            "0:v:0",
+            *ffmpeg_input(job.source),
             "-frames:v",
             str(job.num_frames),
         ]
         args += ["-an", "-sn", "-dn", "-c", "copy"]
     else:
         seek = max(0.0, (job.start_frame - 0.5) / job.fps)
-        args = ["-ss", f"{seek:.6f}", "-i", job.source, "-map", "0:v:0", "-frames:v", str(job.num_frames)]
+        args = ["-ss", f"{seek:.6f}", *ffmpeg_input(job.source), "-frames:v", str(job.num_frames)]
         args += ["-an", "-sn", "-dn", "-vf", "setpts=PTS-STARTPTS,scale=trunc(iw/2)*2:trunc(ih/2)*2"]
         args += ["-fps_mode", "passthrough", "-c:v", "libx264", "-preset", "veryfast", "-crf", "18"]
         args += ["-pix_fmt", "yuv420p"]
@@ -224,8 +230,8 @@ def cut_pyav(job: SegmentJob, tmp: Path) -> None:
     """Re-encode with PyAV (no ffmpeg binary): decode from the keyframe before the cut, keep num_frames frames."""
     import av
 
-    with av.open(job.source) as inp, av.open(str(tmp), mode="w", format="mp4") as out:
-        s = inp.streams.video[0]
+    with open_container(Path(job.source)) as inp, av.open(str(tmp), mode="w", format="mp4") as out:
+        s = video_stream(inp, Path(job.source))
         t0 = s.start_time or 0
         rate = s.average_rate or Fraction(job.fps).limit_denominator(1001)
         o = out.add_stream("libx264", rate=rate)

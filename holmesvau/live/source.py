@@ -17,6 +17,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from holmesvau.video_probe import VideoError, open_container, video_stream
+
 log = logging.getLogger("holmesvau.live")
 
 STREAM_SCHEMES = ("rtsp", "rtsps", "rtmp", "rtmps", "udp", "tcp", "http", "https", "srt", "rtp", "rist")
@@ -137,11 +139,15 @@ class LiveSource:
         elif self.cfg.source.startswith(("rtsp://", "rtsps://")):
             options.setdefault("rtsp_transport", "tcp")
         timeout = None if kind == "file" else (self.cfg.open_timeout_s, self.cfg.read_timeout_s)
-        container = av.open(self.cfg.source, format=fmt, options=options, timeout=timeout)
-        if not container.streams.video:
+        if kind == "file":  # as every file is opened (holmesvau.video): `file` protocol, real containers only
+            container = open_container(Path(self.cfg.source), options)
+        else:
+            container = av.open(self.cfg.source, format=fmt, options=options, timeout=timeout)
+        try:
+            stream = video_stream(container, self.name)  # the stream every reader of a file uses
+        except VideoError:
             container.close()
-            raise SourceError(f"{self.name}: no video stream")
-        stream = container.streams.video[0]
+            raise SourceError(f"{self.name}: no video stream") from None
         stream.thread_type = "AUTO"
         if self.cfg.decode_threads:
             stream.thread_count = self.cfg.decode_threads
@@ -194,7 +200,7 @@ class LiveSource:
     def _decode(self, container, stop: threading.Event, offset: float) -> Iterator[Frame]:
         import av
 
-        stream = container.streams.video[0]
+        stream = video_stream(container, self.name)
         first = None  # raw time of this connection's first frame
         in_row = n_here = 0
         start_mono = time.monotonic()
