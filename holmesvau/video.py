@@ -19,17 +19,22 @@ Bad inputs raise one `VideoError` naming the file. When a file's rate does not f
 
 from __future__ import annotations
 
-import queue
 import threading
-import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from holmesvau.video_limits import (  # noqa: F401 - this module's API too
+    DecodeLimits,
+    decode_limits,
+    default_limits,
+    put_unless_stopped,
+    set_default_limits,
+    watched,
+)
 from holmesvau.video_probe import (  # noqa: F401 - VideoError, shown ... are this module's API too
     ALLOWED_FORMATS,
     MAX_FPS,
@@ -48,40 +53,6 @@ from holmesvau.video_probe import (  # noqa: F401 - VideoError, shown ... are th
 )
 
 BACKENDS = ("auto", "pyav")  # "auto" is PyAV: kept so that callers passing it go on working
-
-
-@dataclass(frozen=True)
-class DecodeLimits:
-    """Limits checked on every decoded frame, whatever the container claims. 0 means no limit."""
-
-    max_pixels: int = 7680 * 4320  # per frame (8K UHD); the decoder allocates no frame above it
-    max_frames: int = 0  # frames decoded in one pass
-    stall_s: float = 30.0  # seconds without a decoded packet before decoding is stopped
-
-
-_LIMITS = DecodeLimits()
-
-
-def default_limits() -> DecodeLimits:
-    return _LIMITS
-
-
-def set_default_limits(**changes) -> DecodeLimits:
-    """Change the limits every reader of this process uses unless given its own; returns the previous ones."""
-    global _LIMITS
-    before, _LIMITS = _LIMITS, replace(_LIMITS, **changes)
-    return before
-
-
-@contextmanager
-def decode_limits(limits: DecodeLimits) -> Iterator[DecodeLimits]:
-    """`with decode_limits(DecodeLimits(...)):` every reader made inside uses them (e.g. one demo request)."""
-    global _LIMITS
-    before, _LIMITS = _LIMITS, limits
-    try:
-        yield limits
-    finally:
-        _LIMITS = before
 
 
 @dataclass
@@ -108,60 +79,6 @@ def dense_indices(num_frames: int, stride: int = 16) -> list[int]:
     if stride <= 0:
         raise ValueError(f"stride must be positive, got {stride}")
     return list(range(0, max(num_frames, 0), stride))
-
-
-_END = object()
-
-
-def _watched(produce: Callable[[Callable[[], None], threading.Event], Iterator], stall_s: float, name: str):
-    """Items of `produce(tick, stop)`, made on a worker thread. `tick()` marks progress; while the caller waits
-    for an item and no tick came for `stall_s` seconds, decoding is stopped and a VideoError raised (a decoder
-    stuck inside FFmpeg cannot be interrupted: its daemon thread is left behind, the caller goes on)."""
-    items: queue.Queue = queue.Queue(maxsize=2)
-    stop = threading.Event()
-    last = [time.monotonic()]
-
-    def tick() -> None:
-        last[0] = time.monotonic()
-
-    def put(item) -> bool:
-        while not stop.is_set():
-            try:
-                items.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def run() -> None:
-        try:
-            for item in produce(tick, stop):
-                if not put(item):
-                    return
-            put(_END)
-        except BaseException as e:  # noqa: BLE001 - handed to the caller, which re-raises it
-            put(e)
-
-    threading.Thread(target=run, name="holmesvau-decode", daemon=True).start()
-    try:
-        while True:
-            waiting = time.monotonic()
-            while True:
-                try:
-                    item = items.get(timeout=min(0.25, stall_s) if stall_s > 0 else None)
-                    break
-                except queue.Empty:
-                    if time.monotonic() - max(last[0], waiting) > stall_s:
-                        raise VideoError(
-                            f"{name}: decoding made no progress for {stall_s:g} s; stopped"
-                        ) from None
-            if item is _END:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        stop.set()
 
 
 def _rgb(frame, size: tuple[int, int] | None = None) -> np.ndarray:
@@ -291,7 +208,7 @@ class VideoReader:
         if wanted.size == 0:
             return
         produce = lambda tick, stop: self._decode(wanted, batch_size, rgb, tick, stop)  # noqa: E731
-        yield from _watched(produce, self.limits.stall_s, shown(self.path))
+        yield from watched(produce, self.limits.stall_s, shown(self.path))
 
     def get_frames(self, indices: Sequence[int] | np.ndarray) -> np.ndarray:
         """Frames (N, H, W, 3) uint8 in the order asked (duplicates allowed)."""

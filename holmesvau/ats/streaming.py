@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 
 from holmesvau.preprocess import INPUT_SIZE, frames_to_tiles, normalize_tiles
 from holmesvau.video import VideoInfo, VideoReader, dense_indices, frames_to_rgb
+from holmesvau.video import put_unless_stopped as _put
 
 EncodeFn = Callable[[torch.Tensor], torch.Tensor]
 
@@ -59,16 +60,6 @@ _TRIM_EVERY = 2  # batches; one trim costs a few ms
 def default_decode_threads() -> int:
     """Decoder threads for streaming: all cores but one, which is left to preprocessing (and the encoder)."""
     return max(1, (os.cpu_count() or 2) - 1)
-
-
-def _put(out: queue.Queue, item, stop: threading.Event) -> bool:
-    while not stop.is_set():
-        try:
-            out.put(item, timeout=0.1)
-            return True
-        except queue.Full:
-            continue
-    return False
 
 
 def _drain(src: queue.Queue, stop: threading.Event) -> Iterator:
