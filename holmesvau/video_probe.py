@@ -116,7 +116,9 @@ def video_stream(container, path: Path):
     if moving or streams:
         return (moving or streams)[0]
     if container.streams.video:
-        raise VideoError(f"{shown(path)}: its only video stream is an attached picture (a cover), not a video")
+        raise VideoError(
+            f"{shown(path)}: its only video stream is an attached picture (a cover), not a video"
+        )
     raise VideoError(f"{shown(path)}: no video stream")
 
 
