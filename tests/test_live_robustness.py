@@ -23,6 +23,7 @@ from holmesvau.live import (
     vit_tile_encoder,
 )
 from holmesvau.live.events import Hysteresis
+from holmesvau.live.explain import per_event
 from holmesvau.testing.planted import planted_scorer
 from holmesvau.testing.synthetic import make_video
 
@@ -100,9 +101,11 @@ def test_explainer_falls_behind_without_dropping(tmp_path):
         time.sleep(0.02)
         return {"judgement": f"mean {int(tiles.mean())}"}
 
-    ex = Explainer(slow, tmp_path / "backlog", lambda r: results.append(r), max_in_memory=2)
+    ex = Explainer(per_event(slow), max_in_memory=2, batch=1)
+    ex.add_camera("cam", tmp_path / "backlog", lambda r: results.append(r))
+    ex.start()
     for k in range(8):
-        ex.submit(f"ev-{k:04d}", np.full((2, 3, 4, 4), k, dtype=np.uint8), {"k": k})
+        ex.submit("cam", f"ev-{k:04d}", np.full((2, 3, 4, 4), k, dtype=np.uint8), {"k": k})
         in_memory.append(len(ex.memory))
     assert max(in_memory) <= 2  # the bounded in-memory queue; the rest wait on disk
     assert ex.backlog == 8
@@ -114,15 +117,25 @@ def test_explainer_falls_behind_without_dropping(tmp_path):
 
 
 def test_backlog_left_at_exit_is_explained_by_the_next_run(tmp_path):
-    stuck = threading.Event()
-    first = Explainer(lambda t: (stuck.wait(30), {})[1], tmp_path / "backlog", lambda r: None)
+    from holmesvau.live.explain import Stopped
+
+    def stuck(tile_sets, stop):  # a generation that only ends when told to stop (as mllm_explainer's does)
+        stop.wait(60)
+        raise Stopped()
+
+    first = Explainer(stuck)
+    first.add_camera("cam", tmp_path / "backlog", lambda r: None)
+    first.start()
     for k in range(3):
-        first.submit(f"ev-{k:04d}", np.zeros((1, 3, 4, 4), dtype=np.uint8), {"k": k})
+        first.submit("cam", f"ev-{k:04d}", np.zeros((1, 3, 4, 4), dtype=np.uint8), {"k": k})
+    t0 = time.monotonic()
     assert first.close(timeout_s=0.3) == 3  # still busy on the first: nothing is lost
+    assert time.monotonic() - t0 < 5 and not first.thread.is_alive()  # interrupted and joined, not abandoned
     results = []
-    second = Explainer(lambda t: {"judgement": "ok"}, tmp_path / "backlog", lambda r: results.append(r))
+    second = Explainer(per_event(lambda t: {"judgement": "ok"}))
+    second.add_camera("cam", tmp_path / "backlog", lambda r: results.append(r))
+    second.start()
     assert second.close(timeout_s=30) == 0
-    stuck.set()
     assert sorted(r["event"] for r in results) == ["ev-0000", "ev-0001", "ev-0002"]
     assert [r["k"] for r in sorted(results, key=lambda r: r["event"])] == [0, 1, 2]
 
@@ -158,7 +171,7 @@ def test_webhook_retries_then_delivers_in_order():
             hook.send({"type": "opened", "k": k})
         hook.close(timeout_s=20)
         assert [g["k"] for g in got] == list(range(5)) and hook.sent == 5 and hook.failed == 0
-        assert all(g["schema_version"] == 1 for g in got)
+        assert all(g["schema_version"] == 2 for g in got)
     finally:
         server.shutdown()
         server.server_close()
@@ -212,7 +225,7 @@ def test_thirty_minutes_of_stream_in_flat_memory(tiny_lm, tmp_path):
         sampling=SamplingConfig(select_frames=4, dense_stride=stride),
         rule=Hysteresis(0.5, 0.4, 1.0, 2.0),
     )
-    w = Watcher(src, encode, planted_scorer(encode), cfg, explain_fn=lambda t: {"judgement": "planted"},
+    w = Watcher(src, encode, planted_scorer(encode), cfg, explain_fn=per_event(lambda t: {"judgement": "planted"}),
                 on_score=on_score, progress=False)  # fmt: skip
     summary = w.run(threading.Event())
     rss["end"] = rss_mb()

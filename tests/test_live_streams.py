@@ -6,66 +6,28 @@ Each test starts its processes itself and kills them in `finally`; every wait ha
 
 from __future__ import annotations
 
-import http.server
-import json
 import os
-import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 import pytest
+from live_servers import (
+    HOST,
+    REPO,
+    Receiver,
+    ffmpeg_sender,
+    free_port,
+    read_jsonl,
+    sigterm_and_wait,
+    start_watch,
+    stop,
+    wait_for,
+)
 
-REPO = Path(__file__).resolve().parents[1]
-HOST = "127.0.0.1"  # loopback only
-
-
-def free_port(kind: int = socket.SOCK_STREAM) -> int:
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
-
-
-def ffmpeg_exe() -> str:
-    imageio_ffmpeg = pytest.importorskip("imageio_ffmpeg")
-    return imageio_ffmpeg.get_ffmpeg_exe()
-
-
-def ffmpeg_sender(clip: Path, url: str, extra_out: tuple[str, ...] = ()) -> subprocess.Popen:
-    """Sends `clip` in a loop at its frame rate as MPEG-TS (h264, keyframe every 10 frames) to `url`."""
-    cmd = [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-re", "-stream_loop", "-1", "-i", str(clip),
-           "-vf", "scale=320:-2", "-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-g", "10",
-           "-an", *extra_out, "-f", "mpegts", url]  # fmt: skip
-    return subprocess.Popen(
-        cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-
-
-class Receiver:
-    """A webhook receiver on 127.0.0.1 keeping every JSON body POSTed to it."""
-
-    def __init__(self):
-        bodies = self.bodies = []
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802 - http.server's name
-                bodies.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-                self.send_response(204)
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        self.server = http.server.ThreadingHTTPServer((HOST, 0), Handler)
-        self.url = f"http://{HOST}:{self.server.server_address[1]}/alerts"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
+SECRET = "s3cr3t-Pa55"
 
 
 @pytest.fixture(scope="module")
@@ -84,55 +46,20 @@ def watch_cmd(source: str, model: Path, scorer: Path, out: Path, *extra: str) ->
             "--quiet", *extra]  # fmt: skip
 
 
-def start_watch(cmd: list[str], log: Path) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=open(log, "w"))  # noqa: SIM115
-
-
-def read_jsonl(path: Path) -> list[dict]:
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
-def wait_for(cond, what: str, proc: subprocess.Popen, log: Path, timeout: float = 90.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = cond()
-        if got:
-            return got
-        if proc.poll() is not None:
-            break
-        time.sleep(0.2)
-    pytest.fail(
-        f"timed out waiting for {what} (watcher rc={proc.poll()}); stderr:\n{log.read_text()[-3000:]}"
-    )
-
-
-def stop(proc: subprocess.Popen | None, sig=signal.SIGKILL) -> None:
-    if proc is not None and proc.poll() is None:
-        proc.send_signal(sig)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
-
-
-def sigterm_and_wait(proc: subprocess.Popen, log: Path, timeout: float = 60.0) -> dict:
-    proc.send_signal(signal.SIGTERM)
-    out, _ = proc.communicate(timeout=timeout)
-    assert proc.returncode == 0, log.read_text()[-3000:]
-    return json.loads(out.decode().strip().splitlines()[-1])
-
-
 def check_event_lines(out: Path, reason: str) -> list[dict]:
     events = read_jsonl(out / "events.jsonl")
-    kinds = [e["type"] for e in events if e["type"] != "gap"]
-    assert kinds == ["opened", "closed", "explained"], kinds
-    opened, closed, explained = [e for e in events if e["type"] != "gap"]
-    assert all(e["schema_version"] == 1 for e in events)
-    assert opened["event"] == closed["event"] == explained["event"]
+    kinds = [e["type"] for e in events if e["type"] in ("run", "opened", "closed")]
+    assert kinds == ["run", "opened", "closed"], kinds
+    assert sorted(e["type"] for e in events if e["type"] in ("clip", "explained")) == ["clip", "explained"]
+    run, opened, closed = [e for e in events if e["type"] in ("run", "opened", "closed")]
+    (clip,) = [e for e in events if e["type"] == "clip"]
+    (explained,) = [e for e in events if e["type"] == "explained"]
+    assert all(
+        e["schema_version"] == 2 and e["run"] == run["run"] and e["camera"] == "default" for e in events
+    )
+    assert opened["event"] == closed["event"] == explained["event"] == clip["event"]
+    assert "clip" not in closed and explained["clip"] == clip["clip"] == f"clips/{closed['event']}.mp4"
+    assert explained["source"] == closed["source"] == run["source"] and explained["camera"] == "default"
     assert closed["reason"] == reason
     assert closed["end_s"] >= closed["start_s"] and closed["end_wall"] >= closed["start_wall"]
     scores = [s for s in read_jsonl(out / "scores.jsonl") if s["type"] == "score"]
@@ -145,7 +72,7 @@ def check_event_lines(out: Path, reason: str) -> list[dict]:
     # the clip is a complete, decodable video covering the event
     from holmesvau.video import probe
 
-    info = probe(out / closed["clip"], backend="pyav")
+    info = probe(out / clip["clip"], backend="pyav")
     assert info.num_frames > 10 and info.width == 320
     assert not list((out / "backlog").glob("*.npz"))
     return events
@@ -173,7 +100,9 @@ def test_udp_stream_events_webhook_and_sigterm(shared, tiny_model_dir, tiny_scor
         summary = sigterm_and_wait(watcher, log)  # the stream is still live: SIGTERM closes the open event
         events = check_event_lines(out, "shutdown")
         assert summary["stopped"] == "shutdown" and summary["events"] == 1 and summary["explained"] == 1
-        assert summary["snippets"] == len(read_jsonl(out / "scores.jsonl"))  # every score flushed to disk
+        assert summary["snippets"] == len(
+            [s for s in read_jsonl(out / "scores.jsonl") if s["type"] == "score"]
+        )  # every score flushed to disk
         # the webhook got every events.jsonl line, in order
         deadline = time.monotonic() + 10
         while len(receiver.bodies) < len(events) and time.monotonic() < deadline:
@@ -189,16 +118,17 @@ def test_udp_stream_events_webhook_and_sigterm(shared, tiny_model_dir, tiny_scor
 def test_http_stream_killed_and_restarted_reconnects_with_gap(shared, tiny_model_dir, tiny_scorer, tmp_path):
     clip = shared("videos/car_accident.mp4")
     port = free_port()
-    url = f"http://{HOST}:{port}/live.ts"
+    serve = f"http://{HOST}:{port}/live.ts"
+    url = f"http://user:{SECRET}@{HOST}:{port}/live.ts"  # a password: it must show up nowhere
     out, log = tmp_path / "out", tmp_path / "watch.log"
-    server = ffmpeg_sender(clip, url, ("-listen", "1"))  # ffmpeg as a one-client HTTP server
+    server = ffmpeg_sender(clip, serve, ("-listen", "1"))  # ffmpeg as a one-client HTTP server
     watcher = None
     try:
         watcher = start_watch(watch_cmd(url, tiny_model_dir, tiny_scorer, out), log)
         wait_for(lambda: len(read_jsonl(out / "scores.jsonl")) >= 5, "5 scores", watcher, log)
         stop(server)  # the stream dies mid-way ...
         time.sleep(3)
-        server = ffmpeg_sender(clip, url, ("-listen", "1"))  # ... and comes back
+        server = ffmpeg_sender(clip, serve, ("-listen", "1"))  # ... and comes back
         gap = wait_for(
             lambda: [s for s in read_jsonl(out / "scores.jsonl") if s["type"] == "gap"], "a gap", watcher, log
         )[0]
@@ -221,24 +151,26 @@ def test_http_stream_killed_and_restarted_reconnects_with_gap(shared, tiny_model
             ts
         )  # stream time stays monotonic over the reconnection
         events = check_event_lines(out, "shutdown")
-        assert [e for e in events if e["type"] == "gap"][0] == {**gap, "type": "gap"} | {
-            "source": gap["source"]
-        }
+        assert [e for e in events if e["type"] == "gap"][0] == gap
+        assert gap["source"] == f"http://user:***@{HOST}:{port}/live.ts"
+        everything = [log.read_text()] + [p.read_text(errors="replace") for p in out.rglob("*") if p.is_file()
+                                          and p.suffix in (".jsonl", ".json", ".lock")]  # fmt: skip
+        assert not [t for t in everything if SECRET in t]
     finally:
         stop(server)
         stop(watcher)
 
 
 def test_source_that_never_opens_names_it(tmp_path):
-    port = free_port(socket.SOCK_DGRAM)  # nothing sends there
-    url = f"udp://{HOST}:{port}"
+    port = free_port()  # nothing listens there
+    url = f"rtsp://user:{SECRET}@{HOST}:{port}/cam"
     cmd = [sys.executable, str(REPO / "watch.py"), "--source", url, "--open-attempts", "2", "--open-timeout-s",
            "1", "--out", str(tmp_path / "out")]  # fmt: skip
     r = subprocess.run(cmd, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True,
                        timeout=60)  # fmt: skip
     assert r.returncode == 2
-    assert f"error: {url}: cannot open the source" in r.stderr
-    assert "Traceback" not in r.stderr
+    assert f"error: rtsp://user:***@{HOST}:{port}/cam: cannot open the source" in r.stderr
+    assert "Traceback" not in r.stderr and SECRET not in r.stderr
     missing = tmp_path / "no_such.mp4"
     r = subprocess.run([*cmd[:3], str(missing), *cmd[4:]], cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)},
                        capture_output=True, text=True, timeout=60)  # fmt: skip

@@ -32,9 +32,11 @@ def _cache_root(cache_dir: str | Path | None) -> Path:
     return default_cache_dir()
 
 
+# the last words of the advice; tools that cannot run without the scorer (watch.py) leave them out
+NO_ATS_ADVICE = ", or run without the anomaly-focused sampler: --no-ats (API: scorer=False)"
 INSTEAD = (
-    "--scorer path/to/anomaly_scorer.pth (API: HolmesVAU.from_pretrained(..., scorer='path/to/anomaly_scorer.pth')), "
-    "or run without the anomaly-focused sampler: --no-ats (API: scorer=False)"
+    "--scorer path/to/anomaly_scorer.pth (API: HolmesVAU.from_pretrained(..., scorer='path/to/anomaly_scorer.pth'))"
+    + NO_ATS_ADVICE
 )
 
 

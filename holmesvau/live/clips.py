@@ -4,7 +4,7 @@ The reader thread pushes every decoded frame (downscaled to `width`, yuv420p) in
 `keep_s` seconds of stream time and at most `max_bytes`. When an event opens, a recorder is registered; the next
 push writes the ring's frames from `start - pre_roll_s` on, then every new frame, until `post_roll_s` after the
 event's end. Clips are written as `<dir>/<event>.mp4.part` (h264, else mpeg4) and renamed to `<event>.mp4` when
-complete, so a finished-looking file is always a whole clip. All encoding happens on the reader thread.
+complete, so a finished-looking file is always a whole clip; `on_clip` is told then (not before). All encoding happens on the reader thread.
 """
 
 from __future__ import annotations
@@ -88,6 +88,7 @@ class ClipRing:
         keep_s: float = 20.0,
         max_bytes: int = 96 << 20,
         width: int = 480,
+        on_clip=None,
     ):
         self.dir, self.pre, self.post = Path(clips_dir), pre_roll_s, post_roll_s
         self.keep_s, self.max_bytes, self.width = max(keep_s, pre_roll_s), max_bytes, width
@@ -98,6 +99,7 @@ class ClipRing:
         self.clips_written = 0
         self.lock = threading.Lock()
         self.fps = 0.0
+        self.on_clip = on_clip  # (event, path, first_t, last_t, frames) once a clip is complete and in place
 
     def _small(self, frame):
         w = min(self.width, frame.width)
@@ -150,6 +152,8 @@ class ClipRing:
         if path is not None:
             self.clips_written += 1
             log.info("clip %s: %d frames, %.2f-%.2f s", path, rec.frames, rec.first_t, rec.last_t)
+            if self.on_clip is not None:
+                self.on_clip(event, path, rec.first_t, rec.last_t, rec.frames)
 
     def close(self) -> None:
         """Finish every clip with what it has (end of stream, shutdown)."""

@@ -9,6 +9,7 @@ of its snippets (the frames the MLLM may look at), however long it lasts.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 
@@ -20,6 +21,12 @@ class Hysteresis:
     gap_s: float = 2.0
 
     def __post_init__(self):
+        for name, v in (("--on", self.on), ("--off", self.off)):
+            if not (isinstance(v, (int, float)) and math.isfinite(v) and 0.0 <= v <= 1.0):
+                raise ValueError(f"{name} must be a score in [0, 1], got {v!r}")
+        for name, v in (("--min-duration-s", self.min_duration_s), ("--gap-s", self.gap_s)):
+            if not (isinstance(v, (int, float)) and math.isfinite(v)):
+                raise ValueError(f"{name} must be a number of seconds, got {v!r}")
         if self.off > self.on:
             raise ValueError(f"--off ({self.off}) must not be above --on ({self.on})")
         if self.min_duration_s < 0 or self.gap_s < 0:

@@ -14,9 +14,12 @@ import sys
 import threading
 from pathlib import Path
 
+from .cameras import CamerasFileError, read_cameras
 from .events import Hysteresis
-from .source import SourceConfig, SourceError
-from .watcher import WatchConfig
+from .mqtt import parse_mqtt_url
+from .outputs import FolderLock, OutputError, check_webhook_url
+from .source import SourceConfig, SourceError, redact
+from .watcher import UNNAMED, WatchConfig
 
 
 def add_model_arguments(p: argparse.ArgumentParser) -> None:
@@ -29,10 +32,22 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
     add_generation_options(p)
 
 
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """The docstring as written, and every option's default in --help."""
+
+
+# options a cameras file may set per camera (argparse dests): the source and event groups
+SOURCE_GROUP, CAMERA_GROUP = "source", "online scoring and events"
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    s = p.add_argument_group("source")
-    s.add_argument(
-        "--source", required=True, help="rtsp:// rtmp:// udp:// tcp:// http(s):// URL, /dev/videoN, or a file"
+    s = p.add_argument_group(SOURCE_GROUP)
+    where = s.add_mutually_exclusive_group(required=True)
+    where.add_argument(
+        "--source", help="one camera: rtsp:// rtmp:// udp:// tcp:// http(s):// URL, /dev/videoN, or a file"
+    )
+    where.add_argument(
+        "--cameras", type=Path, help="many cameras in one process: a TOML cameras file (docs/live.md)"
     )
     s.add_argument(
         "--realtime",
@@ -43,7 +58,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--no-reconnect", action="store_true", help="stop when the stream drops instead of reopening it"
     )
     s.add_argument("--open-attempts", type=int, default=5, help="tries to open the source at start")
-    s.add_argument("--open-timeout-s", type=float, default=10.0)
+    s.add_argument(
+        "--open-timeout-s", type=float, default=10.0, help="no answer for this long = a failed try"
+    )
     s.add_argument(
         "--read-timeout-s", type=float, default=10.0, help="no data for this long = the stream dropped"
     )
@@ -54,10 +71,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--option", action="append", default=[], metavar="K=V", help="FFmpeg demuxer/protocol option"
     )
     add_model_arguments(p)
-    o = p.add_argument_group("online scoring and events")
+    o = p.add_argument_group(CAMERA_GROUP)
     o.add_argument("--window", type=int, default=64, help="snippets the scorer attends over")
     o.add_argument("--delay", type=int, default=0, help="snippets of right context before a score is given")
-    o.add_argument("--batch-size", type=int, default=8, help="most tiles per ViT call")
     o.add_argument("--on", type=float, default=0.5, help="an event opens when the score stays >= this ...")
     o.add_argument("--min-duration-s", type=float, default=1.0, help="... for this long (stream seconds)")
     o.add_argument(
@@ -69,10 +85,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     o.add_argument("--ring-mb", type=int, default=96, help="most memory for buffered clip frames")
     o.add_argument("--clip-width", type=int, default=480, help="clip width in pixels (at most the source's)")
     w = p.add_argument_group("outputs")
+    w.add_argument("--batch-size", type=int, default=8, help="most tiles per ViT call (all cameras together)")
     w.add_argument(
         "--out", type=Path, default=Path("watch_out"), help="output folder (appended to, never cleared)"
     )
     w.add_argument("--webhook", default=None, help="POST every events.jsonl line to this http(s) URL")
+    w.add_argument(
+        "--mqtt",
+        default=None,
+        metavar="URL",
+        help="publish events, clips and states: mqtt://[user:pass@]host[:port][/prefix] (docs/live.md)",
+    )
+    w.add_argument(
+        "--mqtt-queue", type=int, default=1000, help="most MQTT messages held while the broker is away"
+    )
     w.add_argument(
         "--no-explain", action="store_true", help="no MLLM explanations (scores, events and clips only)"
     )
@@ -82,12 +108,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=4,
         help="events held in memory for the explainer (the rest wait on disk)",
     )
+    w.add_argument("--explain-batch", type=int, default=4, help="events explained together (all cameras)")
     w.add_argument(
         "--drain-timeout-s", type=float, default=60.0, help="at exit, time left to explain the backlog"
     )
     w.add_argument("--progress-every-s", type=float, default=5.0)
     w.add_argument("--quiet", action="store_true", help="no progress lines")
     w.add_argument("--verbose", action="store_true", help="log reconnections, clips, ... at INFO level")
+
+
+def per_camera_options(p: argparse.ArgumentParser) -> set[str]:
+    groups = [g for g in p._action_groups if g.title in (SOURCE_GROUP, CAMERA_GROUP)]
+    return {a.dest for g in groups for a in g._group_actions} - {"source", "cameras", "help"}
 
 
 def _options(items: list[str]) -> dict[str, str]:
@@ -103,6 +135,10 @@ def _options(items: list[str]) -> dict[str, str]:
 def configs(args: argparse.Namespace) -> tuple[SourceConfig, WatchConfig]:
     from holmesvau.cli import sampling_config
 
+    for name in ("open_timeout_s", "read_timeout_s", "backoff_max_s"):
+        v = getattr(args, name)
+        if not (v == v and 0 < v < 1e6):
+            raise ValueError(f"--{name.replace('_', '-')} must be a number of seconds > 0, got {v}")
     src = SourceConfig(
         source=args.source,
         realtime=args.realtime,
@@ -118,18 +154,55 @@ def configs(args: argparse.Namespace) -> tuple[SourceConfig, WatchConfig]:
         out_dir=args.out, sampling=sampling_config(args), window=args.window, delay=args.delay,
         batch_size=args.batch_size, rule=rule, pre_roll_s=args.pre_roll_s, post_roll_s=args.post_roll_s,
         ring_mb=args.ring_mb, clip_width=args.clip_width,
-        explain_queue=args.explain_queue, drain_timeout_s=args.drain_timeout_s, webhook=args.webhook,
-        progress_every_s=args.progress_every_s,
+        explain_queue=args.explain_queue, explain_batch=args.explain_batch, drain_timeout_s=args.drain_timeout_s,
+        webhook=args.webhook, progress_every_s=args.progress_every_s,
     )  # fmt: skip
-    if not 0 <= args.delay < args.window:
-        raise ValueError(f"--delay must be in [0, --window), got {args.delay} with --window {args.window}")
+    if args.webhook:
+        check_webhook_url(args.webhook)
+    if args.mqtt:
+        parse_mqtt_url(args.mqtt)
+    if args.mqtt_queue < 1:
+        raise ValueError(f"--mqtt-queue must be >= 1, got {args.mqtt_queue}")
     return src, watch
 
 
+def camera_configs(
+    p: argparse.ArgumentParser, args: argparse.Namespace
+) -> list[tuple[str, SourceConfig, WatchConfig, argparse.Namespace]]:
+    """(name, source, options, its arguments) of every camera: the one --source (unnamed) or the cameras file's,
+    all checked."""
+    if args.cameras is None:
+        return [(UNNAMED, *configs(args), args)]
+    out = []
+    for spec in read_cameras(args.cameras, p, args, per_camera_options(p)):
+        try:
+            out.append((spec.name, *configs(spec.args), spec.args))
+        except ValueError as e:
+            raise CamerasFileError(f"{args.cameras}:{spec.line}: camera {spec.name!r}: {e}") from None
+    return out
+
+
+def run_options(args: argparse.Namespace) -> dict:
+    """The options of this run as recorded on its `run` line (sources and URLs with their passwords hidden)."""
+    skip = {"source", "cameras", "quiet", "verbose"}
+    out = {}
+    for k, v in sorted(vars(args).items()):
+        if k in skip:
+            continue
+        out[k] = (
+            redact(str(v))
+            if isinstance(v, (str, Path))
+            else v
+            if not isinstance(v, list)
+            else [redact(str(x)) for x in v]
+        )
+    if args.cameras is not None:
+        out["cameras_file"] = str(args.cameras)
+    return out
+
+
 def main(argv: list[str] | None = None, doc: str | None = None) -> int:
-    p = argparse.ArgumentParser(
-        description=(doc or "").split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    p = argparse.ArgumentParser(description=(doc or "").split("\n\n")[0], formatter_class=_HelpFormatter)
     add_arguments(p)
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, stream=sys.stderr,
@@ -142,21 +215,42 @@ def main(argv: list[str] | None = None, doc: str | None = None) -> int:
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
-    from holmesvau.ats.weights import ScorerError
+    from holmesvau.ats.weights import NO_ATS_ADVICE, ScorerError
     from holmesvau.model import CheckpointError
 
+    lock = None
     try:
-        src_cfg, cfg = configs(args)
-        summary = run(args, src_cfg, cfg, stop)
-    except (SourceError, CheckpointError, ScorerError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
+        cams = camera_configs(p, args)  # every option checked before anything starts
+        lock = FolderLock(args.out)
+        summary = run(args, cams, stop)
+    except ScorerError as e:  # live mode is the scorer: no --no-ats to suggest
+        print(
+            f"error: {redact(str(e).replace(NO_ATS_ADVICE, ''))} (watch.py needs the scorer)", file=sys.stderr
+        )
         return 2
+    except (SourceError, CheckpointError, ValueError) as e:
+        print(f"error: {redact(str(e))}", file=sys.stderr)
+        return 2
+    except OutputError as e:
+        print(f"error: {e.strerror}", file=sys.stderr)
+        return 1
+    finally:
+        if lock is not None:
+            lock.release()
     print(json.dumps(summary))
+    if summary.get("error"):
+        print(f"error: {summary['error']}; stopped (what was written is whole)", file=sys.stderr)
+        return 1
     return 0
 
 
-def run(args: argparse.Namespace, src_cfg: SourceConfig, cfg: WatchConfig, stop: threading.Event) -> dict:
-    """Open the source first (a wrong URL fails before minutes of model loading), then load, then watch."""
+def run(
+    args: argparse.Namespace,
+    cams: list[tuple[str, SourceConfig, WatchConfig, argparse.Namespace]],
+    stop: threading.Event,
+) -> dict:
+    """One camera: open it first (a wrong URL fails before minutes of model loading); then load the model once
+    for all cameras, then watch."""
     from holmesvau.model import DEFAULT_MODEL
     from holmesvau.pipeline import HolmesVAU
 
@@ -164,9 +258,10 @@ def run(args: argparse.Namespace, src_cfg: SourceConfig, cfg: WatchConfig, stop:
     from .source import LiveSource
     from .watcher import Watcher, vit_tile_encoder
 
-    source = LiveSource(src_cfg)
-    source.open()
+    sources = [(name, LiveSource(src), cfg) for name, src, cfg, _ in cams]
     try:
+        if args.cameras is None:
+            sources[0][1].open()
         if args.quiet:
             from transformers.utils import logging as hf_logging
 
@@ -174,9 +269,22 @@ def run(args: argparse.Namespace, src_cfg: SourceConfig, cfg: WatchConfig, stop:
         vau = HolmesVAU.from_pretrained(args.model or DEFAULT_MODEL, scorer=args.scorer or None, device=args.device,
                                         dtype=args.dtype, cache_dir=args.cache_dir)  # fmt: skip
     except BaseException:
-        source.close()
+        for _, src, _ in sources:
+            src.close()
         raise
+    print(f"[watch] model loaded once for {len(sources)} camera(s)", file=sys.stderr, flush=True)
     explain = None if args.no_explain else mllm_explainer(vau.lm, args.max_new_tokens)
-    print(f"[watch] watching {source.name} -> {cfg.out_dir}", file=sys.stderr, flush=True)
-    watcher = Watcher(source, vit_tile_encoder(vau.lm), vau.scorer, cfg, explain, progress=not args.quiet)
-    return watcher.run(stop)  # the reader thread closes the source (never from here: it may still be reading)
+    names = ", ".join(f"{n} ({s.name})" for n, s, _ in sources)
+    print(f"[watch] watching {names} -> {args.out}", file=sys.stderr, flush=True)
+    source = sources[0][1] if args.cameras is None else sources
+    sinks = []
+    if args.mqtt:
+        from .mqtt import MqttSink
+        from .outputs import new_run_id
+
+        sinks.append(MqttSink(args.mqtt, client_id=f"holmesvau-{new_run_id()}", max_queue=args.mqtt_queue))
+    watcher = Watcher(source, vit_tile_encoder(vau.lm), vau.scorer, cams[0][2], explain, progress=not args.quiet,
+                      sinks=sinks, run_options={c[0]: run_options(c[3]) for c in cams})  # fmt: skip
+    return watcher.run(
+        stop
+    )  # the reader threads close the sources (never from here: they may still be reading)

@@ -1,62 +1,152 @@
-"""Where live results go: append-only JSON-lines files (one line per record, flushed as written) and an optional
-webhook that POSTs each event line from its own thread (bounded queue, retries with backoff, failures logged)."""
+"""Where live results go: append-only JSON-lines files (one line per record, flushed as written), the lock that
+keeps one watcher per output folder, and an optional webhook that POSTs each event line from its own thread
+(bounded queue, retries with backoff, no redirects followed, failures counted and logged)."""
 
 from __future__ import annotations
 
-import json
+import errno
 import logging
+import os
 import queue
+import secrets
 import threading
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
+from holmesvau.jsonl import JsonlAppender, dumps, repair_torn_tail
+
 log = logging.getLogger("holmesvau.live")
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: `camera` and `run` on every line, `run` and `clip` lines, no `clip` on `closed`
+
+
+class OutputError(OSError):
+    """An output that cannot be written (disk full, read-only, ...): one line naming the file."""
+
+
+def new_run_id() -> str:
+    """UTC start time + 4 random hex digits: unique across runs, even two started in the same second."""
+    return time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-" + secrets.token_hex(2)
 
 
 class JsonlWriter:
-    """Appends one JSON object per line and flushes it; safe to call from several threads. Never truncates."""
+    """holmesvau.jsonl.JsonlAppender (torn tail cut before appending, one write + flush per line, fsync on close)
+    with every line stamped (schema_version, then `stamp`, then the record). A write that fails (disk full) raises
+    OutputError once, naming the file, and closes the writer: nothing follows a half-written line."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, stamp: dict | None = None):
         self.path = Path(path)
+        self.stamp = dict(stamp or {})
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._f = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - kept open for the run
+        self.repaired = repair_torn_tail(self.path)
+        if self.repaired:
+            log.warning("%s: cut a torn last line (%d bytes) before appending", self.path, self.repaired)
+        self._out: JsonlAppender | None = JsonlAppender(self.path).open()
         self._lock = threading.Lock()
-        self.lines = 0
+        self.error: OutputError | None = None
 
-    def write(self, record: dict) -> bool:
-        line = json.dumps({"schema_version": SCHEMA_VERSION, **record}, ensure_ascii=False)
+    @property
+    def lines(self) -> int:
+        return self._out.lines if self._out is not None else 0
+
+    def write(self, record: dict) -> dict | None:
+        """The line written (as a dict); None once closed (nothing written); OutputError when the file cannot
+        take it."""
+        full = {"schema_version": SCHEMA_VERSION, **self.stamp, **record}
         with self._lock:
-            if self._f is None:
-                return False
-            self._f.write(line + "\n")
-            self._f.flush()
-            self.lines += 1
-        return True
+            if self._out is None:
+                return None
+            try:
+                self._out.write(full)
+            except OSError as e:
+                self._fail(e)
+        return full
+
+    def _fail(self, e: OSError) -> None:
+        what = "no space left on the device" if e.errno == errno.ENOSPC else (e.strerror or str(e))
+        self.error = OutputError(e.errno, f"{self.path}: cannot write ({what})")
+        out, self._out = self._out, None
+        try:
+            out.close()
+        except OSError:
+            pass
+        repair_torn_tail(self.path)  # best effort: cut the line the full disk tore (else the next run does)
+        raise self.error
 
     def close(self) -> None:
         with self._lock:
-            if self._f is not None:
-                self._f.flush()
-                import os
+            if self._out is None:
+                return
+            try:
+                self._out.close()
+                self._out = None
+            except OSError as e:
+                self._fail(e)
 
-                os.fsync(self._f.fileno())
-                self._f.close()
-                self._f = None
+
+class FolderLock:
+    """One watcher per output folder: an exclusive flock on `<dir>/.watch.lock` (held for the run, released by
+    the kernel if the process dies), refused with an error naming the folder and the holder's pid."""
+
+    def __init__(self, folder: Path):
+        import fcntl
+
+        self.path = Path(folder) / ".watch.lock"
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._f = open(self.path, "a+", encoding="utf-8")  # noqa: SIM115 - held for the run
+        try:
+            fcntl.flock(self._f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self._f.seek(0)
+            holder = self._f.read().strip() or "?"
+            self._f.close()
+            raise ValueError(
+                f"{folder}: another watcher (pid {holder}) is writing here; use another --out"
+            ) from None
+        self._f.seek(0)
+        self._f.truncate()
+        self._f.write(str(os.getpid()))
+        self._f.flush()
+
+    def release(self) -> None:
+        if self._f is not None:
+            self._f.close()  # closing drops the flock
+            self._f = None
+
+
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, req, fp, code, msg, headers, newurl):  # noqa: D102 - urllib's hook
+        return None  # a 3xx becomes an HTTPError: a POST is never turned into a GET nor sent elsewhere
+
+
+def check_webhook_url(url: str) -> str:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"--webhook must be an http:// or https:// URL with a host, got {url!r}")
+    return url
 
 
 class Webhook:
     """POSTs JSON records to `url` in order from a worker thread. `send` never blocks: when `max_queue` records
-    are already waiting, the new one is dropped and counted (and logged)."""
+    are already waiting, the new one is dropped and counted (and logged). Redirects are not followed (failed)."""
 
     def __init__(
         self, url: str, retries: int = 3, backoff_s: float = 0.5, timeout_s: float = 5.0, max_queue=1000
     ):
-        if not url.startswith(("http://", "https://")):
-            raise ValueError(f"--webhook must be an http(s) URL, got {url!r}")
-        self.url, self.retries, self.backoff_s, self.timeout_s = url, retries, backoff_s, timeout_s
+        from .source import redact, url_secrets
+
+        self.url, self.retries, self.backoff_s, self.timeout_s = (
+            check_webhook_url(url),
+            retries,
+            backoff_s,
+            timeout_s,
+        )
+        self.name = redact(url, url_secrets(url))
+        self._opener = urllib.request.build_opener(_NoRedirects)
         self.q: queue.Queue = queue.Queue(maxsize=max_queue)
         self.sent = self.failed = self.dropped = 0
         self._stop = threading.Event()
@@ -68,20 +158,23 @@ class Webhook:
             self.q.put_nowait(record)
         except queue.Full:
             self.dropped += 1
-            log.error(
-                "webhook %s: %d records waiting; dropped one (%s)",
-                self.url,
-                self.q.qsize(),
-                record.get("type"),
-            )
+            log.error("webhook %s: %d records waiting; dropped a %r record", self.name, self.q.qsize(),
+                      record.get("type"))  # fmt: skip
 
     def _post(self, record: dict) -> None:
-        data = json.dumps({"schema_version": SCHEMA_VERSION, **record}).encode()
+        data = dumps({"schema_version": SCHEMA_VERSION, **record}).encode()
         req = urllib.request.Request(self.url, data=data, headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(req, timeout=self.timeout_s) as resp:  # noqa: S310 - user-given http(s) URL
-            resp.read()
+        try:
+            with self._opener.open(req, timeout=self.timeout_s) as resp:
+                resp.read()
+        except urllib.error.HTTPError as e:
+            if 300 <= e.code < 400:
+                raise ValueError(f"HTTP {e.code} redirect (not followed)") from None
+            raise
 
     def _run(self) -> None:
+        from .source import redact
+
         while not (self._stop.is_set() and self.q.empty()):
             try:
                 record = self.q.get(timeout=0.1)
@@ -96,8 +189,8 @@ class Webhook:
                 except Exception as e:  # noqa: BLE001 - refused, timeout, HTTP error: retried, then logged
                     if attempt > self.retries:
                         self.failed += 1
-                        log.error("webhook %s: giving up on a %s record after %d tries (%s: %s)",
-                                  self.url, record.get("type"), attempt, type(e).__name__, e)  # fmt: skip
+                        log.error("webhook %s: giving up on the %r record after %d tries (%s)", self.name,
+                                  record.get("type"), attempt, redact(f"{type(e).__name__}: {e}"))  # fmt: skip
                         break
                     time.sleep(delay)
                     delay *= 2
@@ -107,4 +200,4 @@ class Webhook:
         self._stop.set()
         self._thread.join(timeout_s)
         if self._thread.is_alive() or not self.q.empty():
-            log.error("webhook %s: %d records not sent at exit", self.url, self.q.qsize())
+            log.error("webhook %s: %d records not sent at exit", self.name, self.q.qsize())

@@ -11,11 +11,13 @@ naming it after `open_attempts` tries.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 from holmesvau.video_probe import VideoError, open_container, video_stream
 
@@ -93,14 +95,28 @@ def source_kind(source: str) -> str:
     return "file"
 
 
-def _redact(source: str) -> str:
-    """The source with any password in its URL hidden (rtsp://user:secret@cam -> rtsp://user:***@cam)."""
-    if "://" not in source or "@" not in source.split("://", 1)[1].split("/", 1)[0]:
-        return source
-    scheme, rest = source.split("://", 1)
-    cred, host = rest.split("@", 1)
-    user = cred.split(":", 1)[0]
-    return f"{scheme}://{user}:***@{host}" if ":" in cred else source
+_CREDENTIALS = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)([^\s/@:'\"]*):[^\s'\"]*@")
+
+
+def url_secrets(source: str) -> tuple[str, ...]:
+    """The password of a URL as written and percent-decoded (what redact() hides wherever it shows up)."""
+    try:
+        pw = urlsplit(str(source)).password
+    except ValueError:
+        pw = None
+    if not pw:
+        return ()
+    return tuple(dict.fromkeys(s for s in (pw, unquote(pw)) if len(s) >= 2))
+
+
+def redact(text: str, secrets: tuple[str, ...] = ()) -> str:
+    """Every message built from a source goes through here: `scheme://user:PASSWORD@` -> `scheme://user:***@`
+    anywhere in `text` (URLs quoted in FFmpeg's errors too), and any of `secrets` (a source's password, as
+    written or decoded) wherever it still appears."""
+    text = _CREDENTIALS.sub(lambda m: f"{m.group(1)}{m.group(2)}:***@", str(text))
+    for s in secrets:
+        text = text.replace(s, "***")
+    return text
 
 
 class LiveSource:
@@ -108,7 +124,8 @@ class LiveSource:
 
     def __init__(self, config: SourceConfig):
         self.cfg = config
-        self.name = _redact(config.source)
+        self.secrets = url_secrets(config.source)
+        self.name = redact(config.source, self.secrets)
         self.reconnect = config.reconnect if config.reconnect is not None else config.kind != "file"
         self.corrupt_packets = 0
         self.reconnections = 0
@@ -116,6 +133,8 @@ class LiveSource:
         self.fps = 0.0
         self._container = None
         self._last_t = 0.0
+        self._last_wall = 0.0  # arrival of the newest frame
+        self._lead = float("inf")
         self._dt = 0.0
         self.down: Gap | None = None  # while reconnecting: the gap so far (end None)
 
@@ -155,6 +174,18 @@ class LiveSource:
         self.fps = float(rate) if rate else self.fps
         return container
 
+    def why(self, e: BaseException, opening: bool = False) -> str:
+        """A failure in words, without credentials (FFmpeg's interrupt on a timeout is "no data for N s")."""
+        import av
+
+        if isinstance(e, av.error.ExitError):  # our open / read timeout interrupted FFmpeg
+            return (
+                f"no answer for {self.cfg.open_timeout_s:g} s"
+                if opening
+                else f"no data for {self.cfg.read_timeout_s:g} s"
+            )
+        return redact(f"{type(e).__name__}: {e}", self.secrets)
+
     def open(self) -> None:
         """First open, `open_attempts` tries with backoff; raises SourceError naming the source."""
         delay, last = self.cfg.backoff_s, None
@@ -165,7 +196,7 @@ class LiveSource:
             except SourceError:
                 raise
             except Exception as e:  # noqa: BLE001 - refused, timeout, DNS, not a video: retried, then reported
-                last = f"{type(e).__name__}: {e}"
+                last = self.why(e, opening=True)
                 log.warning("%s: open attempt %d failed (%s)", self.name, attempt, last)
                 if self.cfg.kind == "file":
                     break
@@ -181,9 +212,7 @@ class LiveSource:
             try:
                 return self._open_once(), attempts
             except Exception as e:  # noqa: BLE001
-                log.warning(
-                    "%s: reconnect attempt %d failed (%s: %s)", self.name, attempts, type(e).__name__, e
-                )
+                log.warning("%s: reconnect attempt %d failed (%s)", self.name, attempts, self.why(e, True))
             stop.wait(delay)
             delay = min(delay * 2, self.cfg.backoff_max_s)
         return None, attempts
@@ -197,13 +226,15 @@ class LiveSource:
             self._container = None
 
     # -- reading -------------------------------------------------------------------------------------------
-    def _decode(self, container, stop: threading.Event, offset: float) -> Iterator[Frame]:
+    def _decode(self, container, stop: threading.Event) -> Iterator[Frame | Gap]:
         import av
 
         stream = video_stream(container, self.name)
         first = None  # raw time of this connection's first frame
+        offset = 0.0  # stream time of this connection's first frame
         in_row = n_here = 0
         start_mono = time.monotonic()
+        self._lead = float("inf")  # this connection's smallest (arrival wall time - stream time)
         for packet in container.demux(stream):
             if stop.is_set():
                 return
@@ -213,21 +244,35 @@ class LiveSource:
             except (av.error.InvalidDataError, av.error.UndefinedError, ValueError) as e:
                 self.corrupt_packets += 1
                 in_row += 1
-                log.debug("%s: corrupt packet skipped (%s)", self.name, e)
+                log.debug("%s: corrupt packet skipped (%s)", self.name, self.why(e))
                 if in_row >= self.cfg.max_corrupt_in_row:
                     raise SourceError(f"{self.name}: {in_row} undecodable packets in a row") from e
                 continue
             for f in decoded:
+                wall, mono = time.time(), time.monotonic()
                 raw = f.time
-                fresh = n_here == 0  # first frame of this connection: t = offset, after the gap
+                fresh = n_here == 0  # first frame of this connection
+                step = self._dt or (1.0 / self.fps if self.fps else 0.04)
+                if fresh and self.down is not None:
+                    # back after a drop: the gap runs from the last frame before it to this one, and stream
+                    # time skips the outage's wall-clock length
+                    gap = self.down
+                    offset = gap.start_t + step + (wall - gap.start_wall)
+                    gap.end_t, gap.end_wall = offset, wall
+                    self.down = None
+                    self.reconnections += 1
+                    log.warning("%s: back after %.1f s", self.name, wall - gap.start_wall)
+                    yield gap
+                elif fresh and self.frames:
+                    offset = self._last_t + step
                 if raw is None:
-                    t = self._last_t + (self._dt or (1.0 / self.fps if self.fps else 0.04))
+                    t = offset if fresh else self._last_t + step
                 else:
                     first = raw if first is None else first
-                    t = offset + raw - first
+                    t = offset + (raw - first)
                 if self.frames and not fresh and not (self._last_t < t < self._last_t + 60.0):
                     # timestamps jumped (wrap, discontinuity, restarted encoder): continue the clock instead
-                    t = self._last_t + (self._dt or (1.0 / self.fps if self.fps else 0.04))
+                    t = self._last_t + step
                     first, offset = raw, t
                 if self.frames and not fresh:
                     self._dt = min(max(t - self._last_t, 1e-3), 1.0)
@@ -235,23 +280,32 @@ class LiveSource:
                     wait = (t - offset) - (time.monotonic() - start_mono)
                     if wait > 0 and stop.wait(wait):
                         return
-                self._last_t = t
-                yield Frame(self.frames, t, time.time(), time.monotonic(), self.fps, f)
+                    wall, mono = time.time(), time.monotonic()
+                self._last_t, self._last_wall = t, wall
+                self._lead = min(self._lead, wall - t)
+                yield Frame(self.frames, t, wall, mono, self.fps, f)
                 self.frames += 1
                 n_here += 1
 
+    def _last_arrival(self) -> float:
+        """When the last frame before a drop arrived. Not when it was decoded: the demuxer and decoder give up
+        what they still hold only when the drop is noticed (a read timeout later); a live stream arrives at its
+        frame rate, so its arrival is its stream time on the connection's earliest clock."""
+        if not self._last_wall:
+            return time.time()
+        return min(self._last_wall, self._last_t + self._lead)
+
     def items(self, stop: threading.Event) -> Iterator[Frame | Gap]:
-        """Frames until the end of a file, or until `stop` is set; Gaps after reconnections."""
+        """Frames until the end of a file, or until `stop` is set; a Gap before the first frame after a drop."""
         if self._container is None:
             self.open()
-        offset = 0.0
         try:
             while not stop.is_set():
                 reason = "end of stream"
                 try:
-                    yield from self._decode(self._container, stop, offset)
+                    yield from self._decode(self._container, stop)
                 except Exception as e:  # noqa: BLE001 - any read error is a drop
-                    reason = f"{type(e).__name__}: {e}"
+                    reason = self.why(e)
                 self.close()
                 if stop.is_set():
                     return
@@ -260,17 +314,11 @@ class LiveSource:
                         log.warning("%s: stopped reading (%s)", self.name, reason)
                     return
                 log.warning("%s: stream lost (%s); reconnecting", self.name, reason)
-                gap_wall, gap_t = time.time(), self._last_t
-                self.down = Gap(gap_t, None, gap_wall, None, reason, 0)
+                if self.down is None:  # (still down from a connection that gave no frame: the same gap)
+                    self.down = Gap(self._last_t, None, self._last_arrival(), None, reason, 0)
                 self._container, attempts = self._reopen(stop)
+                self.down.attempts += attempts
                 if self._container is None:  # stopped while down: the watcher records self.down
-                    self.down.attempts = attempts
                     return
-                self.down = None
-                self.reconnections += 1
-                end_wall = time.time()
-                offset = gap_t + (self._dt or 0.0) + (end_wall - gap_wall)
-                log.warning("%s: reconnected after %.1f s", self.name, end_wall - gap_wall)
-                yield Gap(gap_t, offset, gap_wall, end_wall, reason, attempts)
         finally:
             self.close()

@@ -136,7 +136,7 @@ def _download(repo_id: str, cache_dir: str | Path | None) -> Path:
     except Exception as e:  # noqa: BLE001 - offline, unknown repo, auth: one clear message
         raise CheckpointError(
             f"could not fetch {repo_id!r} from the Hugging Face hub ({type(e).__name__}: {e}). "
-            f"Offline? Download it elsewhere (e.g. `huggingface-cli download {repo_id} --local-dir HolmesVAU-2B`) "
+            f"Offline? Download it elsewhere (e.g. `hf download {repo_id} --local-dir HolmesVAU-2B`) "
             "and pass the local folder instead: --model path/to/HolmesVAU-2B"
         ) from e
 
