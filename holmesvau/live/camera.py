@@ -103,11 +103,12 @@ class Camera:
                     sink(self.name, kind, line)
         return line
 
-    def score_line(self, record: dict) -> None:
+    def score_line(self, record: dict) -> dict | None:
         try:
-            self.scores.write(record)
+            return self.scores.write(record)
         except OutputError as e:
             self.on_fatal(e)
+            return None
 
     def set_state(self, state: str, force: bool = False) -> None:
         """Tell the sinks (MQTT's retained state, the page) when the state changes, or now with `force`."""
@@ -172,8 +173,11 @@ class Camera:
         self.latencies.append(latency)
         self.n_scored += 1
         self.last, self.last_score = (snip.t, snip.wall), score
-        self.score_line({"type": "score", "snippet": snip.index, "frame": snip.frame, "t": round(snip.t, 3),
-                         "wall": round(snip.wall, 3), "score": round(score, 6), "latency_s": round(latency, 4)})  # fmt: skip
+        line = self.score_line({"type": "score", "snippet": snip.index, "frame": snip.frame, "t": round(snip.t, 3),
+                                "wall": round(snip.wall, 3), "score": round(score, 6), "latency_s": round(latency, 4)})  # fmt: skip
+        if line is not None:
+            for sink in self.sinks:  # (the page's curve; the webhook and MQTT skip scores)
+                sink(self.name, "score", line)
         if self.on_score is not None:
             self.on_score(snip, score, latency)
         for tr in self.tracker.update(snip.t, snip.wall, score, snip):

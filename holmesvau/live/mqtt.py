@@ -96,6 +96,8 @@ class MqttSink:
         self.connected.clear()
 
     def __call__(self, camera: str, kind: str, line: dict) -> None:
+        if kind == "score":  # (scores stay in scores.jsonl and on the page)
+            return
         topic = f"{self.target.prefix}/{camera}/{kind}"
         payload = json.dumps(line, ensure_ascii=False, allow_nan=False)
         if kind == "state":

@@ -15,6 +15,7 @@ import threading
 from pathlib import Path
 
 from .cameras import CamerasFileError, read_cameras
+from .dashboard import parse_addr
 from .events import Hysteresis
 from .mqtt import parse_mqtt_url
 from .outputs import FolderLock, OutputError, check_webhook_url
@@ -100,6 +101,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--mqtt-queue", type=int, default=1000, help="most MQTT messages held while the broker is away"
     )
     w.add_argument(
+        "--http",
+        default=None,
+        metavar="HOST:PORT",
+        help="serve the live dashboard, /api and /metrics there (read-only; e.g. 127.0.0.1:8080)",
+    )
+    w.add_argument(
         "--no-explain", action="store_true", help="no MLLM explanations (scores, events and clips only)"
     )
     w.add_argument(
@@ -161,6 +168,8 @@ def configs(args: argparse.Namespace) -> tuple[SourceConfig, WatchConfig]:
         check_webhook_url(args.webhook)
     if args.mqtt:
         parse_mqtt_url(args.mqtt)
+    if args.http:
+        parse_addr(args.http)
     if args.mqtt_queue < 1:
         raise ValueError(f"--mqtt-queue must be >= 1, got {args.mqtt_queue}")
     return src, watch
@@ -285,6 +294,16 @@ def run(
         sinks.append(MqttSink(args.mqtt, client_id=f"holmesvau-{new_run_id()}", max_queue=args.mqtt_queue))
     watcher = Watcher(source, vit_tile_encoder(vau.lm), vau.scorer, cams[0][2], explain, progress=not args.quiet,
                       sinks=sinks, run_options={c[0]: run_options(c[3]) for c in cams})  # fmt: skip
+    if args.http:
+        from .dashboard import Dashboard
+
+        dash = Dashboard(args.http, watcher)
+        watcher.add_sink(dash)
+        print(f"[watch] dashboard on {dash.url}", file=sys.stderr, flush=True)
+        try:
+            return watcher.run(stop)
+        finally:
+            dash.shutdown()
     return watcher.run(
         stop
     )  # the reader threads close the sources (never from here: they may still be reading)

@@ -122,7 +122,9 @@ class Watcher:
             cam.on_fatal, cam.on_score = self._fail, on_score
             cam.sinks = list(sinks or [])
             if self.webhook is not None:
-                cam.sinks.append(lambda _cam, kind, line: kind != "state" and self.webhook.send(line))
+                cam.sinks.append(
+                    lambda _cam, kind, line: kind in ("events", "clip") and self.webhook.send(line)
+                )
             if self.explainer is not None:
                 cam.explainer = self.explainer
                 self.explainer.add_camera(
@@ -136,6 +138,12 @@ class Watcher:
         from holmesvau.ats.streaming import _malloc_trim
 
         self._trim = _malloc_trim()
+
+    def add_sink(self, sink) -> None:
+        """`sink(camera, kind, line)` for every camera; kind: events / clip / state / score. It must not block."""
+        self.sinks.append(sink)
+        for cam in self.cameras:
+            cam.sinks.append(sink)
 
     @property
     def ring(self):  # the first camera's clip ring, online window, events (the single-camera API)
