@@ -3,6 +3,7 @@
     python bench/watch_latency.py                                   # CPU, tiny random InternViT (64-d)
     python bench/watch_latency.py --device cuda --full-size         # InternVL2-2B's InternViT-300M shapes, bf16
     python bench/watch_latency.py --clip ../shared/videos/robbery.mp4 --latency-s 30 --long-minutes 30
+    python bench/watch_latency.py --cameras 1,2,4,8,12 --seconds 30    # many cameras, one watcher
 
 Three runs of the watcher (no MLLM: explanations run on their own thread and do not touch these figures):
 1. latency: `--clip` played at its frame rate (--realtime, as a camera delivers it) for `--latency-s` seconds;
@@ -12,6 +13,12 @@ Three runs of the watcher (no MLLM: explanations run on their own thread and do 
    clips and the explainer queue are exercised) decoded as fast as it goes; RSS when stream time passes 5 minutes,
    and the peak after that until the end.
 The scorer is a random URDMU sized for the encoder (its weights change nothing here). Last line: one JSON object.
+
+With `--cameras N1,N2,...` it measures many cameras in one watcher instead: for each N, N ffmpeg processes stream
+the shared clips (pre-encoded once to h264 at `--width` px, sent with `-c copy` at their frame rate, looping) as
+MPEG-TS over UDP on 127.0.0.1; one Watcher (shared ViT batches) watches them for `--seconds` after a warm-up. Per
+N: real time kept (every camera decoded >= 95 % of the frames sent and its arrival -> score p95 < 1 s), p50 / p95
+per camera, the ViT batch sizes, CPU % (process CPU time / wall; 100 % = one core), RSS; then the largest N kept.
 """
 
 from __future__ import annotations
@@ -34,6 +41,7 @@ from holmesvau.ats import URDMU  # noqa: E402
 from holmesvau.frame_plan import SamplingConfig  # noqa: E402
 from holmesvau.live import LiveSource, SourceConfig, WatchConfig, Watcher  # noqa: E402
 from holmesvau.live.events import Hysteresis  # noqa: E402
+from holmesvau.live.explain import per_event  # noqa: E402
 from holmesvau.testing.planted import planted_scorer, vision_encoder  # noqa: E402
 
 
@@ -58,6 +66,107 @@ def watch(source: str, encode, scorer, out: Path, realtime: bool = False, stop_a
     return Watcher(src, encode, scorer, cfg, explain_fn=explain, on_score=hook, progress=False).run(stop)
 
 
+def cameras_bench(args, encode, scorer, work: Path) -> dict:
+    """Many cameras over UDP in one watcher (see the module docstring)."""
+    import resource
+    import socket
+    import subprocess
+
+    import imageio_ffmpeg
+
+    ffmpeg = imageio_ffmpeg.get_ffmpeg_exe()
+    clips = sorted((Path(args.clip).parent).glob("*.mp4"))
+    ts = []
+    for c in clips:  # once: h264 at --width, keyframe every second, so the senders only copy packets
+        out = work / f"{c.stem}_{args.width}.ts"
+        if not out.exists():
+            subprocess.run([ffmpeg, "-hide_banner", "-loglevel", "error", "-y", "-i", str(c), "-vf",
+                            f"scale={args.width}:-2", "-c:v", "libx264", "-preset", "veryfast", "-g", "30", "-an",
+                            "-f", "mpegts", str(out)], check=True)  # fmt: skip
+        import av
+
+        with av.open(str(out)) as f:
+            ts.append((out, float(f.streams.video[0].average_rate)))
+    rows, kept = [], 0
+    for n in [int(x) for x in args.cameras.split(",")]:
+        socks = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(n)]
+        for sk in socks:
+            sk.bind(("127.0.0.1", 0))
+        ports = [sk.getsockname()[1] for sk in socks]
+        for sk in socks:
+            sk.close()
+        specs, fps = [], []
+        for k, port in enumerate(ports):
+            src = LiveSource(
+                SourceConfig(f"udp://127.0.0.1:{port}", read_timeout_s=5, options={"fifo_size": "1000000"})
+            )
+            specs.append((f"cam{k:02d}", src, WatchConfig(out_dir=work / f"n{n}", sampling=SamplingConfig(select_frames=4),
+                                                          batch_size=args.batch_size)))  # fmt: skip
+            fps.append(ts[k % len(ts)][1])
+        senders = [
+            subprocess.Popen(
+                [
+                    ffmpeg,
+                    "-hide_banner",
+                    "-loglevel",
+                    "error",
+                    "-re",
+                    "-stream_loop",
+                    "-1",
+                    "-i",
+                    str(ts[k % len(ts)][0]),
+                    "-c",
+                    "copy",
+                    "-f",
+                    "mpegts",
+                    f"udp://127.0.0.1:{port}?pkt_size=1316",
+                ]
+            )  # fmt: skip
+            for k, port in enumerate(ports)
+        ]
+        w = Watcher(specs, encode, scorer, specs[0][2], progress=False)
+        stop = threading.Event()
+        t = threading.Thread(target=w.run, args=(stop,), daemon=True)
+        t.start()
+        time.sleep(args.warmup_s)  # opening, first batches
+        frames0 = [c.src.frames for c in w.cameras]
+        lat0 = [len(c.latencies) for c in w.cameras]
+        batches0 = dict(w.batch_sizes)
+        cpu0, wall0 = resource.getrusage(resource.RUSAGE_SELF), time.monotonic()
+        time.sleep(args.seconds)
+        cpu1, wall = resource.getrusage(resource.RUSAGE_SELF), time.monotonic() - wall0
+        frames = [c.src.frames - f0 for c, f0 in zip(w.cameras, frames0)]
+        lats = [np.asarray(list(c.latencies)[l0:]) for c, l0 in zip(w.cameras, lat0)]
+        batches = {
+            b: v - batches0.get(b, 0) for b, v in sorted(w.batch_sizes.items()) if v - batches0.get(b, 0)
+        }
+        stop.set()
+        t.join(60)
+        for p in senders:
+            p.kill()
+            p.wait()
+        cpu = (cpu1.ru_utime + cpu1.ru_stime - cpu0.ru_utime - cpu0.ru_stime) / wall * 100
+        cams = []
+        for c, f, lat, r in zip(w.cameras, frames, lats, fps):
+            p50, p95 = (float(np.percentile(lat, q)) if lat.size else None for q in (50, 95))
+            ok = f >= 0.95 * r * wall and p95 is not None and p95 < 1.0
+            cams.append({"camera": c.name, "fps": round(r, 2), "frames": f, "expected": round(r * wall),
+                         "p50_s": None if p50 is None else round(p50, 4), "p95_s": None if p95 is None else round(p95, 4),
+                         "kept": ok})  # fmt: skip
+        row = {"cameras": n, "realtime_kept": all(c["kept"] for c in cams), "cpu_percent": round(cpu, 1),
+               "rss_mb": round(rss_mb(), 1), "vit_batches": batches, "per_camera": cams}  # fmt: skip
+        rows.append(row)
+        p95s = [c["p95_s"] for c in cams if c["p95_s"] is not None]
+        print(f"N={n}: real time {'kept' if row['realtime_kept'] else 'NOT kept'}; arrival->score p95 max "
+              f"{max(p95s, default=float('nan')) * 1e3:.0f} ms; frames {sum(frames)}/{sum(c['expected'] for c in cams)};"
+              f" ViT batches {batches}; CPU {cpu:.0f} %; RSS {row['rss_mb']:.0f} MB", flush=True)  # fmt: skip
+        if row["realtime_kept"]:
+            kept = max(kept, n)
+    load = os.getloadavg()
+    return {"cameras_runs": rows, "largest_n_kept": kept, "loadavg": [round(x, 2) for x in load],
+            "cpus": os.cpu_count()}  # fmt: skip
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument(
@@ -69,6 +178,13 @@ def main() -> None:
     )
     ap.add_argument("--latency-s", type=float, default=30.0, help="stream seconds played in real time")
     ap.add_argument("--long-minutes", type=float, default=30.0)
+    ap.add_argument(
+        "--cameras", default=None, help="N1,N2,...: many cameras in one watcher instead (see above)"
+    )
+    ap.add_argument("--seconds", type=float, default=30.0, help="--cameras: wall seconds measured per N")
+    ap.add_argument("--warmup-s", type=float, default=8.0, help="--cameras: seconds before measuring")
+    ap.add_argument("--width", type=int, default=640, help="--cameras: the streams' width in pixels")
+    ap.add_argument("--batch-size", type=int, default=16, help="--cameras: most tiles per ViT call")
     ap.add_argument(
         "--work-dir", default=None, help="where the generated stream and outputs go (default: a temp dir)"
     )
@@ -85,6 +201,10 @@ def main() -> None:
         "vit_dim": dim,
         "clip": Path(args.clip).name,
     }
+    if args.cameras:
+        res.update(cameras_bench(args, encode, scorer, work))
+        print(json.dumps(res))
+        return
 
     watch(args.clip, encode, scorer, work / "warmup", stop_after_s=3.0)  # first calls allocate; not measured
     lat = watch(args.clip, encode, scorer, work / "latency", realtime=True, stop_after_s=args.latency_s)
@@ -120,7 +240,7 @@ def main() -> None:
             mem["peak_after"] = max(mem.get("peak_after", 0.0), rss_mb())
 
     long = watch(str(long_video), encode, planted_scorer(encode, 160, 120), work / "long", on_score=on_score,
-                 explain=lambda tiles: {"judgement": "planted"}, rule=Hysteresis(0.5, 0.4, 1.0, 2.0))  # fmt: skip
+                 explain=per_event(lambda tiles: {"judgement": "planted"}), rule=Hysteresis(0.5, 0.4, 1.0, 2.0))  # fmt: skip
     mem["end"] = rss_mb()
     growth = mem["peak_after"] - mem["at_5min"]
     res.update(long_stream_min=round(long["stream_s"] / 60, 2), long_wall_s=long["wall_s"], long_events=long["events"],

@@ -11,6 +11,7 @@ import json
 import socket
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -139,11 +140,12 @@ name = "yard"
 source = "{udp["yard"]}"
 """)
     out, log = tmp_path / "out", tmp_path / "watch.log"
+    http_port = free_ports(1)[0]
     sub = Subscriber(broker.port, "hv/#")
     cmd = [sys.executable, str(REPO / "watch.py"), "--cameras", str(cameras), "--model", str(tiny_model_dir),
            "--scorer", str(tiny_scorer), "--device", "cpu", "--out", str(out), "--mqtt",
            f"mqtt://{HOST}:{broker.port}/hv", "--mqtt-queue", "30", "--select-frames", "4", "--max-new-tokens", "4",
-           "--dense-stride", "8", "--progress-every-s", "0.2", "--quiet"]  # fmt: skip
+           "--dense-stride", "8", "--progress-every-s", "0.2", "--quiet", "--http", f"{HOST}:{http_port}"]  # fmt: skip
     watcher = None
     try:
         watcher = start_watch(cmd, log)
@@ -169,6 +171,11 @@ source = "{udp["yard"]}"
                        "the gate's gap", watcher, log)[0]  # fmt: skip
         assert gap["duration_s"] >= 9.0 and gap["reason"] == "no data for 2 s"
         wait_for(lambda: scores_between(out, "gate", gap["end_wall"], 1e12), "gate back", watcher, log)
+        # the page and its API: the cameras, and no password
+        pages = [urllib.request.urlopen(f"http://{HOST}:{http_port}/{p}", timeout=10).read().decode()
+                 for p in ("", "api/cameras", "api/events?since=0", "metrics")]  # fmt: skip
+        assert [c["camera"] for c in json.loads(pages[1])] == ["lobby", "gate", "yard"]
+        assert f"rtsp://user:***@{HOST}:{rtsp.port}/cam" in pages[1] and not [p for p in pages if SECRET in p]
         # -- the broker away 3 s: scoring goes on, messages after it arrive, drops counted -----------------------
         broker.stop()
         t0 = time.time()
