@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from holmesvau.ats.sampler import density_aware_sample
-from holmesvau.ats.streaming import _put
+from holmesvau.video import put_unless_stopped
 from holmesvau.preprocess import frames_to_tiles
 
 from .clips import ClipRing
@@ -142,7 +142,7 @@ class Camera:
         self.thread.start()
 
     def _put(self, item) -> bool:
-        ok = _put(self.q, item, self.reader_stop)
+        ok = put_unless_stopped(self.q, item, self.reader_stop)
         self.wake.set()
         return ok
 
