@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from holmesvau.ats.sampler import density_aware_sample
-from holmesvau.video import put_unless_stopped
 from holmesvau.preprocess import frames_to_tiles
+from holmesvau.video import put_unless_stopped
 
 from .clips import ClipRing
 from .events import EventTracker, Transition
