@@ -239,3 +239,28 @@ source = "{udp["yard"]}"
     lobby_run = read_jsonl(out / "lobby" / "events.jsonl")[0]
     assert lobby_run["source"] == f"rtsp://user:***@{HOST}:{rtsp.port}/cam"
     assert json.dumps(summary).count(SECRET) == 0
+
+
+def test_explanations_are_batched_and_see_each_event_once(tiny_lm):
+    """Events of several cameras answered together (answer_batch): the same answers as one chat() per question,
+    and each event's frames through the ViT once for both questions."""
+    import threading
+
+    import numpy as np
+    import torch
+
+    from holmesvau.live import mllm_explainer
+    from holmesvau.model import chat, video_question
+    from holmesvau.preprocess import normalize_tiles
+    from holmesvau.report.analysis import TASK_PROMPTS
+
+    rng = np.random.default_rng(0)
+    events = [rng.integers(0, 256, (n, 3, 448, 448), dtype=np.uint8) for n in (3, 2)]
+    explain = mllm_explainer(tiny_lm, max_new_tokens=6)
+    got = explain(events, threading.Event())
+    assert explain.stats.vit_tiles == 3 + 2  # not 2 x (3 + 2): one pass per event for both questions
+    for tiles, answers in zip(events, got):
+        pv = normalize_tiles(torch.from_numpy(tiles))
+        for task in ("judgement", "description"):
+            q = video_question(TASK_PROMPTS[task], len(tiles))
+            assert answers[task] == chat(tiny_lm, pv, q, max_new_tokens=6).answer

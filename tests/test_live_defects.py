@@ -23,7 +23,7 @@ from holmesvau.frame_plan import SamplingConfig
 from holmesvau.live import LiveSource, SourceConfig, WatchConfig, Watcher, per_event, vit_tile_encoder
 from holmesvau.live.events import Hysteresis
 from holmesvau.live.options import main
-from holmesvau.live.outputs import FolderLock, JsonlWriter, OutputError, Webhook
+from holmesvau.live.outputs import FolderLock, JsonlWriter, OutputError, Webhook, new_run_id
 from holmesvau.testing.planted import planted_scorer
 from holmesvau.testing.synthetic import make_video
 
@@ -195,7 +195,7 @@ def test_one_watcher_per_folder_and_runs_told_apart(tiny_lm, tiny_model_dir, tmp
     out = tmp_path / "out"
     first, _ = watch_planted(video, tiny_lm, out, explain=False)
     second, _ = watch_planted(video, tiny_lm, out, explain=False)  # the same second, the same folder
-    assert first["run"] != second["run"]
+    assert first["run"] != second["run"] and new_run_id() != new_run_id()  # even within one second
     for name in ("events.jsonl", "scores.jsonl"):
         lines = read_jsonl(out / name)
         runs = [e for e in lines if e["type"] == "run"]
