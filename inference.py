@@ -32,7 +32,7 @@ anomaly scores, timings); --plot saves the anomaly curve with the sampled frames
 
 import sys
 
-from holmesvau.inference_cli import main
+from holmesvau.cli.inference import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -7,8 +7,8 @@
 For each clip (default: the real clips in ../shared/videos and a generated 3-minute clip with planted events) the
 features of every 16th frame are computed once; the offline curve is the scorer over all of them, the online curve
 gives snippet i the score of position -1-delay of the window of the last `window` snippets ending at i + delay,
-exactly as holmesvau.live does (scored in batches; checked against OnlineScorer on the first clip;
-tests/test_live_online.py shows the live path's features and scores equal these).
+as holmesvau.live emits it (its OnlineScorer, one snippet at a time; tests/test_live_online.py shows the live path's
+features and scores equal these).
 Figures per clip: Pearson r, max and mean |online - offline|, and the overlap (IoU over snippets) of the events the
 watcher's hysteresis rule (on 0.5, off 0.4, 1 s, 2 s) finds on each curve — plus the same with thresholds taken
 from the offline curve's own quantiles (on = 70th, off = 50th percentile), which has events on any curve.
@@ -65,26 +65,6 @@ def online_curve(scorer, feats: torch.Tensor, window: int, delay: int) -> np.nda
         out += o.push(Snippet(i, i, float(i), 0.0, 0.0, None), f)
     out += o.flush()
     return np.asarray([s for _, s in sorted(out, key=lambda x: x[0].index)], dtype=np.float64)
-
-
-@torch.inference_mode()
-def online_curve_batched(scorer, feats: torch.Tensor, window: int, delay: int, batch: int = 64) -> np.ndarray:
-    """The same scores, with the windows of equal length scored in batches: snippet i gets position i - start of
-    the window [start, end) with end = min(T, i + delay + 1), start = max(0, end - window)."""
-    p = next(scorer.parameters())
-    n, out = len(feats), np.empty(len(feats))
-    spans = [(max(0, min(n, i + delay + 1) - window), min(n, i + delay + 1)) for i in range(n)]
-    groups: dict[int, list[int]] = {}
-    for i, (a, b) in enumerate(spans):
-        groups.setdefault(b - a, []).append(i)
-    for idx in groups.values():
-        for k in range(0, len(idx), batch):
-            chunk = idx[k : k + batch]
-            x = torch.stack([feats[spans[i][0] : spans[i][1]] for i in chunk]).to(p.device, p.dtype)
-            scores = scorer(x).float().cpu().numpy()
-            for row, i in enumerate(chunk):
-                out[i] = scores[row, i - spans[i][0]]
-    return out
 
 
 def event_mask(scores: np.ndarray, times: np.ndarray, rule: Hysteresis) -> np.ndarray:

@@ -178,7 +178,7 @@ def _frame_gallery(frames, indices, times_s):
 def run_answer(
     vau, path: Path, prompt: str, n_frames: int, use_ats: bool, cfg: DemoConfig, out: Path, progress
 ):
-    from holmesvau.plots import save_anomaly_curve
+    from holmesvau.anomaly_curve import save_anomaly_curve
     from holmesvau.video import read_frames
 
     progress(0.05, desc="Selecting frames (ATS)" if use_ats else "Selecting frames")
@@ -197,7 +197,7 @@ def run_report(vau, path: Path, n_frames: int, use_ats: bool, cfg: DemoConfig, o
 
     from PIL import Image
 
-    from holmesvau.plots import save_anomaly_curve
+    from holmesvau.anomaly_curve import save_anomaly_curve
     from holmesvau.report import ReportConfig, build_report, write_report
 
     if vau.scorer is None:

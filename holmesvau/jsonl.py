@@ -96,6 +96,21 @@ def require_id(value: Any) -> dict:
     return value
 
 
+def row_key(row_id: object) -> str:
+    """An id as a key: ids may be ints in one file and strings in another."""
+    return str(row_id)
+
+
+def read_rows(path: str | Path) -> list[dict]:
+    """Rows (objects with an id) of an output file of ours; missing file: none; malformed lines skipped."""
+    return read_jsonl(path, parse=require_id, missing_ok=True)[0]
+
+
+def done_ids(*paths: str | Path) -> set[str]:
+    """The `row_key`s of the rows already in these output files (what a resumed run skips)."""
+    return {row_key(r["id"]) for p in paths for r in read_rows(p)}
+
+
 def repair_torn_tail(path: str | Path) -> int:
     """Make a file of ours safe to append to: cut a torn last line (returns the bytes removed); a complete last
     object missing only its newline gets the newline. A missing file is left alone."""

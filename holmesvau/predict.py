@@ -14,7 +14,7 @@ Sharding: rank r of W takes whole videos (`shard_by_video`: balanced by file siz
 rank) and writes `OUTPUT.rank{r}`; `merge_outputs` joins the shards (and any earlier merged output) in annotation
 order, one line per id.
 
-Score files (`--scores-dir`, holmesvau.score_store): one per video, named after its path. Prediction with
+Score files (`--scores-dir`, holmesvau.eval.score_files): one per video, named after its path. Prediction with
 `scores_dir` samples ATS frames from a score file already there (written by an earlier run, e.g. detection before
 reasoning) when its stride, frame count and recorded scorer fit; otherwise it runs the dense pass.
 
@@ -29,25 +29,15 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
+from holmesvau.eval.score_files import check_source, load_score_file, save_dense_scores, score_file
 from holmesvau.frame_plan import SamplingConfig
-from holmesvau.jsonl import JsonlAppender, read_jsonl, require_id, write_jsonl_atomic
-from holmesvau.score_store import dump_scores, save_dense, saved_dense, score_file  # noqa: F401 - re-exported
+from holmesvau.jsonl import JsonlAppender, done_ids, read_rows, row_key, write_jsonl_atomic
 
 FIELDS = ("id", "type", "task", "video", "prediction", "frame_indices", "sampling", "status", "error")
 
 
-def key(row_id: object) -> str:
-    return str(row_id)  # ids may be ints in one file and strings in another
-
-
 def shard_path(output: str | Path, rank: int) -> Path:
     return Path(f"{output}.rank{rank}")
-
-
-def read_rows(path: str | Path) -> list[dict]:
-    """Rows (objects with an id) of an output file of ours; missing file: none. Malformed lines are skipped
-    (holmesvau.jsonl policy; a torn last line is cut before the next append)."""
-    return read_jsonl(path, parse=require_id, missing_ok=True)[0]
 
 
 def drop_failed(path: str | Path) -> int:
@@ -60,13 +50,6 @@ def drop_failed(path: str | Path) -> int:
     return len(rows) - len(keep)
 
 
-def done_ids(*paths: str | Path) -> set[str]:
-    out: set[str] = set()
-    for p in paths:
-        out.update(key(r["id"]) for r in read_rows(p))
-    return out
-
-
 def merge_outputs(
     output: str | Path, world: int, order: Sequence[object] | None = None, remove: bool = True
 ) -> dict:
@@ -77,12 +60,12 @@ def merge_outputs(
     best: dict[str, dict] = {}
     for p in sources:
         for row in read_rows(p):
-            k = key(row["id"])
+            k = row_key(row["id"])
             old = best.get(k)
             if old is None or row.get("status", "ok") == "ok" or old.get("status", "ok") != "ok":
                 best[k] = row
-    rank_of = {key(i): n for n, i in enumerate(order or [])}
-    rows = sorted(best.values(), key=lambda r: rank_of.get(key(r["id"]), len(rank_of)))
+    rank_of = {row_key(i): n for n, i in enumerate(order or [])}
+    rows = sorted(best.values(), key=lambda r: rank_of.get(row_key(r["id"]), len(rank_of)))
     write_jsonl_atomic(output, rows)
     if remove:
         for p in sources[1:]:
@@ -168,8 +151,8 @@ def predict_rows(
     from holmesvau.prefetch import prefetched
 
     output = Path(output)
-    done = done_ids(output) | {key(i) for i in skip_ids}
-    todo = [r for r in rows if key(r.id) not in done]
+    done = done_ids(output) | {row_key(i) for i in skip_ids}
+    todo = [r for r in rows if row_key(r.id) not in done]
     size = max(1, int(batch_size or default_batch_size(vau.lm.device)))
     stats = {"total": len(rows), "skipped_done": len(rows) - len(todo), "ok": 0, "failed": 0}
     by_video: dict[str, list] = OrderedDict()
@@ -238,11 +221,11 @@ def _video_frames(vau, path: Path, video: str, vrows, sampling: SamplingConfig, 
     if scores_dir is not None and vau.scorer is not None:
         # an earlier run's scores (e.g. tools/reproduce.py's detection before reasoning): no second dense pass
         source = getattr(vau, "scores_source", None)
-        dense = saved_dense(scores_dir, video, path, sampling.dense_stride, source)
+        dense = _reusable_dense(scores_dir, video, path, sampling.dense_stride, source)
         if dense is None and any(r.type in score_levels for r in vrows):
             dense = vau.dense_scores(path, sampling.dense_stride, progress=False)
             if not score_file(scores_dir, video).is_file():  # a file that does not fit is left as it is
-                save_dense(scores_dir, video, dense, source)
+                save_dense_scores(scores_dir, video, dense, source)
     planned = vau.plan(path, sampling, progress=False, dense=dense)
     idx = list(planned.plan.indices)
     tiles = frames_to_tiles(read_frames(path, idx), resize=getattr(vau, "resize", "torch"))
@@ -266,3 +249,88 @@ def _answer_all(lm, requests: list, batch_size: int) -> list:
             except Exception as e:  # noqa: BLE001 - recorded as this row's failure
                 out.append(e)
         return out
+
+
+def _reusable_dense(
+    scores_dir: str | Path, video: str | Path, path: str | Path, dense_stride: int, source: str | None = None
+):
+    """The dense scores of `video` already in SCORES_DIR (holmesvau.pipeline.DenseScores), when they fit this
+    run's plan: same stride, same frame count as the video at `path` now, scores at increasing frames inside
+    it, and made by the same scorer, encoder and resize when the file records it (`source`; a file without one,
+    e.g. written by hand or by another tool, is taken as it is). None when there is no such file or it does not
+    fit (stale, other stride, another scorer, unreadable): then the dense pass runs."""
+    import numpy as np
+
+    from holmesvau.pipeline import DenseScores
+    from holmesvau.video import dense_indices, probe
+
+    f = score_file(scores_dir, video)
+    if not f.is_file():
+        return None
+    try:
+        saved = load_score_file(f)
+    except ValueError:
+        return None
+    if saved.source is not None and saved.source != source:
+        return None
+    info = probe(path)
+    n = info.num_frames
+    idx = saved.frame_indices
+    if idx is None and saved.scores.size == len(dense_indices(n, dense_stride)):
+        idx = np.asarray(dense_indices(n, dense_stride), dtype=np.int64)
+    if saved.stride != dense_stride or saved.n_frames != n or idx is None:
+        return None
+    if idx.size and (idx[0] < 0 or idx[-1] >= n or np.any(np.diff(idx) <= 0)):
+        return None
+    return DenseScores(idx, saved.scores.astype(np.float32), info, int(dense_stride))
+
+
+def dump_scores(
+    vau,
+    videos: Sequence[str],
+    video_root: str | Path,
+    scores_dir: str | Path,
+    log: str | Path,
+    dense_stride: int = SamplingConfig.dense_stride,
+    progress: bool = True,
+    desc: str = "scores",
+    skip_ids: Iterable[object] = (),
+) -> dict:
+    """Dense anomaly scores of each video -> `scores_dir/<stem>.npz`; one log line per video in `log`
+    ({"id": video, "video", "scores_file", "n_scores", "status", "error"}); existing files are kept (one that
+    records another scorer, encoder or resize fails its video, with the reason)."""
+    from tqdm.auto import tqdm
+
+    if vau.scorer is None:
+        raise ValueError("score dumping needs the anomaly scorer (do not pass --no-ats)")
+    log = Path(log)
+    done = done_ids(log) | {row_key(i) for i in skip_ids}
+    stats = {"total": len(videos), "skipped_done": 0, "ok": 0, "failed": 0}
+    with (
+        JsonlAppender(log) as f,
+        tqdm(total=len(videos), desc=desc, disable=not progress, unit="video") as bar,
+    ):
+        for v in videos:
+            base = {"id": v, "video": v, "scores_file": None}
+            try:
+                dst = score_file(scores_dir, v)
+                base["scores_file"] = dst.relative_to(scores_dir).as_posix()
+                if dst.is_file() and row_key(v) not in done:
+                    check_source(dst, getattr(vau, "scores_source", None))
+                if row_key(v) in done or dst.is_file():
+                    stats["skipped_done"] += 1
+                    if row_key(v) not in done:
+                        f.write({**base, "n_scores": None, "status": "ok", "error": None})
+                    bar.update(1)
+                    continue
+                dense = vau.dense_scores(Path(video_root) / v, dense_stride, progress=False)
+                save_dense_scores(scores_dir, v, dense, getattr(vau, "scores_source", None))
+                out = {**base, "n_scores": int(dense.scores.size), "status": "ok", "error": None}
+                stats["ok"] += 1
+            except Exception as e:  # noqa: BLE001 - recorded, the run goes on
+                out = {**base, "n_scores": None, "status": "failed", "error": f"{type(e).__name__}: {e}"}
+                stats["failed"] += 1
+                bar.write(f"failed {v}: {out['error']}", file=sys.stderr)
+            f.write(out)
+            bar.update(1)
+    return stats

@@ -10,8 +10,6 @@ The default resize is torch's antialiased bicubic on uint8, batched: the same fi
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -93,56 +91,13 @@ def frames_to_pixel_values(frames: np.ndarray, size: int = INPUT_SIZE, resize: s
     return normalize_tiles(frames_to_tiles(frames, size, resize))
 
 
-def _closest_aspect_ratio(
-    aspect: float, ratios: list[tuple[int, int]], width: int, height: int, size: int
-) -> tuple[int, int]:
-    """InternVL's choice: the grid whose aspect is closest; on a tie the larger grid if the image is big enough."""
-    best, best_diff = (1, 1), float("inf")
-    for cols, rows in ratios:
-        diff = abs(aspect - cols / rows)
-        if diff < best_diff:
-            best, best_diff = (cols, rows), diff
-        elif diff == best_diff and width * height > 0.5 * size * size * cols * rows:
-            best = (cols, rows)
-    return best
+def encode_jpeg(frame: np.ndarray, width: int | None = None, quality: int = 80) -> bytes:
+    """One (H, W, 3) uint8 RGB frame as JPEG bytes, scaled to `width` (aspect kept) when given."""
+    import io
 
-
-def dynamic_preprocess(
-    image: Image.Image, min_num: int = 1, max_num: int = 6, size: int = INPUT_SIZE, use_thumbnail: bool = True
-) -> list[Image.Image]:
-    """Split `image` into a cols x rows grid of size x size tiles (min_num <= cols*rows <= max_num), + thumbnail."""
-    width, height = image.size
-    ratios = sorted(
-        {
-            (i, j)
-            for n in range(min_num, max_num + 1)
-            for i in range(1, n + 1)
-            for j in range(1, n + 1)
-            if min_num <= i * j <= max_num
-        },
-        key=lambda r: r[0] * r[1],
-    )
-    cols, rows = _closest_aspect_ratio(width / height, ratios, width, height, size)
-    resized = image.resize((size * cols, size * rows), Image.BICUBIC)
-    tiles = [
-        resized.crop((c * size, r * size, (c + 1) * size, (r + 1) * size))
-        for r in range(rows)
-        for c in range(cols)
-    ]
-    if use_thumbnail and len(tiles) != 1:
-        tiles.append(image.resize((size, size), Image.BICUBIC))
-    return tiles
-
-
-def image_to_pixel_values(
-    image: Image.Image | np.ndarray | str | Path, max_num: int = 6, size: int = INPUT_SIZE
-) -> torch.Tensor:
-    """One image (PIL, HxWx3 uint8 array or path) -> tiles' pixel values (T, 3, size, size)."""
-    if isinstance(image, (str, Path)):
-        with Image.open(image) as im:
-            image = im.convert("RGB")
-    elif isinstance(image, np.ndarray):
-        image = Image.fromarray(image)
-    image = image.convert("RGB")
-    tiles = dynamic_preprocess(image, max_num=max_num, size=size, use_thumbnail=True)
-    return frames_to_pixel_values(np.stack([np.asarray(t) for t in tiles]), size=size)
+    img = Image.fromarray(np.ascontiguousarray(frame))
+    if width is not None:
+        img = img.resize((width, max(1, round(img.height * width / max(1, img.width)))), Image.BILINEAR)
+    buf = io.BytesIO()
+    img.save(buf, format="JPEG", quality=quality)
+    return buf.getvalue()

@@ -14,9 +14,7 @@ Distributed: under torchrun each rank takes a disjoint share of rows and videos;
 
 from __future__ import annotations
 
-import inspect
 import json
-import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -194,34 +192,6 @@ def check_data(cfg: ReproduceConfig) -> tuple[dict[str, TaskData], dict[str, str
     return run, skipped
 
 
-def _dist() -> tuple[int, int, bool]:
-    """(rank, world size, launched by torchrun with a rendezvous to barrier on)."""
-    rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
-    return rank, world, world > 1 and "MASTER_ADDR" in os.environ
-
-
-def _barrier() -> None:
-    import datetime
-
-    import torch.distributed as dist
-
-    if not dist.is_initialized():
-        dist.init_process_group("gloo", timeout=datetime.timedelta(days=7))
-    dist.barrier()
-
-
-def _prediction_kwargs(fn, cfg: ReproduceConfig, required: bool = False) -> dict:
-    """batch_size only where the installed predict function takes it; `required`: an error if it does not
-    (checked for predict_rows before any model loads)."""
-    if cfg.batch_size is None or "batch_size" not in inspect.signature(fn).parameters:
-        if cfg.batch_size is not None and required:
-            raise DataError(
-                f"--batch-size: this version of holmesvau.predict.{fn.__name__} has no batch_size"
-            )
-        return {}
-    return {"batch_size": cfg.batch_size}
-
-
 def _merge_leftover_shards(output: Path, order: list) -> None:
     """Rank shards left by an earlier distributed run (no rendezvous) are merged before anything is redone."""
     from holmesvau.predict import merge_outputs
@@ -253,7 +223,7 @@ def predict(vau, cfg: ReproduceConfig, run: dict[str, TaskData], rank: int = 0, 
         stats["reasoning"] = predict_rows(
             vau, mine, Path(cfg.data_root) / "videos", dest, cfg.sampling,
             max_new_tokens=cfg.max_new_tokens, scores_dir=scores_dir, desc="reasoning",
-            skip_ids=_done_elsewhere(output, world), **common, **_prediction_kwargs(predict_rows, cfg),
+            skip_ids=_done_elsewhere(output, world), batch_size=cfg.batch_size, **common,
         )  # fmt: skip
         stats["seconds"]["reasoning"] = time.perf_counter() - t
     for task in ("detection-ucf", "detection-xd"):
@@ -278,7 +248,7 @@ def predict(vau, cfg: ReproduceConfig, run: dict[str, TaskData], rank: int = 0, 
         for folder, names in by_folder.items():
             s = dump_scores(
                 vau, names, folder, scores_dir, shard_path(log, rank) if world > 1 else log, desc=task,
-                dense_stride=cfg.sampling.dense_stride, **common, **_prediction_kwargs(dump_scores, cfg),
+                dense_stride=cfg.sampling.dense_stride, **common,
             )  # fmt: skip
             for k, v in s.items():
                 stats[task][k] = stats[task].get(k, 0) + v
@@ -287,7 +257,7 @@ def predict(vau, cfg: ReproduceConfig, run: dict[str, TaskData], rank: int = 0, 
 
 
 def _done_elsewhere(output: Path, world: int) -> set[str]:
-    from holmesvau.predict import done_ids
+    from holmesvau.jsonl import done_ids
 
     return done_ids(output) if world > 1 else set()
 
@@ -352,12 +322,12 @@ def evaluate(cfg: ReproduceConfig, run: dict[str, TaskData]) -> dict:
 def reproduce(cfg: ReproduceConfig, load_vau=None) -> dict | None:
     """The whole run (see the module docstring). `load_vau(cfg)` builds the HolmesVAU (default: from_pretrained).
     Returns the results (None on ranks other than 0); raises DataError before loading anything if data is missing."""
-    from holmesvau.predict import predict_rows
+    from holmesvau.distributed import barrier_then, dist_env
 
     t0 = time.perf_counter()
     run, skipped = check_data(cfg)
-    _prediction_kwargs(predict_rows, cfg, required=True)  # an unsupported option fails before the model loads
-    rank, world, torchrun = _dist()
+    env = dist_env()
+    rank, world = env.rank, env.world_size
     out = Path(cfg.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     _check_same_settings(cfg, out / "run_settings.json", rank)
@@ -366,15 +336,14 @@ def reproduce(cfg: ReproduceConfig, load_vau=None) -> dict | None:
     vau = (load_vau or _load_vau)(cfg)
     stats = predict(vau, cfg, run, rank, world)
     if world > 1:
-        if not torchrun:
+        if not env.can_barrier:
             return None  # ranks without a rendezvous: rerun without RANK/WORLD_SIZE to merge and evaluate
-        _barrier()
-        if rank != 0:
-            return None
         from holmesvau.predict import merge_outputs
 
-        if "reasoning" in run:
-            merge_outputs(out / "predictions.jsonl", world, [r.id for r in run["reasoning"].rows])
+        ids = [r.id for r in run["reasoning"].rows] if "reasoning" in run else None
+        barrier_then(env, lambda: ids is not None and merge_outputs(out / "predictions.jsonl", world, ids))
+        if rank != 0:
+            return None
     results = {
         "config": json_safe({k: str(v) if isinstance(v, Path) else v for k, v in asdict(cfg).items()}),
         "tasks": list(run),
@@ -417,14 +386,14 @@ def _check_same_settings(cfg: ReproduceConfig, path: Path, rank: int) -> None:
 
 
 def _load_vau(cfg: ReproduceConfig):
-    import torch
-
+    from holmesvau.distributed import default_device
     from holmesvau.model.loading import DEFAULT_MODEL
     from holmesvau.pipeline import HolmesVAU
 
-    device = cfg.device
-    if device is None:
-        device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if torch.cuda.is_available() else "cpu"
     return HolmesVAU.from_pretrained(
-        cfg.model or DEFAULT_MODEL, scorer=cfg.scorer, device=device, dtype=cfg.dtype, cache_dir=cfg.cache_dir
+        cfg.model or DEFAULT_MODEL,
+        scorer=cfg.scorer,
+        device=default_device(cfg.device),
+        dtype=cfg.dtype,
+        cache_dir=cfg.cache_dir,
     )

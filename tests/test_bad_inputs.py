@@ -6,7 +6,7 @@ video failed) or a failed row (predict, extract_features), no traceback, no hang
 
 predict and extract_features take every input in ONE subprocess each. inference.py takes one video, and a
 process per input costs ~2.5 s of imports: three representative inputs (a FIFO, a non-UTF-8 name, broken
-timing) run as real subprocesses; all of them run through `holmesvau.inference_cli.main` (what the script runs) in one
+timing) run as real subprocesses; all of them run through `holmesvau.cli.inference.main` (what the script runs) in one
 subprocess that loads the tiny model once. extract_features' exit status when every video fails and its
 `--model` check are in test_extract_features.py.
 """
@@ -122,7 +122,7 @@ _DRIVER = r"""
 import contextlib, io, json, sys, warnings
 from pathlib import Path
 warnings.simplefilter("ignore")
-from holmesvau import inference_cli as inference
+from holmesvau.cli import inference
 cfg = json.loads(Path(sys.argv[1]).read_text())
 cache = {}
 real = inference.load_pipeline

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import random
 from collections import defaultdict
+from pathlib import Path
 
 import pytest
 
 pytest.importorskip("pycocoevalcap")
 
 from holmesvau.eval.caption_metrics import METRICS, MeteorScorer  # noqa: E402
-from holmesvau.eval.java import JavaNotFoundError, find_java, java_env  # noqa: E402
+from holmesvau.eval.java import JavaNotFoundError, find_java  # noqa: E402
 from holmesvau.eval.judgement import judgement_label  # noqa: E402
 from holmesvau.eval.reasoning import PAPER_HOLMES_VAU, evaluate_reasoning, markdown_tables, read_predictions  # noqa: E402
 
@@ -37,7 +39,7 @@ def our_meteor(java):
 def coco(java):
     """pycocoevalcap's own scorers; its Meteor and PTBTokenizer call a bare `java`, so PATH must have one."""
     mp = pytest.MonkeyPatch()
-    mp.setenv("PATH", java_env(java)["PATH"])
+    mp.setenv("PATH", str(Path(java).parent) + os.pathsep + os.environ.get("PATH", ""))
     from pycocoevalcap.bleu.bleu import Bleu
     from pycocoevalcap.cider.cider import Cider
     from pycocoevalcap.meteor.meteor import Meteor

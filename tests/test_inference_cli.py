@@ -130,7 +130,7 @@ def test_inference_does_not_import_deepspeed(tiny_original_dir, media, tmp_path)
     also when it converts an original-format checkpoint at load."""
     video, _ = media
     code = (  # what `python inference.py ARGS` runs (the script is `sys.exit(main())`), then look at sys.modules
-        "import sys\nfrom holmesvau.inference_cli import main\n"
+        "import sys\nfrom holmesvau.cli.inference import main\n"
         "rc = main(sys.argv[1:])\n"
         "print('DEEPSPEED', 'deepspeed' in sys.modules, 'RC', rc)"
     )

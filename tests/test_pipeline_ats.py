@@ -9,10 +9,10 @@ import torch
 from helpers import expected_ats_frames, make_planted_scorer, naive_density_sampling
 from PIL import Image
 
+from holmesvau.anomaly_curve import save_anomaly_curve
 from holmesvau.ats.weights import ScorerError, load_scorer
 from holmesvau.frame_plan import SamplingConfig
 from holmesvau.pipeline import HolmesVAU
-from holmesvau.plots import save_anomaly_curve
 from holmesvau.testing import make_random_scorer
 from holmesvau.testing.synthetic import make_video
 from holmesvau.video import uniform_indices

@@ -3,8 +3,8 @@
 import numpy as np
 from PIL import Image
 
+from holmesvau.anomaly_curve import anomaly_figure, save_anomaly_curve
 from holmesvau.pipeline import AnalysisResult
-from holmesvau.plots import anomaly_figure, save_anomaly_curve
 
 
 def _result(dense=True):

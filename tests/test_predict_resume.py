@@ -12,11 +12,11 @@ import pytest
 from helpers import predict_args
 
 from holmesvau.ats.weights import load_scorer
+from holmesvau.cli.predict import main as predict_main
 from holmesvau.data.instructions import read_instructions
 from holmesvau.frame_plan import SamplingConfig
 from holmesvau.pipeline import HolmesVAU
 from holmesvau.predict import predict_rows, read_rows
-from holmesvau.predict_cli import main as predict_main
 from holmesvau.testing import make_random_scorer
 from holmesvau.testing.synthetic import make_video
 

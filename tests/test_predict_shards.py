@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from helpers import predict_args
 
+from holmesvau.cli.predict import main as predict_main
 from holmesvau.eval.score_files import load_score_dir
-from holmesvau.predict_cli import main as predict_main
 from holmesvau.testing import make_random_scorer
 from holmesvau.testing.synthetic import make_video
 

@@ -15,7 +15,7 @@ from https_mirror import Mirror
 
 from holmesvau import released
 from holmesvau.ats.weights import ScorerError, load_scorer
-from holmesvau.inference_cli import main as inference_main
+from holmesvau.cli.inference import main as inference_main
 from holmesvau.testing import make_random_scorer
 
 REPO = Path(__file__).resolve().parents[1]

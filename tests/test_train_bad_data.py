@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from internvl_chat.toy import make_toy_data
+from holmesvau.testing.toy_sft import make_toy_data
 from internvl_chat.train import main as train_main
 
 

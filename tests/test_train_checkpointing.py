@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 from transformers import TrainerCallback
 
-from internvl_chat.toy import make_toy_data
+from holmesvau.testing.toy_sft import make_toy_data
 from internvl_chat.train import main as train_main
 from internvl_chat.train import settle_checkpointing
 

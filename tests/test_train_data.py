@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from holmesvau.model.tokenizer import load_tokenizer
+from holmesvau.testing.toy_sft import make_toy_data
 from internvl_chat.collate import SFTCollator
 from internvl_chat.data import (
     FrameConfig,
@@ -26,7 +27,6 @@ from internvl_chat.data import (
 )
 from internvl_chat.dataset import VideoSFTDataset
 from internvl_chat.sft import IGNORE_INDEX
-from internvl_chat.toy import make_toy_data
 
 
 def test_frame_counts_per_type():

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from internvl_chat.toy import make_toy_data
+from holmesvau.testing.toy_sft import make_toy_data
 
 REPO = Path(__file__).resolve().parents[1]
 

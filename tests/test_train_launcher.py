@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from internvl_chat.toy import make_toy_data
+from holmesvau.testing.toy_sft import make_toy_data
 from internvl_chat.train import parse_args
 
 REPO = Path(__file__).resolve().parents[1]

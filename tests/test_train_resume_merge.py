@@ -12,8 +12,8 @@ import torch
 from safetensors.torch import load_file
 from transformers import TrainerCallback
 
+from holmesvau.testing.toy_sft import make_toy_data
 from internvl_chat.merge import MergeError, merge_lora
-from internvl_chat.toy import make_toy_data
 from internvl_chat.train import main as train_main
 
 REPO = Path(__file__).resolve().parents[1]

@@ -21,7 +21,7 @@ Both write JSON and print a summary (reasoning: markdown tables laid out like th
 
 import sys
 
-from holmesvau.eval.cli import main
+from holmesvau.cli.evaluate import main
 
 if __name__ == "__main__":
     sys.exit(main(description=__doc__))

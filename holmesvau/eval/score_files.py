@@ -1,20 +1,24 @@
-"""Dense anomaly-score files: what the score dumper writes and detection evaluation reads.
+"""Dense anomaly-score files: what prediction writes (`--scores-dir`) and detection evaluation reads.
 
 One file per video in a folder (or its subfolders), named after the video without its extension
-(`Abuse028_x264.npz`; matched to the annotations by that name):
+(`Abuse028_x264.npz`; matched to the annotations by that name). Prediction names it after the video's path
+relative to the video root (`score_file`: `ucf/camA/0001.mp4` -> `ucf/camA/0001.npz`, so equal file names in two
+folders never share a file) and writes it atomically, so a file that exists is complete.
 - `.npz` (preferred) with `scores` (T,) float — one score per snippet; optional `frame_indices` (T,) int — the first
   frame each score covers (default i * stride); `stride` int — frames per snippet (16 for the ATS scorer's
   features); `fps` float; `n_frames` int — frames in the video.
 - `.json` with the same keys (lists and numbers).
 - `.npy`: the scores (T,) only; stride then comes from the caller (`--stride`), n_frames from the annotations.
 Score i covers frames [frame_indices[i], frame_indices[i+1]) (the last one up to the end of the video).
+`source` is the fingerprint of the scorer, vision encoder and resize that made the scores
+(holmesvau.ats.fingerprint): prediction reuses a file only when it records the same one (or none).
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 
@@ -148,3 +152,40 @@ def load_score_dir(folder: str | Path) -> tuple[dict[str, ScoreFile], dict[str, 
             continue
         files[sf.name], where[sf.name] = sf, rel
     return files, bad
+
+
+def score_file(scores_dir: str | Path, video: str | Path) -> Path:
+    """Score file of a row's video: its path relative to the video root, folders kept, extension `.npz`
+    (`camA/0001.mp4` -> SCORES_DIR/camA/0001.npz), so videos with one file name in two folders never share a
+    file. Detection evaluation reads the folder recursively and matches files by name (holmesvau.eval)."""
+    rel = PurePosixPath(str(video).replace("\\", "/"))
+    if rel.is_absolute() or ".." in rel.parts or not rel.parts or rel.name.startswith("."):
+        raise ValueError(
+            f"{video}: score files are named after the video's path relative to the video root; "
+            "expected a relative path without '..'"
+        )
+    return Path(scores_dir, *rel.parent.parts, f"{video_key(rel.name)}.npz")
+
+
+def save_dense_scores(scores_dir: str | Path, video: str | Path, dense, source: str | None = None) -> Path:
+    """Write one video's dense scores (holmesvau.pipeline.DenseScores) to its `score_file`, with the fingerprint
+    `source` of what made them (HolmesVAU.scores_source)."""
+    return save_scores(
+        score_file(scores_dir, video),
+        dense.scores,
+        stride=dense.stride,
+        n_frames=dense.info.num_frames,
+        fps=dense.info.fps,
+        frame_indices=dense.frame_indices,
+        source=source,
+    )
+
+
+def check_source(path: Path, source: str | None) -> None:
+    """Refuse to count a score file made by another scorer, encoder or resize as this run's (it is kept)."""
+    saved = load_score_file(path).source
+    if saved is not None and source is not None and saved != source:
+        raise ValueError(
+            f"{path} holds scores of another scorer, encoder or resize ({saved}; this run: {source}); it is kept "
+            "as it is: pass a fresh --scores-dir, or move the file away, to score this video with this run"
+        )

@@ -9,9 +9,9 @@ from .analysis import (
     build_report,
     write_report,
 )
-from .events import Event, default_threshold, localize_events, otsu_threshold, smooth_scores
 from .frames import sample_inside, share_with_ats, split_clips
 from .html import render_html
+from .localize import Event, default_threshold, localize_events, otsu_threshold, smooth_scores
 from .schema import REPORT_SCHEMA, SCHEMA_VERSION, ReportSchemaError, validate_report
 
 __all__ = [

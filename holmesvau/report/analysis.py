@@ -17,7 +17,6 @@ questions of one frame set, and an event's clip captions, are generated in one b
 
 from __future__ import annotations
 
-import io
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -27,8 +26,8 @@ import numpy as np
 
 from holmesvau.frame_plan import SamplingConfig, plan_frames
 
-from .events import localize_events, resolved_threshold
 from .frames import plan_event, share_with_ats
+from .localize import localize_events, resolved_threshold
 from .schema import SCHEMA_VERSION, validate_report
 
 # One representative prompt per task, taken verbatim from the released HIVAU-70k test instructions
@@ -53,7 +52,7 @@ class ReportConfig:
     clip_seconds: float = 4.0  # target clip length; an event gets ceil(duration / clip_seconds) clips ...
     max_clips: int = 4  # ... at most this many
     max_events: int | None = 8  # keep the events with the highest peaks (None: all); bounds the MLLM calls
-    threshold: float | None = None  # None: derived from the curve (see holmesvau.report.events)
+    threshold: float | None = None  # None: derived from the curve (see holmesvau.report.localize)
     smooth: int = 3
     merge_gap_s: float = 2.0
     min_duration_s: float = 1.0
@@ -75,19 +74,6 @@ class Report:
 
 
 ProgressFn = Callable[[int, int, str], None]
-
-
-def jpeg_thumbnails(frames: np.ndarray, width: int = 160, quality: int = 80) -> list[bytes]:
-    from PIL import Image
-
-    out = []
-    for f in frames:
-        img = Image.fromarray(np.asarray(f))
-        h = max(1, round(img.height * width / max(1, img.width)))
-        buf = io.BytesIO()
-        img.resize((width, h), Image.BILINEAR).save(buf, format="JPEG", quality=quality)
-        out.append(buf.getvalue())
-    return out
 
 
 class _Asker:
@@ -179,6 +165,8 @@ def build_report(
     dense: precomputed `vau.dense_scores(video, config.sampling.dense_stride)` to reuse. on_progress(done, total, what) is
     called before each question (for UIs); `progress` shows a tqdm bar. Returns the report (not yet written).
     """
+    from holmesvau.preprocess import encode_jpeg
+
     config = config or ReportConfig()
     if getattr(vau, "scorer", None) is None:
         raise ValueError(
@@ -224,7 +212,7 @@ def build_report(
         stack = np.stack([frames[i] for i in vidx])
         fs = asker.frame_set(frames, vidx)
         video_answers = dict(zip(TASKS, asker.ask([(fs, TASK_PROMPTS[t], f"video {t}") for t in TASKS])))
-        thumbnails["video"] = list(zip(vidx, jpeg_thumbnails(stack, config.thumb_width)))
+        thumbnails["video"] = [(i, encode_jpeg(f, config.thumb_width)) for i, f in zip(vidx, stack)]
         timings["video_level"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
@@ -246,7 +234,7 @@ def build_report(
                 for (a, b, cidx), caption in zip(clips, got[len(TASKS) :])
             ]
             asker.forget(keep=vidx)
-            thumbnails[f"event{k}"] = list(zip(eidx, jpeg_thumbnails(stack, config.thumb_width)))
+            thumbnails[f"event{k}"] = [(i, encode_jpeg(f, config.thumb_width)) for i, f in zip(eidx, stack)]
             out_events.append(
                 {
                     **asdict(ev),

@@ -1,6 +1,6 @@
 """A toy training set (generated videos + instructions + meta file) to smoke-test fine-tuning on any machine.
 
-    python -m internvl_chat.toy work_dirs/toy                  # writes videos/, train.jsonl, meta.json
+    python -m holmesvau.testing.toy_sft work_dirs/toy                  # writes videos/, train.jsonl, meta.json
     python tools/make_tiny_model.py work_dirs/tiny --format native
     GPUS=0 MODEL=work_dirs/tiny META=work_dirs/toy/meta.json MAX_STEPS=20 BATCH_SIZE=1 PER_DEVICE_BATCH_SIZE=1 \
         sh shell/internvl2_2b_finetune_lora.sh --clip_max_frames 2 --clip_min_frames 2 --event_frames 2 \

@@ -129,7 +129,7 @@ def run(args: argparse.Namespace, vau=None):
         atomic_write_json(args.output, result.to_dict())
         print(f"result: {args.output}", file=sys.stderr)
     if args.plot is not None:
-        from holmesvau.plots import save_anomaly_curve
+        from holmesvau.anomaly_curve import save_anomaly_curve
 
         save_anomaly_curve(result, args.plot)
         print(f"plot: {args.plot}", file=sys.stderr)

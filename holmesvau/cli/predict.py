@@ -24,8 +24,8 @@ from holmesvau.cli import (
 )
 from holmesvau.data.instructions import LEVELS, read_instructions
 from holmesvau.distributed import barrier_then, default_device, dist_env, shard
+from holmesvau.jsonl import done_ids
 from holmesvau.predict import (
-    done_ids,
     drop_failed,
     dump_scores,
     merge_outputs,
