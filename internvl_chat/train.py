@@ -21,6 +21,7 @@ import json
 import logging
 import os
 import sys
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -163,7 +164,11 @@ def build_model(margs: ModelArguments, targs: TrainingArguments):
         r=margs.lora_r, lora_alpha=margs.lora_alpha, lora_dropout=margs.lora_dropout,
         target_modules=margs.lora_target_modules, modules_to_save=to_save or None, bias="none",
     )  # fmt: skip
-    model = get_peft_model(model, cfg)
+    with warnings.catch_warnings():
+        # peft reads transformers' `is_gradient_checkpointing`, deprecated since 5.23 for `is_activation_checkpointing`
+        # (a FutureWarning on every run); checkpointing is set up by settle_checkpointing, whatever peft reads here.
+        warnings.filterwarnings("ignore", "`is_gradient_checkpointing` is deprecated", FutureWarning)
+        model = get_peft_model(model, cfg)
     # what the user passed (hub id or path as typed), not the conversion cache: merge_lora.py reads it back.
     model.peft_config["default"].base_model_name_or_path = margs.model_name_or_path
     return model, load_tokenizer(path), path

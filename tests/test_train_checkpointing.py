@@ -4,6 +4,7 @@ installed transformers gives the flag (`activation_checkpointing` from 5.23 on, 
 from __future__ import annotations
 
 import re
+import warnings
 from types import SimpleNamespace
 
 from transformers import TrainerCallback
@@ -43,7 +44,10 @@ def test_default_run_checkpoints_every_decoder_layer(tmp_path, tiny_model_dir):
     layers = AutoConfig.from_pretrained(tiny_model_dir).text_config.num_hidden_layers
     meta = make_toy_data(tmp_path / "data", num_frames=20)
     on, off = LayerCheck(), LayerCheck()
-    train_main(_args(meta, tiny_model_dir, tmp_path / "on"), callbacks=[on])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        train_main(_args(meta, tiny_model_dir, tmp_path / "on"), callbacks=[on])
+    assert [str(w.message) for w in caught if "is_gradient_checkpointing" in str(w.message)] == []
     train_main(
         _args(meta, tiny_model_dir, tmp_path / "off", "--activation_checkpointing", "False"), callbacks=[off]
     )
