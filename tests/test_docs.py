@@ -1,7 +1,8 @@
 """The documentation stays short, linked and runnable as written.
 
 README.md is at most 250 lines; every relative link of README.md, docs/*.md and HIVAU-70k/README.md reaches an
-existing file and, with an anchor, a heading of that file (GitHub's slugs); every `--option` that a documented
+existing file and, with an anchor, a heading of that file (GitHub's slugs); every path of ours they name in code
+quotes exists; every `--option` that a documented
 command (in those pages, or in an entry point's opening docstring) passes to one of our entry points is one that the
 entry point's own argparse `--help` lists (the oracle: the parsers, run in a child process, not the docs).
 """
@@ -92,6 +93,20 @@ def test_relative_links_resolve(page):
     assert not bad, f"{page.relative_to(REPO)}: broken links:\n" + "\n".join(bad)
 
 
+CODE_PATH = re.compile(r"`((?:holmesvau|internvl_chat|tools|bench|shell|tests|docs)/[\w./-]*)`")
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(REPO)))
+def test_named_code_paths_exist(page):
+    """A file or folder of ours named in the docs exists (a path of the original repository is in the registry)."""
+    from holmesvau.released import REGISTRY
+
+    upstream = {f.path for f in REGISTRY.values()}
+    named = CODE_PATH.findall(page.read_text(encoding="utf-8"))
+    missing = [p for p in named if not (REPO / p).exists() and p not in upstream]
+    assert not missing, f"{page.relative_to(REPO)} names paths that do not exist: {missing}"
+
+
 def _command_lines(source: Path) -> list[str]:
     """Documented command lines, continuation lines joined: a page's code blocks and commands quoted in its prose,
     or the lines of an entry point's docstring."""
@@ -137,6 +152,7 @@ def _commands(source: Path):
 _HELP_CHILD = """
 import contextlib, io, json, runpy, sys
 out = {}
+repo = sys.argv[2]
 for entry, sub in json.loads(sys.argv[1]):
     buf = io.StringIO()
     sys.argv = [entry, *sub, "--help"]
@@ -145,7 +161,7 @@ for entry, sub in json.loads(sys.argv[1]):
             if entry.startswith("-m "):
                 runpy.run_module(entry[3:], run_name="__main__", alter_sys=True)
             else:
-                runpy.run_path(entry, run_name="__main__")
+                runpy.run_path(f"{repo}/{entry}", run_name="__main__")
         except SystemExit:
             pass
     out[" ".join([entry, *sub])] = buf.getvalue()
@@ -153,11 +169,13 @@ print(json.dumps(out))
 """
 
 
-def _helps(calls: set[tuple[str, tuple[str, ...]]]) -> dict[str, str]:
+def _helps(calls: set[tuple[str, tuple[str, ...]]], cwd: Path) -> dict[str, str]:
+    """Each entry point's --help, all in one child process run in `cwd` (an entry point that took --help for a
+    file name would write there, not into the repository)."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
     arg = json.dumps(sorted([e, list(s)] for e, s in calls))
-    r = subprocess.run([sys.executable, "-c", _HELP_CHILD, arg], cwd=REPO, env=env, capture_output=True, text=True,
-                       timeout=600)  # fmt: skip
+    r = subprocess.run([sys.executable, "-c", _HELP_CHILD, arg, str(REPO)], cwd=cwd, env=env, capture_output=True,
+                       text=True, timeout=600)  # fmt: skip
     assert r.returncode == 0, r.stderr[-3000:]
     return json.loads(r.stdout.strip().splitlines()[-1])
 
@@ -167,13 +185,13 @@ def _subcommand(entry: str, argv: list[str]) -> tuple[str, ...]:
     return tuple(argv[:1]) if entry in SUBCOMMANDS and argv[:1] and re.fullmatch(r"[a-z]+", argv[0]) else ()
 
 
-def test_documented_options_exist():
+def test_documented_options_exist(tmp_path):
     found = [(src, entry, argv) for src in PAGES + ENTRY_POINTS for entry, argv in _commands(src)]
     entries = {entry for _, entry, _ in found}
     assert {"inference.py", "watch.py", "app.py", "tools/predict.py", "tools/reproduce.py"} <= entries, (
         entries
     )
-    helps = _helps({(entry, _subcommand(entry, argv)) for _, entry, argv in found})
+    helps = _helps({(entry, _subcommand(entry, argv)) for _, entry, argv in found}, tmp_path)
     bad = []
     for src, entry, argv in found:
         text = helps[" ".join([entry, *_subcommand(entry, argv)])]
