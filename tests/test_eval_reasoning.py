@@ -185,7 +185,7 @@ def test_read_predictions_skips_malformed_lines(tmp_path):
 
 def test_cli_writes_report(sample, our_meteor, monkeypatch, tmp_path, capsys):
     """tools/evaluate.py reasoning end to end (sharing this module's METEOR process to skip a JVM start)."""
-    from holmesvau.eval import cli
+    from holmesvau.cli import evaluate as cli
     from holmesvau.eval import reasoning as reasoning_mod
 
     class Shared:
