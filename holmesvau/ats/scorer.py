@@ -98,12 +98,14 @@ class URDMU(nn.Module):
     load_anomaly_scorer). `chunk`: rows per step of the position-wise layers at inference."""
 
     chunk: int = 4096
+    direct_budget: int = 512 * 2**20  # bytes the direct form may take at inference (see forward)
 
     def __init__(
         self, input_size: int = 1024, hidden: int = 512, a_slots: int = 60, n_slots: int = 60, dropout=0.5
     ):
         super().__init__()
         self.input_dim = input_size  # feature size it scores (the vision encoder's hidden size)
+        self.hidden = hidden
         self.embedding = TemporalEmbedding(input_size, hidden)
         self.self_attn = Transformer(hidden, depth=2, heads=4, dim_head=128, mlp_dim=hidden, dropout=dropout)
         self.cls_head = ClassifierHead(2 * hidden)
@@ -131,24 +133,42 @@ class URDMU(nn.Module):
         return self.self_attn(self.embedding(x))
 
     def _head(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, T, hidden) -> (B, T) scores: classifier on [x, mu(A_aug) + mu(N_aug)]."""
-        _, a_aug = self.Amemory(x)
-        _, n_aug = self.Nmemory(x)
-        return self.cls_head(torch.cat([x, self.encoder_mu(a_aug) + self.encoder_mu(n_aug)], dim=-1))[..., 0]
+        """(B, T, hidden) -> (B, T) scores: classifier on [x, mu(A_aug) + mu(N_aug)]. mu is affine, so that sum is
+        mu's weight times (A_aug + N_aug) plus twice its bias, and A_aug + N_aug is one recall over both units'
+        slots (the units' top-k scores are not needed here): one projection instead of two, one recall instead."""
+        slots = torch.cat([self.Amemory.memory_block, self.Nmemory.memory_block])
+        aug = torch.sigmoid(F.linear(x, slots) / self.Amemory.dim**0.5) @ slots
+        mu = self.encoder_mu[0]
+        return self.cls_head(torch.cat([x, F.linear(aug, mu.weight, 2 * mu.bias)], dim=-1))[..., 0]
+
+    def direct_bytes(self, rows: int, length: int) -> int:
+        """Working memory of the direct form on `rows` sequences of `length` snippets, an upper bound: at its peak
+        (inside an attention layer) each snippet holds x, norm(x), q k v t, both attention outputs, their
+        concatenation and its projection: 3 hidden + 8 (heads x dim_head) floats."""
+        attn = self.self_attn.layers[0][0].fn
+        width = 3 * self.hidden + 8 * attn.heads * attn.dim_head
+        return rows * length * width * self.embedding.conv_1[0].weight.element_size()
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        """Anomaly scores (B, T) in [0, 1] (crops, if given, are averaged). Without autograd (torch.no_grad /
-        inference_mode) the lean path runs: same scores, memory linear in T with a small constant."""
+        """Anomaly scores (B, T) in [0, 1] (crops, if given, are averaged). Two forms, the same scores: the direct
+        one (whole sequence at once; always under autograd) while `direct_bytes` fits `direct_budget`, else, without
+        autograd, the lean one: in place, position-wise layers `chunk` rows at a time, memory linear in T with a
+        small constant."""
         x, b, n = self._flatten(features)
-        if torch.is_grad_enabled():
-            scores = self._head(self._encode(x))
+        if torch.is_grad_enabled() or self.direct_bytes(x.shape[0], x.shape[1]) <= self.direct_budget:
+            scores = self._direct(x)
         else:
-            h = self.embedding.forward_chunked(x, self.chunk, self.embedding.conv_1[0].weight.dtype)
-            self.self_attn.forward_lean_(h, self.chunk)
-            scores = torch.cat(
-                [self._head(h[:, a : a + self.chunk]) for a in range(0, h.shape[1], self.chunk)], 1
-            )
+            scores = self._lean(x)
         return scores.reshape(b, n, -1).mean(1)
+
+    def _direct(self, x: torch.Tensor) -> torch.Tensor:
+        return self._head(self._encode(x))
+
+    @torch.no_grad()
+    def _lean(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.embedding.forward_chunked(x, self.chunk, self.embedding.conv_1[0].weight.dtype)
+        self.self_attn.forward_lean_(h, self.chunk)
+        return torch.cat([self._head(h[:, a : a + self.chunk]) for a in range(0, h.shape[1], self.chunk)], 1)
 
     def forward_train(self, features: torch.Tensor) -> URDMUTrainOutput:
         """UR-DMU's training forward: the first half of the batch normal videos, the second half abnormal."""
