@@ -83,10 +83,16 @@ def distance_normaliser(n: int, band: int, device: torch.device) -> torch.Tensor
         return c[j.clamp(max=band)] + c[(n - 1 - j).clamp(max=band)] - w[0]
 
 
+def _rows_for(n: int) -> int:
+    """Rows banded_product works on for n: n up to DISTANCE_DENSE, else n rounded up to whole blocks."""
+    return n if n <= DISTANCE_DENSE else -(-n // DISTANCE_BLOCK) * DISTANCE_BLOCK
+
+
 def banded_product(u: torch.Tensor, band: int = DISTANCE_BAND) -> torch.Tensor:
     """(B, n, C) -> (B, n, C): out_i = sum_{|i - j| <= band} exp(-|i - j| / e) u_j, zeros outside the sequence.
     One (n, n) matrix up to DISTANCE_DENSE rows; beyond, blocks of DISTANCE_BLOCK rows: a block's own (block,
-    block) product plus band x band corners from its two neighbours — O(n * (block + 2 band^2 / block)) time."""
+    block) product plus band x band corners from its two neighbours — O(n * (block + 2 band^2 / block)) time, and
+    no buffer but the output (batched products over views of one cached matrix, corners added in place)."""
     bsz, n, c = u.shape
     mat = _distance_matrix(band, u.device)
     if n <= DISTANCE_DENSE:
@@ -94,15 +100,38 @@ def banded_product(u: torch.Tensor, band: int = DISTANCE_BAND) -> torch.Tensor:
     bk = DISTANCE_BLOCK
     if band > bk:
         raise ValueError(f"band {band} wider than a block ({bk} rows)")
-    nb = -(-n // bk)
-    if nb * bk != n:
-        u = F.pad(u, (0, 0, 0, nb * bk - n))
+    rows = _rows_for(n)
+    if rows != n:
+        u = F.pad(u, (0, 0, 0, rows - n))
+    nb = rows // bk
     blocks = u.reshape(bsz, nb, bk, c)
-    out = torch.matmul(mat[:bk, :bk], blocks)
-    if band:
-        out[:, 1:, :band] += torch.matmul(mat[bk : bk + band, bk - band : bk], blocks[:, :-1, bk - band :])
-        out[:, :-1, bk - band :] += torch.matmul(mat[bk - band : bk, bk : bk + band], blocks[:, 1:, :band])
-    return out.reshape(bsz, nb * bk, c)[:, :n]
+    out = torch.bmm(mat[:bk, :bk].expand(bsz * nb, bk, bk), blocks.reshape(bsz * nb, bk, c))
+    out4 = out.view(bsz, nb, bk, c)
+    if band and nb > 1:
+        from_prev = mat[bk : bk + band, bk - band : bk].expand(nb - 1, band, band)
+        from_next = mat[bk - band : bk, bk : bk + band].expand(nb - 1, band, band)
+        for i in range(bsz):  # per sequence: a block's neighbours are in the same one
+            out4[i, 1:, :band].baddbmm_(from_prev, blocks[i, :-1, bk - band :])
+            out4[i, :-1, bk - band :].baddbmm_(from_next, blocks[i, 1:, :band])
+    return out.view(bsz, rows, c)[:, :n]
+
+
+def distance_attention(
+    t: torch.Tensor, s: torch.Tensor, a: int = 0, b: int | None = None, band: int = DISTANCE_BAND
+) -> torch.Tensor:
+    """Rows a..b-1 of the fixed attention applied to t (B, n, C): sum_j exp(-|i-j|/e) t_j / s_j over |i - j| <= band
+    (banded_product of t / s on the rows they see): O(n * block) time, O((b - a + 2 band) * C) memory."""
+    n = t.shape[1]
+    b = n if b is None else b
+    lo, hi = max(a - band, 0), min(b + band, n)  # the rows that rows a..b-1 see
+    rows = _rows_for(hi - lo)
+    if torch.is_grad_enabled() and t.requires_grad:
+        u = F.pad(t[:, lo:hi].float() / s[lo:hi, None], (0, 0, 0, rows - (hi - lo)))
+    else:  # divided straight into the padded buffer
+        u = t.new_empty(t.shape[0], rows, t.shape[2], dtype=torch.float32)
+        u[:, hi - lo :] = 0
+        torch.div(t[:, lo:hi], s[lo:hi, None], out=u[:, : hi - lo])
+    return banded_product(u, band)[:, a - lo : b - lo].to(t.dtype)
 
 
 def _window(x: torch.Tensor, a: int, b: int, halo: int, value: float = 0.0) -> torch.Tensor:
@@ -111,20 +140,6 @@ def _window(x: torch.Tensor, a: int, b: int, halo: int, value: float = 0.0) -> t
     n = x.shape[1]
     lo, hi = max(a - halo, 0), min(b + halo, n)
     return F.pad(x[:, lo:hi], (0, 0, halo - (a - lo), halo - (hi - b)), value=value)
-
-
-def distance_attention(
-    t: torch.Tensor, s: torch.Tensor, a: int = 0, b: int | None = None, band: int = DISTANCE_BAND
-) -> torch.Tensor:
-    """Rows a..b-1 of the fixed attention applied to t (B, n, C): sum_j exp(-|i-j|/e) t_j / s_j over |i - j| <= band
-    (banded_product of t / s): O(n * block) time, O((b - a + 2 band) * C) memory."""
-    n = t.shape[1]
-    b = n if b is None else b
-    if a == 0 and b == n:  # the whole sequence: no window to cut
-        return banded_product(t.float() / s[:, None], band).to(t.dtype)
-    # t_j / s_j on the window only (L = b - a + 2 band rows); outside the sequence t is 0 (s padded with 1)
-    u = _window(t, a, b, band).float() / _window(s[None, :, None], a, b, band, value=1.0)
-    return banded_product(u, band)[:, band : band + b - a].to(t.dtype)
 
 
 class DualAttention(nn.Module):
