@@ -83,37 +83,119 @@ def test_the_direct_form_reproduces_the_original(shared, checkpoint):
         torch.testing.assert_close(got, reference[f"scores_T{t}"], atol=1e-5, rtol=0)
 
 
-@pytest.mark.parametrize("chunk", [4096, 50])
-def test_scores_equal_the_direct_form(checkpoint, chunk, monkeypatch):
-    """Lengths around the band (75) and the chunk; chunk 50 puts chunk borders inside the band everywhere.
-    Both paths: the lean one (no autograd, in place, chunked) and the differentiable one."""
-    monkeypatch.setattr(URDMU, "chunk", chunk)
+def _spy_forms(monkeypatch) -> list[str]:
+    """Record which form each URDMU forward takes ("direct" / "lean")."""
+    taken: list[str] = []
+    for name in ("_direct", "_lean"):
+        real = getattr(URDMU, name)
+
+        def spy(self, x, real=real, name=name):
+            taken.append(name[1:])
+            return real(self, x)
+
+        monkeypatch.setattr(URDMU, name, spy)
+    return taken
+
+
+def _forced(scorer: URDMU, form: str, x: torch.Tensor) -> torch.Tensor:
+    """The scores of one form: the direct one under an unlimited budget, the lean one under none."""
+    budget = scorer.direct_budget
+    scorer.direct_budget = 1 << 62 if form == "direct" else 0
+    try:
+        with torch.no_grad():
+            return scorer(x)
+    finally:
+        scorer.direct_budget = budget
+
+
+def test_every_form_equals_the_direct_form(checkpoint, monkeypatch):
+    """Lengths around the band (75), the one-matrix limit (256) and block borders (128 rows); the lean form also
+    with chunks of 50 rows, whose borders fall inside the band everywhere. Every form: the direct one (whole
+    sequence), the lean one (no autograd, in place, chunked) and the differentiable one."""
     scorer = load_anomaly_scorer(checkpoint)
     state = torch.load(checkpoint, weights_only=True)
-    gen = torch.Generator().manual_seed(chunk)
-    for t in (1, 2, 3, 50, 51, 75, 76, 77, 151, 152, 153, 400):
+    taken = _spy_forms(monkeypatch)
+    gen = torch.Generator().manual_seed(0)
+    for t in (1, 2, 76, 153, 256, 257, 385):
         x = torch.randn(1, t, 1024, generator=gen) * 0.5 + 0.1
         with torch.no_grad():
             want = direct_scores(state, x)
-            lean = scorer(x)
-        torch.testing.assert_close(lean, want, atol=1e-5, rtol=0, msg=f"lean path, T={t}")
+        for form, chunk in (("direct", 4096), ("lean", 4096), ("lean", 50)):
+            monkeypatch.setattr(URDMU, "chunk", chunk)
+            taken.clear()
+            got = _forced(scorer, form, x)
+            assert taken == [form]
+            torch.testing.assert_close(got, want, atol=1e-5, rtol=0, msg=f"{form} form, chunk {chunk}, T={t}")
         with torch.enable_grad():
             grad_path = scorer(x.requires_grad_())
         torch.testing.assert_close(grad_path.detach(), want, atol=1e-5, rtol=0, msg=f"autograd path, T={t}")
     assert want.std() > 0.02  # scores that vary: the comparison means something
 
 
+def test_the_switch_follows_the_budget_and_both_sides_agree(checkpoint, monkeypatch):
+    """With a budget that the direct form fits up to 300 snippets (one video) or 150 (two): at the switch length
+    and on both sides, the form taken is the one the budget allows, and both forms give the direct form's scores
+    there (the other one forced)."""
+    scorer = load_anomaly_scorer(checkpoint)
+    state = torch.load(checkpoint, weights_only=True)
+    monkeypatch.setattr(URDMU, "direct_budget", scorer.direct_bytes(1, 300))
+    assert scorer.direct_bytes(2, 150) == scorer.direct_budget  # memory counts batch rows x length
+    taken = _spy_forms(monkeypatch)
+    gen = torch.Generator().manual_seed(300)
+    for batch, t, form in (
+        (1, 299, "direct"),
+        (1, 300, "direct"),
+        (1, 301, "lean"),
+        (2, 150, "direct"),
+        (2, 151, "lean"),
+    ):
+        x = torch.randn(batch, t, 1024, generator=gen) * 0.5 + 0.1
+        with torch.no_grad():
+            want = direct_scores(state, x)
+            taken.clear()
+            got = scorer(x)
+        assert taken == [form], (batch, t)
+        torch.testing.assert_close(got, want, atol=1e-5, rtol=0, msg=f"{form} form at {batch} x {t}")
+        other = "lean" if form == "direct" else "direct"
+        torch.testing.assert_close(_forced(scorer, other, x), want, atol=1e-5, rtol=0, msg=f"{other} at {t}")
+
+
+def test_a_long_input_never_takes_the_direct_path(monkeypatch):
+    """Under the default budget (512 MiB): a day of video, or a batch whose rows x length is past the budget,
+    is scored by the lean form; the direct path is never entered. Run for real on a narrow scorer (hidden 32):
+    4,400 sequences of 3 snippets (13,200 rows, past the budget) — its scores equal the direct form's."""
+    assert URDMU.direct_budget == 512 * 2**20
+    day = URDMU()
+    assert day.direct_bytes(1, 24 * 3600 * 30 // 16) > 14 * day.direct_budget  # 24 h: ~8 GB
+    assert day.direct_bytes(1, 10_900) <= day.direct_budget < day.direct_bytes(1, 11_000)  # 48 KB a snippet
+    torch.manual_seed(0)
+    scorer = URDMU(input_size=8, hidden=32).eval()
+    x = torch.randn(4400, 3, 8)
+    assert scorer.direct_bytes(4400, 3) > scorer.direct_budget
+    taken = _spy_forms(monkeypatch)
+    with torch.no_grad():
+        got = scorer(x)
+    assert taken == ["lean"]
+    want = _forced(scorer, "direct", x[:50])  # the direct form on a few rows (batch rows are independent)
+    torch.testing.assert_close(got[:50], want, atol=1e-5, rtol=0)
+    assert want.std() > 0.01
+
+
 def test_scores_equal_the_direct_form_at_4000_snippets(checkpoint, monkeypatch):
-    """~10 s on 2 busy cores: the direct form's 4,000 x 4,000 attentions are the cost."""
-    monkeypatch.setattr(URDMU, "chunk", 1500)  # borders at 1500 and 3000, a short last chunk
+    """Both forms at 4,000 snippets, two videos (the default budget takes the direct one); the lean one with
+    chunk borders at 1500 and 3000 and a short last chunk. ~15 s on 2 busy cores: the oracle's 4,000 x 4,000
+    attentions are the cost."""
+    monkeypatch.setattr(URDMU, "chunk", 1500)
     scorer = load_anomaly_scorer(checkpoint)
     x = torch.randn(2, 4000, 1024, generator=torch.Generator().manual_seed(4000)) * 0.5 + 0.1
+    taken = _spy_forms(monkeypatch)
     with torch.no_grad():
         want = direct_scores(torch.load(checkpoint, weights_only=True), x[1:])
         got = scorer(x)
-    assert want.std() > 0.02
+    assert taken == ["direct"] and want.std() > 0.02
     torch.testing.assert_close(got[1:], want, atol=1e-5, rtol=0)
     torch.testing.assert_close(got[:1], scorer(x[:1]), atol=1e-6, rtol=0)  # batch rows independent
+    torch.testing.assert_close(_forced(scorer, "lean", x[1:]), want, atol=1e-5, rtol=0)
 
 
 def test_band_width_is_where_the_weights_fall_below_1e_12():
@@ -121,11 +203,11 @@ def test_band_width_is_where_the_weights_fall_below_1e_12():
     assert math.exp(-(DISTANCE_BAND + 1) / math.e) < 1e-12 <= math.exp(-DISTANCE_BAND / math.e)
 
 
-@pytest.mark.parametrize("band", [0, 1, 3, 7])
-def test_banded_attention_equals_the_masked_matrix_on_every_window(band):
-    """distance_attention with a narrow band = the (n, n) matrix with |i - j| > band zeroed and the original's
-    normalisation (entry (i, j) over the sum of column j), for whole sequences and for windows a..b."""
-    n = 23
+@pytest.mark.parametrize("n,band", [(23, 0), (23, 1), (23, 3), (23, 7), (600, 7), (600, 75)])
+def test_banded_attention_equals_the_masked_matrix_on_every_window(n, band):
+    """distance_attention with a band = the (n, n) matrix with |i - j| > band zeroed and the original's
+    normalisation (entry (i, j) over the sum of column j), for whole sequences and for windows a..b: one matrix
+    (23 rows) and blocks of 128 rows (600, windows across block borders)."""
     t = torch.randn(2, n, 5, dtype=torch.float64)
     pos = torch.arange(n, dtype=torch.float64)
     dist = (pos[:, None] - pos[None, :]).abs()
@@ -134,20 +216,21 @@ def test_banded_attention_equals_the_masked_matrix_on_every_window(band):
     s = distance_normaliser(n, band, t.device)
     torch.testing.assert_close(s.double(), mat.sum(0), rtol=1e-6, atol=0)
     torch.testing.assert_close(distance_attention(t, s, band=band), want, rtol=1e-5, atol=1e-6)
-    for a, b in ((0, 1), (0, 5), (3, 9), (band, n - band), (n - 4, n), (n - 1, n)):
+    windows = [(0, 1), (0, 5), (3, 9), (band, n - band), (n - 4, n), (n - 1, n)]
+    windows += [(100, 500), (0, 300), (127, 129), (n - 300, n)] if n > 300 else []
+    for a, b in windows:
         got = distance_attention(t, s, a, b, band=band)
         torch.testing.assert_close(got, want[:, a:b], rtol=1e-5, atol=1e-6, msg=f"window {a}:{b}")
 
 
-def test_scoring_memory_is_linear_in_length(checkpoint):
-    """8,000 snippets: the direct form holds 4 x 8,000^2 floats per attention (1 GB, 2.1 GB with the softmax and
-    the distance matrix); the scorer must stay under 0.5 GB above what the features and weights take (~0.3 GB
-    measured: q, k, v, x and the softmax output at full length, the rest in chunks). ~15 s on 2 busy cores."""
+def _scoring_growth_mb(checkpoint, form: str, batch: int, t: int) -> float:
+    """Growth of peak RSS while one form scores (batch, t) random features, in a fresh process."""
     code = textwrap.dedent(f"""
         import resource, torch
         from holmesvau.ats import load_anomaly_scorer
         scorer = load_anomaly_scorer({str(checkpoint)!r})
-        x = torch.randn(1, 8000, 1024)
+        scorer.direct_budget = {1 << 62 if form == "direct" else 0}
+        x = torch.randn({batch}, {t}, 1024)
         with torch.no_grad():
             scorer(x[:, :64])
         before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -160,7 +243,24 @@ def test_scoring_memory_is_linear_in_length(checkpoint):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
     growth_mb, spread = map(float, out.stdout.split())
     assert spread > 0.01
-    assert growth_mb < 500, f"scoring 8,000 snippets took {growth_mb:.0f} MB more"
+    return growth_mb
+
+
+def test_scoring_memory_is_linear_in_length(checkpoint):
+    """8,000 snippets in the lean form: the direct (quadratic) form holds 4 x 8,000^2 floats per attention (1 GB,
+    2.1 GB with the softmax and the distance matrix); the lean one x, q, k, v (t in q's place) and the softmax
+    output at full length, the rest in chunks: ~120 MB measured. ~15 s on 2 busy cores."""
+    growth_mb = _scoring_growth_mb(checkpoint, "lean", 1, 8000)
+    assert growth_mb < 250, f"scoring 8,000 snippets took {growth_mb:.0f} MB more"
+
+
+def test_the_direct_forms_memory_is_within_what_the_switch_counts(checkpoint):
+    """URDMU.direct_bytes, which the switch weighs against the budget, bounds what the direct form takes: one
+    video of 4,000 snippets, eight of 750 (measured ~125 and ~205 MB against 188 and 281 MB counted)."""
+    scorer = URDMU()
+    for batch, t in ((1, 4000), (8, 750)):
+        growth_mb = _scoring_growth_mb(checkpoint, "direct", batch, t)
+        assert growth_mb <= scorer.direct_bytes(batch, t) / 2**20, (batch, t, growth_mb)
 
 
 def test_input_dim_is_an_attribute_set_from_the_weights(checkpoint, tmp_path):
