@@ -5,7 +5,7 @@ step (forward_train + UR-DMU's loss + backward), and day-long videos (peak memor
 
     python bench/scorer_memory.py                                    # T = 171,750,2000,4000,16000; train 750 x 8
     python bench/scorer_memory.py --baseline 3385705 --baseline 842bc84   # + those commits' scorers (git show)
-    python bench/scorer_memory.py --smoke                            # seconds: T = 300,1200; train 200 x 2
+    python bench/scorer_memory.py --smoke                            # seconds: T = 300,1200; train 100 x 2
     python bench/scorer_memory.py --lengths '' --train '' --hours 1,24   # day-long videos: peak RSS, ours only
     python bench/scorer_memory.py --device cuda --threads 8
 
@@ -155,8 +155,10 @@ def quadratic_mb(batch: int, n: int, heads: int = 4) -> float:
 
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--lengths", default="171,750,2000,4000,16000", help="snippet counts to score")
-    ap.add_argument("--train", default="750x8", help="training step LENGTHxBATCH ('' = none)")
+    ap.add_argument(
+        "--lengths", default=None, help="snippet counts to score (default 171,750,2000,4000,16000)"
+    )
+    ap.add_argument("--train", default=None, help="training step LENGTHxBATCH ('' = none; default 750x8)")
     ap.add_argument(
         "--hours", default="", help="day-long videos, in hours of 30 fps video: peak memory of ours"
     )
@@ -165,7 +167,7 @@ def main(argv: list[str] | None = None) -> dict:
         "--rounds", type=int, default=3, help="timed calls per form and length (the fastest counts)"
     )
     ap.add_argument("--quadratic-max-mb", type=float, default=4096, help="skip quadratic forms needing more")
-    ap.add_argument("--smoke", action="store_true", help="seconds: lengths 300,1200, train 200x2, 1 round")
+    ap.add_argument("--smoke", action="store_true", help="seconds: lengths 300,1200, train 100x2, 1 round")
     ap.add_argument(
         "--scorer", default=None, help="scorer checkpoint (default: the shared random one, if any)"
     )
@@ -173,7 +175,11 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     args = ap.parse_args(argv)
     if args.smoke:
-        args.lengths, args.train, args.rounds = "300,1200", "200x2", 1
+        args.rounds = 1
+    if args.lengths is None:
+        args.lengths = "300,1200" if args.smoke else "171,750,2000,4000,16000"
+    if args.train is None:
+        args.train = "100x2" if args.smoke else "750x8"
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
