@@ -25,14 +25,14 @@ run() {  # run NAME SECONDS CMD...
 }
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 $PY -c "import torch, transformers, av; print('torch', torch.__version__, 'transformers', transformers.__version__, 'av', av.__version__)"
-[ -z "${ONLY:-}" ] && (timeout "${SCORER_CPU_LIMIT:-520}" nice -n 19 $PY bench/scorer_memory.py --hours 24 --direct "" --threads 8 \
+[ -z "${ONLY:-}" ] && (timeout "${SCORER_CPU_LIMIT:-520}" nice -n 19 $PY bench/scorer_memory.py --hours 24 --lengths "" --train "" --threads 8 \
     >"$OUT/scorer_memory_cpu24h.log" 2>&1; echo "rc=$?" >>"$OUT/scorer_memory_cpu24h.log") &
 run decode_step 90 $PY bench/decode_step.py --device cuda --layers 24
 run throughput 420 $PY bench/throughput.py --device cuda --full-size --max-new-tokens 96 --timing
 run watch_latency 140 $PY bench/watch_latency.py --device cuda --full-size --latency-s 20 \
     --clip "${HOLMESVAU_SHARED:-../shared}/videos/robbery.mp4"
 run reproduce_rate 75 $PY bench/reproduce_rate.py --full-size --device cuda --frames 12 --new-tokens 128
-run scorer_memory_gpu 35 $PY bench/scorer_memory.py --device cuda --direct ""
+run scorer_memory_gpu 35 $PY bench/scorer_memory.py --device cuda --hours 1,8,24
 run load_time 90 $PY bench/load_time.py --device cuda
 wait
 if [ -z "${ONLY:-}" ]; then
