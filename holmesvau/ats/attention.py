@@ -3,8 +3,9 @@
 Each attention head runs a softmax attention next to a fixed one, exp(-|i - j| / e), on a fourth projection.
 UR-DMU builds both as (n, n) matrices: 4 heads x n^2 floats per layer, ~34 GiB at 4.7 h of 30 fps video. Here the
 softmax goes through `scaled_dot_product_attention` (flash / memory-efficient kernels: the matrix is never held) and
-the fixed attention through a banded depthwise convolution (band chosen below so that the scores do not change);
-at inference (no autograd) every position-wise step also runs in chunks of rows, in place.
+the fixed attention through banded block matrix products (band chosen below so that the scores do not change).
+Two forms (URDMU.forward picks one by memory): `DualAttention.forward` over the whole sequence, and, at inference
+beyond the memory budget, `add_lean_`: every position-wise step in chunks of rows, in place. docs/ats-scorer.md.
 """
 
 from __future__ import annotations
@@ -146,7 +147,7 @@ class DualAttention(nn.Module):
     """Per head: softmax(q k^T / sqrt(d)) v next to a fixed attention exp(-|i - j| / e) applied to a fourth
     projection t; the two halves of each head are concatenated. Memory is linear in the length: the softmax goes
     through scaled_dot_product_attention (its flash / memory-efficient kernels never hold the (n, n) matrix) and the
-    fixed one through a banded convolution (distance_attention)."""
+    fixed one through banded block products (distance_attention)."""
 
     def __init__(self, dim: int, heads: int, dim_head: int, dropout: float):
         super().__init__()

@@ -4,7 +4,8 @@ Anomaly Detection", AAAI 2023) as Holmes-VAU uses it, with the key layout of its
 features (B, T, 1024) -> temporal conv -> 2 transformer blocks (softmax attention + a fixed distance-decay
 attention) -> anomaly / normal memory units -> classifier on [x, mu(A_aug) + mu(N_aug)] -> scores (B, T) in [0, 1].
 
-`forward` is the inference path (memory linear in T: holmesvau.ats.attention). `forward_train` is UR-DMU's
+`forward` is the inference path (memory linear in T; the direct or the lean form by a memory budget:
+docs/ats-scorer.md). `forward_train` is UR-DMU's
 training path (batch = normal videos then as many abnormal ones) and returns everything its losses use;
 `urdmu_loss` combines them as UR-DMU's `train.py` does, with the weights of `LossWeights` (defined only there).
 """
