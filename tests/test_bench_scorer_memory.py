@@ -4,8 +4,11 @@ of the length and ours within what the switch counts, one training step with the
 
 from __future__ import annotations
 
-import importlib.util
+import json
 import math
+import os
+import subprocess
+import sys
 
 import pytest
 from conftest import REPO, shared_path
@@ -17,11 +20,21 @@ LENGTHS = (300, 1200)
 
 @pytest.fixture(scope="module")
 def result():
+    """One smoke run in a fresh process (its memory figures are the growth of that process's resident set)."""
     shared_path("fixtures/ats-original/urdmu_random.pth")  # the bench's default weights
-    spec = importlib.util.spec_from_file_location("bench_scorer_memory", REPO / "bench" / "scorer_memory.py")
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
-    return bench.main(["--smoke", "--lengths", ",".join(map(str, LENGTHS)), "--threads", "1"])
+    lengths = ",".join(map(str, LENGTHS))
+    cmd = [
+        sys.executable,
+        str(REPO / "bench" / "scorer_memory.py"),
+        "--smoke",
+        "--lengths",
+        lengths,
+        "--threads",
+        "1",
+    ]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env, timeout=600)
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def test_every_length_and_form_is_reported(result):
