@@ -2,9 +2,9 @@
 
 README.md is at most 250 lines; every relative link of README.md, docs/*.md and HIVAU-70k/README.md reaches an
 existing file and, with an anchor, a heading of that file (GitHub's slugs); every path of ours they name in code
-quotes exists; every `--option` that a documented
-command (in those pages, or in an entry point's opening docstring) passes to one of our entry points is one that the
-entry point's own argparse `--help` lists (the oracle: the parsers, run in a child process, not the docs).
+quotes exists; every `--option` that a documented command (in those pages, or in an entry point's opening docstring)
+passes to one of our entry points is one that the entry point's own argparse `--help` lists (the oracle: the
+parsers, run in a child process, not the docs).
 """
 
 from __future__ import annotations
