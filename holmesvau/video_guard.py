@@ -1,6 +1,6 @@
 """Decode a whole video in a child process, under limits it cannot escape, before a server decodes it itself.
 
-    python -m holmesvau.video_guard VIDEO [--max-pixels N] [--max-frames N] [--stall-s S]   # one JSON line
+    python -m holmesvau.video_guard VIDEO [--max-pixels N] [--max-frames N] [--stall-s S] [--memory-mb 4096]
 
 The demo runs this on every upload before its own (in-process) decoding: whatever the file does to FFmpeg —
 crash it, loop inside it, grow memory — happens in the child. The child's address space is capped
@@ -28,14 +28,14 @@ from holmesvau.video import DecodeLimits, VideoError, VideoInfo, VideoReader, sh
 PROGRESS_EVERY = 16  # frames between two progress lines
 
 
-def _limit_memory(memory_mb: int):
-    def apply() -> None:
-        import resource
+def _limit_memory(memory_mb: int) -> None:
+    """Cap this process's address space (set by the child itself, first thing: no preexec_fn in a threaded
+    server)."""
+    import resource
 
+    if memory_mb > 0:
         cap = int(memory_mb) * 2**20
         resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
-
-    return apply
 
 
 def check_in_child(
@@ -50,11 +50,10 @@ def check_in_child(
     `on_probe(info)` sees what the container claims before the decoding; what it raises stops the child."""
     name = shown(path)
     cmd = [sys.executable, "-m", "holmesvau.video_guard", os.fspath(path), "--max-pixels", str(limits.max_pixels),
-           "--max-frames", str(limits.max_frames), "--stall-s", str(limits.stall_s), "--threads", str(threads)]  # fmt: skip
+           "--max-frames", str(limits.max_frames), "--stall-s", str(limits.stall_s), "--threads", str(threads),
+           "--memory-mb", str(memory_mb)]  # fmt: skip
     env = {**os.environ, "MALLOC_ARENA_MAX": "2", "PYTHONWARNINGS": "ignore"}  # arenas reserve address space
-    proc = subprocess.Popen(
-        cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, preexec_fn=_limit_memory(memory_mb)
-    )
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
     lines: list[bytes] = []
     stall = max(limits.stall_s, 1.0) + 10.0  # the child's own watchdog fires first; this covers a stuck child
     try:
@@ -111,14 +110,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-frames", type=int, default=0)
     ap.add_argument("--stall-s", type=float, default=DecodeLimits.stall_s)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--memory-mb", type=int, default=4096, help="address-space cap of this process (0: none)")
     args = ap.parse_args(argv)
+    _limit_memory(args.memory_mb)
     limits = DecodeLimits(args.max_pixels, args.max_frames, args.stall_s)
     try:
+        import av  # noqa: F401 - loaded under the cap: a cap too small for the decoder itself is said so
+
         out = {"info": asdict(scan(args.video, limits, args.threads))}
     except (VideoError, ValueError) as e:
         out = {"error": str(e)}
-    except MemoryError:
-        out = {"error": f"{shown(args.video)}: decoding it needs more memory than allowed"}
+    except (MemoryError, ImportError):
+        out = {
+            "error": f"{shown(args.video)}: decoding it needs more than the memory cap of {args.memory_mb} MB"
+        }
     print(json.dumps(out), flush=True)
     return 0
 

@@ -302,3 +302,14 @@ def test_frames_growing_to_8192_are_refused_before_memory_grows(demo_handler, tm
         with decode_limits(cfg.limits()):
             read_frames(upload, [0, 31])
     assert _vm_hwm_mb() - before < 100
+
+
+def test_the_demo_decoding_child_is_held_to_its_memory_cap(odd):
+    """The cap is real: a child given less address space than Python needs fails, and the caller gets one
+    error naming the file (the server is untouched); with the default cap the same file passes."""
+    from holmesvau.video_guard import check_in_child
+
+    path = odd["vfr.mp4"]
+    with pytest.raises(VideoError, match=r"vfr\.mp4: decoding it needs more than the memory cap of 64 MB"):
+        check_in_child(path, DecodeLimits(), memory_mb=64)
+    assert check_in_child(path, DecodeLimits()).num_frames == 30
