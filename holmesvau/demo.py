@@ -37,9 +37,7 @@ class DemoConfig:
     max_frames: int = 18_000  # 10 min at 30 fps: the work (decoding, ATS) grows with frames, not seconds
     max_pixels: int = 3840 * 2160  # per frame (4K UHD): bounds decoding memory
     max_prompt_chars: int = 1000
-    decode_stall_s: float = (
-        30.0  # decoding that makes no progress this long is stopped (error naming the file)
-    )
+    decode_stall_s: float = 30.0  # decoding without progress this long is stopped (error naming the file)
     decode_memory_mb: int = 4096  # address space of the child process that decodes each upload first
 
     def limits(self):
