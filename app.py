@@ -9,7 +9,9 @@ Open http://127.0.0.1:7860. Examples: the files given with --examples, else the 
 original repository's robbery, car_accident and earthquake clips (fetched once and verified; holmesvau.released). The server reads only files the user uploaded
 (inside Gradio's upload folder) and the examples it listed itself; the browser only ever sends an example's name.
 Limits hold whatever a file claims: size, duration, the frame count itself (a file claiming 1000 fps cannot pass
-30,000 frames off as 30 s), resolution, and the question's length. The report is shown in a sandboxed frame.
+30,000 frames off as 30 s), resolution (on every decoded frame), and the question's length. Each upload is decoded
+first in a memory-capped child process stopped when it makes no progress (--decode-timeout-s,
+--max-decode-memory-mb; docs/video.md). The report is shown in a sandboxed frame.
 """
 
 from __future__ import annotations
