@@ -17,7 +17,7 @@ The scorer is a random URDMU sized for the encoder (its weights change nothing h
 With `--cameras N1,N2,...` it measures many cameras in one watcher instead: for each N, N ffmpeg processes stream
 the shared clips (pre-encoded once to h264 at `--width` px, sent with `-c copy` at their frame rate, looping) as
 MPEG-TS over UDP on 127.0.0.1; one Watcher (shared ViT batches) watches them for `--seconds` after a warm-up. Per
-N: real time kept (every camera decoded >= 95 % of the frames sent and its arrival -> score p95 < 1 s), p50 / p95
+N: real time kept (every camera decoded >= 90 % of the frames sent and its arrival -> score p95 < 1 s), p50 / p95
 per camera, the ViT batch sizes, CPU % (process CPU time / wall; 100 % = one core), RSS; then the largest N kept.
 """
 
@@ -149,7 +149,7 @@ def cameras_bench(args, encode, scorer, work: Path) -> dict:
         cams = []
         for c, f, lat, r in zip(w.cameras, frames, lats, fps):
             p50, p95 = (float(np.percentile(lat, q)) if lat.size else None for q in (50, 95))
-            ok = f >= 0.95 * r * wall and p95 is not None and p95 < 1.0
+            ok = f >= 0.9 * r * wall and p95 is not None and p95 < 1.0  # (a looped clip pauses at its seam)
             cams.append({"camera": c.name, "fps": round(r, 2), "frames": f, "expected": round(r * wall),
                          "p50_s": None if p50 is None else round(p50, 4), "p95_s": None if p95 is None else round(p95, 4),
                          "kept": ok})  # fmt: skip
