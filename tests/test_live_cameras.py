@@ -264,3 +264,28 @@ def test_explanations_are_batched_and_see_each_event_once(tiny_lm):
         for task in ("judgement", "description"):
             q = video_question(TASK_PROMPTS[task], len(tiles))
             assert answers[task] == chat(tiny_lm, pv, q, max_new_tokens=6).answer
+
+
+def test_mqtt_last_will_when_the_watcher_vanishes(tmp_path):
+    """A watcher killed without a goodbye: the broker itself publishes `<prefix>/available` = offline."""
+    import subprocess
+
+    broker = Mosquitto(tmp_path)
+    sub = Subscriber(broker.port, "hv/available")
+    code = (
+        "import os, sys\n"
+        "from holmesvau.live.mqtt import MqttSink\n"
+        f"s = MqttSink('mqtt://{HOST}:{broker.port}/hv', 'vanishing')\n"
+        "assert s.connected.wait(20)\n"
+        "s.client.publish('hv/available', 'online', qos=1, retain=True).wait_for_publish(5)\n"
+        "os._exit(9)\n"  # no disconnect, no 'offline' from us
+    )
+    try:
+        r = subprocess.run([sys.executable, "-c", code], cwd=REPO, timeout=60, capture_output=True, text=True,
+                           env={**__import__("os").environ, "PYTHONPATH": str(REPO)})  # fmt: skip
+        assert r.returncode == 9, r.stderr
+        wait_for(lambda: [p for t, p, _ in sub.messages if p == b"offline"], "the last will", None, None, 20)
+        assert [p.decode() for t, p, _ in sub.messages][-2:] == ["online", "offline"]
+    finally:
+        sub.close()
+        broker.stop()
