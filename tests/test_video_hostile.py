@@ -313,3 +313,17 @@ def test_the_demo_decoding_child_is_held_to_its_memory_cap(odd):
     with pytest.raises(VideoError, match=r"vfr\.mp4: decoding it needs more than the memory cap of 64 MB"):
         check_in_child(path, DecodeLimits(), memory_mb=64)
     assert check_in_child(path, DecodeLimits()).num_frames == 30
+
+
+@pytest.mark.parametrize("method", ["pyav", "reencode"])
+def test_a_cut_segment_is_read_in_the_orientation_of_its_source(odd, tmp_path, method):
+    """HIVAU cutting (PyAV re-encode, or the ffmpeg command line) keeps what the reader sees: rotated frames."""
+    from holmesvau.data.segments import SegmentJob, cut_segment
+
+    src = odd["rotated_90.mp4"]  # 64x48 coded, shown 48x64
+    res = cut_segment(SegmentJob(str(src), str(tmp_path / f"{method}.mp4"), 5, 10, 10.0), method=method)
+    assert res.status == "done", res.reason
+    cut, whole = read_frames(res.output, [0, 9]), read_frames(src, [5, 14])
+    assert cut.shape == whole.shape == (2, 64, 48, 3)
+    err = np.abs(cut.astype(np.int16) - whole).mean()  # the same frames, re-encoded (yuv420p: colour blurs)
+    assert err < 20 and err < np.abs(cut.astype(np.int16) - whole[:, ::-1, ::-1]).mean() / 2
