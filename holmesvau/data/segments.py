@@ -248,7 +248,7 @@ def cut_pyav(job: SegmentJob, tmp: Path) -> None:
                 continue
             if written >= job.num_frames:
                 break
-            if written == 0 and frame.rotation:  # keep the orientation the source is read with (docs/video.md)
+            if written == 0 and frame.rotation:  # the orientation the source is read with
                 o.set_display_rotation(frame.rotation)
             img = frame.reformat(width=o.width, height=o.height, format="yuv420p")
             img.pts, img.time_base = written, 1 / Fraction(rate)
