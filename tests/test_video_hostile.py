@@ -127,7 +127,7 @@ def test_scores_and_frames_come_from_the_same_stream_at_its_presentation_times(o
     np.testing.assert_allclose(dense.times_s, want_t[::2], atol=1e-3)
 
 
-def test_a_picture_track_alone_is_read_and_a_flagged_cover_never(odd, tmp_path):
+def test_a_file_holding_only_a_flagged_cover_is_refused(tmp_path):
     path = tmp_path / "only_cover.mp4"  # mp4 keeps the attached_pic flag: a file of a cover alone is refused
     ffmpeg(*_src("testsrc2", "32x32", 1, 1), "-c:v", "png", "-disposition:v:0", "attached_pic", str(path))
     with pytest.raises(VideoError, match=r"only_cover\.mp4: .*attached picture"):
