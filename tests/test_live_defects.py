@@ -238,12 +238,12 @@ def test_full_disk_stops_cleanly_and_the_next_run_appends_whole_lines(
     errors = [line for line in r.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "scores.jsonl: cannot write (File too large)" in errors[0], r.stderr[-2000:]
     raw = (out / "scores.jsonl").read_bytes()
-    assert raw.endswith(b"\n") and 11_000 < len(raw) <= 12_000  # the torn line was cut
+    assert 11_000 < len(raw) <= 12_000  # the torn line was cut (a line cut just before its newline stays)
     rows = [json.loads(line) for line in raw.splitlines()]  # every line whole
     assert rows[0]["type"] == "run" and rows[-1]["type"] == "score"
     # the disk was full when the process died mid-line: the next writer cuts the torn tail before appending
     with open(out / "scores.jsonl", "ab") as f:
-        f.write(b'{"schema_version": 2, "type": "sco')
+        f.write((b"" if raw.endswith(b"\n") else b"\n") + b'{"schema_version": 2, "type": "sco')
     w = JsonlWriter(out / "scores.jsonl", {"camera": "default"})
     w.write({"type": "run"})
     w.close()
@@ -300,6 +300,13 @@ def test_words(tiny_model_dir, tmp_path, capsys, monkeypatch):
         args = p.parse_args(shlex.split(ex.split("&&")[0]))
         if args.cameras is None:  # (the cameras file is checked in test_live_cameras)
             camera_configs(p, args)
+    # an --out that cannot be made: one line, no traceback
+    (tmp_path / "a_file").write_text("x")
+    rc = main(["--source", str(tmp_path / "v.mp4"), "--out", str(tmp_path / "a_file" / "out")])
+    err = capsys.readouterr().err
+    assert (
+        rc == 1 and err.startswith("error: ") and "a_file/out" in err and len(err.strip().splitlines()) == 1
+    )
     # a scorer that is not there: no `--no-ats` (watch.py has none)
     rc = main(["--source", str(make_video(tmp_path / "v.mp4", 10)), "--model", str(tiny_model_dir), "--scorer",
                str(tmp_path / "nope.pth"), "--device", "cpu", "--out", str(tmp_path / "out")])  # fmt: skip

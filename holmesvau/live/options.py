@@ -243,6 +243,9 @@ def main(argv: list[str] | None = None, doc: str | None = None) -> int:
     except OutputError as e:
         print(f"error: {e.strerror}", file=sys.stderr)
         return 1
+    except OSError as e:  # an output folder that cannot be made or locked, ...: one line, not a traceback
+        print(f"error: {redact(str(e))}", file=sys.stderr)
+        return 1
     finally:
         if lock is not None:
             lock.release()

@@ -72,7 +72,10 @@ class JsonlWriter:
             out.close()
         except OSError:
             pass
-        repair_torn_tail(self.path)  # best effort: cut the line the full disk tore (else the next run does)
+        try:  # best effort: cut the line the full disk tore (else the next run does)
+            repair_torn_tail(self.path)
+        except OSError:  # (a whole last line cut only before its newline: the next run adds the newline)
+            pass
         raise self.error
 
     def close(self) -> None:
