@@ -32,20 +32,27 @@ def _fields(result_or_arrays, fps: float | None):
     )
 
 
-def _strip_frames(frames, sampled: Sequence[int], path: str | None):
-    """Thumbnails of the sampled frames: given, read from the video, or None (no strip)."""
+def _strip_frames(frames, result, sampled: Sequence[int], path: str | None):
+    """The strip as [(position in `sampled`, image)]: `frames` given (one per sampled frame), else the frames the
+    analysis already decoded (AnalysisResult.frames), else read from the video (a JSON result); None: no strip."""
+    from holmesvau.frame_plan import shown_positions
+
     if frames is False or not sampled:
         return None
-    if frames is None:
-        if not path or not Path(path).is_file():
-            return None
-        from holmesvau.video import VideoError, read_frames
+    if frames is not None:
+        return list(enumerate(np.asarray(frames)))
+    own = getattr(result, "frames", None)
+    if own:
+        return sorted(own.items())
+    if not path or not Path(path).is_file():
+        return None
+    from holmesvau.video import VideoError, read_frames
 
-        try:
-            frames = read_frames(path, list(sampled))
-        except (VideoError, ValueError):
-            return None
-    return np.asarray(frames)
+    positions = shown_positions(len(sampled))
+    try:
+        return list(zip(positions, read_frames(path, [sampled[p] for p in positions])))
+    except (VideoError, ValueError):
+        return None
 
 
 def anomaly_figure(result_or_arrays, frames=None, fps: float | None = None, title: str | None = None):
@@ -54,11 +61,11 @@ def anomaly_figure(result_or_arrays, frames=None, fps: float | None = None, titl
 
     dense_idx, scores, sampled, fps, n_frames, path = _fields(result_or_arrays, fps)
     unit, scale = ("s", 1.0 / fps) if fps and fps > 0 else ("frame", 1.0)
-    thumbs = _strip_frames(frames, sampled, path)
-    n = len(sampled)
-    rows = 2 if thumbs is not None else 1
-    fig = Figure(figsize=(max(8.0, 1.3 * n), 3.2 + (1.6 if rows == 2 else 0.0)))
-    grid = fig.add_gridspec(rows, max(n, 1), height_ratios=[2.2, 1.0][:rows], hspace=0.35)
+    thumbs = _strip_frames(frames, result_or_arrays, sampled, path)
+    rows = 2 if thumbs else 1
+    cols = len(thumbs) if thumbs else max(len(sampled), 1)
+    fig = Figure(figsize=(max(8.0, 1.3 * min(cols, 12)), 3.2 + (1.6 if rows == 2 else 0.0)))
+    grid = fig.add_gridspec(rows, cols, height_ratios=[2.2, 1.0][:rows], hspace=0.35)
     ax = fig.add_subplot(grid[0, :])
     if scores is not None and dense_idx is not None and len(scores):
         x = np.asarray(dense_idx, dtype=np.float64) * scale
@@ -100,12 +107,12 @@ def anomaly_figure(result_or_arrays, frames=None, fps: float | None = None, titl
         ax.legend(loc="upper right", fontsize=8)
     if title:
         ax.set_title(title, fontsize=10)
-    if thumbs is not None:
-        for i, (f, img) in enumerate(zip(sampled, thumbs)):
-            a = fig.add_subplot(grid[1, i])
-            a.imshow(img)
-            a.set_axis_off()
-            a.set_title(f"{i + 1}: {f * scale:.1f}{unit}" if unit == "s" else f"{i + 1}: #{f}", fontsize=7)
+    for k, (i, img) in enumerate(thumbs or []):
+        f = sampled[i]
+        a = fig.add_subplot(grid[1, k])
+        a.imshow(img)
+        a.set_axis_off()
+        a.set_title(f"{i + 1}: {f * scale:.1f}{unit}" if unit == "s" else f"{i + 1}: #{f}", fontsize=7)
     return fig
 
 
@@ -113,8 +120,9 @@ def save_anomaly_curve(
     result_or_arrays, out_png: str | Path, frames=None, fps: float | None = None, title: str | None = None
 ) -> Path:
     """Save the anomaly curve (+ frame strip) to `out_png`. `result_or_arrays`: AnalysisResult, its dict, or
-    (dense_frame_indices, scores[, sampled_frame_indices]). `frames`: thumbnails (N, H, W, 3) uint8; None reads
-    them from the result's video when it exists; False leaves the strip out."""
+    (dense_frame_indices, scores[, sampled_frame_indices]). `frames`: thumbnails (N, H, W, 3) uint8; None takes the
+    frames the analysis decoded (AnalysisResult.frames), else reads them from the result's video when it exists;
+    False leaves the strip out."""
     fig = anomaly_figure(result_or_arrays, frames=frames, fps=fps, title=title)
     with atomic_target(out_png, keep_suffix=True) as tmp:  # savefig picks the format from the suffix
         fig.savefig(tmp, dpi=110, bbox_inches="tight")

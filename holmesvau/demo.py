@@ -173,28 +173,31 @@ def _frame_gallery(frames, indices, times_s):
     return [(f, f"#{i} · {t:.1f}s") for f, i, t in zip(frames, indices, times_s)]
 
 
+def _shown(result) -> tuple[list, list[int], list[float]]:
+    """The frames the analysis decoded (at most holmesvau.frame_plan.SHOWN_FRAMES), their indices and times."""
+    pos = sorted(result.frames)
+    return (
+        [result.frames[p] for p in pos],
+        [result.frame_indices[p] for p in pos],
+        [result.timestamps_s[p] for p in pos],
+    )
+
+
 def run_answer(
     vau, path: Path, prompt: str, n_frames: int, use_ats: bool, cfg: DemoConfig, out: Path, progress
 ):
     from holmesvau.anomaly_curve import save_anomaly_curve
-    from holmesvau.video import read_frames
 
     progress(0.05, desc="Selecting frames (ATS)" if use_ats else "Selecting frames")
     sampling = SamplingConfig(select_frames=n_frames, use_ats=use_ats)
     result = vau.analyze(path, prompt, sampling, max_new_tokens=cfg.max_new_tokens)
     progress(0.9, desc="Drawing")
-    frames = read_frames(path, result.frame_indices)
-    curve = save_anomaly_curve(result, out / "curve.png", frames=frames)
+    curve = save_anomaly_curve(result, out / "curve.png")  # with the frames the analysis decoded: none again
     status = f"Done · answered · {result.sampling} sampling · frames {result.frame_indices}"
-    gallery = _frame_gallery(frames, result.frame_indices, result.timestamps_s)
-    return status, result.answer, str(curve), gallery, "", None
+    return status, result.answer, str(curve), _frame_gallery(*_shown(result)), "", None
 
 
 def run_report(vau, path: Path, n_frames: int, use_ats: bool, cfg: DemoConfig, out: Path, progress):
-    import io
-
-    from PIL import Image
-
     from holmesvau.anomaly_curve import save_anomaly_curve
     from holmesvau.report import ReportConfig, build_report, write_report
 
@@ -215,11 +218,11 @@ def run_report(vau, path: Path, n_frames: int, use_ats: bool, cfg: DemoConfig, o
     json_path, html_path = write_report(report, out)
     d = report.data
     vidx = d["video_sampling"]["frame_indices"]
-    thumbs = [Image.open(io.BytesIO(jpg)) for _, jpg in report.thumbnails.get("video", [])]
+    thumbs = [t for _, t in report.thumbnails.get("video", [])]  # the report's own thumbnails, as arrays
     curve = save_anomaly_curve(
         (d["scores"]["dense_frame_indices"], d["scores"]["values"], vidx),
         out / "curve.png",
-        frames=[t.convert("RGB") for t in thumbs] or False,
+        frames=thumbs or False,
         fps=d["video"]["fps"],
     )
     lines = [f"Video — {d['video_answers']['judgement']}", ""]
@@ -240,7 +243,7 @@ def run_report(vau, path: Path, n_frames: int, use_ats: bool, cfg: DemoConfig, o
         f"Done · report · {len(d['events'])} event(s) · video-level {d['video_sampling']['method']} sampling"
     )
     fps = float(d["video"]["fps"] or 1.0)
-    gallery = _frame_gallery([t.convert("RGB") for t in thumbs], vidx, [i / fps for i in vidx])
+    gallery = _frame_gallery(thumbs, vidx, [i / fps for i in vidx])
     return status, "\n".join(lines), str(curve), gallery, frame, [str(json_path), str(html_path)]
 
 

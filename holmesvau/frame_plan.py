@@ -133,3 +133,13 @@ def plan_frames(
 
     indices = uniform_indices(int(num_frames), sampling.select_frames)
     return FramePlan(tuple(indices), "uniform", int(num_frames))
+
+
+SHOWN_FRAMES = 12  # decoded frames an AnalysisResult keeps for display (bounds its memory)
+
+
+def shown_positions(n: int, most: int = SHOWN_FRAMES) -> list[int]:
+    """Positions of the frames kept for display out of `n` sampled: all up to `most`, else `most` evenly spread."""
+    if n <= most:
+        return list(range(n))
+    return sorted({int(round(p)) for p in np.linspace(0, n - 1, most)})

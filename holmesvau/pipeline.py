@@ -19,13 +19,13 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from holmesvau.frame_plan import FramePlan, SamplingConfig
+from holmesvau.frame_plan import FramePlan, SamplingConfig, shown_positions
 from holmesvau.model import DEFAULT_MODEL, ChatOutput, LoadedModel, chat, load_model, video_question
 
 
@@ -40,9 +40,14 @@ class AnalysisResult:
     sampling: str = "uniform"  # "ats" | "uniform" | "given"
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
     video: dict = field(default_factory=dict)  # VideoInfo fields
+    # the decoded frames the MLLM saw, kept for display (plots, galleries) so nothing decodes them again: position
+    # in frame_indices -> (H, W, 3) uint8, at most SHOWN_FRAMES of them (evenly spread); not in to_dict()
+    frames: dict[int, np.ndarray] = field(default_factory=dict, repr=False, compare=False)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(replace(self, frames={}))
+        del d["frames"]
+        return d
 
 
 @dataclass
@@ -252,6 +257,7 @@ class HolmesVAU:
             sampling=planned.plan.sampling,
             timings={k: round(v, 4) for k, v in timings.items()},
             video=asdict(planned.info),
+            frames={p: np.array(frames[p]) for p in shown_positions(len(idx))},  # copies: the rest is freed
         )
 
 

@@ -91,13 +91,19 @@ def frames_to_pixel_values(frames: np.ndarray, size: int = INPUT_SIZE, resize: s
     return normalize_tiles(frames_to_tiles(frames, size, resize))
 
 
+def scale_to_width(frame: np.ndarray, width: int) -> np.ndarray:
+    """One (H, W, 3) uint8 RGB frame resized (bilinear) to `width` pixels wide, aspect kept: a thumbnail."""
+    img = Image.fromarray(np.ascontiguousarray(frame))
+    return np.asarray(
+        img.resize((width, max(1, round(img.height * width / max(1, img.width)))), Image.BILINEAR)
+    )
+
+
 def encode_jpeg(frame: np.ndarray, width: int | None = None, quality: int = 80) -> bytes:
     """One (H, W, 3) uint8 RGB frame as JPEG bytes, scaled to `width` (aspect kept) when given."""
     import io
 
-    img = Image.fromarray(np.ascontiguousarray(frame))
-    if width is not None:
-        img = img.resize((width, max(1, round(img.height * width / max(1, img.width)))), Image.BILINEAR)
+    img = Image.fromarray(np.ascontiguousarray(frame if width is None else scale_to_width(frame, width)))
     buf = io.BytesIO()
     img.save(buf, format="JPEG", quality=quality)
     return buf.getvalue()

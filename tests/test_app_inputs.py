@@ -75,9 +75,22 @@ def test_examples_are_found_in_a_folder(demo, tmp_path):
         demo.find_examples([str(tmp_path / "nope.mp4")], None)
 
 
-def test_handler_answer_report_and_error(demo, tiny_lm, upload_root):
+def test_handler_answer_report_and_error(demo, tiny_lm, upload_root, monkeypatch):
+    """...and each run decodes its frames once: the answer's gallery and curve reuse the frames the analysis decoded,
+    the report's gallery its thumbnails (no JPEG decoded back)."""
+    import PIL.Image
+
+    import holmesvau.video
     from holmesvau.ats import URDMU
     from holmesvau.pipeline import HolmesVAU
+
+    reads, read_frames = [], holmesvau.video.read_frames
+
+    def counted(path, indices, *a, **kw):
+        reads.append(list(indices))
+        return read_frames(path, indices, *a, **kw)
+
+    monkeypatch.setattr(holmesvau.video, "read_frames", counted)
 
     torch.manual_seed(0)
     vau = HolmesVAU(tiny_lm, URDMU(input_size=tiny_lm.vision_hidden_size).eval())
@@ -97,6 +110,19 @@ def test_handler_answer_report_and_error(demo, tiny_lm, upload_root):
         and len(gallery) == 3
     )
     assert report == "" and files is None and calls
+    assert reads == [
+        [6, 19, 32]
+    ]  # uniform plan of 40 frames, decoded once (not again for the curve or gallery)
+    want = read_frames(clip, [6, 19, 32])
+    assert all(
+        (img == w).all() and label.startswith(f"#{i} ")
+        for (img, label), w, i in zip(gallery, want, [6, 19, 32])
+    )
+
+    def no_decoding(*a, **kw):
+        raise AssertionError("a JPEG was decoded back")
+
+    monkeypatch.setattr(PIL.Image, "open", no_decoding)
 
     status, answer, curve, gallery, report, files = handle(
         str(clip), None, "", 3, True, demo.MODES[1], progress

@@ -67,9 +67,8 @@ class ReportConfig:
 @dataclass
 class Report:
     data: dict  # the content of report.json (matches REPORT_SCHEMA)
-    thumbnails: dict[str, list[tuple[int, bytes]]] = field(
-        default_factory=dict
-    )  # "video"/"event<i>" -> JPEGs
+    # "video"/"event<i>" -> [(frame index, thumbnail (h, thumb_width, 3) uint8)]
+    thumbnails: dict[str, list[tuple[int, np.ndarray]]] = field(default_factory=dict)
     dense: object = None  # holmesvau.pipeline.DenseScores, reusable by HolmesVAU.analyze(dense=...)
 
 
@@ -165,7 +164,7 @@ def build_report(
     dense: precomputed `vau.dense_scores(video, config.sampling.dense_stride)` to reuse. on_progress(done, total, what) is
     called before each question (for UIs); `progress` shows a tqdm bar. Returns the report (not yet written).
     """
-    from holmesvau.preprocess import encode_jpeg
+    from holmesvau.preprocess import scale_to_width
 
     config = config or ReportConfig()
     if getattr(vau, "scorer", None) is None:
@@ -200,7 +199,7 @@ def build_report(
     ]  # fmt: skip
     total = len(TASKS) * (1 + len(events)) + sum(len(p.clips) for p in plans)
     asker = _Asker(vau, config, total, progress, on_progress)
-    thumbnails: dict[str, list[tuple[int, bytes]]] = {}
+    thumbs: dict[str, list[tuple[int, np.ndarray]]] = {}
     try:
         t0 = time.perf_counter()
         plan = plan_frames(n_frames, config.sampling, scores=dense.scores, dense_indices=dense.frame_indices)
@@ -212,7 +211,7 @@ def build_report(
         stack = np.stack([frames[i] for i in vidx])
         fs = asker.frame_set(frames, vidx)
         video_answers = dict(zip(TASKS, asker.ask([(fs, TASK_PROMPTS[t], f"video {t}") for t in TASKS])))
-        thumbnails["video"] = [(i, encode_jpeg(f, config.thumb_width)) for i, f in zip(vidx, stack)]
+        thumbs["video"] = [(i, scale_to_width(f, config.thumb_width)) for i, f in zip(vidx, stack)]
         timings["video_level"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
@@ -234,7 +233,7 @@ def build_report(
                 for (a, b, cidx), caption in zip(clips, got[len(TASKS) :])
             ]
             asker.forget(keep=vidx)
-            thumbnails[f"event{k}"] = [(i, encode_jpeg(f, config.thumb_width)) for i, f in zip(eidx, stack)]
+            thumbs[f"event{k}"] = [(i, scale_to_width(f, config.thumb_width)) for i, f in zip(eidx, stack)]
             out_events.append(
                 {
                     **asdict(ev),
@@ -276,7 +275,7 @@ def build_report(
         "model": _model_metadata(vau, model_name),
         "timings": {k: round(v, 4) for k, v in timings.items()},
     }
-    return Report(data, thumbnails, dense)
+    return Report(data, thumbs, dense)
 
 
 def write_report(report: Report, out_dir: str | Path, validate: bool = True) -> tuple[Path, Path]:

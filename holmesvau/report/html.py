@@ -7,6 +7,8 @@ import base64
 import html
 from collections.abc import Sequence
 
+import numpy as np
+
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px auto;max-width:1000px;color:#222;
 padding:0 16px}
@@ -106,13 +108,15 @@ def anomaly_svg(report: dict, width: int = 960, height: int = 240) -> str:
     return "".join(parts)
 
 
-def _strip(thumbs: Sequence[tuple[int, bytes]], fps: float) -> str:
+def _strip(thumbs: Sequence[tuple[int, np.ndarray]], fps: float) -> str:
+    from holmesvau.preprocess import encode_jpeg
+
     if not thumbs:
         return ""
     figs = "".join(
-        f'<figure><img alt="frame {f}" src="data:image/jpeg;base64,{base64.b64encode(jpg).decode("ascii")}">'
+        f'<figure><img alt="frame {f}" src="data:image/jpeg;base64,{base64.b64encode(encode_jpeg(img)).decode("ascii")}">'
         f"<figcaption>{fmt_time(f / fps)} · #{f}</figcaption></figure>"
-        for f, jpg in thumbs
+        for f, img in thumbs
     )
     return f'<div class="strip">{figs}</div>'
 
@@ -125,7 +129,7 @@ def _answers(answers: dict) -> str:
     return f'<dl class="answers">{rows}</dl>'
 
 
-def render_html(report: dict, thumbnails: dict[str, Sequence[tuple[int, bytes]]] | None = None) -> str:
+def render_html(report: dict, thumbnails: dict[str, Sequence[tuple[int, np.ndarray]]] | None = None) -> str:
     """The whole page for a report dict (`Report.data`) and its thumbnails (`Report.thumbnails`)."""
     thumbnails = thumbnails or {}
     v = report["video"]
