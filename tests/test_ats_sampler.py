@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+from helpers import naive_density_sampling
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -67,11 +68,20 @@ def test_high_scores_attract_samples():
     assert inside > 12 * 30 / 300 * 3  # far more than a uniform share
 
 
-def test_ats_select_maps_to_frame_indices():
+def test_ats_select_maps_to_frame_indices(shared):
+    """ats_select's frames are the dense frames at the original's positions (every reference case) and at a naive
+    re-statement's positions (helpers.naive_density_sampling, plain Python) on a ramp; dense frames sit at 16 i + 3 so
+    a mapping that multiplies positions by the stride, or is off by one position, cannot pass."""
+    cases = json.loads(shared("fixtures/ats-original/density_sampling_reference.json").read_text())["cases"]
+    for case in cases:
+        dense = [16 * i + 3 for i in range(len(case["scores"]))]
+        got = ats_select(case["scores"], case["select_frames"], dense, tau=case["tau"])
+        assert got == [16 * int(p) + 3 for p in case["indices"]], case["name"]
     scores = np.linspace(0, 1, 50)
-    dense = list(range(0, 50 * 16, 16))
-    positions = density_aware_sample(scores, 12)
-    assert ats_select(scores, 12, dense) == [dense[p] for p in positions]
+    dense = [16 * i + 3 for i in range(50)]
+    assert ats_select(scores, 12, dense, tau=0.3) == [
+        16 * p + 3 for p in naive_density_sampling(scores, 12, 0.3)
+    ]
     with pytest.raises(ValueError, match="dense frames"):
         ats_select(scores, 12, dense[:-1])
 
