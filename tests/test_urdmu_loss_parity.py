@@ -108,3 +108,45 @@ def test_loss_weights_are_urdmus_and_change_the_total(reference):
     total, _ = urdmu_loss(out, tensors["plain_labels"], heavier_kl)
     want = case["losses"]["total_loss"] + 0.001 * case["losses"]["kl_loss"]
     assert _rel(total.item(), want) < 1e-5
+
+
+@pytest.mark.parametrize("name", ["plain", "crops"])
+def test_each_objective_alone_is_the_originals_terms_and_their_gradients_add_up(reference, name):
+    """Each objective tools/train_scorer.py can select, alone: its value is the original's terms (mil = att_loss,
+    memory = A_loss + N_Aatt + N_loss + A_Nloss, triplet, kl = kl_loss, distance; bce from the original's frame
+    scores), and the weighted sum of the UR-DMU objectives' gradients is the original total loss's gradient."""
+    cases, tensors, state = reference
+    case, t = cases[name], cases[name]["losses"]
+    model, out = _train_forward(state, tensors, case)
+    video = tensors[f"{name}_labels"]
+    frame_labels = torch.zeros_like(out.scores)
+    frame_labels[video.bool(), 5:9] = 1.0
+    p, y = tensors[f"{name}_frame_scores"].double(), frame_labels.double()
+    want = {
+        "mil": t["att_loss"],
+        "memory": t["A_loss"] + t["N_Aatt"] + t["N_loss"] + t["A_Nloss"],
+        "triplet": t["triplet"],
+        "kl": t["kl_loss"],
+        "distance": t["distance"],
+        "bce": float(-(y * p.log() + (1 - y) * (1 - p).log()).mean()),
+    }
+    assert set(want) == set(LOSSES)
+    params = [p for _, p in model.named_parameters()]
+    summed = [torch.zeros_like(p) for p in params]
+    w = LossWeights()
+    for loss in LOSSES:
+        total, parts = scorer_loss(out, frame_labels, video, (loss,))
+        assert list(parts) == [loss] and _rel(parts[loss], want[loss]) < 1e-5, loss
+        assert _rel(total.item(), getattr(w, loss) * want[loss]) < 1e-5, loss
+        grads = torch.autograd.grad(total, params, retain_graph=True, allow_unused=True)
+        assert any(g is not None and g.abs().sum() > 0 for g in grads), (
+            loss
+        )  # each objective trains something
+        if loss != "bce":
+            for s, g in zip(summed, grads):
+                if g is not None:
+                    s += g  # `total` is the objective times its weight
+    stored = {k.split(".", 1)[1]: v for k, v in tensors.items() if k.startswith(f"{name}_grad.")}
+    by_name = dict(zip((n for n, _ in model.named_parameters()), summed))
+    for pname, g in stored.items():
+        assert float((by_name[pname] - g).norm() / g.norm()) < 1e-4, pname
