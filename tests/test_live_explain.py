@@ -1,0 +1,58 @@
+"""Live explanations against chat() on the same frames: the watcher's "explained" record holds what the MLLM answers
+to the HIVAU event-level prompts about the very tiles the closed event handed over (normalised by hand here, the
+question written out), not merely strings."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import numpy as np
+import torch
+
+from holmesvau.frame_plan import SamplingConfig
+from holmesvau.live import LiveSource, SourceConfig, WatchConfig, Watcher, vit_tile_encoder
+from holmesvau.live.events import Hysteresis
+from holmesvau.live.explain import mllm_explainer
+from holmesvau.model import chat
+from holmesvau.testing.planted import planted_scorer
+from holmesvau.testing.synthetic import make_video
+
+MEAN, STD = np.array([0.485, 0.456, 0.406]), np.array([0.229, 0.224, 0.225])  # ImageNet's, as InternVL's
+PROMPTS = {  # HIVAU-70k's event-level judgement and description prompts
+    "judgement": "Determine whether there are anomaly events in the video and the specific name of the anomaly.",
+    "description": "Could you specify the anomaly events present in the video?",
+}
+
+
+def test_explained_record_is_chat_on_the_events_frames(tiny_lm, tmp_path):
+    fps = 4.0
+    video = make_video(tmp_path / "v.mp4", 120, fps=fps, width=64, height=48, bright_ranges=[(40, 80)])
+    encode = vit_tile_encoder(tiny_lm)
+    explain, seen = mllm_explainer(tiny_lm, max_new_tokens=3), []
+
+    def recording(tiles):
+        seen.append(np.array(tiles))
+        return explain(tiles)
+
+    src = LiveSource(SourceConfig(str(video)))
+    src.open()
+    cfg = WatchConfig(
+        out_dir=tmp_path / "out",
+        sampling=SamplingConfig(select_frames=4, dense_stride=4),
+        rule=Hysteresis(0.5, 0.4, 1.0, 2.0),
+    )
+    summary = Watcher(src, encode, planted_scorer(encode), cfg, recording, progress=False).run(
+        threading.Event()
+    )
+    events = [json.loads(line) for line in (tmp_path / "out" / "events.jsonl").read_text().splitlines()]
+    closed = [e for e in events if e["type"] == "closed"]
+    explained = [e for e in events if e["type"] == "explained"]
+    assert summary["explained"] == len(explained) == len(closed) == len(seen) == 1
+    assert all(closed[0]["start_s"] <= t <= closed[0]["end_s"] for t in explained[0]["frames_s"])
+    tiles = seen[0]
+    assert tiles.shape == (4, 3, 448, 448) and tiles.dtype == np.uint8
+    pv = torch.from_numpy(((tiles / 255.0 - MEAN[:, None, None]) / STD[:, None, None]).astype(np.float32))
+    question = "".join(f"Frame{i}: <image>\n" for i in range(1, 5))
+    for task, prompt in PROMPTS.items():
+        assert explained[0][task] == chat(tiny_lm, pv, question + prompt, max_new_tokens=3).answer, task
