@@ -25,7 +25,19 @@ PROMPTS = {  # HIVAU-70k's event-level judgement and description prompts
 }
 
 
-def test_explained_record_is_chat_on_the_events_frames(tiny_lm, tmp_path):
+def test_explained_record_is_chat_on_the_events_frames(tiny_lm, tmp_path, monkeypatch):
+    import holmesvau.model
+
+    asked, real_chat = (
+        [],
+        holmesvau.model.chat,
+    )  # what the explainer hands the model, for the exact-input checks
+
+    def recorded(lm, pixel_values, question, **kw):
+        asked.append((pixel_values.clone(), question))
+        return real_chat(lm, pixel_values, question, **kw)
+
+    monkeypatch.setattr(holmesvau.model, "chat", recorded)
     fps = 4.0
     video = make_video(tmp_path / "v.mp4", 120, fps=fps, width=64, height=48, bright_ranges=[(40, 80)])
     encode = vit_tile_encoder(tiny_lm)
@@ -54,5 +66,10 @@ def test_explained_record_is_chat_on_the_events_frames(tiny_lm, tmp_path):
     assert tiles.shape == (4, 3, 448, 448) and tiles.dtype == np.uint8
     pv = torch.from_numpy(((tiles / 255.0 - MEAN[:, None, None]) / STD[:, None, None]).astype(np.float32))
     question = "".join(f"Frame{i}: <image>\n" for i in range(1, 5))
+    assert [q for _, q in asked] == [
+        question + p for p in PROMPTS.values()
+    ]  # the tiny model hardly reads them
+    for got, _ in asked:
+        torch.testing.assert_close(got, pv, rtol=0, atol=1e-5)
     for task, prompt in PROMPTS.items():
         assert explained[0][task] == chat(tiny_lm, pv, question + prompt, max_new_tokens=3).answer, task
