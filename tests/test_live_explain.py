@@ -26,26 +26,26 @@ PROMPTS = {  # HIVAU-70k's event-level judgement and description prompts
 
 
 def test_explained_record_is_chat_on_the_events_frames(tiny_lm, tmp_path, monkeypatch):
-    import holmesvau.model
+    import holmesvau.model.batch
 
-    asked, real_chat = (
+    asked, real = (
         [],
-        holmesvau.model.chat,
-    )  # what the explainer hands the model, for the exact-input checks
+        holmesvau.model.batch.answer_batch,
+    )  # what the explainer hands the model: exact-input checks
 
-    def recorded(lm, pixel_values, question, **kw):
-        asked.append((pixel_values.clone(), question))
-        return real_chat(lm, pixel_values, question, **kw)
+    def recorded(lm, requests, *a, **kw):
+        asked.extend((r.frames.tiles.numpy().copy(), r.question) for r in requests)
+        return real(lm, requests, *a, **kw)
 
-    monkeypatch.setattr(holmesvau.model, "chat", recorded)
+    monkeypatch.setattr(holmesvau.model.batch, "answer_batch", recorded)
     fps = 4.0
     video = make_video(tmp_path / "v.mp4", 120, fps=fps, width=64, height=48, bright_ranges=[(40, 80)])
     encode = vit_tile_encoder(tiny_lm)
     explain, seen = mllm_explainer(tiny_lm, max_new_tokens=3), []
 
-    def recording(tiles):
-        seen.append(np.array(tiles))
-        return explain(tiles)
+    def recording(tile_sets, stop):
+        seen.extend(np.array(t) for t in tile_sets)
+        return explain(tile_sets, stop)
 
     src = LiveSource(SourceConfig(str(video)))
     src.open()
@@ -64,12 +64,11 @@ def test_explained_record_is_chat_on_the_events_frames(tiny_lm, tmp_path, monkey
     assert all(closed[0]["start_s"] <= t <= closed[0]["end_s"] for t in explained[0]["frames_s"])
     tiles = seen[0]
     assert tiles.shape == (4, 3, 448, 448) and tiles.dtype == np.uint8
-    pv = torch.from_numpy(((tiles / 255.0 - MEAN[:, None, None]) / STD[:, None, None]).astype(np.float32))
     question = "".join(f"Frame{i}: <image>\n" for i in range(1, 5))
     assert [q for _, q in asked] == [
         question + p for p in PROMPTS.values()
     ]  # the tiny model hardly reads them
-    for got, _ in asked:
-        torch.testing.assert_close(got, pv, rtol=0, atol=1e-5)
+    assert all(np.array_equal(t, tiles) for t, _ in asked)
+    pv = torch.from_numpy(((tiles / 255.0 - MEAN[:, None, None]) / STD[:, None, None]).astype(np.float32))
     for task, prompt in PROMPTS.items():
         assert explained[0][task] == chat(tiny_lm, pv, question + prompt, max_new_tokens=3).answer, task
