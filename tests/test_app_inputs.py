@@ -85,12 +85,13 @@ def test_handler_answer_report_and_error(demo, tiny_lm, upload_root, monkeypatch
     from holmesvau.pipeline import HolmesVAU
 
     reads, read_frames = [], holmesvau.video.read_frames
+    for name in ("read_frames", "read_frames_timed"):  # every way of decoding chosen frames, counted
 
-    def counted(path, indices, *a, **kw):
-        reads.append(list(indices))
-        return read_frames(path, indices, *a, **kw)
+        def counted(path, indices, *a, _real=getattr(holmesvau.video, name), **kw):
+            reads.append(list(indices))
+            return _real(path, indices, *a, **kw)
 
-    monkeypatch.setattr(holmesvau.video, "read_frames", counted)
+        monkeypatch.setattr(holmesvau.video, name, counted)
 
     torch.manual_seed(0)
     vau = HolmesVAU(tiny_lm, URDMU(input_size=tiny_lm.vision_hidden_size).eval())
