@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import warnings
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -41,6 +43,16 @@ def find_adapter(path: str | Path) -> Path:
     raise MergeError(
         f"{path}: neither a LoRA adapter (adapter_config.json) nor a run folder with checkpoint-N/"
     )
+
+
+@contextmanager
+def peft_quietly():
+    """peft reads transformers' `is_gradient_checkpointing` whenever it wraps a model: deprecated since 5.23 for
+    `is_activation_checkpointing`, a FutureWarning on every run that only peft can fix (checkpointing itself is
+    set by internvl_chat.train.settle_checkpointing)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "`is_gradient_checkpointing` is deprecated", FutureWarning)
+        yield
 
 
 def merge_lora(
@@ -85,7 +97,8 @@ def merge_lora(
         model = InternVLForConditionalGeneration.from_pretrained(
             str(base_path), dtype=torch.float32, local_files_only=True
         )
-        model = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
+        with peft_quietly():
+            model = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
         if dtype == "auto":
             summary["dtype"] = str(getattr(model.config, "dtype", None) or "float32").replace("torch.", "")
         model.to(getattr(torch, summary["dtype"]))

@@ -21,7 +21,6 @@ import json
 import logging
 import os
 import sys
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -148,6 +147,8 @@ def build_model(margs: ModelArguments, targs: TrainingArguments):
     from holmesvau.model.loading import default_attention, resolve_checkpoint
     from holmesvau.model.tokenizer import load_tokenizer
 
+    from .merge import peft_quietly
+
     path = resolve_checkpoint(margs.model_name_or_path)
     dtype = torch.bfloat16 if targs.bf16 else torch.float32
     model = InternVLForConditionalGeneration.from_pretrained(
@@ -164,10 +165,7 @@ def build_model(margs: ModelArguments, targs: TrainingArguments):
         r=margs.lora_r, lora_alpha=margs.lora_alpha, lora_dropout=margs.lora_dropout,
         target_modules=margs.lora_target_modules, modules_to_save=to_save or None, bias="none",
     )  # fmt: skip
-    with warnings.catch_warnings():
-        # peft reads transformers' `is_gradient_checkpointing`, deprecated since 5.23 for `is_activation_checkpointing`
-        # (a FutureWarning on every run); checkpointing is set up by settle_checkpointing, whatever peft reads here.
-        warnings.filterwarnings("ignore", "`is_gradient_checkpointing` is deprecated", FutureWarning)
+    with peft_quietly():
         model = get_peft_model(model, cfg)
     # what the user passed (hub id or path as typed), not the conversion cache: merge_lora.py reads it back.
     model.peft_config["default"].base_model_name_or_path = margs.model_name_or_path

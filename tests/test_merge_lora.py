@@ -15,7 +15,7 @@ from helpers import check_overwrite_policy, digest, leftovers, user_folder
 from safetensors.torch import load_file
 
 from holmesvau.safe_output import MARKER, OutputError
-from internvl_chat.merge import MergeError, merge_lora
+from internvl_chat.merge import MergeError, merge_lora, peft_quietly
 
 REPO = Path(__file__).resolve().parents[1]
 RANK, ALPHA = 4, 8
@@ -35,7 +35,8 @@ def run_dir(tiny_model_dir, tmp_path_factory) -> Path:
         target_modules=r".*language_model.*\.(q_proj|v_proj)",
         init_lora_weights=False,
     )
-    model = get_peft_model(base, cfg)
+    with peft_quietly():
+        model = get_peft_model(base, cfg)
     model.peft_config["default"].base_model_name_or_path = str(tiny_model_dir)
     run = tmp_path_factory.mktemp("run")
     model.save_pretrained(str(run / "checkpoint-3"))

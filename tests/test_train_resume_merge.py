@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,7 @@ from safetensors.torch import load_file
 from transformers import TrainerCallback
 
 from holmesvau.testing.toy_sft import make_toy_data
-from internvl_chat.merge import MergeError, merge_lora
+from internvl_chat.merge import MergeError, merge_lora, peft_quietly
 from internvl_chat.train import main as train_main
 
 REPO = Path(__file__).resolve().parents[1]
@@ -98,12 +99,16 @@ def test_merge_equals_adapter_and_chats(runs, tmp_path):
     from internvl_chat.dataset import VideoSFTDataset
 
     merged_dir = tmp_path / "merged"
-    summary = merge_lora(runs["full"], merged_dir)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        summary = merge_lora(runs["full"], merged_dir)
+    assert [str(w.message) for w in caught if "is_gradient_checkpointing" in str(w.message)] == []
     assert summary["adapter"].endswith("checkpoint-4")
     lm = load_model(merged_dir, device="cpu")
     base = InternVLForConditionalGeneration.from_pretrained(str(runs["model"]), dtype=torch.float32)
     base_q = base.model.language_model.layers[0].self_attn.q_proj.weight.clone()
-    adapted = PeftModel.from_pretrained(base, str(runs["full"] / "checkpoint-4")).eval()
+    with peft_quietly():
+        adapted = PeftModel.from_pretrained(base, str(runs["full"] / "checkpoint-4")).eval()
     assert not torch.allclose(lm.model.model.language_model.layers[0].self_attn.q_proj.weight, base_q)
 
     ds = VideoSFTDataset(load_meta(runs["meta"]), load_tokenizer(merged_dir), FrameConfig(2, 2, 2, 2))
