@@ -93,11 +93,13 @@ def main() -> None:
         )
         out["prompt_tokens"] = n = int(ids.shape[1])
         out["prefill_s"] = round(prefill, 3)
-        out["llm_prefill_tokens_per_s"] = round(n / max(prefill - args.frames * vit_s, 1e-6), 1)
+        llm_s = prefill - args.frames * vit_s  # tiny shapes: the ViT can cost more than the whole prefill
+        out["llm_prefill_tokens_per_s"] = round(n / llm_s, 1) if llm_s > 0 else None  # None: below the noise
         gap = full - prefill  # tiny shapes: within noise
         out["decode_tokens_per_s"] = round((args.new_tokens - 1) / gap, 2) if gap > 0 else None
         # a 12-frame question (3265 prompt tokens) from the measured rates, when fewer frames were measured
-        out["prefill_12_frames_s"] = round(12 * vit_s + 3265 / out["llm_prefill_tokens_per_s"], 2)
+        rate = out["llm_prefill_tokens_per_s"]
+        out["prefill_12_frames_s"] = round(12 * vit_s + (3265 / rate if rate else 0.0), 2)
     w = workload(args.shared)
     out.update(w)
     if "ucf_test_frames" in w:

@@ -76,6 +76,12 @@ def test_reproduce_rate(monkeypatch, capsys):
         _prompt_tokens(1),
     )
     assert out["mean_answer_words"] == round(sum(len(a.split()) for a in answers) / len(answers), 1)
+    rate = out["llm_prefill_tokens_per_s"]  # None when the LLM's share of the prefill is below the noise
+    llm_s = out["prefill_s"] - 1 / out["vit_tiles_per_s"]  # the prefill less its one frame's ViT
+    if llm_s > 0.05:  # well above the rounding of the figures
+        assert rate == pytest.approx(out["prompt_tokens"] / llm_s, rel=0.05)
+    want = 12 / out["vit_tiles_per_s"] + (3265 / rate if rate else 0.0)
+    assert out["prefill_12_frames_s"] == pytest.approx(want, abs=0.02)
     dense = out["dense_pass_s_per_1000_frames"]
     assert dense == pytest.approx(1000 / 16 / out["vit_tiles_per_s"], rel=0.01)
     assert out["ucf_dense_pass_h"] == pytest.approx(frames / 1000 * dense / 3600, abs=0.01)
