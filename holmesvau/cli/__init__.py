@@ -15,6 +15,14 @@ DEFAULT_MODEL = (
 )
 DEFAULTS = SamplingConfig()  # the sampling defaults live in holmesvau.frame_plan.SamplingConfig only
 DEFAULT_MAX_NEW_TOKENS = 1024
+# Bounds checked at parse time (a flag never allocates without bound): InternVL2-2B's context is 32768 tokens and
+# every frame takes 256 of them (holmesvau.model.prompt); a row's own prompt is checked against the model's real
+# context when it is built (holmesvau.predict).
+MODEL_CONTEXT = 32768
+TOKENS_PER_FRAME = 256
+MAX_FRAMES = MODEL_CONTEXT // TOKENS_PER_FRAME - 1  # 127 frames leave room for the prompt and the answer
+MAX_BATCH = 1024
+MAX_DENSE_STRIDE = 100_000
 DTYPE_NAMES = {
     "bf16": "bf16",
     "bfloat16": "bf16",
@@ -25,8 +33,8 @@ DTYPE_NAMES = {
 }
 
 
-def int_at_least(low: int):
-    """argparse type: an integer >= `low`."""
+def int_at_least(low: int, high: int | None = None, why: str = ""):
+    """argparse type: an integer >= `low` (and <= `high`; `why` says where that bound comes from)."""
 
     def parse(text: str) -> int:
         try:
@@ -35,6 +43,8 @@ def int_at_least(low: int):
             value = None
         if value is None or value < low:
             raise argparse.ArgumentTypeError(f"expected an integer >= {low}, got {text!r}")
+        if high is not None and value > high:
+            raise argparse.ArgumentTypeError(f"expected an integer in [{low}, {high}]{why}, got {text!r}")
         return value
 
     return parse
@@ -42,6 +52,40 @@ def int_at_least(low: int):
 
 positive_int = int_at_least(1)
 non_negative_int = int_at_least(0)
+max_new_tokens = int_at_least(1, MODEL_CONTEXT, f" (the model's context is {MODEL_CONTEXT} tokens)")
+select_frames = int_at_least(
+    1, MAX_FRAMES, f" ({TOKENS_PER_FRAME} tokens a frame must fit the model's {MODEL_CONTEXT}-token context)"
+)
+batch_size = int_at_least(1, MAX_BATCH)
+dense_stride = int_at_least(1, MAX_DENSE_STRIDE)
+
+
+def device_name(text: str) -> str:
+    """cpu, cuda, cuda:N or mps, checked against this machine: a GPU that is not there is a usage error now, not a
+    traceback after the model has loaded."""
+    kind, _, index = text.strip().lower().partition(":")
+    if kind not in ("cpu", "cuda", "mps") or (index and not index.isdigit()) or (index and kind == "cpu"):
+        raise argparse.ArgumentTypeError(f"unknown device {text!r}: expected cpu, cuda, cuda:N or mps")
+    if kind == "cuda":
+        import torch
+
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise argparse.ArgumentTypeError(
+                f"{text}: no CUDA GPU is visible on this machine; use --device cpu"
+            )
+        if index and int(index) >= count:
+            raise argparse.ArgumentTypeError(
+                f"{text}: this machine has {count} CUDA GPU(s) (cuda:0..cuda:{count - 1})"
+            )
+    if kind == "mps":
+        import torch
+
+        if not torch.backends.mps.is_available():
+            raise argparse.ArgumentTypeError(
+                f"{text}: MPS is not available on this machine; use --device cpu"
+            )
+    return f"{kind}:{index}" if index else kind
 
 
 def finite_float(low: float | None = None, high: float | None = None):
@@ -110,7 +154,9 @@ def add_model_options(p: argparse.ArgumentParser, no_ats: bool = True) -> None:
     )
     if no_ats:
         p.add_argument("--no-ats", action="store_true", help="uniform sampling only; no scorer is loaded")
-    p.add_argument("--device", default=None, help="cuda, cuda:1, cpu (default: cuda if available)")
+    p.add_argument(
+        "--device", type=device_name, default=None, help="cuda, cuda:1, cpu (default: cuda if available)"
+    )
     p.add_argument(
         "--dtype",
         type=dtype_name,
@@ -123,10 +169,11 @@ def add_model_options(p: argparse.ArgumentParser, no_ats: bool = True) -> None:
 def add_sampling_options(p: argparse.ArgumentParser) -> None:
     """--select-frames, --dense-stride, --tau (holmesvau.frame_plan.SamplingConfig; `sampling_config` reads them)."""
     p.add_argument(
-        "--select-frames", type=positive_int, default=DEFAULTS.select_frames, help="frames the MLLM sees"
-    )
+        "--select-frames", type=select_frames, default=DEFAULTS.select_frames,
+        help=f"frames the MLLM sees (1..{MAX_FRAMES})",
+    )  # fmt: skip
     p.add_argument(
-        "--dense-stride", type=positive_int, default=DEFAULTS.dense_stride, help="ATS scores every k-th frame"
+        "--dense-stride", type=dense_stride, default=DEFAULTS.dense_stride, help="ATS scores every k-th frame"
     )
     p.add_argument("--tau", type=finite_float(0.0), default=DEFAULTS.tau, help="ATS density offset (>= 0)")
 
@@ -144,4 +191,7 @@ def sampling_config(args: argparse.Namespace) -> SamplingConfig:
 
 
 def add_generation_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--max-new-tokens", type=positive_int, default=DEFAULT_MAX_NEW_TOKENS)
+    p.add_argument(
+        "--max-new-tokens", type=max_new_tokens, default=DEFAULT_MAX_NEW_TOKENS,
+        help=f"longest answer in tokens (1..{MODEL_CONTEXT})",
+    )  # fmt: skip

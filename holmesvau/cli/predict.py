@@ -16,6 +16,7 @@ from holmesvau.cli import (
     add_generation_options,
     add_model_options,
     add_sampling_options,
+    batch_size,
     non_negative_int,
     output_dir,
     output_file,
@@ -75,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument(
         "--batch-size",
-        type=positive_int,
+        type=batch_size,
         default=None,
         help="questions answered together (default 16 on a GPU, 4 on the CPU); 1 = one at a time",
     )

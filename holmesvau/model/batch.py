@@ -33,7 +33,7 @@ import torch
 from holmesvau.preprocess import normalize_tiles
 
 from .chat import ChatOutput, default_vit_batch, encode_prompt
-from .kv_cache import cache_kwarg, left_padded_cache
+from .kv_cache import GROW, cache_kwarg, left_padded_cache
 from .loading import LoadedModel
 from .prefill import prefill_rows
 from .prompt import IM_END, build_prompt
@@ -230,7 +230,9 @@ def _generate(lm: LoadedModel, batch: list[_Prepared], feats: dict, stats: Batch
     width, most = max(lengths), max(batch[r].max_new_tokens for r, _ in rows)
     cache = left_padded_cache([kv for _, kv in rows], room=most)
     alive = [r for r, _ in rows]  # batch row of each cache row
-    mask = torch.zeros(len(rows), width + most, dtype=torch.long, device=device)
+    # the mask grows with what is generated (GROW columns at a time), not with max_new_tokens: a cap of 1e9 tokens
+    # must not allocate rows x 1e9 at once
+    mask = torch.zeros(len(rows), width + min(most, GROW), dtype=torch.long, device=device)
     for j, n in enumerate(lengths):
         mask[j, width - n :] = 1
     mask[:, width:] = 1
@@ -238,6 +240,8 @@ def _generate(lm: LoadedModel, batch: list[_Prepared], feats: dict, stats: Batch
     nxt = torch.tensor([out[r][0] for r in alive], device=device)
     step = 1
     while True:
+        if width + step > mask.shape[1]:
+            mask = torch.cat([mask, mask.new_ones(mask.shape[0], GROW)], dim=1)
         hidden = lang(
             inputs_embeds=embed(nxt[:, None]),
             attention_mask=mask[:, : width + step],
