@@ -32,6 +32,7 @@ from pathlib import Path
 from holmesvau.eval.score_files import check_source, load_score_file, save_dense_scores, score_file
 from holmesvau.frame_plan import SamplingConfig
 from holmesvau.jsonl import JsonlAppender, done_ids, read_rows, row_key, write_jsonl_atomic
+from holmesvau.paths import inside_root
 
 FIELDS = ("id", "type", "task", "video", "prediction", "frame_indices", "sampling", "status", "error")
 
@@ -97,8 +98,8 @@ def shard_by_video(rows: Sequence, rank: int, world: int, video_root: str | Path
 
     def weight(v: str) -> int:
         try:
-            return max(1, (Path(video_root) / v).stat().st_size)
-        except OSError:
+            return max(1, inside_root(video_root, v).stat().st_size)
+        except (OSError, ValueError):
             return 1  # missing: its rows fail fast wherever they go
 
     load = [0] * world
@@ -186,7 +187,7 @@ def predict_rows(
             video, vrows = item
             with torch.inference_mode():
                 return _video_frames(
-                    vau, Path(video_root) / video, video, vrows, sampling, scores_dir, score_levels
+                    vau, inside_root(video_root, video), video, vrows, sampling, scores_dir, score_levels
                 )
 
         # the next videos are probed, scored and decoded in a background thread while the GPU answers; the model
@@ -323,7 +324,7 @@ def dump_scores(
                         f.write({**base, "n_scores": None, "status": "ok", "error": None})
                     bar.update(1)
                     continue
-                dense = vau.dense_scores(Path(video_root) / v, dense_stride, progress=False)
+                dense = vau.dense_scores(inside_root(video_root, v), dense_stride, progress=False)
                 save_dense_scores(scores_dir, v, dense, getattr(vau, "scores_source", None))
                 out = {**base, "n_scores": int(dense.scores.size), "status": "ok", "error": None}
                 stats["ok"] += 1

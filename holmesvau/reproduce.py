@@ -24,6 +24,7 @@ from holmesvau.eval.ground_truth import VIDEO_EXTS, GtVideo, video_key
 from holmesvau.eval.protocols import get_protocol
 from holmesvau.files import atomic_write_json, atomic_write_text, json_safe
 from holmesvau.frame_plan import SamplingConfig
+from holmesvau.paths import inside_root
 
 TASKS = ("detection-ucf", "detection-xd", "reasoning")
 INSTRUCTIONS = "instruction/merge_instruction_test_final.jsonl"
@@ -147,7 +148,10 @@ def _check_reasoning(cfg: ReproduceConfig) -> TaskData:
     exists: dict[str, bool] = {}
     for r in rows:
         if r.video not in exists:
-            exists[r.video] = (root / r.video).is_file()
+            try:
+                exists[r.video] = inside_root(root, r.video, "DATA_ROOT/videos").is_file()
+            except ValueError:  # a path leading out of the videos folder: never read, counted as missing
+                exists[r.video] = False
     data.listed = len(rows)
     data.rows = [r for r in rows if exists[r.video]]
     data.missing = [r.video for r in rows if not exists[r.video]]

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from holmesvau.data.instructions import InstructionProblem, parse_instruction, to_conversations
+from holmesvau.paths import inside_root
 
 
 class MetaError(ValueError):
@@ -98,7 +99,8 @@ def parse_row(obj: object, root: Path, source: str) -> Row:
     roles = [t.get("from") for t in turns]
     if len(turns) < 2 or len(turns) % 2 or roles != ["human", "gpt"] * (len(turns) // 2):
         raise ValueError(f"conversations must alternate human/gpt turns, got {roles}")
-    return Row(inst.id, inst.type, root / inst.video, turns, inst.sampled_frames, source)
+    video = inside_root(root, inst.video, "the dataset's root")  # a row never reads outside its root
+    return Row(inst.id, inst.type, video, turns, inst.sampled_frames, source)
 
 
 def read_rows(spec: DatasetSpec) -> tuple[list[Row], list[InstructionProblem]]:

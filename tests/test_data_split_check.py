@@ -201,6 +201,38 @@ def test_missing_sources_fail_with_reasons(root):
     assert "failed: " in res.stderr
 
 
+def test_rows_never_write_outside_the_videos_folder(root, tmp_path):
+    """Issue 24: a row naming `ucf-crime/../../../evil/<segment>.mp4` made folders and overwrote a user's file outside
+    the dataset root. Now such rows (and paths outside events/ or clips/) fail with the reason;
+    the user's file is byte-identical, no folder is made outside, the good segments are cut."""
+    victim = tmp_path / "evil" / "RoadAccidents021_x264_E0.mp4"
+    victim.parent.mkdir()
+    victim.write_bytes(b"the user's own file")
+    hostile = [
+        "ucf-crime/../../../evil/RoadAccidents021_x264_E0.mp4",  # -> tmp_path/evil/... (the victim)
+        "ucf-crime/../../../made/RoadAccidents021_x264_E0C0.mp4",  # a folder that must not be made
+        "ucf-crime/videos/test/RoadAccidents021_x264_E0.mp4",  # among the sources, not a segment folder
+    ]
+    instructions = root / "instruction/merge_instruction_test_final.jsonl"
+    extra = [{"id": f"h{i}", "type": "event", "task": "caption", "video": v, "prompt": "p", "anwser": "a"}
+             for i, v in enumerate(hostile)]  # fmt: skip
+    with instructions.open("a") as f:
+        f.writelines(json.dumps(r) + "\n" for r in extra)
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*") if not p.is_relative_to(root))
+    res = run(SPLIT, root, *split_args())
+    assert res.returncode == 1 and "Traceback" not in res.stderr
+    assert victim.read_bytes() == b"the user's own file"
+    after = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*") if not p.is_relative_to(root))
+    assert after == before  # nothing made outside the dataset root
+    assert not (root / "videos/ucf-crime/videos/test/RoadAccidents021_x264_E0.mp4").exists()
+    summary = json.loads((root / "videos/ucf-crime/split_video_test.json").read_text())
+    assert summary["done"] == 9 and summary["failed"] == 3
+    reasons = {f["output"]: f["reason"] for f in summary["failures"]}
+    assert set(reasons) == set(hostile)
+    assert all("leads outside ROOT/videos" in reasons[h] for h in hostile[:2])
+    assert "events/ or ucf-crime/clips/" in reasons[hostile[2]]
+
+
 def test_plan_every_annotated_segment(root):
     from holmesvau.data.layout import plan_segments
 

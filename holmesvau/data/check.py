@@ -90,7 +90,14 @@ def check_videos(
         for r in rows:
             if datasets is None or r.dataset in datasets:
                 videos[r.video] = None
-    rels = list(videos)
+    rels = []
+    for rel in videos:
+        try:
+            video_path(root, rel)
+            rels.append(rel)
+        except ValueError as e:  # a row whose path leads out of ROOT/videos: reported, never opened
+            report.checked += 1
+            report.broken.append({"video": rel, "reason": str(e)})
     workers = max(1, workers or os.cpu_count() or 1)
 
     def record(rel: str, reason: str) -> None:

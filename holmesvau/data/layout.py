@@ -25,6 +25,7 @@ from holmesvau.data.annotations import (
 )
 from holmesvau.data.instructions import read_instructions
 from holmesvau.data.segments import SegmentJob
+from holmesvau.paths import inside_root
 
 DATASETS = {"ucf-crime": "ucf", "xd-violence": "xd"}  # folder name -> raw database prefix
 SPLITS = ("train", "test")
@@ -42,8 +43,8 @@ def raw_database_file(root: str | Path, dataset: str, split: str) -> Path:
 
 
 def video_path(root: str | Path, rel: str) -> Path:
-    """The file an instruction row's `video` names."""
-    return Path(root) / "videos" / rel
+    """The file an instruction row's `video` names; ValueError (holmesvau.paths) when it leads out of ROOT/videos."""
+    return inside_root(Path(root) / "videos", rel, "ROOT/videos")
 
 
 def source_video(root: str | Path, dataset: str, split: str, name: str) -> Path:
@@ -116,9 +117,15 @@ def plan_segments(
                 continue
             seen.add(r.video)
             try:
-                wanted.append((*parse_segment_name(r.video), r.video))
+                # a row names where its segment goes: never outside ROOT/videos/DATASET/{events,clips}/
+                rel = video_path(root, r.video).relative_to(Path(root) / "videos")
+                if rel.parts[1:2] not in (("events",), ("clips",)):
+                    raise ValueError(
+                        f"{r.video}: segments are written under {dataset}/events/ or {dataset}/clips/"
+                    )
+                wanted.append((*parse_segment_name(r.video), rel.as_posix()))
             except ValueError as e:
-                plan.problems.append({"output": str(video_path(root, r.video)), "reason": str(e)})
+                plan.problems.append({"output": r.video, "reason": str(e)})
     for name, event, clip, rel in wanted:  # rel: the path the instruction file names, if any
         out = str(video_path(root, rel or segment_rel(dataset, split, name, event, clip)))
         v = videos.get(name)
