@@ -124,6 +124,7 @@ def save_anomaly_curve(
     frames the analysis decoded (AnalysisResult.frames), else reads them from the result's video when it exists;
     False leaves the strip out."""
     fig = anomaly_figure(result_or_arrays, frames=frames, fps=fps, title=title)
+    # the marker lets a rerun tell its own plot from a user's image (holmesvau.output_guard)
     with atomic_target(out_png, keep_suffix=True) as tmp:  # savefig picks the format from the suffix
-        fig.savefig(tmp, dpi=110, bbox_inches="tight")
+        fig.savefig(tmp, dpi=110, bbox_inches="tight", metadata={"Software": "HolmesVAU anomaly curve"})
     return Path(out_png)

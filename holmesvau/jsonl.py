@@ -1,9 +1,10 @@
 """JSON Lines files: one reader, one appender, one atomic rewrite, with one policy for damaged lines.
 
 Policy (the same for every jsonl file the project reads or writes):
-- A **malformed line** (not valid JSON, or rejected by the caller's `parse`) is **skipped and reported** as a
-  `JsonlProblem` with the file and 1-based line number; reading goes on. Callers that must be strict raise on the
-  first problem (e.g. `holmesvau.data.instructions.read_instructions(on_error="raise")`).
+- A **malformed line** (not valid JSON, nested too deep, over the size cap, or rejected by the caller's `parse`) is
+  **skipped and reported** as a `JsonlProblem` with the file and 1-based line number; reading goes on
+  (holmesvau.jsonl_read, which reads a line over the cap in chunks, never whole). Callers that must be strict raise
+  on the first problem (e.g. `holmesvau.data.instructions.read_instructions(on_error="raise")`).
 - A **torn last line** (no final newline and not valid JSON: a write cut by a kill) is reported like any malformed
   line by the reader, which never modifies a file. Before *appending* to a file of ours, `repair_torn_tail` cuts it
   off (and gives a complete last object its missing newline), so the next row starts on a line of its own.
@@ -20,85 +21,19 @@ from __future__ import annotations
 import json
 import os
 import threading
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterable
 from pathlib import Path
 from typing import IO, Any
 
 from holmesvau.files import atomic_open, json_text
 
-
-@dataclass(frozen=True)
-class JsonlProblem:
-    path: str
-    line: int  # 1-based
-    reason: str
-
-    def __str__(self) -> str:
-        return f"{self.path}:{self.line}: {self.reason}"
+# reading: one policy for every jsonl input (holmesvau.jsonl_read), imported from here by the callers
+from holmesvau.jsonl_read import JsonlProblem, iter_jsonl, read_jsonl, require_id, row_key  # noqa: F401
 
 
 def dumps(row: Any) -> str:
     """One jsonl line (with its newline); ValueError for NaN / infinity (holmesvau.files.json_text)."""
     return json_text(row) + "\n"
-
-
-def iter_jsonl(
-    path: str | Path, parse: Callable[[Any], Any] | None = None
-) -> Iterator[tuple[int, Any] | JsonlProblem]:
-    """(line number, value) for every good line, a JsonlProblem for every malformed one. `parse(value)` may
-    convert the decoded value or raise ValueError / TypeError / KeyError to reject it (reported as a problem)."""
-    path = Path(path)
-    with path.open("rb") as f:
-        for lineno, raw in enumerate(f, start=1):
-            if not raw.strip():
-                continue
-            torn = not raw.endswith(b"\n")
-            try:
-                value = json.loads(raw)
-            except ValueError as e:
-                reason = getattr(e, "msg", None) or str(e)
-                what = "incomplete last line (a write cut short?)" if torn else f"not valid JSON: {reason}"
-                yield JsonlProblem(str(path), lineno, what)
-                continue
-            if parse is not None:
-                try:
-                    value = parse(value)
-                except (ValueError, TypeError, KeyError) as e:
-                    yield JsonlProblem(str(path), lineno, str(e) or type(e).__name__)
-                    continue
-            yield lineno, value
-
-
-def read_jsonl(
-    path: str | Path, parse: Callable[[Any], Any] | None = None, missing_ok: bool = False
-) -> tuple[list[Any], list[JsonlProblem]]:
-    """All good values of a jsonl file and the problems of the skipped lines. FileNotFoundError naming the file
-    when it does not exist (or ([], []) with missing_ok)."""
-    path = Path(path)
-    if not path.is_file():
-        if missing_ok and not path.exists():
-            return [], []
-        raise FileNotFoundError(f"{path}: no such file" if not path.exists() else f"{path}: not a file")
-    rows, problems = [], []
-    for item in iter_jsonl(path, parse):
-        if isinstance(item, JsonlProblem):
-            problems.append(item)
-        else:
-            rows.append(item[1])
-    return rows, problems
-
-
-def require_id(value: Any) -> dict:
-    """`parse` for row files keyed by id: an object with an `id`."""
-    if not isinstance(value, dict) or "id" not in value:
-        raise ValueError("expected a JSON object with an `id`")
-    return value
-
-
-def row_key(row_id: object) -> str:
-    """An id as a key: ids may be ints in one file and strings in another."""
-    return str(row_id)
 
 
 def read_rows(path: str | Path) -> list[dict]:

@@ -66,3 +66,128 @@ def test_video_paths_that_leave_the_root_fail_their_row(data, tiny_model_dir, tm
     assert "'../private.mp4' leads outside --video-root" in got[1]["error"]
     assert "is absolute; rows name videos relative to --video-root" in got[2]["error"]
     assert "leads outside --video-root" in got[3]["error"]
+
+
+@pytest.mark.parametrize("victim", ["video", "notes", "annotations", "link_to_annotations", "under_a_file"])
+def test_an_output_that_is_not_ours_is_refused_untouched(data, tiny_model_dir, tmp_path, victim, capsys):
+    """Issue 24: `--output victim.mp4` replaced a video with JSONL, `--output` equal to `--annotations` counted every
+    row done and predicted nothing. Now each is refused before any work, exit 2, one line naming the file."""
+    d, _ = data
+    ann = _write(tmp_path / "test.jsonl", [_row(0, "ucf/A.mp4"), _row(1, "ucf/B.mp4")])
+    out = {
+        "video": tmp_path / "victim.mp4",
+        "notes": tmp_path / "notes.txt",
+        "annotations": ann,
+        "link_to_annotations": tmp_path / "link.jsonl",
+        "under_a_file": tmp_path / "notes.txt" / "preds.jsonl",  # (root writes into read-only folders)
+    }[victim]
+    if victim == "video":
+        out.write_bytes((d / "videos/ucf/A.mp4").read_bytes())
+    elif victim == "notes":
+        out.write_text('{"my": "notes"}\nnot yours\n')
+    elif victim == "link_to_annotations":
+        out.symlink_to(ann)
+    elif victim == "under_a_file":
+        out.parent.write_text("notes")
+    before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    assert _predict(d, tiny_model_dir, out, ann) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and err.startswith(f"error: --output {out}") and "Traceback" not in err, err
+    assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before
+    want = {
+        "video": "was not written by HolmesVAU",
+        "notes": "was not written by HolmesVAU",
+        "annotations": "is the input",
+        "link_to_annotations": "is the input",
+        "under_a_file": "cannot write into",
+    }
+    assert want[victim] in err  # fmt: skip
+
+
+# tools/predict.py with a pause after each row it writes, so a second run surely starts while the first one runs
+SLOW_WRITES = """
+import runpy, sys, time
+from holmesvau.jsonl import JsonlAppender
+write = JsonlAppender.write
+def slow_write(self, row):
+    write(self, row)
+    time.sleep(0.3)
+JsonlAppender.write = slow_write
+sys.argv[0] = "tools/predict.py"
+runpy.run_path("tools/predict.py", run_name="__main__")
+"""
+
+
+def test_two_runs_on_one_output_the_second_is_refused(data, tiny_model_dir, tmp_path, capsys):
+    """Issue 24: run A (many rows) and run B (--limit 1) on one --output both exited 0 and the file kept 1 row.
+    Now B is refused naming A's pid, and A completes with every row exactly once."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    d, _ = data
+    rows = [_row(f"r{i}", "ucf/A.mp4" if i % 2 else "ucf/B.mp4", f"q{i}?") for i in range(5)]
+    ann, out = _write(tmp_path / "test.jsonl", rows), tmp_path / "preds.jsonl"
+    argv = ["--annotations", str(ann), "--video-root", str(d / "videos"), "--model", str(tiny_model_dir), "--no-ats",
+            "--select-frames", "2", "--max-new-tokens", "2", "--device", "cpu", "--quiet", "--output", str(out),
+            "--batch-size", "1"]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    a = subprocess.Popen(
+        [sys.executable, "-c", SLOW_WRITES, *argv], cwd=REPO, env=env, stderr=subprocess.PIPE
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not (out.is_file() and out.read_bytes().count(b"\n") >= 1):  # A is writing its rows
+            assert a.poll() is None and time.monotonic() < deadline, "run A ended before writing"
+            time.sleep(0.05)
+        assert predict_main(argv[:-2] + ["--limit", "1"]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err == f"error: --output {out} is being written by another run (pid {a.pid}); wait for it to " \
+            "finish or pick another output", err  # fmt: skip
+        assert a.poll() is None  # B was refused while A was still running
+        assert a.wait(timeout=240) == 0, a.stderr.read().decode()
+    finally:
+        a.kill()
+        a.wait()
+    got = [json.loads(line)["id"] for line in out.read_text().splitlines()]
+    assert got == [f"r{i}" for i in range(5)]  # every row once, in annotation order
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # the lock went with run A
+
+
+def test_inference_outputs_never_replace_the_video_or_a_users_file(data, tiny_model_dir, tmp_path, capsys):
+    """Issue 24: `inference.py --video x.mp4 --output x.mp4` replaced the video with JSON (exit 0), and `--plot` on a
+    user's file was refused only after the whole run. Each is refused before any work; our own outputs of an
+    earlier run may be replaced."""
+    from holmesvau.inference_cli import build_parser, check_outputs
+    from holmesvau.inference_cli import main as inference_main
+
+    d, scorer = data
+    video = tmp_path / "x.mp4"
+    video.write_bytes((d / "videos/ucf/A.mp4").read_bytes())
+    (tmp_path / "notes.json").write_text('{"answer": "mine"}')
+    (tmp_path / "photo.png").write_bytes(b"\x89PNG\r\n\x1a\n a user's picture")
+    base = ["--video", str(video), "--model", str(tmp_path / "no-model"), "--device", "cpu", "--quiet"]
+    before = {p: p.read_bytes() for p in tmp_path.iterdir()}
+    for flag, target, says in [
+        ("--output", video, "is the input"),
+        ("--plot", video, "is the input"),
+        ("--output", tmp_path / "notes.json", "was not written by HolmesVAU"),
+        ("--plot", tmp_path / "photo.png", "was not written by HolmesVAU"),
+        ("--report", tmp_path, "was not written by HolmesVAU"),  # report.json would replace ...
+    ]:
+        if flag == "--report":
+            (tmp_path / "report.json").write_text("{}")
+            before[tmp_path / "report.json"] = b"{}"
+        assert inference_main([*base, flag, str(target)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith(f"error: {flag} ") and says in err and "\n" not in err, err
+        assert "no-model" not in err  # refused before the model was looked for
+    assert {p: p.read_bytes() for p in tmp_path.iterdir()} == before
+    # a real run writes our result and plot; a rerun may replace them
+    out, plot = tmp_path / "r.json", tmp_path / "curve.png"
+    argv = ["--video", str(video), "--model", str(tiny_model_dir), "--scorer", str(scorer), "--select-frames", "2",
+            "--dense-stride", "4", "--max-new-tokens", "2", "--device", "cpu", "--quiet", "--output", str(out),
+            "--plot", str(plot)]  # fmt: skip
+    assert inference_main(argv) == 0
+    check_outputs(build_parser().parse_args(argv))  # ours now: no error

@@ -9,7 +9,9 @@ import pytest
 from holmesvau.distributed import DistEnv, default_device, dist_env, shard
 from holmesvau.jsonl import (
     JsonlAppender,
+    JsonlProblem,
     append_jsonl,
+    iter_jsonl,
     read_jsonl,
     repair_torn_tail,
     require_id,
@@ -24,7 +26,7 @@ def test_malformed_lines_are_skipped_and_reported_with_line_numbers(tmp_path):
     assert rows == [{"id": 1}, {"id": "2", "x": "é"}]
     assert [(q.line, q.reason.split(":")[0]) for q in problems] == [
         (2, "not valid JSON"),
-        (4, "expected a JSON object with an `id`"),
+        (4, "expected a JSON object, got list"),
         (6, "not valid JSON"),
         (7, "incomplete last line (a write cut short?)"),
     ]
@@ -127,3 +129,42 @@ def test_appender_shared_by_threads_keeps_every_line_whole(tmp_path):
     with JsonlAppender(p, fresh=True) as out:  # a new log replaces the old one of ours
         out.write({"id": 1})
     assert p.read_text() == '{"id": 1}\n'
+
+
+def test_every_bad_line_is_skipped_with_its_line_number_and_the_reading_goes_on(tmp_path):
+    """Issue 24's lines: a NaN id (a traceback when written back), ids that are floats, lists or booleans, a NaN
+    anywhere, a line nested 100,000 deep (RecursionError), duplicate ids after normalisation (1 and "1"), a line
+    over the size cap (read past in chunks; its id found in its first bytes)."""
+    p = tmp_path / "rows.jsonl"
+    lines = [
+        b'{"id": 1, "v": "a"}',
+        b'{"id": NaN}',
+        b'{"id": 2.5}',
+        b'{"id": [1]}',
+        b'{"id": true}',
+        b'{"id": 3, "score": Infinity}',
+        b"[" * 100_000 + b"]" * 100_000,
+        b'{"id": "1", "v": "b"}',
+        b'{"id": 4, "prompt": "' + b"x" * 300_000 + b'"}',
+        b'{"prompt": "' + b"x" * 300_000 + b'", "id": 5}',
+        b'{"id": 4}',
+        b'{"id": 6}',
+    ]
+    p.write_bytes(b"\n".join(lines) + b"\n")
+    got = list(iter_jsonl(p, parse=require_id, unique_ids=True, max_line_bytes=250_000))
+    rows = [item for item in got if not isinstance(item, JsonlProblem)]
+    problems = {q.line: q for q in got if isinstance(q, JsonlProblem)}
+    assert rows == [(1, {"id": 1, "v": "a"}), (12, {"id": 6})]
+    reasons = {n: q.reason for n, q in problems.items()}
+    assert reasons[2] == "not valid JSON: NaN is not valid JSON"
+    assert reasons[3] == "`id` must be a string or an integer, got float 2.5"
+    assert reasons[4] == "`id` must be a string or an integer, got list [1]"
+    assert reasons[5] == "`id` must be a string or an integer, got bool true"
+    assert reasons[6] == "not valid JSON: Infinity is not valid JSON"
+    assert reasons[7] == "not valid JSON: nested too deep"
+    assert reasons[8] == "duplicate id '1' (first on line 1)"
+    size = len(lines[8]) + 1  # with its newline
+    assert reasons[9] == f"line of {size:,} bytes is over the 250,000-byte limit for one row; not read"
+    assert (problems[9].id, problems[10].id) == (4, None)  # an id after the long field is not looked for
+    assert reasons[11] == "duplicate id '4' (first on line 9)"  # the over-long row 4 is failed by that id
+    assert sorted(problems) == list(range(2, 12))

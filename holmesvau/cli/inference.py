@@ -23,6 +23,7 @@ from holmesvau.cli import (
     sampling_config,
 )
 
+PLOT_MARKER = b"HolmesVAU anomaly curve"  # in the PNG's Software text chunk (holmesvau.plots)
 DESCRIPTION = "Ask HolmesVAU about a video: anomaly-focused frame sampling (ATS), then the MLLM's answer."
 DEFAULT_PROMPT = "Could you specify the anomaly events present in the video?"
 EXAMPLE_NOTE = "video: {path} (the original repository's example {name}; pass your own with --video)"
@@ -174,6 +175,24 @@ def model_not_cached(args: argparse.Namespace) -> str:
     return f"\nand {args.model} (Hugging Face hub) is not cached yet: give a local copy with --model path/to/HolmesVAU-2B"
 
 
+def check_outputs(args: argparse.Namespace) -> None:
+    """--output, --plot and --report are checked before any work (holmesvau.output_guard): none may be the video,
+    and an existing file is replaced only when it is one of ours."""
+    from holmesvau.output_guard import check_output_file, has_marker, json_object_with
+
+    video = [args.video]
+    if args.output is not None:
+        check_output_file(args.output, video, json_object_with("answer", "frame_indices", "sampling"), "--output",
+                          "result")  # fmt: skip
+    if args.plot is not None:
+        check_output_file(args.plot, video, has_marker(PLOT_MARKER), "--plot", "plot")
+    if args.report is not None:
+        check_output_file(args.report / "report.json", video, json_object_with("schema_version", "events"),
+                          "--report", "report")  # fmt: skip
+        check_output_file(args.report / "report.html", video, has_marker(b"<h1>HolmesVAU anomaly report</h1>"),
+                          "--report", "report")  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from holmesvau.ats.weights import ScorerError
@@ -181,6 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     from holmesvau.video import VideoError
 
     try:
+        check_outputs(args)
         run(args)
     except (VideoError, CheckpointError, ScorerError, ValueError, OSError) as e:
         print(f"error: {error_text(e)}", file=sys.stderr)

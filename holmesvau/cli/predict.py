@@ -7,6 +7,8 @@ here so tests and other tools call them as a library function. The work itself i
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
 import json
 import os
 import sys
@@ -26,6 +28,7 @@ from holmesvau.cli import (
 from holmesvau.data.instructions import LEVELS, read_instructions
 from holmesvau.distributed import barrier_then, default_device, dist_env, shard
 from holmesvau.jsonl import done_ids
+from holmesvau.output_guard import OutputLock, check_output_file, jsonl_rows_with
 from holmesvau.predict import (
     drop_failed,
     dump_scores,
@@ -91,6 +94,25 @@ def _levels(args, default):
     return levels
 
 
+def _guard(args, output: Path, world: int) -> contextlib.ExitStack:
+    """Check every output before any work (holmesvau.output_guard) and hold the lock on it for the run: the whole
+    output shared by the ranks of one job, each rank's shard its own."""
+    ours = jsonl_rows_with("id", "status", "scores_file" if args.scores_only else "prediction")
+    inputs = [args.annotations]
+    paths = [output] + ([] if args.merge else [shard_path(output, r) for r in range(world) if world > 1])
+    for p in paths:
+        check_output_file(p, inputs, ours, what="predictions file" if not args.scores_only else "scores log")
+    stack = contextlib.ExitStack()
+    try:
+        stack.enter_context(OutputLock(output, shared=world > 1 and not args.merge))
+        if world > 1 and not args.merge:
+            stack.enter_context(OutputLock(shard_path(output, dist_env().rank)))
+    except BaseException:
+        stack.close()
+        raise
+    return stack
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.scores_only and args.scores_dir is None:
@@ -98,6 +120,20 @@ def main(argv: list[str] | None = None) -> int:
     output = args.output or (
         args.scores_dir / "scores_log.jsonl" if args.scores_only else Path("preds.jsonl")
     )
+    try:
+        env = dist_env()
+        world = (args.world_size or int(os.environ.get("WORLD_SIZE", 1))) if args.merge else env.world_size
+        with _guard(args, output, world):
+            return _main(args, output, env)
+    except (OSError, ValueError) as e:  # bad input or output: one line naming it, no traceback
+        if getattr(e, "errno", None) == errno.ENOSPC:
+            e = f"no space left on the device while writing {output}: free some space and rerun the same command "
+            e += "(the rows already written are kept)"
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+def _main(args, output: Path, env) -> int:
     try:
         rows = read_instructions(args.annotations, on_error="skip")
     except (OSError, ValueError) as e:
@@ -114,11 +150,6 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(merge(world)))
         return 0
 
-    try:
-        env = dist_env()
-    except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
     rank, world = env.rank, env.world_size
     # by video: each video's probe, dense pass and decoding happen on one rank
     mine = (
