@@ -28,6 +28,7 @@ import sys
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from types import SimpleNamespace
 
 from holmesvau.eval.score_files import check_source, load_score_file, save_dense_scores, score_file
 from holmesvau.frame_plan import SamplingConfig
@@ -135,6 +136,7 @@ def predict_rows(
     on_row: Callable[[dict], None] | None = None,
     skip_ids: Iterable[object] = (),
     batch_size: int | None = None,
+    refused: Sequence[tuple[object, str]] = (),
 ) -> dict:
     """Predict every row (holmesvau.data.instructions.Instruction) not yet in `output` (nor in `skip_ids`);
     append as it goes, then rewrite the file in the order of `rows`.
@@ -143,22 +145,33 @@ def predict_rows(
     planned and decoded once, its frames encoded once, and its questions answered with the others' in batches of
     `batch_size` (holmesvau.model.batch; default 16 on a GPU, 4 on the CPU). A video that cannot be read fails its
     own rows; the rest are answered. The next videos (up to 2 x batch_size) are prepared in a background thread
-    while the current batch is answered (holmesvau.prefetch)."""
+    while the current batch is answered (holmesvau.prefetch).
+
+    Before any model work, a row whose prompt cannot fit the model's context with its frames fails with the reason
+    (holmesvau.model.batch.prompt_problem), and so does each (id, reason) of `refused` (input lines the reading
+    policy could not take but whose id is known, e.g. a line over the size cap)."""
     import torch
     from tqdm.auto import tqdm
 
     from holmesvau.model import video_question
-    from holmesvau.model.batch import AnswerRequest, default_batch_size
+    from holmesvau.model.batch import AnswerRequest, default_batch_size, prompt_problem
     from holmesvau.prefetch import prefetched
 
     output = Path(output)
     done = done_ids(output) | {row_key(i) for i in skip_ids}
     todo = [r for r in rows if row_key(r.id) not in done]
+    refused = [(i, why) for i, why in refused if row_key(i) not in done]
     size = max(1, int(batch_size or default_batch_size(vau.lm.device)))
-    stats = {"total": len(rows), "skipped_done": len(rows) - len(todo), "ok": 0, "failed": 0}
+    stats = {"total": len(rows) + len(refused), "skipped_done": len(rows) - len(todo), "ok": 0, "failed": 0}
+    too_long = {}
     by_video: dict[str, list] = OrderedDict()
     for r in todo:
-        by_video.setdefault(r.video, []).append(r)
+        n = len(sampling.frame_indices) if sampling.frame_indices is not None else sampling.select_frames
+        why = prompt_problem(vau.lm, video_question(r.prompt, n), n)
+        if why is not None:
+            too_long[row_key(r.id)] = ValueError(why)
+        else:
+            by_video.setdefault(r.video, []).append(r)
     pending: list[tuple[object, dict, AnswerRequest, object]] = []  # (row, base, request, plan)
     with (
         JsonlAppender(output) as f,
@@ -194,6 +207,17 @@ def predict_rows(
         # runs one job at a time (vau.model_lock: the dense ATS pass waits for the answering), so their memory never
         # adds up and an out-of-memory error cannot hit a video's scoring because of a batch answered beside it
         model_lock = getattr(vau, "model_lock", None) or contextlib.nullcontext()
+        for i, why in refused:  # rows failed before any model work
+            emit(SimpleNamespace(id=i, video=None), _failed({"id": i, "type": None, "task": None, "video": None},
+                                                            ValueError(why)))  # fmt: skip
+        for r in todo:
+            if row_key(r.id) in too_long:
+                emit(
+                    r,
+                    _failed(
+                        {"id": r.id, "type": r.type, "task": r.task, "video": r.video}, too_long[row_key(r.id)]
+                    ),
+                )
         for (_, vrows), loaded in prefetched(load, by_video.items(), depth=2 * size):
             bases = [{"id": r.id, "type": r.type, "task": r.task, "video": r.video} for r in vrows]
             if isinstance(loaded, Exception):  # a bad video fails its own rows; the run goes on

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from holmesvau.data.instructions import InstructionProblem, parse_instruction, to_conversations
+from holmesvau.jsonl import JsonlProblem, iter_jsonl
 from holmesvau.paths import inside_root
 
 
@@ -107,16 +108,17 @@ def read_rows(spec: DatasetSpec) -> tuple[list[Row], list[InstructionProblem]]:
     """Well-formed rows of one dataset (repeat factor applied) and a problem for each malformed line."""
     rows: list[Row] = []
     problems: list[InstructionProblem] = []
-    with spec.annotation.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                rows.append(parse_row(json.loads(line), spec.root, f"{spec.annotation}:{lineno}"))
-            except json.JSONDecodeError as e:
-                problems.append(InstructionProblem(str(spec.annotation), lineno, f"not valid JSON: {e.msg}"))
-            except ValueError as e:
-                problems.append(InstructionProblem(str(spec.annotation), lineno, str(e)))
+    # holmesvau.jsonl's reading policy (bad, deep, over-long lines skipped and reported); repeated ids are kept:
+    # training rows are not keyed by id
+    for item in iter_jsonl(spec.annotation):
+        if isinstance(item, JsonlProblem):
+            problems.append(InstructionProblem(item.path, item.line, item.reason))
+            continue
+        lineno, obj = item
+        try:
+            rows.append(parse_row(obj, spec.root, f"{spec.annotation}:{lineno}"))
+        except ValueError as e:
+            problems.append(InstructionProblem(str(spec.annotation), lineno, str(e)))
     return repeat_rows(rows, spec.repeat_time), problems
 
 

@@ -191,3 +191,51 @@ def test_inference_outputs_never_replace_the_video_or_a_users_file(data, tiny_mo
             "--plot", str(plot)]  # fmt: skip
     assert inference_main(argv) == 0
     check_outputs(build_parser().parse_args(argv))  # ours now: no error
+
+
+def _limit_memory():  # the child may never take the machine down, whatever the code under test does
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_AS, (8 << 30, 8 << 30))
+
+
+def test_a_50_mb_prompt_fails_its_own_row_in_bounded_memory(data, tiny_model_dir, tmp_path):
+    """Issue 24: one row with a 50 MB prompt ran into the OOM killer at 23.4 GB and left an empty output. Now that
+    row fails with the reason before any model work, the 5 good rows are answered, and the process stays under
+    2 GB (its own peak RSS, from wait4)."""
+    import os
+    import subprocess
+    import sys
+
+    d, _ = data
+    ann = tmp_path / "test.jsonl"
+    with ann.open("w") as f:
+        for i in range(5):
+            if i == 3:  # written in pieces: the test itself never holds the 50 MB line
+                f.write('{"id": "huge", "type": "clip", "task": "caption", "video": "ucf/B.mp4", "prompt": "')
+                for _ in range(50):
+                    f.write("What happened? " * 69_906)  # ~1 MiB
+                f.write('", "anwser": "a"}\n')
+            f.write(json.dumps(_row(f"r{i}", "ucf/A.mp4" if i % 2 else "ucf/B.mp4")) + "\n")
+    assert ann.stat().st_size > 50_000_000
+    out = tmp_path / "preds.jsonl"
+    argv = ["tools/predict.py", "--annotations", str(ann), "--video-root", str(d / "videos"), "--model",
+            str(tiny_model_dir), "--no-ats", "--select-frames", "2", "--max-new-tokens", "2", "--device", "cpu",
+            "--quiet", "--output", str(out)]  # fmt: skip
+    child = subprocess.Popen([sys.executable, *argv], cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)},
+                             stderr=subprocess.PIPE, preexec_fn=_limit_memory)  # fmt: skip
+    err = child.stderr.read().decode()
+    _, status, usage = os.wait4(child.pid, 0)
+    child.returncode = os.waitstatus_to_exitcode(status)
+    assert child.returncode == 0, err
+    peak_mb = usage.ru_maxrss / 1024  # Linux: kilobytes
+    assert peak_mb < 2048, peak_mb
+    rows = _rows(out)
+    assert sorted(rows) == ["huge", "r0", "r1", "r2", "r3", "r4"]
+    assert all(rows[f"r{i}"]["status"] == "ok" for i in range(5))
+    assert rows["huge"]["status"] == "failed"
+    assert (
+        "line of 52,4" in rows["huge"]["error"]
+        and "over the 1,048,576-byte limit for one row" in rows["huge"]["error"]
+    )
+    assert f"skipped line {ann}:4: line of 52,4" in err and '"skipped_lines": 1' in err

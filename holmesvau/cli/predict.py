@@ -25,7 +25,7 @@ from holmesvau.cli import (
     positive_int,
     sampling_config,
 )
-from holmesvau.data.instructions import LEVELS, read_instructions
+from holmesvau.data.instructions import LEVELS, read_instructions_report
 from holmesvau.distributed import barrier_then, default_device, dist_env, shard
 from holmesvau.jsonl import done_ids
 from holmesvau.output_guard import OutputLock, check_output_file, jsonl_rows_with
@@ -135,10 +135,14 @@ def main(argv: list[str] | None = None) -> int:
 
 def _main(args, output: Path, env) -> int:
     try:
-        rows = read_instructions(args.annotations, on_error="skip")
+        rows, problems = read_instructions_report(args.annotations)
     except (OSError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    for p in problems[:20]:  # holmesvau.jsonl's policy: skipped, reported by line, counted; the run goes on
+        print(f"skipped line {p}", file=sys.stderr)
+    if len(problems) > 20:
+        print(f"... and {len(problems) - 20} more skipped lines of {args.annotations}", file=sys.stderr)
     rows = [r for r in rows if r.type in _levels(args, ("video",) if args.scores_only else LEVELS)]
     if args.limit is not None:
         rows = rows[: args.limit]
@@ -181,8 +185,10 @@ def _main(args, output: Path, env) -> int:
     else:
         stats = predict_rows(
             vau, mine, args.video_root, out, sampling_config(args), max_new_tokens=args.max_new_tokens,
-            scores_dir=args.scores_dir, batch_size=args.batch_size, **common,
+            scores_dir=args.scores_dir, batch_size=args.batch_size,
+            refused=[(p.id, p.message) for p in problems if p.id is not None and rank == 0], **common,
         )  # fmt: skip
+    stats["skipped_lines"] = len(problems)
     print(json.dumps({"rank": rank, "world_size": world, "output": str(out), **stats}), file=sys.stderr)
     if env.can_barrier:
         barrier_then(env, lambda: print(json.dumps(merge(world))))

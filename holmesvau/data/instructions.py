@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from holmesvau.jsonl import read_jsonl
+from holmesvau.jsonl_read import check_id
 
 LEVELS = ("clip", "event", "video")
 VIDEO_TOKEN = "<video>"
@@ -27,6 +28,7 @@ class InstructionProblem:
     path: str
     line: int
     message: str
+    id: object = None  # the row's id when known (an over-long line: the caller fails that row by its id)
 
     def __str__(self) -> str:
         return f"{self.path}:{self.line}: {self.message}"
@@ -98,7 +100,7 @@ def parse_instruction(row: object) -> Instruction:
     frames = row.get("sampled_frames")
     if frames is not None and not (isinstance(frames, list) and all(isinstance(i, int) for i in frames)):
         raise ValueError("sampled_frames must be a list of integers")
-    return Instruction(row["id"], level, task, video, prompt, answer, conversations, frames)
+    return Instruction(check_id(row["id"]), level, task, video, prompt, answer, conversations, frames)
 
 
 def read_instructions_report(path: str | Path) -> tuple[list[Instruction], list[InstructionProblem]]:
@@ -106,9 +108,10 @@ def read_instructions_report(path: str | Path) -> tuple[list[Instruction], list[
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"instruction file not found: {path}")
-    # holmesvau.jsonl's policy: malformed lines (a torn last one included) are skipped and reported
-    rows, found = read_jsonl(path, parse=parse_instruction)
-    return rows, [InstructionProblem(p.path, p.line, p.reason) for p in found]
+    # holmesvau.jsonl's policy: malformed lines (a torn last one, an over-long one, a repeated id) are skipped
+    # and reported
+    rows, found = read_jsonl(path, parse=parse_instruction, unique_ids=True)
+    return rows, [InstructionProblem(p.path, p.line, p.reason, p.id) for p in found]
 
 
 def read_instructions(path: str | Path, on_error: str = "raise") -> list[Instruction]:

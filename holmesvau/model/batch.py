@@ -150,6 +150,39 @@ def image_features(
     return torch.cat(out).to(lm.dtype)
 
 
+def context_length(lm: LoadedModel) -> int:
+    """The language model's context in tokens (max_position_embeddings: 32768 for InternVL2-2B)."""
+    return int(getattr(lm.model.config.text_config, "max_position_embeddings", 32768))
+
+
+def _longest_token(tokenizer) -> int:
+    cached = getattr(tokenizer, "_holmesvau_longest_token", None)
+    if cached is None:
+        cached = max(len(t) for t in tokenizer.get_vocab())
+        tokenizer._holmesvau_longest_token = cached
+    return cached
+
+
+def prompt_problem(lm: LoadedModel, question: str, num_tiles: int) -> str | None:
+    """Why a question about `num_tiles` frames cannot fit the model's context (None when it fits), decided before
+    any model work. A question too long by its characters alone (each token covers at most the vocabulary's
+    longest token) is refused without tokenizing it: a 50 MB prompt costs nothing; the rest are counted exactly."""
+    room = context_length(lm) - num_tiles * lm.num_image_token
+    if len(question) > _longest_token(lm.tokenizer) * room:
+        return (
+            f"prompt of {len(question):,} characters cannot fit the model's context of {context_length(lm):,} "
+            f"tokens with its {num_tiles} frames ({lm.num_image_token} tokens each)"
+        )
+    tokens = len(lm.tokenizer(build_prompt(question, [1] * num_tiles, None, lm.system_message, 0)).input_ids)
+    tokens += num_tiles * lm.num_image_token
+    if tokens > context_length(lm):
+        return (
+            f"prompt of {tokens:,} tokens with its {num_tiles} frames is longer than the model's context of "
+            f"{context_length(lm):,} tokens"
+        )
+    return None
+
+
 @dataclass
 class _Prepared:
     index: int
