@@ -62,9 +62,11 @@ def test_flags_in_range_pass_unchanged():
     assert (a.max_new_tokens, a.select_frames, a.device) == (32768, 127, "cpu")
 
 
-def test_decode_mask_grows_with_what_is_generated(tiny_lm):
+def test_decode_mask_grows_with_what_is_generated(tiny_lm, monkeypatch):
     """--max-new-tokens 10**6 used to allocate an int64 mask of rows x (prompt + 10**6) before the first step
-    (8.3 GB at 10**9). Stopped after 300 decode steps, the mask never outgrew prompt + 2 x 256 columns."""
+    (8.3 GB at 10**9). It now grows GROW columns at a time (8 here, so 40 steps grow it 5 times): stopped after 40
+    decode steps, it is never wider than the prompt + 40 + 8 columns."""
+    from holmesvau.model import batch
     from holmesvau.model.batch import AnswerRequest, answer_batch
     from holmesvau.model.kv_cache import cache_kwarg
 
@@ -78,16 +80,18 @@ def test_decode_mask_grows_with_what_is_generated(tiny_lm):
         mask = kwargs.get("attention_mask")
         if mask is not None and kwargs.get("inputs_embeds").shape[1] == 1:  # a decode step
             widths.append(mask.untyped_storage().nbytes() // (mask.element_size() * mask.shape[0]))
-            if len(widths) == 300:
+            if len(widths) == 40:
                 raise Enough
 
     assert cache_kwarg(lang)  # the decode loop drives this module
+    monkeypatch.setattr(batch, "GROW", 8, raising=False)
     handle = lang.register_forward_pre_hook(spy, with_kwargs=True)
     try:
-        reqs = [AnswerRequest(None, "Describe the video.", 10**6), AnswerRequest(None, "Why?", 10**6)]
+        qs = ["Describe the video.", "Why?"]
+        reqs = [AnswerRequest(None, q, 10**6) for q in qs]
         with pytest.raises(Enough):
             answer_batch(tiny_lm, reqs, batch_size=2)
     finally:
         handle.remove()
-    # the prompts are ~100 tokens with the system message: the mask stays a few hundred columns wide
-    assert len(widths) == 300 and max(widths) < 1024, max(widths)
+    prompt = max(len(r.input_ids[0]) for r in answer_batch(tiny_lm, [AnswerRequest(None, q, 1) for q in qs], 2))
+    assert len(widths) == 40 and prompt + 40 <= max(widths) <= prompt + 40 + 8, (prompt, widths)
