@@ -22,10 +22,12 @@ import json
 import sys
 from pathlib import Path
 
+from holmesvau.cli import positive_int
 from holmesvau.data.download import FETCH_HINT
 from holmesvau.data.layout import DATASETS, SPLITS, plan_segments
 from holmesvau.data.segments import METHODS, run_jobs, write_summary
 from holmesvau.data.sources import no_sources_message, scan_sources
+from holmesvau.output_guard import check_output_file, json_object_with
 
 HERE = Path(__file__).resolve().parent
 
@@ -62,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dataset", choices=list(DATASETS), help="default: each dataset with source videos")
     ap.add_argument("--split", choices=list(SPLITS), help="default: each split with source videos")
     ap.add_argument(
-        "--workers", type=int, default=None, help="parallel cutting processes (default: CPU count)"
+        "--workers", type=positive_int, default=None, help="parallel cutting processes (default: CPU count)"
     )
     ap.add_argument("--instructions", help="instruction file naming the segments (default: the split's file)")
     ap.add_argument(
@@ -87,6 +89,15 @@ def main(argv: list[str] | None = None) -> int:
     if len(pairs) > 1 and (args.summary or args.instructions):
         print("error: --summary and --instructions need one --dataset and one --split", file=sys.stderr)
         return 2
+    if (
+        args.summary
+    ):  # replaced only when it is a summary of ours (holmesvau.output_guard), checked before cutting
+        try:
+            ours = json_object_with("dataset", "split", "done", "failures")
+            check_output_file(args.summary, [args.instructions], ours, "--summary", "summary")
+        except ValueError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
     codes = [cut(args, d, s) for d, s in pairs]
     return max(codes)
 

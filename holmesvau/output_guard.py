@@ -130,7 +130,8 @@ class OutputLock:
 
     def __init__(self, path: str | Path, shared: bool = False, flag: str = "--output"):
         self.path, self.shared, self.flag = Path(path), shared, flag
-        self.lock_path = self.path.with_name(f".{self.path.name}.lock")
+        where = Path(os.path.abspath(path))  # "." has no name: its lock sits in its parent all the same
+        self.lock_path = where.with_name(f".{where.name}.lock")
         self._fd: int | None = None
 
     def __enter__(self) -> OutputLock:

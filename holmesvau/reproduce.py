@@ -21,9 +21,16 @@ from pathlib import Path
 
 from holmesvau.data.download import FETCH_HINT
 from holmesvau.eval.ground_truth import VIDEO_EXTS, GtVideo, video_key
-from holmesvau.eval.protocols import get_protocol
+from holmesvau.eval.protocols import get_protocol, smoke_subset
 from holmesvau.files import atomic_write_json, atomic_write_text, json_safe
 from holmesvau.frame_plan import SamplingConfig
+from holmesvau.output_guard import (
+    OutputLock,
+    check_output_file,
+    has_marker,
+    json_object_with,
+    jsonl_rows_with,
+)
 from holmesvau.paths import inside_root
 
 TASKS = ("detection-ucf", "detection-xd", "reasoning")
@@ -69,7 +76,12 @@ class ReproduceConfig:
             "instructions": root / INSTRUCTIONS,
         }
         value = getattr(self, name)
-        return Path(value) if value is not None else defaults[name]
+        if value is not None:
+            return Path(value)
+        beside = root.parent / defaults[name].name  # --data-root .../HIVAU-70k with UCF-Crime/ next to it
+        if name in ("ucf_annotations", "xd_annotations") and not defaults[name].is_dir() and beside.is_dir():
+            return beside
+        return defaults[name]
 
 
 @dataclass
@@ -79,6 +91,8 @@ class TaskData:
     task: str
     problem: str | None = None  # the task cannot run at all (annotation files absent, no Java, ...)
     listed: int = 0
+    listed_all: int = 0  # before --limit
+    searched: str = ""  # the folder the videos were looked for in
     missing: list[str] = field(default_factory=list)
     gt: dict[str, GtVideo] = field(default_factory=dict)  # detection: the evaluated test set
     videos: dict[str, Path] = field(default_factory=dict)  # detection: name -> file
@@ -107,14 +121,21 @@ def _check_detection(cfg: ReproduceConfig, task: str) -> TaskData:
     absent = protocol.missing_files(folder)
     if absent:
         data.problem = f"annotation file(s) not found: {', '.join(map(str, absent))}"
+        if (
+            getattr(cfg, "ucf_annotations" if ucf else "xd_annotations") is None
+            and folder.name != "raw_annotations"
+        ):
+            data.problem += f" (nor in {Path(cfg.data_root).parent / folder.name})"  # both places looked in
         if ucf and cfg.ucf_protocol == "ucf-crime-hivau":
             data.problem += f" ({FETCH_HINT.format(root=cfg.data_root)})"
         return data
     gt = protocol.load(folder)
+    data.listed_all = len(gt)
     if cfg.limit is not None:
-        gt = dict(list(gt.items())[: cfg.limit])
-    index = _video_index(cfg.path("ucf_videos" if ucf else "xd_videos"))
-    data.gt, data.listed = gt, len(gt)
+        gt = smoke_subset(gt, cfg.limit)
+    videos = cfg.path("ucf_videos" if ucf else "xd_videos")
+    index = _video_index(videos)
+    data.gt, data.listed, data.searched = gt, len(gt), str(videos)
     data.videos = {n: index[n] for n in gt if n in index}
     data.missing = [n for n in gt if n not in index]
     return data
@@ -152,7 +173,7 @@ def _check_reasoning(cfg: ReproduceConfig) -> TaskData:
                 exists[r.video] = inside_root(root, r.video, "DATA_ROOT/videos").is_file()
             except ValueError:  # a path leading out of the videos folder: never read, counted as missing
                 exists[r.video] = False
-    data.listed = len(rows)
+    data.listed, data.searched = len(rows), str(root)
     data.rows = [r for r in rows if exists[r.video]]
     data.missing = [r.video for r in rows if not exists[r.video]]
     return data
@@ -174,7 +195,9 @@ def check_data(cfg: ReproduceConfig) -> tuple[dict[str, TaskData], dict[str, str
     for t, d in checks.items():
         why = d.problem or ("nothing listed" if d.listed == 0 else None)
         if why is None and cfg.tasks is None and not d.present:
-            why = f"none of its {d.listed} videos found"  # by default a task without its videos is skipped
+            why = (
+                f"none of its {d.listed} videos found in {d.searched}"  # by default skipped, with the reason
+            )
         if why is not None:
             if cfg.tasks is None:
                 skipped[t] = why
@@ -184,7 +207,9 @@ def check_data(cfg: ReproduceConfig) -> tuple[dict[str, TaskData], dict[str, str
         if d.missing and (not cfg.allow_partial or not d.present):
             unique = list(dict.fromkeys(d.missing))
             what = "rows' videos" if t == "reasoning" else "test videos"
-            problems.append(f"{t}: {len(unique)} of {d.listed} {what} missing: {_first(unique)}")
+            problems.append(
+                f"{t}: {len(unique)} of {d.listed} {what} missing in {d.searched}: {_first(unique)}"
+            )
             partial_helps = partial_helps or (d.present > 0 and not cfg.allow_partial)
     run = {t: d for t, d in checks.items() if t not in skipped}
     if problems:
@@ -298,6 +323,7 @@ def evaluate(cfg: ReproduceConfig, run: dict[str, TaskData]) -> dict:
             protocol=protocol.name, dataset=protocol.dataset, description=protocol.description,
             n_missing=len(report["missing_scores"]), missing_first=report["missing_scores"][:20],
             comparison=detection_row(protocol.dataset, protocol.metric, report),
+            n_videos_in_protocol=run[task].listed_all,
         )  # fmt: skip
         detection[protocol.name] = summary
     if detection:
@@ -333,6 +359,25 @@ def reproduce(cfg: ReproduceConfig, load_vau=None) -> dict | None:
     env = dist_env()
     rank, world = env.rank, env.world_size
     out = Path(cfg.output_dir)
+    _check_outputs(cfg, out)
+    with OutputLock(out, shared=world > 1, flag="--output-dir"):  # one run (or one job's ranks) per folder
+        return _reproduce(cfg, load_vau, run, skipped, out, t0)
+
+
+def _check_outputs(cfg: ReproduceConfig, out: Path) -> None:
+    """The files of OUTPUT_DIR are replaced or resumed only when they are ours (holmesvau.output_guard)."""
+    ours = {
+        "results.json": json_object_with("config", "tasks"),
+        "results.md": has_marker(b"# Reproduction of Holmes-VAU"),
+        "predictions.jsonl": jsonl_rows_with("id", "status", "prediction"),
+        "run_settings.json": json_object_with("model", "scorer"),
+    }
+    for name, is_ours in ours.items():
+        check_output_file(out / name, [cfg.path("instructions")], is_ours, "--output-dir", name)
+
+
+def _reproduce(cfg: ReproduceConfig, load_vau, run: dict, skipped: dict, out: Path, t0: float) -> dict | None:
+    rank, world, torchrun = _dist()
     out.mkdir(parents=True, exist_ok=True)
     _check_same_settings(cfg, out / "run_settings.json", rank)
     if world == 1 and "reasoning" in run:
@@ -359,9 +404,10 @@ def reproduce(cfg: ReproduceConfig, load_vau=None) -> dict | None:
     results["config"]["model"] = cfg.model or "ppxin321/HolmesVAU-2B"
     results["config"]["scorer"] = cfg.scorer or "released anomaly_scorer.pth"
     from holmesvau.eval.paper import paper_results
-    from holmesvau.eval.paper_table import results_markdown
+    from holmesvau.eval.paper_table import mark_partial, results_markdown
 
     results["paper"] = {k: paper_results()["paper"][k] for k in ("title", "venue", "arxiv", "row")}
+    mark_partial(results, cfg.limit)  # says what it is: partial / smoke, no Δ for a partial cell, warnings
     atomic_write_json(out / "results.json", json_safe(results))
     atomic_write_text(out / "results.md", results_markdown(results))
     return results

@@ -239,3 +239,107 @@ def test_a_50_mb_prompt_fails_its_own_row_in_bounded_memory(data, tiny_model_dir
         and "over the 1,048,576-byte limit for one row" in rows["huge"]["error"]
     )
     assert f"skipped line {ann}:4: line of 52,4" in err and '"skipped_lines": 1' in err
+
+
+@pytest.mark.parametrize("damage", ["safetensors_header", "tokenizer_json"])
+def test_a_damaged_model_file_is_one_line_naming_it(data, tiny_model_dir, tmp_path, damage, capsys):
+    """Issue 24: a safetensors file with a bad header offset was a traceback; an invalid tokenizer.json an error
+    that did not name the file."""
+    import shutil
+    import struct
+
+    from holmesvau.inference_cli import main as inference_main
+
+    d, _ = data
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, model)
+    if damage == "safetensors_header":
+        f = next(model.glob("*.safetensors"))
+        raw = bytearray(f.read_bytes())
+        raw[:8] = struct.pack("<Q", 10**12)  # the header length: far past the end of the file
+        f.write_bytes(bytes(raw))
+        named = str(model)
+    else:
+        (model / "tokenizer.json").write_text("{not json")
+        named = str(model / "tokenizer.json")
+    argv = [
+        "--video",
+        str(d / "videos/ucf/B.mp4"),
+        "--model",
+        str(model),
+        "--no-ats",
+        "--device",
+        "cpu",
+        "--quiet",
+    ]
+    assert inference_main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith(f"error: {named}") and "Traceback" not in err, err
+
+
+@pytest.mark.parametrize(
+    "tool", ["evaluate_detection", "evaluate_reasoning", "split_video_summary", "reproduce"]
+)
+def test_every_tool_refuses_a_file_it_did_not_write(shared, tmp_path, tool, capsys):
+    """The other tools that write: tools/evaluate.py --output, split_video.py --summary, tools/reproduce.py's
+    results in --output-dir. A user's file there is refused before any work, byte-identical."""
+    import runpy
+
+    notes = tmp_path / "out" / ("results.md" if tool == "reproduce" else "notes.json")
+    notes.parent.mkdir()
+    notes.write_text('{"my": "notes"}\n')
+    if tool.startswith("evaluate"):
+        from holmesvau.eval.cli import main
+
+        sub = ["detection", "--scores", str(tmp_path), "--annotations", str(tmp_path / "a.txt")]
+        if tool == "evaluate_reasoning":
+            sub = [
+                "reasoning",
+                "--predictions",
+                str(tmp_path / "p.jsonl"),
+                "--annotations",
+                str(tmp_path / "a"),
+            ]
+        rc, flag = main([*sub, "--output", str(notes)]), "--output"
+    elif tool == "split_video_summary":
+        main = runpy.run_path(str(REPO / "HIVAU-70k/split_video.py"))["main"]
+        rc, flag = (
+            main(
+                [
+                    "--root",
+                    str(tmp_path),
+                    "--dataset",
+                    "ucf-crime",
+                    "--split",
+                    "test",
+                    "--summary",
+                    str(notes),
+                ]
+            ),
+            "--summary",
+        )
+    else:
+        main = runpy.run_path(str(REPO / "tools/reproduce.py"))["main"]
+        data = shared("data/HIVAU-70k")
+        (tmp_path / "Abuse028_x264.mp4").write_bytes(b"")  # one test video there: the data check passes
+        rc = main(
+            [
+                "--data-root",
+                str(data),
+                "--output-dir",
+                str(notes.parent),
+                "--tasks",
+                "detection-ucf",
+                "--ucf-videos",
+                str(tmp_path),
+                "--allow-partial",
+                "--model",
+                str(tmp_path / "no-model"),
+            ]
+        )
+        flag = "--output-dir"  # fmt: skip
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and err.startswith(f"error: {flag} {notes} exists and was not written by HolmesVAU"), err
+    assert notes.read_text() == '{"my": "notes"}\n' and sorted(p.name for p in notes.parent.iterdir()) == [
+        notes.name
+    ]

@@ -93,5 +93,7 @@ def test_decode_mask_grows_with_what_is_generated(tiny_lm, monkeypatch):
             answer_batch(tiny_lm, reqs, batch_size=2)
     finally:
         handle.remove()
-    prompt = max(len(r.input_ids[0]) for r in answer_batch(tiny_lm, [AnswerRequest(None, q, 1) for q in qs], 2))
+    prompt = max(
+        len(r.input_ids[0]) for r in answer_batch(tiny_lm, [AnswerRequest(None, q, 1) for q in qs], 2)
+    )
     assert len(widths) == 40 and prompt + 40 <= max(widths) <= prompt + 40 + 8, (prompt, widths)

@@ -144,6 +144,7 @@ def test_smoke_reproduction_end_to_end(standins, smoke):
     assert (
         results["tasks"] == ["detection-ucf", "detection-xd", "reasoning"] and results["skipped_tasks"] == {}
     )
+    assert results["partial"] is False and md.startswith("# Reproduction of Holmes-VAU")
 
     # detection: every number present, videos and frames counted, equal to sklearn on arrays built here
     ucf, xd = results["detection"]["ucf-crime"], results["detection"]["xd-violence"]
@@ -219,8 +220,8 @@ def test_missing_videos_error_then_allow_partial(standins, smoke, tiny_model_dir
     # the data check runs before the model loads (the model given does not exist)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert (
-        f"error: detection-xd: 2 of 5 test videos missing: {extra[0]}, {extra[1]} (--allow-partial"
-        in proc.stderr
+        f"error: detection-xd: 2 of 5 test videos missing in {root / 'videos/xd-violence/videos/test'}: {extra[0]}, "
+        f"{extra[1]} (--allow-partial" in proc.stderr
     )
     assert not (out / "results.json").exists()
 
@@ -234,7 +235,11 @@ def test_missing_videos_error_then_allow_partial(standins, smoke, tiny_model_dir
     assert (xd["ap"], xd["auc"], xd["n_frames"]) == (before["ap"], before["auc"], before["n_frames"])
     assert xd["partial"] and (xd["n_videos"], xd["n_videos_listed"], xd["n_missing"]) == (3, 5, 2)
     assert xd["missing_first"] == extra and xd["n_frames"] == sum(XD.values())
-    assert "| 3 of 5 (partial) |" in (out / "results.md").read_text()
+    md = (out / "results.md").read_text()
+    assert "| 3 of 5 (partial) |" in md and xd["comparison"]["delta"] is None  # no Δ for a partial cell
+    banner = "**PARTIAL RESULT, not comparable to the paper (no Δ): xd-violence: 3 of 5 videos evaluated**"
+    assert md.splitlines()[0] == proc.stdout.splitlines()[0] == banner
+    assert results["partial"] is True and json.loads(proc.stdout.splitlines()[-1])["partial"] is True
     # resuming with other prediction settings would mix answers and scores: refused, nothing loaded
     proc = subprocess.run([*cmd, "--allow-partial", "--max-new-tokens", "4"], capture_output=True, text=True)
     assert proc.returncode == 2 and "max_new_tokens: 3 then, 4 now" in proc.stderr
@@ -249,20 +254,24 @@ def test_data_check_names_missing_data_without_a_model(shared, tmp_path):
         root, tmp_path / "o", ucf_annotations=shared("data/UCF-Crime"), tasks=("detection-ucf",)
     )
     with pytest.raises(
-        DataError, match=r"detection-ucf: 290 of 290 test videos missing: Abuse028_x264, Abuse030_x264"
+        DataError,
+        match=r"detection-ucf: 290 of 290 test videos missing in .*/test: Abuse028_x264, Abuse030_x264",
     ):
         check_data(cfg)
-    cfg.limit = 2  # a smoke run lists the first N videos only
-    with pytest.raises(DataError, match=r"2 of 2 test videos missing: Abuse028_x264, Abuse030_x264$"):
+    cfg.limit = 2  # a smoke run lists the first N videos only, anomalous and normal alternating
+    with pytest.raises(
+        DataError, match=r"2 of 2 test videos missing in .*: Abuse028_x264, Normal_Videos_003_x264$"
+    ):
         check_data(cfg)
     make_video(root / "videos/ucf-crime/videos/test/Abuse028_x264.mp4", 4)
     with pytest.raises(
-        DataError, match=r"1 of 2 test videos missing: Abuse030_x264 \(--allow-partial evaluates"
+        DataError,
+        match=r"1 of 2 test videos missing in .*: Normal_Videos_003_x264 \(--allow-partial evaluates",
     ):
         check_data(cfg)
     cfg.allow_partial = True
     run, skipped = check_data(cfg)
-    assert run["detection-ucf"].present == 1 and run["detection-ucf"].missing == ["Abuse030_x264"]
+    assert run["detection-ucf"].present == 1 and run["detection-ucf"].missing == ["Normal_Videos_003_x264"]
     cfg.tasks, cfg.limit = None, None  # by default: what the data allows; the rest is skipped with the reason
     run, skipped = check_data(cfg)
     assert list(run) == ["detection-ucf"] and "annotation file(s) not found" in skipped["detection-xd"]

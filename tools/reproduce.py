@@ -22,7 +22,14 @@ import json
 import sys
 from pathlib import Path
 
-from holmesvau.cli import add_sampling_options, sampling_config
+from holmesvau.cli import (
+    add_generation_options,
+    add_sampling_options,
+    batch_size,
+    device_name,
+    positive_int,
+    sampling_config,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -50,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--instructions", type=Path, default=None,
                    help="default DATA_ROOT/instruction/merge_instruction_test_final.jsonl")  # fmt: skip
-    p.add_argument("--limit", type=int, default=None,
+    p.add_argument("--limit", type=positive_int, default=None,
                    help="smoke run: first N videos per detection set and first N rows per reasoning level")  # fmt: skip
     p.add_argument(
         "--allow-partial",
@@ -60,9 +67,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="evaluate what is there when videos are missing",
     )
     add_sampling_options(p)  # holmesvau.cli: inference.py's flags, checks and defaults
-    p.add_argument("--max-new-tokens", type=int, default=1024)
-    p.add_argument("--batch-size", type=int, default=None, help="rows per generate() call (if supported)")
-    p.add_argument("--device", default=None, help="default: cuda:LOCAL_RANK if available, else cpu")
+    add_generation_options(p)  # --max-new-tokens, bounded by the model's context
+    p.add_argument(
+        "--batch-size", type=batch_size, default=None, help="rows per generate() call (if supported)"
+    )
+    p.add_argument(
+        "--device", type=device_name, default=None, help="default: cuda:LOCAL_RANK if available, else cpu"
+    )
     p.add_argument(
         "--dtype", default=None, choices=["bf16", "fp16", "fp32", "bfloat16", "float16", "float32"]
     )
@@ -99,8 +110,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if results is None:
         return 0  # a rank other than 0
-    print((args.output_dir / "results.md").read_text(encoding="utf-8"))
-    summary = {"results": str(args.output_dir / "results.json"), "tasks": results["tasks"],
+    for w in results["warnings"]:
+        print(f"warning: {w}", file=sys.stderr)
+    print((args.output_dir / "results.md").read_text(encoding="utf-8"))  # a partial result says so first
+    summary = {"results": str(args.output_dir / "results.json"), "partial": results["partial"],
+               "partial_reasons": results["partial_reasons"], "tasks": results["tasks"],
                "skipped_tasks": results["skipped_tasks"]}  # fmt: skip
     for name, r in results.get("detection", {}).items():
         summary[name] = {"ours": r["comparison"]["ours"], "paper": r["comparison"]["paper"],

@@ -50,6 +50,16 @@ def detection(args: argparse.Namespace) -> int:
         report, frame_scores, frame_labels = run_detection(
             args.scores, args.annotations, args.stride, args.allow_missing, args.frame_counts, args.test_list
         )
+        unmatched = report["unmatched_scores"]
+        if unmatched and args.test_list is None and not args.allow_missing:
+            # a bare temporal annotation (XD-Violence's annotations.txt) lists only the anomalous videos: score
+            # files without a line would silently drop the normal videos from the metric
+            raise ValueError(
+                f"{len(unmatched)} score file(s) in {args.scores} have no line in {args.annotations} "
+                f"(e.g. {', '.join(unmatched[:3])}); an annotation that lists only anomalous videos needs the "
+                "test list: pass --protocol xd-violence (with the folder as --annotations) or --test-list, or "
+                "--allow-missing to evaluate only the annotated videos"
+            )
     report["inputs"] = {"scores": str(args.scores), "annotations": str(args.annotations)}
     if args.plot_dir is not None:
         from holmesvau.eval.plots import plot_detection
@@ -124,6 +134,10 @@ def main(argv: list[str] | None = None, description: str | None = None) -> int:
     d.set_defaults(func=detection)
     args = parser.parse_args(argv)
     try:
+        from holmesvau.output_guard import check_output_file, json_object_with
+
+        inputs = [getattr(args, k, None) for k in ("predictions", "annotations", "scores")]
+        check_output_file(args.output, inputs, json_object_with("inputs"), what="report")  # before any work
         return args.func(args)
     except (FileNotFoundError, ValueError, RuntimeError) as e:  # bad input: one clear line, no traceback
         print(f"error: {e}", file=sys.stderr)

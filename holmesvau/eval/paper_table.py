@@ -53,6 +53,46 @@ def reasoning_rows(report: dict) -> dict[str, dict[str, dict]]:
     return out
 
 
+def _undefined(report: dict, metric: str) -> str | None:
+    """Why a detection metric has no value (None when it has one)."""
+    if report.get(metric) is not None:
+        return None
+    if not report.get("n_frames"):
+        return f"{metric.upper()} undefined: no video was evaluated"
+    if report.get("n_anomalous_frames", 0) == 0:
+        return f"{metric.upper()} undefined: every evaluated frame is normal ({report['n_videos']} normal videos)"
+    return f"{metric.upper()} undefined: every evaluated frame is anomalous"
+
+
+def mark_partial(results: dict, limit: int | None = None) -> dict:
+    """Say what a result is: `results["partial"]` (a --limit smoke run, or videos / rows not evaluated), its
+    reasons, no Δ for a partial cell (a number over a subset is not comparable to the paper's), and why a metric is
+    undefined. Frame-count mismatches are gathered in `results["warnings"]`."""
+    reasons, warnings = [], []
+    if limit:
+        reasons.append(f"smoke run: --limit {limit}")
+    for name, r in results.get("detection", {}).items():
+        c = r["comparison"]
+        if r["partial"] or limit:
+            if r["partial"]:
+                reasons.append(f"{name}: {r['n_videos']} of {r['n_videos_listed']} videos evaluated")
+            c["delta"], c["no_delta"] = None, "partial"
+        c["undefined"] = _undefined(r, c["metric"].lower())
+        warnings += [f"{name}: {video}: {note}" for video, note in sorted(r.get("warnings", {}).items())]
+    rea = results.get("reasoning")
+    if rea:
+        rows = rea["rows"]
+        unscored = rows["listed"] - rows["scored"]
+        if unscored:
+            reasons.append(f"reasoning: {rows['scored']} of {rows['listed']} rows scored")
+        if unscored or limit:
+            for by_level in rea["comparison"].values():
+                for c in by_level.values():
+                    c["delta"], c["no_delta"] = None, "partial"
+    results["partial"], results["partial_reasons"], results["warnings"] = bool(reasons), reasons, warnings
+    return results
+
+
 def _f(v: float | None, digits: int) -> str:
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return "–"
@@ -65,7 +105,15 @@ def _d(v: float | None, digits: int) -> str:
 
 def results_markdown(results: dict) -> str:
     """results.md: the paper's Table 1 and Table 2 rows with ours and Δ, and what was evaluated."""
-    lines = [
+    lines = []
+    if results.get("partial"):  # the first line says what this is, before any number
+        lines += [
+            "**PARTIAL RESULT, not comparable to the paper (no Δ): "
+            + "; ".join(results["partial_reasons"])
+            + "**",
+            "",
+        ]
+    lines += [
         "# Reproduction of Holmes-VAU (CVPR 2025, arXiv 2412.06171)",
         "",
         f"Model: `{results['config'].get('model')}` · scorer: `{results['config'].get('scorer')}`"
@@ -86,7 +134,10 @@ def results_markdown(results: dict) -> str:
         ]
         for name, r in det.items():
             c = r["comparison"]
-            videos = f"{r['n_videos']} of {r['n_videos_listed']}" + (" (partial)" if r["partial"] else "")
+            total = r.get("n_videos_in_protocol", r["n_videos_listed"])
+            videos = f"{r['n_videos']} of {total}" + (
+                " (partial)" if r["partial"] or r["n_videos"] < total else ""
+            )
             pct = lambda v: None if v is None else 100 * v  # noqa: E731
             lines.append(
                 f"| {r['dataset']} | {name} | {c['metric']} | {_f(c['paper'], 2)} | {_f(c['ours'], 2)} | "
@@ -128,6 +179,10 @@ def results_markdown(results: dict) -> str:
     ]
     for name, r in det.items():
         lines.append(f"- {name}: {r['description']}")
+        if r["comparison"].get("undefined"):
+            lines.append(f"- {name}: {r['comparison']['undefined']}")
     for task, why in results.get("skipped_tasks", {}).items():
         lines.append(f"- not run: {task}: {why}")
+    if results.get("warnings"):  # e.g. a score file's frame count that disagrees with the annotation
+        lines += ["", "## Warnings", ""] + [f"- {w}" for w in results["warnings"]]
     return "\n".join(lines).rstrip() + "\n"

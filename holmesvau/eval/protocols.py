@@ -81,3 +81,16 @@ def get_protocol(name: str) -> Protocol:
         return PROTOCOLS[name]
     except KeyError:
         raise ValueError(f"unknown protocol {name!r} (expected one of {', '.join(PROTOCOLS)})") from None
+
+
+def smoke_subset(gt: dict[str, GtVideo], n: int) -> dict[str, GtVideo]:
+    """The first `n` videos of a test set, anomalous and normal ones alternating (so both classes are there and
+    the frame-level metrics are defined), in the set's order."""
+    anomalous = [k for k, v in gt.items() if v.anomalous]
+    normal = [k for k, v in gt.items() if not v.anomalous]
+    picked: set[str] = set()
+    for i in range(max(len(anomalous), len(normal))):
+        for group in (anomalous, normal):
+            if i < len(group) and len(picked) < n:
+                picked.add(group[i])
+    return {k: v for k, v in gt.items() if k in picked}

@@ -188,6 +188,7 @@ def load_model(
 ) -> LoadedModel:
     """Load a model for inference (eval mode) with its tokenizer: a hub id (downloaded once), a native folder, or an
     original-format folder (converted in memory at every load; nothing is written)."""
+    from safetensors import SafetensorError
     from transformers import InternVLForConditionalGeneration
 
     device = torch.device(device) if device is not None else default_device()
@@ -202,7 +203,7 @@ def load_model(
             model = InternVLForConditionalGeneration.from_pretrained(
                 str(path), dtype=dtype, attn_implementation=attn, local_files_only=True
             )
-        except (OSError, ValueError, RuntimeError) as e:
+        except (OSError, ValueError, RuntimeError, SafetensorError) as e:  # a damaged weights file too
             raise CheckpointError(f"{path}: cannot load as a native InternVL checkpoint ({e})") from e
         model.to(device)
         tokenizer = load_tokenizer(path)

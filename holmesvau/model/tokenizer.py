@@ -171,10 +171,24 @@ def save_native_tokenizer(src: str | Path, dst: str | Path, system_message: str)
 
 
 def load_tokenizer(path: str | Path):
-    """AutoTokenizer on a converted folder, local files only."""
+    """AutoTokenizer on a converted folder, local files only; a damaged tokenizer file is a CheckpointError that
+    names it."""
     from transformers import AutoTokenizer
 
-    return AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+    from .errors import CheckpointError
+
+    try:
+        return AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+    except Exception as e:  # noqa: BLE001 - json, sentencepiece and tokenizers each raise their own type
+        files = [
+            f
+            for f in ("tokenizer.json", "tokenizer.model", "tokenizer_config.json")
+            if (Path(path) / f).exists()
+        ]
+        raise CheckpointError(
+            f"{Path(path) / (files[0] if files else '')}: cannot load the tokenizer ({type(e).__name__}: {e}); "
+            "the model folder's tokenizer files are damaged: download or convert the model again"
+        ) from None
 
 
 def decode_like_original(tokenizer, ids, skip_special_tokens: bool = False) -> str:
