@@ -200,3 +200,17 @@ def check_overwrite_policy(write, dst: Path) -> dict[str, str]:
         write(True)
     assert (dst / "my_eval.json").read_text() == "{}"
     return first
+
+
+# tools/predict.py, each output row followed by a pause of 0.25 s
+SLOW_WRITES = """
+import runpy, sys, time
+from holmesvau.jsonl import JsonlAppender
+write = JsonlAppender.write
+def slow_write(self, row):
+    write(self, row)
+    time.sleep(0.25)
+JsonlAppender.write = slow_write
+sys.argv[0] = "tools/predict.py"
+runpy.run_path("tools/predict.py", run_name="__main__")
+"""

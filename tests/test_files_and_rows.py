@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+from helpers import SLOW_WRITES
 
 from holmesvau.predict_cli import main as predict_main
 from holmesvau.testing import make_random_scorer
@@ -102,20 +103,6 @@ def test_an_output_that_is_not_ours_is_refused_untouched(data, tiny_model_dir, t
         "under_a_file": "cannot write into",
     }
     assert want[victim] in err  # fmt: skip
-
-
-# tools/predict.py with a pause after each row it writes, so a second run surely starts while the first one runs
-SLOW_WRITES = """
-import runpy, sys, time
-from holmesvau.jsonl import JsonlAppender
-write = JsonlAppender.write
-def slow_write(self, row):
-    write(self, row)
-    time.sleep(0.3)
-JsonlAppender.write = slow_write
-sys.argv[0] = "tools/predict.py"
-runpy.run_path("tools/predict.py", run_name="__main__")
-"""
 
 
 def test_two_runs_on_one_output_the_second_is_refused(data, tiny_model_dir, tmp_path, capsys):
@@ -343,3 +330,52 @@ def test_every_tool_refuses_a_file_it_did_not_write(shared, tmp_path, tool, caps
     assert notes.read_text() == '{"my": "notes"}\n' and sorted(p.name for p in notes.parent.iterdir()) == [
         notes.name
     ]
+
+
+def test_the_ranks_of_one_job_share_the_lock_and_nobody_else_gets_it(tmp_path):
+    """flock on separate opens (as separate processes): ranks (shared) coexist; a plain run is refused while any
+    rank holds it, naming their pids; while a plain run holds it, a rank is refused; the lock file goes with the
+    plain run (tests/test_predict_shards.py runs two real torchrun ranks through it)."""
+    import os
+
+    from holmesvau.output_guard import OutputError, OutputLock
+
+    out = tmp_path / "preds.jsonl"
+    with OutputLock(out, shared=True), OutputLock(out, shared=True):
+        with pytest.raises(OutputError, match=f"being written by another run \\(pid {os.getpid()}\\)"):
+            OutputLock(out).__enter__()
+    with OutputLock(out):
+        with pytest.raises(OutputError, match="being written by another run"):
+            OutputLock(out, shared=True).__enter__()
+        with pytest.raises(OutputError, match="being written by another run"):
+            OutputLock(out).__enter__()
+    assert not (tmp_path / ".preds.jsonl.lock").exists()
+    with OutputLock(out):  # free again
+        pass
+
+
+def test_a_full_disk_is_one_line_and_keeps_the_rows_written(
+    data, tiny_model_dir, tmp_path, monkeypatch, capsys
+):
+    """A full disk during predict was a traceback. The file system is made full after the first row (the write
+    raises ENOSPC as the kernel would): one line saying so and what to do, exit 2, the first row kept."""
+    import errno
+
+    from holmesvau.jsonl import JsonlAppender
+
+    d, _ = data
+    rows = [_row(f"r{i}", "ucf/B.mp4", f"q{i}?") for i in range(3)]
+    out = tmp_path / "preds.jsonl"
+    write = JsonlAppender.write
+
+    def full_after_one(self, row):
+        if self.lines >= 1:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        write(self, row)
+
+    monkeypatch.setattr(JsonlAppender, "write", full_after_one)
+    assert _predict(d, tiny_model_dir, out, _write(tmp_path / "t.jsonl", rows), "--batch-size", "1") == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err == f"error: no space left on the device while writing {out}: free some space and rerun the same " \
+        "command (the rows already written are kept)"  # fmt: skip
+    assert list(_rows(out)) == ["r0"]

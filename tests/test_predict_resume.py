@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import predict_args
+from helpers import SLOW_WRITES, predict_args
 
 from holmesvau.ats.weights import load_scorer
 from holmesvau.cli.predict import main as predict_main
@@ -60,20 +60,6 @@ def _check_complete(rows, n=18):
         else:
             assert isinstance(r["prediction"], str) and len(r["frame_indices"]) == 2
             assert r["sampling"] == ("ats" if r["video"].endswith("A.mp4") else "uniform")
-
-
-# tools/predict.py, each output row followed by a pause of 0.25 s
-SLOW_WRITES = """
-import runpy, sys, time
-from holmesvau.jsonl import JsonlAppender
-write = JsonlAppender.write
-def slow_write(self, row):
-    write(self, row)
-    time.sleep(0.25)
-JsonlAppender.write = slow_write
-sys.argv[0] = "tools/predict.py"
-runpy.run_path("tools/predict.py", run_name="__main__")
-"""
 
 
 def test_killed_midway_then_rerun(dataset, tiny_model_dir, tmp_path, capsys):
