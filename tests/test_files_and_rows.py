@@ -379,3 +379,31 @@ def test_a_full_disk_is_one_line_and_keeps_the_rows_written(
     assert err == f"error: no space left on the device while writing {out}: free some space and rerun the same " \
         "command (the rows already written are kept)"  # fmt: skip
     assert list(_rows(out)) == ["r0"]
+
+
+def test_bad_lines_are_skipped_reported_and_counted_and_the_run_goes_on(data, tiny_model_dir, tmp_path, capsys):
+    """Issue 24: `"id": NaN` was a traceback when written (every rerun the same), a line nested 100,000 deep a
+    RecursionError, ids 1 and "1" or two rows with id 2 dropped rows while the stats said `"ok": 10`. Now each bad
+    line is skipped and reported with its line number, the others are answered, and the stats add up."""
+    d, _ = data
+    lines = [
+        _row(1, "ucf/B.mp4"),
+        '{"id": NaN, "type": "clip", "task": "caption", "video": "ucf/B.mp4", "prompt": "p", "anwser": "a"}',
+        "[" * 100_000 + "]" * 100_000,
+        _row("1", "ucf/B.mp4"),
+        _row(2, "ucf/B.mp4"),
+        _row(2, "ucf/A.mp4"),
+        _row(3.5, "ucf/B.mp4"),
+        _row(4, "ucf/A.mp4"),
+    ]
+    ann, out = _write(tmp_path / "t.jsonl", lines), tmp_path / "preds.jsonl"
+    assert _predict(d, tiny_model_dir, out, ann) == 0
+    err = capsys.readouterr().err
+    assert f"skipped line {ann}:2: not valid JSON: NaN is not valid JSON" in err
+    assert f"skipped line {ann}:3: not valid JSON: nested too deep" in err
+    assert f"skipped line {ann}:4: duplicate id '1' (first on line 1)" in err
+    assert f"skipped line {ann}:6: duplicate id '2' (first on line 5)" in err
+    assert f"skipped line {ann}:7: `id` must be a string or an integer, got float 3.5" in err
+    stats = json.loads(err.strip().splitlines()[-1])
+    assert (stats["total"], stats["ok"], stats["failed"], stats["skipped_lines"]) == (3, 3, 0, 5)
+    assert [json.loads(line)["id"] for line in out.read_text().splitlines()] == [1, 2, 4]
