@@ -215,7 +215,8 @@ def predict_rows(
                 emit(
                     r,
                     _failed(
-                        {"id": r.id, "type": r.type, "task": r.task, "video": r.video}, too_long[row_key(r.id)]
+                        {"id": r.id, "type": r.type, "task": r.task, "video": r.video},
+                        too_long[row_key(r.id)],
                     ),
                 )
         for (_, vrows), loaded in prefetched(load, by_video.items(), depth=2 * size):

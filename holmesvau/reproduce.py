@@ -352,16 +352,17 @@ def evaluate(cfg: ReproduceConfig, run: dict[str, TaskData]) -> dict:
 def reproduce(cfg: ReproduceConfig, load_vau=None) -> dict | None:
     """The whole run (see the module docstring). `load_vau(cfg)` builds the HolmesVAU (default: from_pretrained).
     Returns the results (None on ranks other than 0); raises DataError before loading anything if data is missing."""
-    from holmesvau.distributed import barrier_then, dist_env
+    from holmesvau.distributed import dist_env
 
     t0 = time.perf_counter()
     run, skipped = check_data(cfg)
     env = dist_env()
-    rank, world = env.rank, env.world_size
     out = Path(cfg.output_dir)
     _check_outputs(cfg, out)
-    with OutputLock(out, shared=world > 1, flag="--output-dir"):  # one run (or one job's ranks) per folder
-        return _reproduce(cfg, load_vau, run, skipped, out, t0)
+    with OutputLock(
+        out, shared=env.world_size > 1, flag="--output-dir"
+    ):  # one run (or one job's ranks) a folder
+        return _reproduce(cfg, load_vau, run, skipped, out, t0, env)
 
 
 def _check_outputs(cfg: ReproduceConfig, out: Path) -> None:
@@ -376,8 +377,12 @@ def _check_outputs(cfg: ReproduceConfig, out: Path) -> None:
         check_output_file(out / name, [cfg.path("instructions")], is_ours, "--output-dir", name)
 
 
-def _reproduce(cfg: ReproduceConfig, load_vau, run: dict, skipped: dict, out: Path, t0: float) -> dict | None:
-    rank, world, torchrun = _dist()
+def _reproduce(
+    cfg: ReproduceConfig, load_vau, run: dict, skipped: dict, out: Path, t0: float, env
+) -> dict | None:
+    from holmesvau.distributed import barrier_then
+
+    rank, world = env.rank, env.world_size
     out.mkdir(parents=True, exist_ok=True)
     _check_same_settings(cfg, out / "run_settings.json", rank)
     if world == 1 and "reasoning" in run:

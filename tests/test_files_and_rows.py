@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from helpers import SLOW_WRITES
 
-from holmesvau.predict_cli import main as predict_main
+from holmesvau.cli.predict import main as predict_main
 from holmesvau.testing import make_random_scorer
 from holmesvau.testing.synthetic import make_video
 
@@ -146,8 +146,8 @@ def test_inference_outputs_never_replace_the_video_or_a_users_file(data, tiny_mo
     """Issue 24: `inference.py --video x.mp4 --output x.mp4` replaced the video with JSON (exit 0), and `--plot` on a
     user's file was refused only after the whole run. Each is refused before any work; our own outputs of an
     earlier run may be replaced."""
-    from holmesvau.inference_cli import build_parser, check_outputs
-    from holmesvau.inference_cli import main as inference_main
+    from holmesvau.cli.inference import build_parser, check_outputs
+    from holmesvau.cli.inference import main as inference_main
 
     d, scorer = data
     video = tmp_path / "x.mp4"
@@ -235,7 +235,7 @@ def test_a_damaged_model_file_is_one_line_naming_it(data, tiny_model_dir, tmp_pa
     import shutil
     import struct
 
-    from holmesvau.inference_cli import main as inference_main
+    from holmesvau.cli.inference import main as inference_main
 
     d, _ = data
     model = tmp_path / "model"
@@ -276,7 +276,7 @@ def test_every_tool_refuses_a_file_it_did_not_write(shared, tmp_path, tool, caps
     notes.parent.mkdir()
     notes.write_text('{"my": "notes"}\n')
     if tool.startswith("evaluate"):
-        from holmesvau.eval.cli import main
+        from holmesvau.cli.evaluate import main
 
         sub = ["detection", "--scores", str(tmp_path), "--annotations", str(tmp_path / "a.txt")]
         if tool == "evaluate_reasoning":
@@ -381,7 +381,9 @@ def test_a_full_disk_is_one_line_and_keeps_the_rows_written(
     assert list(_rows(out)) == ["r0"]
 
 
-def test_bad_lines_are_skipped_reported_and_counted_and_the_run_goes_on(data, tiny_model_dir, tmp_path, capsys):
+def test_bad_lines_are_skipped_reported_and_counted_and_the_run_goes_on(
+    data, tiny_model_dir, tmp_path, capsys
+):
     """Issue 24: `"id": NaN` was a traceback when written (every rerun the same), a line nested 100,000 deep a
     RecursionError, ids 1 and "1" or two rows with id 2 dropped rows while the stats said `"ok": 10`. Now each bad
     line is skipped and reported with its line number, the others are answered, and the stats add up."""

@@ -8,8 +8,8 @@ import re
 import pytest
 import torch
 
-from holmesvau.inference_cli import build_parser as inference_parser
-from holmesvau.predict_cli import build_parser as predict_parser
+from holmesvau.cli.inference import build_parser as inference_parser
+from holmesvau.cli.predict import build_parser as predict_parser
 
 BASE = {
     "inference": (inference_parser, ["--video", "v.mp4"]),

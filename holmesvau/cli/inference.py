@@ -23,7 +23,7 @@ from holmesvau.cli import (
     sampling_config,
 )
 
-PLOT_MARKER = b"HolmesVAU anomaly curve"  # in the PNG's Software text chunk (holmesvau.plots)
+PLOT_MARKER = b"HolmesVAU anomaly curve"  # in the PNG's Software text chunk (holmesvau.anomaly_curve)
 DESCRIPTION = "Ask HolmesVAU about a video: anomaly-focused frame sampling (ATS), then the MLLM's answer."
 DEFAULT_PROMPT = "Could you specify the anomaly events present in the video?"
 EXAMPLE_NOTE = "video: {path} (the original repository's example {name}; pass your own with --video)"
