@@ -113,14 +113,17 @@ def scores_between(out: Path, camera: str, a: float, b: float) -> list[dict]:
 
 
 @pytest.mark.slow  # ~60 s: three real-time streams through one watch.py, one down 10 s, the broker down 3 s
-def test_three_cameras_one_process(shared, tiny_model_dir, tiny_scorer, tmp_path):
+def test_three_cameras_one_process(shared, tiny_model_dir, tiny_scorer, tmp_path, request):
     broker = Mosquitto(tmp_path)
+    request.addfinalizer(broker.stop)  # (every server this test starts is stopped, however it ends)
     rtsp = RtspServer(user="user", password=SECRET)
+    request.addfinalizer(rtsp.close)
     udp = {
         name: f"udp://{HOST}:{port}" for name, port in zip(("gate", "yard"), free_ports(2, socket.SOCK_DGRAM))
     }
     clips = {"gate": shared("videos/car_accident.mp4"), "yard": shared("videos/earthquake.mp4")}
     senders = {name: ffmpeg_sender(clips[name], url + "?pkt_size=1316") for name, url in udp.items()}
+    request.addfinalizer(lambda: [stop(p) for p in senders.values()])
     cameras = tmp_path / "cameras.toml"
     cameras.write_text(f"""
 [defaults]
@@ -142,6 +145,7 @@ source = "{udp["yard"]}"
     out, log = tmp_path / "out", tmp_path / "watch.log"
     http_port = free_ports(1)[0]
     sub = Subscriber(broker.port, "hv/#")
+    request.addfinalizer(sub.close)
     cmd = [sys.executable, str(REPO / "watch.py"), "--cameras", str(cameras), "--model", str(tiny_model_dir),
            "--scorer", str(tiny_scorer), "--device", "cpu", "--out", str(out), "--mqtt",
            f"mqtt://{HOST}:{broker.port}/hv", "--mqtt-queue", "30", "--select-frames", "4", "--max-new-tokens", "4",
@@ -187,14 +191,9 @@ source = "{udp["yard"]}"
         wait_for(lambda: [m for m in sub.json("hv/yard/state") if m["wall"] > back + 0.5], "states after the broker "
                  "restart", watcher, log, 60)  # fmt: skip
         summary = sigterm_and_wait(watcher, log, timeout=120)
+        time.sleep(1.0)  # the last messages reach the subscriber
     finally:
-        for p in senders.values():
-            stop(p)
         stop(watcher)
-        rtsp.close()
-    time.sleep(1.0)  # the last messages reach the subscriber
-    sub.close()
-    broker.stop()
     stderr = log.read_text()
     assert stderr.count("[watch] model loaded once for 3 camera(s)") == 1  # one model for all
     assert summary["stopped"] == "shutdown" and [c["camera"] for c in summary["cameras"]] == [
