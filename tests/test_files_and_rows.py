@@ -409,3 +409,21 @@ def test_bad_lines_are_skipped_reported_and_counted_and_the_run_goes_on(
     stats = json.loads(err.strip().splitlines()[-1])
     assert (stats["total"], stats["ok"], stats["failed"], stats["skipped_lines"]) == (3, 3, 0, 5)
     assert [json.loads(line)["id"] for line in out.read_text().splitlines()] == [1, 2, 4]
+
+
+def test_a_prompt_longer_than_the_context_fails_its_row_before_any_model_work(data, tiny_model_dir, tmp_path):
+    """Issue 24: a 120 KB prompt (123k tokens, over the model's 32,768) ran for minutes. A prompt that cannot fit
+    with its frames now fails its own row with the reason: counted exactly when it could fit by its length, refused by
+    its length alone (never tokenized) when it cannot."""
+    d, _ = data
+    rows = [_row("ok", "ucf/B.mp4"), _row("long", "ucf/B.mp4", " x" * 40_000),
+            _row("huge", "ucf/B.mp4", "x" * 900_000)]  # fmt: skip
+    out = tmp_path / "preds.jsonl"
+    assert _predict(d, tiny_model_dir, out, _write(tmp_path / "t.jsonl", rows)) == 0
+    got = _rows(out)
+    assert got["ok"]["status"] == "ok" and got["long"]["status"] == got["huge"]["status"] == "failed"
+    assert "is longer than the model's context of 32,768 tokens" in got["long"]["error"]
+    huge = got["huge"]["error"]  # the frame lines count too
+    assert (
+        huge.startswith("ValueError: prompt of 900,0") and "characters cannot fit the model's context" in huge
+    )
