@@ -67,7 +67,9 @@ def test_memory_direct_form_quadratic_ours_within_its_count(result):
     growth = result["peak_growth_mb"]
     lo, hi = LENGTHS
     assert growth["direct"][str(hi)] - growth["direct"][str(lo)] >= 8 * 4 * (hi * hi - lo * lo) / 2**20
-    for n in LENGTHS:  # + 4 MB: one-time buffers (cached distance matrix, allocator arenas) that no length grows
+    for (
+        n
+    ) in LENGTHS:  # + 4 MB: one-time buffers (cached distance matrix, allocator arenas) that no length grows
         assert growth["ours"][str(n)] <= URDMU().direct_bytes(1, n) / 2**20 + 4
     assert growth["ours"][str(hi)] < growth["direct"][str(hi)] / 2
 
