@@ -8,9 +8,9 @@ generated video. Each measurement runs in a fresh subprocess, so peak RSS figure
     python bench/ats_pipeline.py VIDEO --skip-ats --skip-naive   # only ours against the plain decode
 
 (a) floor: decode every frame with PyAV and the same threads, nothing else (no RGB conversion, no limits, no
-    watchdog: plain `av.open` + `decode`). Threads: what `extract_dense_features`
-    uses by default (all cores but one; the last core preprocesses). `floor_auto` decodes with the decoder's own
-    thread choice (all cores), reported as `ours_over_floor_auto`.
+    watchdog: plain `av.open` + `decode`). Threads: what `extract_dense_features` uses by default (one per
+    core), or --threads N for both. `floor_auto` always decodes with the
+    decoder's own choice, reported as `ours_over_floor_auto`.
 (b) ours: `extract_dense_features` with a no-op encoder: decode all, convert + resize + normalise every stride-th.
 (c) naive: as the original: decord (1 thread; the `parity` extra), `vr[idx]` per dense frame, PIL bicubic
     resize, ToTensor+Normalize per frame, all pixel values kept.
@@ -122,7 +122,7 @@ def main() -> None:
     ap.add_argument("video", nargs="?", help="real clip to time (e.g. ../shared/videos/robbery.mp4)")
     ap.add_argument("--backend", default="pyav", choices=["auto", "pyav"])
     ap.add_argument(
-        "--threads", type=int, default=0, help="decoder threads (0 = all cores but one, as streaming)"
+        "--threads", type=int, default=0, help="decoder threads (0 = one per core, as streaming)"
     )
     ap.add_argument("--stride", type=int, default=16)
     ap.add_argument("--batch", type=int, default=16)
@@ -149,9 +149,7 @@ def main() -> None:
         ap.error("VIDEO is required")
     from holmesvau.ats.streaming import default_decode_threads
 
-    threads = (
-        args.threads or default_decode_threads()
-    )  # what `extract_dense_features` uses: the floor uses it too
+    threads = args.threads or default_decode_threads()  # what `extract_dense_features` uses; the floor too
     common = ["--backend", args.backend, "--threads", str(threads), "--stride", str(args.stride),
               "--batch", str(args.batch)]  # fmt: skip
     auto = ["--backend", args.backend, "--threads", "0"]

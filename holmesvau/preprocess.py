@@ -42,30 +42,39 @@ def _check_frames(frames: np.ndarray, resize: str) -> np.ndarray:
     return frames
 
 
-def frames_to_tiles(frames: np.ndarray, size: int = INPUT_SIZE, resize: str = "torch") -> torch.Tensor:
-    """Frames (N, H, W, 3) uint8 RGB -> resized tiles (N, 3, size, size) uint8, one per frame.
+def frames_to_tiles(
+    frames: np.ndarray | list[np.ndarray], size: int = INPUT_SIZE, resize: str = "torch"
+) -> torch.Tensor:
+    """Frames (N, H, W, 3) uint8 RGB, or a list of (H, W, 3) ones -> resized tiles (N, 3, size, size) uint8.
 
     The resize rounds to uint8 exactly as PIL does before the original's ToTensor, so normalising these tiles
     later (`normalize_tiles`, e.g. on the GPU) gives the same pixel values; a quarter of the float32 bytes to
-    queue or transfer.
+    queue or transfer. A list is resized frame by frame, never stacked: stacking a batch of full-size frames
+    into a fresh buffer (page faults on ~20 MB) costs more than the resize itself.
     """
+    if isinstance(frames, (list, tuple)):
+        out = torch.empty((len(frames), 3, size, size), dtype=torch.uint8)
+        for j, frame in enumerate(frames):
+            _resize_into(_check_frames(frame, resize), size, resize, out[j : j + 1])
+        return out
     frames = _check_frames(frames, resize)
-    if frames.shape[0] == 0:
-        return torch.empty((0, 3, size, size), dtype=torch.uint8)
+    out = torch.empty((frames.shape[0], 3, size, size), dtype=torch.uint8)
+    for start in range(0, frames.shape[0], _CHUNK):
+        _resize_into(frames[start : start + _CHUNK], size, resize, out[start : start + _CHUNK])
+    return out
+
+
+def _resize_into(frames: np.ndarray, size: int, resize: str, out: torch.Tensor) -> None:
+    """(n, H, W, 3) uint8 -> out (n, 3, size, size) uint8."""
     if frames.shape[1:3] != (size, size) and resize == "pil":
         frames = np.stack(
             [np.asarray(Image.fromarray(f).resize((size, size), Image.BICUBIC)) for f in frames]
         )
     images = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2)  # channels-last view, no copy
     if images.shape[-2:] == (size, size):
-        return images.contiguous()
-    out = torch.empty((images.shape[0], 3, size, size), dtype=torch.uint8)
-    for start in range(0, images.shape[0], _CHUNK):
-        chunk = images[start : start + _CHUNK]
-        out[start : start + _CHUNK] = F.interpolate(
-            chunk, size=(size, size), mode="bicubic", antialias=True, align_corners=False
-        )
-    return out
+        out.copy_(images)
+    else:
+        out.copy_(F.interpolate(images, size=(size, size), mode="bicubic", antialias=True, align_corners=False))
 
 
 def normalize_tiles(

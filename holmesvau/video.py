@@ -335,11 +335,12 @@ class VideoReader:
         return VideoError(f"{name}: decoding failed near frame {pos + 1} ({error_reason(e)})")
 
 
-def frames_to_rgb(frames: np.ndarray | list) -> np.ndarray:
-    """(B, H, W, 3) uint8 of a batch from `iter_frames(..., rgb=False)`: arrays pass, PyAV frames convert."""
+def frames_to_rgb(frames: np.ndarray | list) -> list[np.ndarray] | np.ndarray:
+    """(H, W, 3) uint8 RGB frames of a batch from `iter_frames(..., rgb=False)`: an array passes, a list of PyAV
+    frames becomes a list of arrays (not stacked: `frames_to_tiles` takes the list as it is)."""
     if isinstance(frames, np.ndarray):
         return frames
-    return np.stack([f if isinstance(f, np.ndarray) else _rgb(f) for f in frames])
+    return [f if isinstance(f, np.ndarray) else _rgb(f) for f in frames]
 
 
 def probe(path: str | Path, backend: str = "auto") -> VideoInfo:
