@@ -147,7 +147,10 @@ class DualAttention(nn.Module):
     """Per head: softmax(q k^T / sqrt(d)) v next to a fixed attention exp(-|i - j| / e) applied to a fourth
     projection t; the two halves of each head are concatenated. Memory is linear in the length: the softmax goes
     through scaled_dot_product_attention (its flash / memory-efficient kernels never hold the (n, n) matrix) and the
-    fixed one through banded block products (distance_attention)."""
+    fixed one through banded block products (distance_attention).
+
+    The fixed attention mixes snippets, never channels, so it commutes with t's projection: it is applied to the
+    layer's input and t's projection folded into the output one (`_out_weight`), one projection fewer per layer."""
 
     def __init__(self, dim: int, heads: int, dim_head: int, dropout: float):
         super().__init__()
@@ -155,49 +158,65 @@ class DualAttention(nn.Module):
         self.heads, self.dim_head, self.scale = heads, dim_head, dim_head**-0.5
         self.to_qkv = nn.Linear(dim, inner * 4, bias=False)  # q, k, v, t
         self.to_out = nn.Sequential(nn.Linear(2 * inner, dim), nn.Dropout(dropout))
+        self._folded: tuple[tuple, torch.Tensor] | None = None  # (weights' identity, _out_weight) at inference
 
     def _split(self, z: torch.Tensor) -> torch.Tensor:
         """(B, n, h * d) -> (B, h, n, d)."""
         return z.reshape(z.shape[0], z.shape[1], self.heads, self.dim_head).transpose(1, 2)
 
-    def _merge(self, soft: torch.Tensor, fixed: torch.Tensor) -> torch.Tensor:
-        """softmax half (B, n, h, d) and fixed half (B, n, h * d) -> (B, n, h * 2d): per head [softmax, fixed], the
-        original's layout."""
-        bsz, n, _ = fixed.shape
-        shape = (bsz, n, self.heads, self.dim_head)
-        return torch.cat([soft.reshape(shape), fixed.reshape(shape)], dim=-1).reshape(bsz, n, -1)
+    def _out_weight(self) -> torch.Tensor:
+        """(dim, h d + dim): to_out's weight over [softmax half (B, n, h d), fixed attention of the input]: its
+        softmax columns, then its fixed columns times t's projection. Without autograd, cached until a weight
+        changes (in place, moved or reloaded); with it, built per call so that gradients reach both weights."""
+        w_o, w_qkvt = self.to_out[0].weight, self.to_qkv.weight
+        grad = torch.is_grad_enabled() and (w_o.requires_grad or w_qkvt.requires_grad)
+        key = (w_o._version, w_qkvt._version, w_o.data_ptr(), w_qkvt.data_ptr(), w_o.dtype, w_o.device)
+        if not grad and self._folded is not None and self._folded[0] == key:
+            return self._folded[1]
+        inner = self.heads * self.dim_head
+        halves = w_o.unflatten(1, (self.heads, 2, self.dim_head))  # per head [softmax, fixed] columns
+        w = torch.cat([halves[:, :, 0].flatten(1), halves[:, :, 1].flatten(1) @ w_qkvt[3 * inner :]], dim=1)
+        if not grad:
+            self._folded = (key, w)
+        return w
+
+    def _project(self, soft: torch.Tensor, fixed: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        """softmax half (B, n, h, d) and fixed attention of the input (B, n, dim) -> (B, n, dim)."""
+        merged = torch.cat([soft.reshape(*fixed.shape[:2], -1), fixed], dim=-1)
+        return self.to_out[1](F.linear(merged, w, self.to_out[0].bias))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """The direct form (training, gradients, and inference while it fits the memory budget): one projection
         and one softmax attention over the whole sequence."""
-        q, k, v, t = self.to_qkv(x).chunk(4, dim=-1)
+        inner = self.heads * self.dim_head
+        q, k, v = F.linear(x, self.to_qkv.weight[: 3 * inner]).chunk(3, dim=-1)
         soft = F.scaled_dot_product_attention(
             self._split(q), self._split(k), self._split(v), scale=self.scale
         )
-        fixed = distance_attention(t, distance_normaliser(x.shape[1], DISTANCE_BAND, x.device))
-        return self.to_out(self._merge(soft.transpose(1, 2), fixed))
+        fixed = distance_attention(x, distance_normaliser(x.shape[1], DISTANCE_BAND, x.device))
+        return self._project(soft.transpose(1, 2), fixed, self._out_weight())
 
     @torch.no_grad()
     def add_lean_(self, x: torch.Tensor, norm: nn.LayerNorm, chunk: int, buf: torch.Tensor) -> None:
-        """x += self(norm(x)) in place, holding at full length only `buf` (B, n, 3 h d: q, k, v, then t in its
-        first third; the caller reuses it across layers) and the softmax output: position-wise steps go `chunk`
-        rows at a time."""
-        bsz, n, _ = x.shape
+        """x += self(norm(x)) in place, holding at full length only `buf` (B, n, 3 h d: q, k, v, then norm(x) in
+        its first columns; the caller reuses it across layers) and the softmax output: position-wise steps go
+        `chunk` rows at a time."""
+        bsz, n, dim = x.shape
         inner = self.heads * self.dim_head
-        w_qkv, w_t = self.to_qkv.weight.split([3 * inner, inner])
+        w_qkv = self.to_qkv.weight[: 3 * inner]
         for a in range(0, n, chunk):
             buf[:, a : a + chunk] = F.linear(norm(x[:, a : a + chunk]), w_qkv)
         q, k, v = (self._split(z) for z in buf.split(inner, dim=-1))
         soft = F.scaled_dot_product_attention(q, k, v, scale=self.scale).transpose(1, 2)  # (B, n, h, d) view
         del q, k, v
-        t = buf[..., :inner]  # q, k, v are spent: t goes where q was
+        xn = buf[..., :dim] if dim <= buf.shape[-1] else x.new_empty(x.shape)  # q, k, v are spent
         for a in range(0, n, chunk):
-            t[:, a : a + chunk] = F.linear(norm(x[:, a : a + chunk]), w_t)
+            xn[:, a : a + chunk] = norm(x[:, a : a + chunk])
         # Every read of x is done: from here x is updated in place, chunk by chunk.
-        s = distance_normaliser(n, DISTANCE_BAND, x.device)
+        s, w = distance_normaliser(n, DISTANCE_BAND, x.device), self._out_weight()
         for a in range(0, n, chunk):
-            fixed = distance_attention(t, s, a, min(a + chunk, n))
-            x[:, a : a + chunk] += self.to_out(self._merge(soft[:, a : a + chunk], fixed))
+            fixed = distance_attention(xn, s, a, min(a + chunk, n))
+            x[:, a : a + chunk] += self._project(soft[:, a : a + chunk], fixed, w)
 
 
 class Transformer(nn.Module):
