@@ -68,6 +68,14 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--stride and --batch-size must be >= 1")
     if os.path.exists(args.output) and not os.path.isdir(args.output):
         raise UsageError(f"--output {args.output}: exists and is not a folder")
+    from holmesvau.ats.features import FAILURES_FILE
+    from holmesvau.output_guard import OutputError, check_output_file, jsonl_rows_with
+
+    try:  # the one file appended to: never an input, never a file of someone else's
+        failures = os.path.join(args.output, FAILURES_FILE)
+        check_output_file(failures, [args.list, args.annotations], jsonl_rows_with("video", "reason"))
+    except OutputError as e:
+        raise UsageError(str(e)) from None
     try:
         env = dist_env()
     except ValueError as e:

@@ -76,13 +76,27 @@ def parse_args(argv=None) -> argparse.Namespace:
     return ap.parse_args(argv)
 
 
-def _check_file_target(path: Path, flag: str) -> None:
-    """A path we will write a file to: not a folder, and its folder not a file."""
+def _is_scorer_checkpoint(path: Path) -> bool:
+    """`ours` for --output: a scorer state dict (read with weights_only: nothing in it runs)."""
+    from holmesvau.ats.scorer import ScorerCheckpointError, read_scorer_state
+
+    try:
+        return "embedding.conv_1.0.weight" in read_scorer_state(path)
+    except ScorerCheckpointError:
+        return False
+
+
+def _check_file_target(path: Path, flag: str, inputs: list, ours) -> None:
+    """A path we will write a file to: not a folder, its folder not a file, not one of the run's inputs, and
+    replacing only a file of ours (holmesvau.output_guard)."""
+    from holmesvau.output_guard import check_output_file
+
     if path.is_dir():
         raise ValueError(f"{flag} {path}: is a folder; give a file path (e.g. {path / 'anomaly_scorer.pth'})")
     parent = next((p for p in path.parents if p.exists()), None)
     if parent is not None and not parent.is_dir():
         raise ValueError(f"{flag} {path}: {parent} is a file, not a folder")
+    check_output_file(path, inputs, ours, flag)
 
 
 def main(argv=None) -> int:
@@ -130,8 +144,15 @@ def main(argv=None) -> int:
         )
         if args.stride < 1:
             raise ValueError(f"--stride must be >= 1, got {args.stride}")
-        for path, flag in ((out, "--output"), (log, "--log"), (metrics_path, "--metrics")):
-            _check_file_target(path, flag)
+        from holmesvau.output_guard import json_object_with, jsonl_rows_with
+
+        inputs = [args.annotations, args.val_annotations, args.init]
+        for path, flag, ours in (
+            (out, "--output", _is_scorer_checkpoint),
+            (log, "--log", jsonl_rows_with("config")),
+            (metrics_path, "--metrics", json_object_with("best_step", "select_metric")),
+        ):
+            _check_file_target(path, flag, inputs, ours)
         if len({out.resolve(), log.resolve(), metrics_path.resolve()}) < 3:
             raise ValueError("--output, --log and --metrics must be three different files")
         for folder, flag in ((args.features, "--features"), (args.val_features, "--val-features")):

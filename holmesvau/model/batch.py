@@ -200,7 +200,11 @@ def _prepare(lm: LoadedModel, i: int, req: AnswerRequest) -> _Prepared:
     if req.max_new_tokens < 1:
         raise ValueError(f"request {i}: max_new_tokens must be >= 1, got {req.max_new_tokens}")
     prompt = build_prompt(req.question, tpi, req.history, lm.system_message, lm.num_image_token)
-    return _Prepared(i, prompt, encode_prompt(lm, prompt), req.frames, int(req.max_new_tokens))
+    ids = encode_prompt(lm, prompt)
+    room = context_length(lm) - ids.shape[1]  # the answer ends where the model's context does
+    if room < 1:
+        raise ValueError(f"request {i}: prompt of {ids.shape[1]:,} tokens leaves no room in the model's context")
+    return _Prepared(i, prompt, ids, req.frames, min(int(req.max_new_tokens), room))
 
 
 def _order(items: list[_Prepared]) -> list[_Prepared]:
