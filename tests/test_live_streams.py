@@ -175,3 +175,40 @@ def test_source_that_never_opens_names_it(tmp_path):
     r = subprocess.run([*cmd[:3], str(missing), *cmd[4:]], cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)},
                        capture_output=True, text=True, timeout=60)  # fmt: skip
     assert r.returncode == 2 and f"{missing}: no such file" in r.stderr
+
+
+def test_a_camera_not_there_yet_is_retried_until_it_answers(shared, tmp_path):
+    """A stream source that does not answer its first `open_attempts` (a camera still booting, off the network) is
+    retried as a dropped one is, not given up for the run: nothing is sent for 3 s, then frames come."""
+    import threading
+
+    from holmesvau.live import Frame, LiveSource, SourceConfig
+
+    port = free_port(socket.SOCK_DGRAM)
+    url = f"udp://{HOST}:{port}"
+    src = LiveSource(SourceConfig(url, open_attempts=1, open_timeout_s=1, read_timeout_s=1, backoff_s=0.2,
+                                  backoff_max_s=0.5))  # fmt: skip
+    got, errors, stop_ev = [], [], threading.Event()
+
+    def read():
+        try:
+            got.extend(src.items(stop_ev))
+        except BaseException as e:  # noqa: BLE001 - what the test looks at
+            errors.append(e)
+
+    reader = threading.Thread(target=read, daemon=True)
+    sender = None
+    try:
+        reader.start()
+        time.sleep(3.0)
+        assert not errors and src.waiting and not got  # still trying, nothing given up
+        sender = ffmpeg_sender(shared("videos/car_accident.mp4"), url + "?pkt_size=1316")
+        deadline = time.monotonic() + 30
+        while src.frames < 10 and time.monotonic() < deadline and not errors:
+            time.sleep(0.05)
+    finally:
+        stop_ev.set()
+        stop(sender)
+        reader.join(15)
+    assert not errors and not src.waiting and src.frames >= 10
+    assert all(isinstance(i, Frame) for i in got)  # no frame before it answered: no gap either

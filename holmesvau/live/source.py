@@ -5,7 +5,8 @@ A stream that drops (read error, read timeout, end of a network stream) is reope
 forever, and a `Gap` is yielded when it comes back; stream time then resumes after the gap's wall-clock length,
 so it stays monotonic. A corrupt packet is skipped (counted), not fatal. A file is read once, as fast as it
 decodes or, with `realtime`, paced at its frame rate. A source that cannot be opened at all raises `SourceError`
-naming it after `open_attempts` tries.
+naming it after `open_attempts` tries; `items` (the watcher's reader) keeps retrying a stream that was never
+reachable, as a dropped one (a camera still booting or off the network must not be lost for the run).
 """
 
 from __future__ import annotations
@@ -28,6 +29,11 @@ STREAM_SCHEMES = ("rtsp", "rtsps", "rtmp", "rtmps", "udp", "tcp", "http", "https
 
 class SourceError(RuntimeError):
     """A source that cannot be opened or read: the message names it."""
+
+
+class SourceUnavailable(SourceError):
+    """Not reachable in `open_attempts` tries (refused, timed out, not there yet): `items` keeps retrying a stream
+    source, as after a drop; a refused source (a policy, a file that is not a video) is a plain SourceError."""
 
 
 @dataclass
@@ -137,6 +143,7 @@ class LiveSource:
         self._lead = float("inf")
         self._dt = 0.0
         self.down: Gap | None = None  # while reconnecting: the gap so far (end None)
+        self.waiting = False  # never opened yet, retrying (no frame so far: no gap either)
 
     # -- opening -------------------------------------------------------------------------------------------
     def _open_once(self):
@@ -203,7 +210,7 @@ class LiveSource:
             if attempt < self.cfg.open_attempts:
                 time.sleep(delay)
                 delay = min(delay * 2, self.cfg.backoff_max_s)
-        raise SourceError(f"{self.name}: cannot open the source ({last})")
+        raise SourceUnavailable(f"{self.name}: cannot open the source ({last})")
 
     def _reopen(self, stop: threading.Event) -> tuple[object | None, int]:
         delay, attempts = self.cfg.backoff_s, 0
@@ -298,7 +305,17 @@ class LiveSource:
     def items(self, stop: threading.Event) -> Iterator[Frame | Gap]:
         """Frames until the end of a file, or until `stop` is set; a Gap before the first frame after a drop."""
         if self._container is None:
-            self.open()
+            try:
+                self.open()
+            except SourceUnavailable as e:
+                if not self.reconnect:
+                    raise
+                log.warning("%s; retrying until it answers", e)
+                self.waiting = True
+                self._container, _ = self._reopen(stop)
+                self.waiting = False
+                if self._container is None:  # stopped before it ever answered
+                    return
         try:
             while not stop.is_set():
                 reason = "end of stream"

@@ -225,7 +225,8 @@ class Watcher:
             return
         self._next_progress = now + self.cfg.progress_every_s
         for c in self.cameras:  # the sinks' periodic state (last score, lag)
-            down = c.src.down is not None and c.state == "online"  # (the reader is inside a reconnect loop)
+            # the reader is inside a reconnect loop, or retrying a source that never answered
+            down = (c.src.down is not None and c.state == "online") or c.src.waiting
             c.set_state("reconnecting" if down else c.state, force=True)
         if not self.progress:
             return
