@@ -271,3 +271,26 @@ def test_ring_is_bounded_in_bytes_and_seconds(tmp_path):
     info = probe(tmp_path / "clips" / "ev.mp4", backend="pyav")
     assert info.width == 80 and info.num_frames == pytest.approx(30 * (7.5 - 4.0), abs=2)
     assert not list((tmp_path / "clips").glob("*.part"))
+
+
+def test_one_bad_event_in_a_batch_is_the_only_one_set_aside(tmp_path):
+    """An explanation batch that fails (one event's frames break the model) is retried event by event: the good
+    events are explained, only the bad one goes to backlog/failed with the reason."""
+    results = []
+
+    def fn(tiles):
+        if int(tiles.mean()) == 2:
+            raise RuntimeError("this event breaks the model")
+        return {"judgement": f"mean {int(tiles.mean())}"}
+
+    ex = Explainer(per_event(fn), batch=4)
+    ex.add_camera("cam", tmp_path / "backlog", lambda r: results.append(r))
+    for k in range(4):  # all waiting before the worker starts: one batch of 4
+        ex.submit("cam", f"ev-{k:04d}", np.full((2, 3, 4, 4), k, dtype=np.uint8), {"k": k})
+    ex.start()
+    assert ex.close(timeout_s=30) == 0
+    assert ex.batch_sizes == [4] and ex.explained == 3 and ex.failed == 1
+    by_event = {r["event"]: r for r in results}
+    assert [by_event[f"ev-{k:04d}"].get("judgement") for k in (0, 1, 3)] == ["mean 0", "mean 1", "mean 3"]
+    assert by_event["ev-0002"]["error"] == "RuntimeError: this event breaks the model"
+    assert sorted(p.name for p in (tmp_path / "backlog" / "failed").iterdir()) == ["ev-0002.npz"]

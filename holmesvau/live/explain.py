@@ -201,13 +201,25 @@ class Explainer:
         if not loaded:
             return
         self.batch_sizes.append(len(loaded))
+        self._answer(loaded, t0, split=len(loaded) > 1)
+
+    def _answer(self, loaded: list, t0: float, split: bool) -> None:
+        """The loaded events answered together. On an error, `split`: each alone, so that one bad event does not
+        take the others down; else they are set aside (reported, kept under backlog/failed)."""
         try:
             answers = self.fn([x[3] for x in loaded], self.stop)
+            if len(answers) != len(loaded):
+                raise ValueError(f"{len(answers)} answers for {len(loaded)} events")
         except Stopped:
             raise
         except Exception as e:  # noqa: BLE001
-            for camera, path, event, _, _ in loaded:
-                self._set_aside(camera, path, event, t0, e)
+            if split:
+                log.warning("explaining %d events together failed (%s); each alone", len(loaded), e)
+                for job in loaded:
+                    self._answer([job], t0, split=False)
+            else:
+                for camera, path, event, _, _ in loaded:
+                    self._set_aside(camera, path, event, t0, e)
             return
         for (camera, path, event, _, meta), ans in zip(loaded, answers):
             self.explained += 1
