@@ -1,6 +1,6 @@
 """Every bench/ script runs here in a seconds-long smoke mode (tiny shapes, short clips, one repeat), and its JSON
 figures are checked against what the inputs imply, so none can rot. (bench/throughput.py: test_bench_throughput.py;
-bench/scorer_memory.py and bench/watch_latency.py have tests of their own.) GPU-only scripts run their CPU smoke
+bench/scorer_memory.py has tests of its own.) GPU-only scripts run their CPU smoke
 path and refuse to start without CUDA otherwise."""
 
 from __future__ import annotations
@@ -198,3 +198,23 @@ def test_gpu_checks_sh_command_lines_parse(monkeypatch):
         with pytest.raises(Parsed):
             mod = _bench(name)
             mod.main(argv) if "argv" in mod.main.__code__.co_varnames else mod.main()
+
+
+def test_watch_latency(tmp_path, monkeypatch, capsys):
+    """Latency (real-time play), real-time factor and the long-stream memory run with 2 cameras in one watcher, on
+    a generated clip: the figures are those the inputs imply (snippets played, stream length, planted events)."""
+    fps, frames, latency_s, minutes = 25.0, 150, 2.0, 1.6
+    clip = make_video(tmp_path / "clip.mp4", frames, fps=fps, width=320, height=240)
+    argv = ["--clip", str(clip), "--latency-s", str(latency_s), "--long-minutes", str(minutes), "--long-cameras",
+            "2", "--work-dir", str(tmp_path / "work")]  # fmt: skip
+    out = _run("watch_latency", argv, monkeypatch, capsys)
+    # snippets every 16 frames; the one at or past latency_s stops the play
+    assert out["latency_snippets"] == sum(k * 16 / fps < latency_s for k in range(frames)) + 1
+    assert 0 < out["latency_p50_s"] <= out["latency_p95_s"] < 1.0
+    assert out["fast_stream_s"] == pytest.approx((frames - 1) / fps, abs=1e-6) and out["realtime_factor"] > 0
+    assert out["long_cameras"] == 2 and out["long_stream_min"] == pytest.approx(minutes, abs=1 / 60)
+    planted = len(range(60, int(minutes * 60) - 30, 120))  # the bench plants a 20 s event every 2 min from 60 s
+    assert out["long_planted"] == planted == 1 and out["long_events"] == [planted, planted]
+    assert out["long_explained"] == 2 * planted
+    assert out["rss_mark_stream_min"] == round(minutes / 6, 2)
+    assert out["rss_growth_mb"] == pytest.approx(out["rss_mb_peak_after_mark"] - out["rss_mb_at_mark"], abs=0.11)
