@@ -51,6 +51,7 @@ from holmesvau.video_probe import (  # noqa: F401 - VideoError, shown ... are th
     video_stream,
     warn_once,
 )
+from holmesvau.video_seek import SeekIndex, SeekUnsafe, decode_groups, seek_index
 
 BACKENDS = ("auto", "pyav")  # "auto" is PyAV: kept so that callers passing it go on working
 
@@ -115,6 +116,7 @@ class VideoReader:
         self.times_s: dict[int, float] = {}
         self.on_frame: Callable[[int], object] | None = None  # called with each decoded frame's index
         self._av_options: dict[str, str] = {}
+        self._seek: SeekIndex | bool | None = None  # holmesvau.video_seek's index once read (False: none)
         check_file(self.path)
         c = probe_container(self.path)
         frames, fps = c.frames, c.fps
@@ -211,14 +213,33 @@ class VideoReader:
         yield from watched(produce, self.limits.stall_s, shown(self.path))
 
     def get_frames(self, indices: Sequence[int] | np.ndarray) -> np.ndarray:
-        """Frames (N, H, W, 3) uint8 in the order asked (duplicates allowed)."""
+        """Frames (N, H, W, 3) uint8 in the order asked (duplicates allowed). Frames far apart are reached by
+        seeking where that is known to give the same frames (holmesvau.video_seek), else by reading forward."""
         idx = self._plan(indices)
+        uniq = np.unique(idx)
+        try:
+            return self._gather(idx, self._seeking(uniq))
+        except SeekUnsafe:
+            return self._gather(idx, self.iter_frames(uniq))
+
+    def _seeking(self, wanted: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        if self._seek is None:  # the packet index, read once per reader (False: not a file to seek in)
+            safe = not self._broken and not self._av_options and self.info.num_frames > 1
+            self._seek = (safe and seek_index(self.path, self._av_options, self.info.num_frames)) or False
+        groups = self._seek.groups(wanted) if self._seek and wanted.size > 1 else []
+        if len(groups) < 2:
+            raise SeekUnsafe("nothing to skip")
+        produce = lambda tick, stop: decode_groups(self, groups, self._seek, 32, tick, stop)  # noqa: E731
+        yield from watched(produce, self.limits.stall_s, shown(self.path))
+
+    def _gather(self, idx: np.ndarray, batches: Iterator[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+        """`idx`'s frames in its order from batches over its sorted unique indices."""
         uniq, inverse = np.unique(idx, return_inverse=True)
         order = np.argsort(inverse, kind="stable")  # rows of `idx` grouped by unique index
         bounds = np.searchsorted(inverse[order], np.arange(uniq.size + 1))
         out: np.ndarray | None = None
         u = 0
-        for _, frames in self.iter_frames(uniq):
+        for _, frames in batches:
             if out is None:
                 out = np.empty((idx.size, *frames.shape[1:]), dtype=np.uint8)
             for f in frames:
@@ -245,6 +266,13 @@ class VideoReader:
                 f"{frame.width}x{frame.height} at frame {pos}; such frames are scaled to {first[0]}x{first[1]}"
             )
 
+    def _configure(self, stream) -> None:
+        if self.limits.max_pixels:  # the decoder allocates no frame much larger (its check counts the width
+            # padded for alignment: twice the limit; `_check` then holds the exact one)
+            stream.codec_context.options = {"max_pixels": str(2 * self.limits.max_pixels)}
+        stream.thread_type = "AUTO"
+        stream.thread_count = self.num_threads
+
     def _decode(
         self, wanted: np.ndarray, batch_size: int, rgb: bool, tick: Callable[[], None], stop: threading.Event
     ) -> Iterator[tuple[np.ndarray, np.ndarray | list]]:
@@ -261,11 +289,7 @@ class VideoReader:
         try:
             with open_container(self.path, self._av_options) as container:
                 stream = video_stream(container, self.path)
-                if self.limits.max_pixels:  # the decoder allocates no frame much larger (its check counts
-                    # the width padded for alignment: twice the limit; `_check` then holds the exact one)
-                    stream.codec_context.options = {"max_pixels": str(2 * self.limits.max_pixels)}
-                stream.thread_type = "AUTO"
-                stream.thread_count = self.num_threads
+                self._configure(stream)
                 for packet in container.demux(stream):
                     tick()
                     if stop.is_set():

@@ -1,0 +1,113 @@
+"""Sparse frame reads by seeking: a few frames spread over a long video (the MLLM's 12) without decoding it all.
+
+`VideoReader.get_frames` decodes forward from the start (exact frame indices in every file). Where that is known
+to be the same, it seeks instead: the presentation order of every frame is read off the packets (no decoding: the
+sorted presentation timestamps, one per packet), so a frame is found by its timestamp, never by arithmetic on a
+frame rate (robbery.mp4's timestamps step by 592 and 608 ticks). Each group of wanted frames further apart than
+a keyframe interval is reached by one seek to the keyframe before it. Anything unusual — a packet without a
+timestamp, two with the same one, a count that differs from the index, an edit list that drops packets, a
+decoded frame whose timestamp is not in the list or whose size differs from the header's — and the caller reads
+the file forward instead (`SeekUnsafe`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from holmesvau.video_probe import open_container, video_stream
+
+SEEK_MIN_SAVING = 32  # frames: seek only where it skips at least this many frames beyond a keyframe interval
+
+
+class SeekUnsafe(Exception):
+    """This file (or this read) is not one where seeking gives the same frames: read forward instead."""
+
+
+@dataclass
+class SeekIndex:
+    pts: np.ndarray  # (n,) int64: the presentation timestamps in presentation order; frame i has pts[i]
+    keyframes: np.ndarray  # (k,) int64: presentation indices of the keyframes, sorted
+    gop: int  # the longest run of frames from one keyframe to the next
+
+    def position(self, pts: int | None) -> int:
+        """The presentation index of the frame with this timestamp (SeekUnsafe if no frame has it)."""
+        i = int(np.searchsorted(self.pts, pts)) if pts is not None else len(self.pts)
+        if i >= len(self.pts) or self.pts[i] != pts:
+            raise SeekUnsafe(f"a decoded frame's timestamp {pts} is not in the packet index")
+        return i
+
+    def groups(self, wanted: np.ndarray) -> list[np.ndarray]:
+        """Sorted wanted indices split where reading forward would decode more than a seek would (one group:
+        no seek is worth it)."""
+        cut = np.flatnonzero(np.diff(wanted) > self.gop + SEEK_MIN_SAVING) + 1
+        return np.split(wanted, cut)
+
+
+def seek_index(path: Path, options: dict[str, str], frames: int) -> SeekIndex | None:
+    """The presentation order of `path`'s frames from its packets, or None where seeking is not safe."""
+    with open_container(path, options) as container:
+        stream = video_stream(container, path)
+        pts, keys = [], []
+        for packet in container.demux(stream):
+            if not packet.size:
+                continue
+            if packet.pts is None or packet.is_discard or packet.is_corrupt:
+                return None
+            pts.append(packet.pts)
+            keys.append(packet.is_keyframe)
+    pts_arr = np.asarray(pts, dtype=np.int64)
+    order = np.argsort(pts_arr, kind="stable")
+    pts_sorted = pts_arr[order]
+    if len(pts_sorted) != frames or len(pts_sorted) < 2 or np.any(np.diff(pts_sorted) <= 0):
+        return None
+    key_pos = np.sort(np.flatnonzero(np.asarray(keys, dtype=bool)[order]))
+    if key_pos.size == 0 or key_pos[0] != 0:
+        return None
+    gop = int(np.diff(np.append(key_pos, len(pts_sorted))).max())
+    return SeekIndex(pts_sorted, key_pos, gop)
+
+
+def decode_groups(reader, groups: list[np.ndarray], index: SeekIndex, batch_size: int, tick, stop):
+    """(indices, frames (B, H, W, 3) uint8) of each group of wanted frames: one seek to the keyframe before the
+    group, then forward decoding until every frame of the group is there (`reader`: a VideoReader, whose limits,
+    timestamps and RGB conversion apply as on a forward read). SeekUnsafe at the first sign of a mismatch."""
+    from holmesvau.video import _rgb
+
+    size = (reader.info.width, reader.info.height)
+    with open_container(reader.path, reader._av_options) as container:
+        stream = video_stream(container, reader.path)
+        reader._configure(stream)
+        t0 = float(index.pts[0] * stream.time_base)
+        for group in groups:
+            want, got_idx, got = set(group.tolist()), [], []
+            key = int(index.keyframes[np.searchsorted(index.keyframes, group[0], side="right") - 1])
+            container.seek(int(index.pts[key]), stream=stream, backward=True)
+            for packet in container.demux(stream):
+                tick()
+                if stop.is_set():
+                    return
+                for frame in packet.decode():
+                    pos = index.position(frame.pts)
+                    if (frame.width, frame.height) != size:
+                        raise SeekUnsafe(
+                            f"frame {pos} is {frame.width}x{frame.height}, the header says {size}"
+                        )
+                    reader._check(frame, pos, None, set())
+                    if pos > group[-1] and want:
+                        raise SeekUnsafe(f"the seek for frame {group[0]} landed past it")
+                    if pos in want:
+                        want.discard(pos)
+                        reader.times_s[pos] = reader._time(frame, pos, t0)
+                        got_idx.append(pos)
+                        got.append(_rgb(frame))
+                    if len(got) >= batch_size or (got and not want):
+                        order = np.argsort(got_idx)
+                        yield np.asarray(got_idx)[order], np.stack([got[i] for i in order])
+                        got_idx, got = [], []
+                if not want:
+                    break
+            if want:
+                raise SeekUnsafe(f"frames {sorted(want)[:3]} not found after seeking")
