@@ -229,7 +229,7 @@ class VideoReader:
         groups = self._seek.groups(wanted) if self._seek and wanted.size > 1 else []
         if len(groups) < 2:
             raise SeekUnsafe("nothing to skip")
-        produce = lambda tick, stop: decode_groups(self, groups, self._seek, 32, tick, stop)  # noqa: E731
+        produce = lambda tick, stop: decode_groups(self, groups, self._seek, 32, tick, stop, _rgb)  # noqa: E731
         yield from watched(produce, self.limits.stall_s, shown(self.path))
 
     def _gather(self, idx: np.ndarray, batches: Iterator[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:

@@ -70,12 +70,11 @@ def seek_index(path: Path, options: dict[str, str], frames: int) -> SeekIndex | 
     return SeekIndex(pts_sorted, key_pos, gop)
 
 
-def decode_groups(reader, groups: list[np.ndarray], index: SeekIndex, batch_size: int, tick, stop):
+def decode_groups(reader, groups: list[np.ndarray], index: SeekIndex, batch_size: int, tick, stop, to_rgb):
     """(indices, frames (B, H, W, 3) uint8) of each group of wanted frames: one seek to the keyframe before the
-    group, then forward decoding until every frame of the group is there (`reader`: a VideoReader, whose limits,
-    timestamps and RGB conversion apply as on a forward read). SeekUnsafe at the first sign of a mismatch."""
-    from holmesvau.video import _rgb
-
+    group, then forward decoding until every frame of the group is there (`reader`: a VideoReader, whose limits
+    and timestamps apply as on a forward read; `to_rgb(frame)`: its RGB conversion). SeekUnsafe at the first sign
+    of a mismatch."""
     size = (reader.info.width, reader.info.height)
     with open_container(reader.path, reader._av_options) as container:
         stream = video_stream(container, reader.path)
@@ -102,7 +101,7 @@ def decode_groups(reader, groups: list[np.ndarray], index: SeekIndex, batch_size
                         want.discard(pos)
                         reader.times_s[pos] = reader._time(frame, pos, t0)
                         got_idx.append(pos)
-                        got.append(_rgb(frame))
+                        got.append(to_rgb(frame))
                     if len(got) >= batch_size or (got and not want):
                         order = np.argsort(got_idx)
                         yield np.asarray(got_idx)[order], np.stack([got[i] for i in order])
