@@ -226,8 +226,8 @@ class VideoReader:
         if self._seek is None:  # the packet index, read once per reader (False: not a file to seek in)
             safe = not self._broken and not self._av_options and self.info.num_frames > 1
             self._seek = (safe and seek_index(self.path, self._av_options, self.info.num_frames)) or False
-        groups = self._seek.groups(wanted) if self._seek and wanted.size > 1 else []
-        if len(groups) < 2:
+        groups = self._seek.groups(wanted) if self._seek else []
+        if not groups or (len(groups) == 1 and not self._seek.far(int(wanted[0]))):
             raise SeekUnsafe("nothing to skip")
         produce = lambda tick, stop: decode_groups(self, groups, self._seek, 32, tick, stop, _rgb)  # noqa: E731
         yield from watched(produce, self.limits.stall_s, shown(self.path))

@@ -39,10 +39,14 @@ class SeekIndex:
             raise SeekUnsafe(f"a decoded frame's timestamp {pts} is not in the packet index")
         return i
 
+    def far(self, frame: int, start: int = 0) -> bool:
+        """Is `frame` far enough past `start` that a seek decodes less than reading on?"""
+        return frame - start > self.gop + SEEK_MIN_SAVING
+
     def groups(self, wanted: np.ndarray) -> list[np.ndarray]:
         """Sorted wanted indices split where reading forward would decode more than a seek would (one group:
         no seek is worth it)."""
-        cut = np.flatnonzero(np.diff(wanted) > self.gop + SEEK_MIN_SAVING) + 1
+        cut = np.flatnonzero(np.diff(wanted) > self.gop + SEEK_MIN_SAVING) + 1  # = far(next, previous)
         return np.split(wanted, cut)
 
 

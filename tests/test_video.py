@@ -309,11 +309,16 @@ def test_sparse_reads_seek_and_give_the_frames_of_a_forward_read(shared, tmp_pat
         last = r.info.num_frames - 1
         indices = [last, 0, last // 3, last // 3, 2 * last // 3, last // 3 + 1, last - 40]
         frames = r.get_frames(indices)
-        forward = {int(i): f for b_idx, b in r.iter_frames(indices) for i, f in zip(b_idx, b)}
+        near_end = r.get_frames([last - 3, last - 5])  # one group, far from the start: one seek too
+        forward = {
+            int(i): f for b_idx, b in r.iter_frames(indices + [last - 5, last - 3]) for i, f in zip(b_idx, b)
+        }
     third = last // 3  # one read, four groups (a keyframe interval is 30 / 135 frames: last - 40 joins last)
-    assert seeks == [[[0], [third, third + 1], [2 * last // 3], [last - 40, last]], "complete"]
+    assert seeks == [[[0], [third, third + 1], [2 * last // 3], [last - 40, last]], "complete",
+                     [[last - 5, last - 3]], "complete"]  # fmt: skip
     for row, idx in enumerate(indices):
         np.testing.assert_array_equal(frames[row], forward[idx])
+    np.testing.assert_array_equal(near_end, np.stack([forward[last - 3], forward[last - 5]]))
     if source == "generated":
         for frame, idx in zip(frames, indices):
             errors = [np.abs(frame.astype(np.int16) - synthetic_frame(j)).mean() for j in range(n)]
