@@ -121,9 +121,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("video", nargs="?", help="real clip to time (e.g. ../shared/videos/robbery.mp4)")
     ap.add_argument("--backend", default="pyav", choices=["auto", "pyav"])
-    ap.add_argument(
-        "--threads", type=int, default=0, help="decoder threads (0 = one per core, as streaming)"
-    )
+    ap.add_argument("--threads", type=int, default=0, help="decoder threads (0 = one per core, as streaming)")
     ap.add_argument("--stride", type=int, default=16)
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--repeat", type=int, default=3, help="timing runs per stage; the median is reported")

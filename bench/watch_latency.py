@@ -179,7 +179,9 @@ def main() -> None:
     )
     ap.add_argument("--latency-s", type=float, default=30.0, help="stream seconds played in real time")
     ap.add_argument("--long-minutes", type=float, default=30.0)
-    ap.add_argument("--long-cameras", type=int, default=4, help="cameras watching the long stream, one watcher")
+    ap.add_argument(
+        "--long-cameras", type=int, default=4, help="cameras watching the long stream, one watcher"
+    )
     ap.add_argument(
         "--cameras", default=None, help="N1,N2,...: many cameras in one watcher instead (see above)"
     )

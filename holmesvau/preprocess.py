@@ -74,7 +74,9 @@ def _resize_into(frames: np.ndarray, size: int, resize: str, out: torch.Tensor) 
     if images.shape[-2:] == (size, size):
         out.copy_(images)
     else:
-        out.copy_(F.interpolate(images, size=(size, size), mode="bicubic", antialias=True, align_corners=False))
+        out.copy_(
+            F.interpolate(images, size=(size, size), mode="bicubic", antialias=True, align_corners=False)
+        )
 
 
 def normalize_tiles(

@@ -213,7 +213,9 @@ def test_watch_latency(tmp_path, monkeypatch, capsys):
     assert 0 < out["latency_p50_s"] <= out["latency_p95_s"] < 1.0
     assert out["fast_stream_s"] == pytest.approx((frames - 1) / fps, abs=1e-6) and out["realtime_factor"] > 0
     assert out["long_cameras"] == 2 and out["long_stream_min"] == pytest.approx(minutes, abs=1 / 60)
-    planted = len(range(60, int(minutes * 60) - 30, 120))  # the bench plants a 20 s event every 2 min from 60 s
+    planted = len(
+        range(60, int(minutes * 60) - 30, 120)
+    )  # the bench plants a 20 s event every 2 min from 60 s
     assert out["long_planted"] == planted == 1 and out["long_events"] == [planted, planted]
     assert out["long_explained"] == 2 * planted
     peaks = out["rss_peak_mb_by_window"]  # windows of a sixth of the stream (5 min of a 30 min one)

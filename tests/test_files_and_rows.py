@@ -434,7 +434,9 @@ def test_an_answer_never_runs_past_the_models_context(tiny_lm, tiny_model_dir):
     each row's answer is then capped by what its own prompt leaves of the context (read here from config.json)."""
     from holmesvau.model.batch import AnswerRequest, _prepare
 
-    context = json.loads((tiny_model_dir / "config.json").read_text())["text_config"]["max_position_embeddings"]
+    context = json.loads((tiny_model_dir / "config.json").read_text())["text_config"][
+        "max_position_embeddings"
+    ]
     short = _prepare(tiny_lm, 0, AnswerRequest(None, "Describe it.", max_new_tokens=10**6))
     assert short.max_new_tokens == context - short.ids.shape[1] and short.max_new_tokens < context
     assert _prepare(tiny_lm, 0, AnswerRequest(None, "Describe it.", max_new_tokens=7)).max_new_tokens == 7
@@ -444,7 +446,9 @@ def test_an_answer_never_runs_past_the_models_context(tiny_lm, tiny_model_dir):
     assert longer.max_new_tokens == context - longer.ids.shape[1]
 
 
-@pytest.mark.parametrize("case", ["train_output_is_annotations", "train_log_is_a_users_file", "features_failures"])
+@pytest.mark.parametrize(
+    "case", ["train_output_is_annotations", "train_log_is_a_users_file", "features_failures"]
+)
 def test_scorer_tools_refuse_inputs_and_files_they_did_not_write(shared, tmp_path, case, capsys):
     """tools/train_scorer.py (--output, --log, --metrics) and tools/extract_features.py (FEATDIR/failures.jsonl,
     the one file it appends to): an input or a user's file there is refused before any work, byte-identical."""
@@ -458,11 +462,20 @@ def test_scorer_tools_refuse_inputs_and_files_they_did_not_write(shared, tmp_pat
     notes.write_text('{"my": "notes"}\n')
     if case == "features_failures":
         main = runpy.run_path(str(REPO / "tools/extract_features.py"))["main"]
-        rc = main(["--annotations", str(annotations), "--output", str(feats), "--model", str(tmp_path / "none")])
+        rc = main(
+            ["--annotations", str(annotations), "--output", str(feats), "--model", str(tmp_path / "none")]
+        )
         victim, expected = notes, f"error: --output {notes} exists and was not written by HolmesVAU"
     else:
         main = runpy.run_path(str(REPO / "tools/train_scorer.py"))["main"]
-        argv = ["--features", str(feats), "--annotations", str(annotations), "--output", str(tmp_path / "s.pth")]
+        argv = [
+            "--features",
+            str(feats),
+            "--annotations",
+            str(annotations),
+            "--output",
+            str(tmp_path / "s.pth"),
+        ]
         if case == "train_output_is_annotations":
             argv[-1] = str(annotations)
             victim, expected = annotations, f"error: --output {annotations} is the input {annotations}"

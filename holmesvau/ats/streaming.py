@@ -130,7 +130,11 @@ def extract_dense_features(
     device = device if device is not None else getattr(encode_fn, "device", None)
     dtype = dtype if dtype is not None else getattr(encode_fn, "dtype", None)
     own_reader = not isinstance(video, VideoReader)
-    reader = VideoReader(video, backend=backend, num_threads=num_threads or default_decode_threads()) if own_reader else video
+    reader = (
+        VideoReader(video, backend=backend, num_threads=num_threads or default_decode_threads())
+        if own_reader
+        else video
+    )
     plan = dense_indices(reader.info.num_frames, stride)
     keep = set(int(i) for i in keep_indices) if keep_indices is not None else set()
     timings = {"decode": 0.0, "preprocess": 0.0, "encode": 0.0, "wait": 0.0}

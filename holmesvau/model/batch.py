@@ -203,7 +203,9 @@ def _prepare(lm: LoadedModel, i: int, req: AnswerRequest) -> _Prepared:
     ids = encode_prompt(lm, prompt)
     room = context_length(lm) - ids.shape[1]  # the answer ends where the model's context does
     if room < 1:
-        raise ValueError(f"request {i}: prompt of {ids.shape[1]:,} tokens leaves no room in the model's context")
+        raise ValueError(
+            f"request {i}: prompt of {ids.shape[1]:,} tokens leaves no room in the model's context"
+        )
     return _Prepared(i, prompt, ids, req.frames, min(int(req.max_new_tokens), room))
 
 
