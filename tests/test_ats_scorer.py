@@ -329,3 +329,22 @@ def test_forward_train_needs_normal_then_abnormal_halves():
     test_urdmu_loss_parity.py.)"""
     with pytest.raises(ValueError, match="even"):
         URDMU().train().forward_train(torch.randn(3, 8, 1024))
+
+
+def test_the_folded_projection_follows_new_weights():
+    """t's projection is folded into the output one and cached at inference: weights loaded or changed in place
+    after a first call, or a change of dtype, must give the scores of a fresh model holding those weights."""
+    torch.manual_seed(0)
+    x = torch.randn(1, 300, 64)
+    a, b = URDMU(input_size=64).eval(), URDMU(input_size=64).eval()
+    with torch.no_grad():
+        a(x)  # the fold of a's weights is now cached
+        a.load_state_dict(b.state_dict())
+        torch.testing.assert_close(a(x), b(x), rtol=0, atol=1e-6)
+        for m in (a, b):  # in place, on the output projection only
+            m.self_attn.layers[1][0].fn.to_out[0].weight.mul_(1.5)
+        torch.testing.assert_close(a(x), b(x), rtol=0, atol=1e-6)
+        a.double()
+        fresh = URDMU(input_size=64).double().eval()
+        fresh.load_state_dict(b.state_dict())
+        torch.testing.assert_close(a(x.double()), fresh(x.double()), rtol=0, atol=1e-9)
