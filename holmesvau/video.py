@@ -223,13 +223,18 @@ class VideoReader:
             return self._gather(idx, self.iter_frames(uniq))
 
     def _seeking(self, wanted: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        if self._seek is None:  # the packet index, read once per reader (False: not a file to seek in)
-            safe = not self._broken and not self._av_options and self.info.num_frames > 1
-            self._seek = (safe and seek_index(self.path, self._av_options, self.info.num_frames)) or False
-        groups = self._seek.groups(wanted) if self._seek else []
-        if not groups or (len(groups) == 1 and not self._seek.far(int(wanted[0]))):
-            raise SeekUnsafe("nothing to skip")
-        produce = lambda tick, stop: decode_groups(self, groups, self._seek, 32, tick, stop, _rgb)  # noqa: E731
+        """get_frames by seeking, under the same stall watchdog as a forward read (the packet scan too)."""
+
+        def produce(tick, stop):
+            if self._seek is None:  # the packet index, read once per reader (False: not a file to seek in)
+                safe = not self._broken and not self._av_options and self.info.num_frames > 1
+                index = safe and seek_index(self.path, self._av_options, self.info.num_frames, tick)
+                self._seek = index or False
+            groups = self._seek.groups(wanted) if self._seek else []
+            if not groups or (len(groups) == 1 and not self._seek.far(int(wanted[0]))):
+                raise SeekUnsafe("nothing to skip")
+            yield from decode_groups(self, groups, self._seek, 32, tick, stop, _rgb)
+
         yield from watched(produce, self.limits.stall_s, shown(self.path))
 
     def _gather(self, idx: np.ndarray, batches: Iterator[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:

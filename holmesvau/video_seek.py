@@ -12,6 +12,7 @@ the file forward instead (`SeekUnsafe`).
 
 from __future__ import annotations
 
+from array import array
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,24 +51,27 @@ class SeekIndex:
         return np.split(wanted, cut)
 
 
-def seek_index(path: Path, options: dict[str, str], frames: int) -> SeekIndex | None:
-    """The presentation order of `path`'s frames from its packets, or None where seeking is not safe."""
+def seek_index(path: Path, options: dict[str, str], frames: int, tick=lambda: None) -> SeekIndex | None:
+    """The presentation order of `path`'s frames from its packets, or None where seeking is not safe. Memory:
+    9 bytes a packet, and the scan stops once the packets outnumber the `frames` the container listed (the
+    counts must agree anyway); `tick()` after each packet (the caller's stall watchdog)."""
+    pts, keys = array("q"), bytearray()
     with open_container(path, options) as container:
         stream = video_stream(container, path)
-        pts, keys = [], []
         for packet in container.demux(stream):
+            tick()
             if not packet.size:
                 continue
-            if packet.pts is None or packet.is_discard or packet.is_corrupt:
+            if packet.pts is None or packet.is_discard or packet.is_corrupt or len(pts) >= frames:
                 return None
             pts.append(packet.pts)
             keys.append(packet.is_keyframe)
-    pts_arr = np.asarray(pts, dtype=np.int64)
+    pts_arr = np.frombuffer(pts, dtype=np.int64) if pts else np.empty(0, np.int64)
     order = np.argsort(pts_arr, kind="stable")
     pts_sorted = pts_arr[order]
     if len(pts_sorted) != frames or len(pts_sorted) < 2 or np.any(np.diff(pts_sorted) <= 0):
         return None
-    key_pos = np.sort(np.flatnonzero(np.asarray(keys, dtype=bool)[order]))
+    key_pos = np.sort(np.flatnonzero(np.frombuffer(bytes(keys), dtype=np.uint8)[order]))
     if key_pos.size == 0 or key_pos[0] != 0:
         return None
     gop = int(np.diff(np.append(key_pos, len(pts_sorted))).max())

@@ -77,9 +77,12 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def _is_scorer_checkpoint(path: Path) -> bool:
-    """`ours` for --output: a scorer state dict (read with weights_only: nothing in it runs)."""
+    """`ours` for --output: a scorer state dict (read with weights_only: nothing in it runs). A scorer is ~30 MB:
+    a file over 1 GB (a video, another model) is not one, and is never loaded to find out."""
     from holmesvau.ats.scorer import ScorerCheckpointError, read_scorer_state
 
+    if path.stat().st_size > 2**30:
+        return False
     try:
         return "embedding.conv_1.0.weight" in read_scorer_state(path)
     except ScorerCheckpointError:

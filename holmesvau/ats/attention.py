@@ -158,9 +158,8 @@ class DualAttention(nn.Module):
         self.heads, self.dim_head, self.scale = heads, dim_head, dim_head**-0.5
         self.to_qkv = nn.Linear(dim, inner * 4, bias=False)  # q, k, v, t
         self.to_out = nn.Sequential(nn.Linear(2 * inner, dim), nn.Dropout(dropout))
-        self._folded: tuple[tuple, torch.Tensor] | None = (
-            None  # (weights' identity, _out_weight) at inference
-        )
+        # (the weights' identity, _out_weight) once built at inference
+        self._folded: tuple[tuple, torch.Tensor] | None = None
 
     def _split(self, z: torch.Tensor) -> torch.Tensor:
         """(B, n, h * d) -> (B, h, n, d)."""
