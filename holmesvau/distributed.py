@@ -1,9 +1,8 @@
 """Rank, world size and shards for the batch tools (tools/predict.py, tools/extract_features.py).
 
-Launched by torchrun, every process has RANK / WORLD_SIZE / LOCAL_RANK (and MASTER_ADDR, so the ranks can meet at a
-barrier); started some other way (a job array setting RANK / WORLD_SIZE only) there is no barrier and the outputs are
-merged afterwards. Not launched at all: rank 0 of 1. Rank r takes items r, r + W, r + 2W, ... of a list every rank
-sees in the same order: disjoint shards that together cover the list, balanced within one item.
+torchrun sets RANK / WORLD_SIZE / LOCAL_RANK and MASTER_ADDR (the ranks can meet at a barrier); a job array setting
+only RANK / WORLD_SIZE has no barrier, its outputs are merged afterwards; no launcher: rank 0 of 1. Rank r takes
+items r, r + W, r + 2W, ... of a list every rank sees in the same order: disjoint, balanced shards.
 """
 
 from __future__ import annotations
@@ -24,7 +23,7 @@ class DistEnv:
 
 def _int_env(name: str, default: int) -> int:
     value = os.environ.get(name)
-    if value is None or value == "":
+    if not value:
         return default
     try:
         return int(value)

@@ -1,15 +1,10 @@
-"""Fetching one file over https into place, all or nothing: the transfer is `requests` (proxies and CA bundles
-from the environment — HTTPS_PROXY, REQUESTS_CA_BUNDLE —, connection retries with backoff from
-urllib3), resumed with a Range request when the connection drops, a progress bar on a terminal (tqdm); the check of
-what came is the caller's.
+"""Fetching one file over https into place, all or nothing, with `requests` (HTTPS_PROXY, REQUESTS_CA_BUNDLE,
+urllib3's connection retries), a Range request to resume a dropped transfer, and a progress bar on a terminal.
+(pooch cannot resume, cap the size or refuse a redirect off https; huggingface_hub's http_get is an internal.)
 
-Why requests and not pooch or huggingface_hub's http_get: pooch cannot resume, cap the size of what it reads, or
-refuse a redirect off https, and only knows plain digests; http_get is an internal of the Hub client whose
-signature and errors change between the releases we support. Here the bytes go to a hidden partial file beside
-the destination (`.<name>.<key>.part`, holmesvau.files' naming of temporaries, but named by the file rather than
-the process so that the next run resumes it; locked while one process fills it, so parallel ranks fetch once), are
-capped at `max_bytes`, and the partial is fsynced and renamed onto the destination only after `check` accepts it;
-a refused file is deleted. A killed run leaves only the hidden partial, which the next run resumes.
+The bytes go to a hidden partial `.<name>.<key>.part` beside the destination, named by the file so that the next
+run resumes it, locked while one process fills it (parallel ranks fetch once), capped at `max_bytes`, and renamed
+into place (holmesvau.files.atomic_target) only once the caller's `check` accepts it; a refused file is deleted.
 """
 
 from __future__ import annotations
@@ -22,7 +17,7 @@ import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
 
-from holmesvau.files import fsync_dir
+from holmesvau.files import atomic_target
 
 try:
     import fcntl
@@ -96,6 +91,7 @@ def _transfer(session, url: str, f, max_bytes: int, desc: str, progress: bool | 
     import requests
     from tqdm.auto import tqdm
 
+    broken_read = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
     broken = 0
     with tqdm(total=None, unit="B", unit_scale=True, desc=desc, disable=None if progress else True,
               file=sys.stderr, leave=False) as bar:  # fmt: skip
@@ -130,11 +126,7 @@ def _transfer(session, url: str, f, max_bytes: int, desc: str, progress: bool | 
                         bar.update(len(block))
                     f.flush()
                     return
-                except (
-                    requests.ConnectionError,
-                    requests.Timeout,
-                    requests.exceptions.ChunkedEncodingError,
-                ) as e:
+                except broken_read as e:
                     f.flush()  # keep what came; the next request asks for the rest
                     broken += 1
                     if broken >= ATTEMPTS:
@@ -168,25 +160,22 @@ def download(
             return dst
         resumed = f.seek(0, os.SEEK_END) > 0
         session = _session()
-        for attempt in range(2):
-            _transfer(session, url, f, max_bytes, desc or dst.name, progress)
-            try:
-                if check is not None:
-                    check(partial)
-                break
-            except VerifyError:  # a resumed partial may hold stale bytes: once more, from scratch
-                if not (resumed and attempt == 0):
-                    raise
-                f.truncate(0)
-        if f.tell() == 0:
-            raise FetchError(f"{url}: empty response")
-        os.fsync(f.fileno())
-        os.replace(partial, dst)
-        fsync_dir(dst.parent)
+        with atomic_target(dst, temporary=partial):
+            for attempt in range(2):
+                _transfer(session, url, f, max_bytes, desc or dst.name, progress)
+                try:
+                    if check is not None:
+                        check(partial)
+                    break
+                except VerifyError:  # a resumed partial may hold stale bytes: once more, from scratch
+                    if not (resumed and attempt == 0):
+                        raise
+                    f.truncate(0)
+            if f.tell() == 0:
+                raise FetchError(f"{url}: empty response")
         return dst
-    except (
-        BaseException
-    ) as e:  # refused: nothing kept; offline or killed: fetched bytes stay for the next run
+    except BaseException as e:
+        # refused: nothing kept; offline or killed: the bytes fetched stay for the next run
         if isinstance(e, VerifyError) or f.tell() == 0:
             partial.unlink(missing_ok=True)
             for p in made:

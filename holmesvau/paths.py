@@ -1,10 +1,8 @@
 """Paths that rows name, kept inside their root.
 
-A jsonl row's `video` is a path relative to a root (tools/predict.py --video-root, the HIVAU-70k `videos/` folder).
-A hostile or careless row (`../../etc/x.mp4`, `/home/me/private.mp4`) must not make a tool read, or worse write,
-outside that root: `inside_root` refuses a path that is absolute or whose `..` parts lead out of the root, checked
-on the path as written (normalised, not through the file system, so it is the same whether or not the file
-exists). Links the user placed inside the root are followed as usual: they are the user's choice, not the row's.
+A jsonl row's `video` is relative to a root (tools/predict.py --video-root, HIVAU-70k `videos/`). `inside_root`
+refuses a path that is absolute or whose `..` parts lead out of the root (`../../etc/x.mp4`), checked on the path
+as written, not through the file system; links the user placed inside the root are followed as usual.
 """
 
 from __future__ import annotations

@@ -1,15 +1,10 @@
 """Work on the next items in one background thread while the caller uses the current one, at most `depth` ahead.
 
     for item, result in prefetched(load_video, videos, depth=8):     # result: load_video(item), or its exception
-        ...
 
-Used to decode the next videos' frames (CPU: decoder, resize) while the GPU answers the current batch. Results
-come back in the order of `items`; an exception raised by `fn` is returned in place of its result, so one bad
-item never stops the others. Memory stays bounded: while the caller holds item i, at most items i+1 .. i+depth
-are prepared or being prepared, however many items there are. Video decoders and torch release the GIL, so the
-thread runs beside the main thread's GPU work. The thread is a daemon: Ctrl-C ends the program at once instead
-of waiting for the item in progress (a score file is written under a temporary name and renamed, so a cut write
-leaves no half file).
+Decodes the next videos (releasing the GIL) while the GPU answers the current batch. Results come in order, an
+exception of `fn` in place of its result (one bad item never stops the others); memory is bounded by `depth`
+however many items there are. The thread is a daemon: Ctrl-C ends the program at once.
 """
 
 from __future__ import annotations
@@ -22,11 +17,6 @@ from typing import TypeVar
 T = TypeVar("T")
 R = TypeVar("R")
 _END = object()
-
-
-class _SourceError:
-    def __init__(self, error: BaseException):
-        self.error = error
 
 
 def prefetched(fn: Callable[[T], R], items: Iterable[T], depth: int = 2) -> Iterator[tuple[T, R | Exception]]:
@@ -47,10 +37,9 @@ def prefetched(fn: Callable[[T], R], items: Iterable[T], depth: int = 2) -> Iter
                 if stop.is_set():
                     return
                 done.put((item, _call(fn, item)))
+            done.put(_END)
         except BaseException as e:  # noqa: BLE001 - the iterable itself failed: the caller raises it
-            done.put(_SourceError(e))
-            return
-        done.put(_END)
+            done.put(e)  # results are (item, result) tuples: a bare exception is the iterable's
 
     threading.Thread(target=work, name="holmesvau-prefetch", daemon=True).start()
     try:
@@ -58,8 +47,8 @@ def prefetched(fn: Callable[[T], R], items: Iterable[T], depth: int = 2) -> Iter
             got = done.get()
             if got is _END:
                 return
-            if isinstance(got, _SourceError):
-                raise got.error
+            if isinstance(got, BaseException):
+                raise got
             yield got
             slots.release()  # the caller is done with this item: one more may start
     finally:  # the caller stopped early or failed: no new item starts (the one running finishes, unused)

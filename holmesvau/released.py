@@ -1,14 +1,10 @@
 """The files released with the original Holmes-VAU (github.com/pipixin321/HolmesVAU), pinned: the one registry
 every download of them goes through.
 
-Each file is named by the commit it is read at, its path there and its git blob id — the SHA-1 of
-b"blob <size>\\0" + content, what `git hash-object FILE` prints — which fixes its size and every byte. URLs name
-the commit, never a branch. A file enters its place (the cache, or HIVAU-70k/) only after its blob id matches, and
-a file already there is checked again when it is used; a mismatch is refused with a message naming the file, the
-id expected and what came, and leaves nothing behind.
-
-`HOLMESVAU_GITHUB_MIRROR=https://host/prefix` replaces https://raw.githubusercontent.com (a proxy-side mirror,
-or the tests' local server); the files are verified all the same.
+Each file is named by a commit (never a branch), its path and its git blob id (`git hash-object FILE`), which fixes
+every byte. A file enters its place (the cache, HIVAU-70k/) only once its blob id matches, and is checked again
+when used; a mismatch is refused naming the file, the id expected and what came, leaving nothing behind.
+`HOLMESVAU_GITHUB_MIRROR=https://host/prefix` replaces https://raw.githubusercontent.com (verified all the same).
 """
 
 from __future__ import annotations
@@ -35,10 +31,6 @@ class ReleasedFile:
     max_bytes: int = 1 << 30  # reading stops past this (size, when known)
     commit: str = COMMIT
     repository: str = REPOSITORY
-
-    @property
-    def limit(self) -> int:
-        return self.size if self.size is not None else self.max_bytes
 
     def url(self) -> str:
         base = os.environ.get(MIRROR_ENV) or GITHUB_RAW
@@ -129,16 +121,14 @@ def fetch(
             return verify(dst, name)
         except VerifyError as e:  # not ours to delete: it may be a file the user put there
             raise VerifyError(f"{e}; it is not used (delete it to fetch the file again)") from None
-    url = f.url()
+    url, limit = f.url(), f.max_bytes if f.size is None else f.size
     try:
-        download(url, dst, check=lambda p: verify(p, name, url), key=f.blob, max_bytes=f.limit, desc=name,
+        download(url, dst, check=lambda p: verify(p, name, url), key=f.blob, max_bytes=limit, desc=name,
                  progress=progress)  # fmt: skip
-    except VerifyError as e:
-        text = (
-            str(e)
-            if str(e).startswith(url)
-            else (f"{url} is not the released {f.describe()}: expected git blob {f.blob}, got {e}")
-        )
+    except VerifyError as e:  # verify names the url; a size cap hit during the transfer does not
+        text = str(e)
+        if not text.startswith(url):
+            text = f"{url} is not the released {f.describe()}: expected git blob {f.blob}, got {text}"
         raise VerifyError(f"{text}; nothing was saved") from None
     return dst
 
@@ -155,13 +145,10 @@ def fetch_all(
         except FetchError as e:
             failed.append(f"  {REGISTRY[name].describe()}: {e}\n    instead: {instead}")
     if failed:
-        raise Unreachable(unreachable_message(failed))
+        raise Unreachable(
+            f"could not fetch {len(failed)} released file(s) (offline or behind a firewall?):\n"
+            + "\n".join(failed)
+            + "\nBehind a proxy, set HTTPS_PROXY; with a mirror of raw.githubusercontent.com, "
+            + f"{MIRROR_ENV}=https://host/prefix"
+        )
     return paths
-
-
-def unreachable_message(lines: list[str]) -> str:
-    return (
-        f"could not fetch {len(lines)} released file(s) (offline or behind a firewall?):\n"
-        + "\n".join(lines)
-        + f"\nBehind a proxy, set HTTPS_PROXY; with a mirror of raw.githubusercontent.com, {MIRROR_ENV}=https://host/prefix"
-    )

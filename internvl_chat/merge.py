@@ -1,6 +1,6 @@
 """Merge a LoRA adapter (from internvl_chat.train) into its base model: a standalone native checkpoint.
 
-The output folder is written through holmesvau.safe_output: it must be new, empty, or (with overwrite) an earlier
+The output folder is written through holmesvau.output_guard: it must be new, empty, or (with overwrite) an earlier
 merge of ours; it may not be, contain or lie inside the adapter or the base model. Everything is written into a
 temporary sibling and renamed into place, so nothing we did not write is ever replaced.
 """
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from holmesvau.safe_output import StagedOutput, check_destination
+from holmesvau.output_guard import StagedOutput, check_destination
 
 TOKENIZER_FILES = (
     "tokenizer.json", "tokenizer_config.json", "tokenizer.model", "special_tokens_map.json", "added_tokens.json",
@@ -64,7 +64,7 @@ def merge_lora(
 ) -> dict:
     """Merge `adapter` (a run folder: its last checkpoint-N; or an adapter folder) into `base` (default: the base
     recorded in adapter_config.json) and save weights, config, generation config and tokenizer to `out`.
-    Raises MergeError for unusable inputs and holmesvau.safe_output.OutputError for a refused `out` (both before
+    Raises MergeError for unusable inputs and holmesvau.output_guard.OutputError for a refused `out` (both before
     any model is loaded). Returns the summary also written to `out`/holmesvau_merge.json."""
     from peft import PeftModel
     from transformers import InternVLForConditionalGeneration

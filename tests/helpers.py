@@ -154,7 +154,7 @@ def digest(folder: Path) -> dict[str, str]:
 
 
 def leftovers(parent: Path) -> list[str]:
-    """Staging folders of holmesvau.safe_output left in `parent` (there should be none after any run)."""
+    """Staging folders of holmesvau.output_guard left in `parent` (there should be none after any run)."""
     return sorted(p.name for p in parent.iterdir() if ".partial-" in p.name or ".old-" in p.name)
 
 
@@ -179,12 +179,12 @@ def kill_and_expect_no_tagged(proc, token: str, sig: int, what: str) -> None:
 
 
 def check_overwrite_policy(write, dst: Path) -> dict[str, str]:
-    """The holmesvau.safe_output rules for a tool `write(overwrite: bool)` whose output folder `dst` it has just
+    """The holmesvau.output_guard rules for a tool `write(overwrite: bool)` whose output folder `dst` it has just
     written: a rerun without overwrite refuses and changes nothing; with overwrite it replaces its own (even a
     changed) file; a file the user added makes overwrite refuse, and that file survives. -> the first digest."""
     import pytest
 
-    from holmesvau.safe_output import MARKER, OutputError
+    from holmesvau.output_guard import MARKER, OutputError
 
     first = digest(dst)
     with pytest.raises(OutputError, match="--overwrite"):  # ours, but not asked to replace it

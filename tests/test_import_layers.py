@@ -14,7 +14,7 @@ PACKAGES = ("holmesvau", "internvl_chat")
 # package's modules not listed on their own; a new module in none of these is not checked (only for circles).
 LAYERS = [
     # files, rows, processes, frames
-    ["holmesvau.files", "holmesvau.jsonl", "holmesvau.distributed", "holmesvau.safe_output", "holmesvau.download",
+    ["holmesvau.files", "holmesvau.jsonl", "holmesvau.distributed", "holmesvau.output_guard", "holmesvau.download",
      "holmesvau.prefetch", "holmesvau.preprocess", "holmesvau.video_probe", "holmesvau.video_limits", "holmesvau.video",
      "holmesvau.video_guard"],
     # the parts: model, scorer and sampler, data, metrics, plots

@@ -23,7 +23,8 @@ from holmesvau.frame_plan import SamplingConfig
 from holmesvau.live import LiveSource, SourceConfig, WatchConfig, Watcher, per_event, vit_tile_encoder
 from holmesvau.live.events import Hysteresis
 from holmesvau.live.options import main
-from holmesvau.live.outputs import FolderLock, JsonlWriter, OutputError, Webhook, new_run_id
+from holmesvau.live.outputs import JsonlWriter, Webhook, new_run_id
+from holmesvau.output_guard import FolderLock, OutputError
 from holmesvau.testing.planted import planted_scorer
 from holmesvau.testing.synthetic import make_video
 

@@ -1,5 +1,5 @@
 """LoRA merging (internvl_chat.merge, tools/merge_lora.py): the merged weights are W + (alpha / r) B A, and the
-output folder never replaces what we did not write (holmesvau.safe_output)."""
+output folder never replaces what we did not write (holmesvau.output_guard)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import torch
 from helpers import check_overwrite_policy, digest, leftovers, user_folder
 from safetensors.torch import load_file
 
-from holmesvau.safe_output import MARKER, OutputError
+from holmesvau.output_guard import MARKER, OutputError
 from internvl_chat.merge import MergeError, merge_lora, peft_quietly
 
 REPO = Path(__file__).resolve().parents[1]

@@ -1,4 +1,4 @@
-"""Conversion and tiny-model outputs never delete what we did not write (holmesvau.safe_output): the library
+"""Conversion and tiny-model outputs never delete what we did not write (holmesvau.output_guard): the library
 functions behind tools/convert_internvl2.py and tools/make_tiny_model.py, and the scripts' one-line refusal."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import pytest
 from helpers import check_overwrite_policy, digest, leftovers, user_folder
 
 from holmesvau.model import convert_checkpoint
-from holmesvau.safe_output import MARKER, OutputError, StagedOutput
+from holmesvau.output_guard import MARKER, OutputError, StagedOutput
 from holmesvau.testing.tiny_model import TinyConfig, make_tiny_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]

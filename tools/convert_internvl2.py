@@ -16,7 +16,7 @@ import sys
 import torch
 
 from holmesvau.model import CheckpointError, convert_checkpoint
-from holmesvau.safe_output import OutputError
+from holmesvau.output_guard import OutputError
 
 
 def main(argv=None) -> int:

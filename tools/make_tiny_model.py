@@ -10,7 +10,7 @@ The output folder must be new or empty; a folder holding anything we did not wri
 import argparse
 import sys
 
-from holmesvau.safe_output import OutputError
+from holmesvau.output_guard import OutputError
 from holmesvau.testing.tiny_model import TinyConfig, make_tiny_checkpoint
 
 

@@ -20,7 +20,7 @@ import argparse
 import json
 import sys
 
-from holmesvau.safe_output import OutputError
+from holmesvau.output_guard import OutputError
 from internvl_chat.merge import MergeError, merge_lora
 
 

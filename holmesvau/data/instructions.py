@@ -12,8 +12,7 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from holmesvau.jsonl import read_jsonl
-from holmesvau.jsonl_read import check_id
+from holmesvau.jsonl import check_id, read_jsonl
 
 LEVELS = ("clip", "event", "video")
 VIDEO_TOKEN = "<video>"

@@ -20,13 +20,14 @@ from pathlib import Path
 import numpy as np
 
 from holmesvau.ats.sampler import density_aware_sample
+from holmesvau.output_guard import OutputError
 from holmesvau.preprocess import frames_to_tiles
 from holmesvau.video import put_unless_stopped
 
 from .clips import ClipRing
 from .events import EventTracker, Transition
 from .online import OnlineScorer, Snippet
-from .outputs import JsonlWriter, OutputError
+from .outputs import JsonlWriter
 from .source import Gap, LiveSource, redact
 
 log = logging.getLogger("holmesvau.live")

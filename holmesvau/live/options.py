@@ -14,11 +14,13 @@ import sys
 import threading
 from pathlib import Path
 
+from holmesvau.output_guard import FolderLock, OutputError
+
 from .cameras import CamerasFileError, read_cameras
 from .dashboard import parse_addr
 from .events import Hysteresis
 from .mqtt import parse_mqtt_url
-from .outputs import FolderLock, OutputError, check_webhook_url
+from .outputs import check_webhook_url
 from .source import SourceConfig, SourceError, redact
 from .watcher import UNNAMED, WatchConfig
 

@@ -1,29 +1,29 @@
-"""Where live results go: append-only JSON-lines files (one line per record, flushed as written), the lock that
-keeps one watcher per output folder, and an optional webhook that POSTs each event line from its own thread
-(bounded queue, retries with backoff, no redirects followed, failures counted and logged)."""
+"""Where live results go: append-only JSON-lines files (one line per record, flushed as written) and an optional
+webhook that POSTs each event line from its own thread (bounded queue, retries with backoff, no redirects
+followed, failures counted and logged)."""
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
-import os
 import queue
 import secrets
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
 from holmesvau.jsonl import JsonlAppender, dumps, repair_torn_tail
+from holmesvau.output_guard import OutputError
+
+from .source import redact, url_secrets
 
 log = logging.getLogger("holmesvau.live")
 
 SCHEMA_VERSION = 2  # 2: `camera` and `run` on every line, `run` and `clip` lines, no `clip` on `closed`
-
-
-class OutputError(OSError):
-    """An output that cannot be written (disk full, read-only, ...): one line naming the file."""
 
 
 def new_run_id() -> str:
@@ -31,35 +31,27 @@ def new_run_id() -> str:
     return time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-" + secrets.token_hex(2)
 
 
-class JsonlWriter:
-    """holmesvau.jsonl.JsonlAppender (torn tail cut before appending, one write + flush per line, fsync on close)
-    with every line stamped (schema_version, then `stamp`, then the record). A write that fails (disk full) raises
-    OutputError once, naming the file, and closes the writer: nothing follows a half-written line."""
+class JsonlWriter(JsonlAppender):
+    """A JsonlAppender with every line stamped (schema_version, then `stamp`, then the record). A write that fails
+    (disk full) raises OutputError once, naming the file, and closes the writer: nothing follows a torn line."""
 
     def __init__(self, path: Path, stamp: dict | None = None):
-        self.path = Path(path)
+        super().__init__(path)
         self.stamp = dict(stamp or {})
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.repaired = repair_torn_tail(self.path)
+        self.error: OutputError | None = None
+        self.open()
         if self.repaired:
             log.warning("%s: cut a torn last line (%d bytes) before appending", self.path, self.repaired)
-        self._out: JsonlAppender | None = JsonlAppender(self.path).open()
-        self._lock = threading.Lock()
-        self.error: OutputError | None = None
-
-    @property
-    def lines(self) -> int:
-        return self._out.lines if self._out is not None else 0
 
     def write(self, record: dict) -> dict | None:
         """The line written (as a dict); None once closed (nothing written); OutputError when the file cannot
         take it."""
         full = {"schema_version": SCHEMA_VERSION, **self.stamp, **record}
         with self._lock:
-            if self._out is None:
+            if self._f is None:
                 return None
             try:
-                self._out.write(full)
+                super().write(full)
             except OSError as e:
                 self._fail(e)
         return full
@@ -67,56 +59,18 @@ class JsonlWriter:
     def _fail(self, e: OSError) -> None:
         what = "no space left on the device" if e.errno == errno.ENOSPC else (e.strerror or str(e))
         self.error = OutputError(e.errno, f"{self.path}: cannot write ({what})")
-        out, self._out = self._out, None
-        try:
-            out.close()
-        except OSError:
-            pass
-        try:  # best effort: cut the line the full disk tore (else the next run does)
+        with contextlib.suppress(OSError):
+            super().close()
+        with contextlib.suppress(OSError):  # best effort: cut the line the disk tore (else the next run does)
             repair_torn_tail(self.path)
-        except OSError:  # (a whole last line cut only before its newline: the next run adds the newline)
-            pass
         raise self.error
 
     def close(self) -> None:
         with self._lock:
-            if self._out is None:
-                return
             try:
-                self._out.close()
-                self._out = None
+                super().close()
             except OSError as e:
                 self._fail(e)
-
-
-class FolderLock:
-    """One watcher per output folder: an exclusive flock on `<dir>/.watch.lock` (held for the run, released by
-    the kernel if the process dies), refused with an error naming the folder and the holder's pid."""
-
-    def __init__(self, folder: Path):
-        import fcntl
-
-        self.path = Path(folder) / ".watch.lock"
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._f = open(self.path, "a+", encoding="utf-8")  # noqa: SIM115 - held for the run
-        try:
-            fcntl.flock(self._f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            self._f.seek(0)
-            holder = self._f.read().strip() or "?"
-            self._f.close()
-            raise ValueError(
-                f"{folder}: another watcher (pid {holder}) is writing here; use another --out"
-            ) from None
-        self._f.seek(0)
-        self._f.truncate()
-        self._f.write(str(os.getpid()))
-        self._f.flush()
-
-    def release(self) -> None:
-        if self._f is not None:
-            self._f.close()  # closing drops the flock
-            self._f = None
 
 
 class _NoRedirects(urllib.request.HTTPRedirectHandler):
@@ -125,9 +79,7 @@ class _NoRedirects(urllib.request.HTTPRedirectHandler):
 
 
 def check_webhook_url(url: str) -> str:
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(url)
+    parts = urllib.parse.urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError(f"--webhook must be an http:// or https:// URL with a host, got {url!r}")
     return url
@@ -137,17 +89,9 @@ class Webhook:
     """POSTs JSON records to `url` in order from a worker thread. `send` never blocks: when `max_queue` records
     are already waiting, the new one is dropped and counted (and logged). Redirects are not followed (failed)."""
 
-    def __init__(
-        self, url: str, retries: int = 3, backoff_s: float = 0.5, timeout_s: float = 5.0, max_queue=1000
-    ):
-        from .source import redact, url_secrets
-
-        self.url, self.retries, self.backoff_s, self.timeout_s = (
-            check_webhook_url(url),
-            retries,
-            backoff_s,
-            timeout_s,
-        )
+    def __init__(self, url: str, retries=3, backoff_s=0.5, timeout_s=5.0, max_queue=1000):
+        self.url, self.retries = check_webhook_url(url), retries
+        self.backoff_s, self.timeout_s = backoff_s, timeout_s
         self.name = redact(url, url_secrets(url))
         self._opener = urllib.request.build_opener(_NoRedirects)
         self.q: queue.Queue = queue.Queue(maxsize=max_queue)
@@ -176,8 +120,6 @@ class Webhook:
             raise
 
     def _run(self) -> None:
-        from .source import redact
-
         while not (self._stop.is_set() and self.q.empty()):
             try:
                 record = self.q.get(timeout=0.1)

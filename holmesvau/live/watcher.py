@@ -24,12 +24,13 @@ from pathlib import Path
 import torch
 
 from holmesvau.frame_plan import SamplingConfig
+from holmesvau.output_guard import OutputError
 
 from .camera import END, Camera
 from .events import Hysteresis
 from .explain import Explainer, ExplainFn
 from .online import Snippet
-from .outputs import OutputError, Webhook, new_run_id
+from .outputs import Webhook, new_run_id
 from .source import Gap, LiveSource
 
 log = logging.getLogger("holmesvau.live")

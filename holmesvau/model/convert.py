@@ -339,10 +339,10 @@ def convert_checkpoint(
     src: str | Path, dst: str | Path, dtype: torch.dtype | None = None, overwrite: bool = False
 ) -> Path:
     """Convert `src` (original format) into `dst` (native): weights, config, generation config, tokenizer.
-    `dst` must be new, empty, or (with overwrite) an earlier output of ours (holmesvau.safe_output)."""
+    `dst` must be new, empty, or (with overwrite) an earlier output of ours (holmesvau.output_guard)."""
     from transformers import GenerationConfig
 
-    from holmesvau.safe_output import StagedOutput
+    from holmesvau.output_guard import StagedOutput
 
     src, dst = Path(src), Path(dst)
     staged = StagedOutput(dst, sources=[src], overwrite=overwrite, what="converted checkpoint")

@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from holmesvau.model.convert import DEFAULT_SYSTEM_MESSAGE, convert_checkpoint, native_config
-from holmesvau.safe_output import StagedOutput, check_destination
+from holmesvau.output_guard import StagedOutput, check_destination
 
 from .to_original import to_original_state_dict
 
@@ -217,7 +217,7 @@ def make_tiny_checkpoint(
     out: str | Path, format: str = "native", cfg: TinyConfig | None = None, overwrite: bool = False
 ) -> Path:
     """Write a tiny random checkpoint to `out`: `format="original"` (remote-code layout) or `"native"`.
-    `out` must be new, empty, or (with overwrite) an earlier output of ours (holmesvau.safe_output)."""
+    `out` must be new, empty, or (with overwrite) an earlier output of ours (holmesvau.output_guard)."""
     from safetensors.torch import save_file
     from transformers import InternVLForConditionalGeneration
 
