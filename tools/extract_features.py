@@ -61,35 +61,32 @@ class UsageError(Exception):
 
 
 def run(args: argparse.Namespace) -> int:
-    from holmesvau.ats.features import extract_to_dir, videos_from_annotations, videos_from_list
+    from holmesvau.ats.features import (
+        FAILURES_FILE,
+        extract_to_dir,
+        videos_from_annotations,
+        videos_from_list,
+    )
     from holmesvau.distributed import dist_env
+    from holmesvau.output_guard import check_output_file, jsonl_rows_with
 
     if args.stride < 1 or args.batch_size < 1:
         raise UsageError("--stride and --batch-size must be >= 1")
     if os.path.exists(args.output) and not os.path.isdir(args.output):
         raise UsageError(f"--output {args.output}: exists and is not a folder")
-    from holmesvau.ats.features import FAILURES_FILE
-    from holmesvau.output_guard import OutputError, check_output_file, jsonl_rows_with
-
-    try:  # the one file appended to: never an input, never a file of someone else's
+    try:  # the one file appended to: never an input, never a file of someone else's (OutputError: a ValueError)
         failures = os.path.join(args.output, FAILURES_FILE)
         check_output_file(failures, [args.list, args.annotations], jsonl_rows_with("video", "reason"))
-    except OutputError as e:
-        raise UsageError(str(e)) from None
-    try:
         env = dist_env()
     except ValueError as e:
         raise UsageError(str(e)) from None
     try:
-        if args.list:
-            videos = videos_from_list(args.list, args.video_root)
-        else:
-            videos = videos_from_annotations(args.annotations, args.video_root)
+        read = videos_from_list if args.list else videos_from_annotations
+        videos = read(args.list or args.annotations, args.video_root)
     except (OSError, ValueError) as e:
         raise UsageError(f"cannot read the video list: {e}") from None
     if not videos:
         raise UsageError(f"{args.list or args.annotations}: names no videos")
-    rank, world = env.rank, env.world_size
     encode = load_encoder(args, env)
     report = extract_to_dir(
         videos,
@@ -97,17 +94,14 @@ def run(args: argparse.Namespace) -> int:
         args.output,
         stride=args.stride,
         batch_size=args.batch_size,
-        rank=rank,
-        world_size=world,
+        rank=env.rank,
+        world_size=env.world_size,
         progress=not args.no_progress,
     )
-    summary = report.to_dict()
+    summary = {**report.to_dict(), "videos_listed": len(videos), "output": str(args.output)}
     summary["failures"] = summary["failures"][:20]
-    summary["videos_listed"] = len(videos)
-    summary["output"] = str(args.output)
     print(json.dumps(summary))
-    every_video_failed = report.failed and not report.extracted and not report.skipped
-    return 1 if every_video_failed else 0
+    return 1 if report.failed and not report.extracted and not report.skipped else 0  # every video failed
 
 
 def load_encoder(args: argparse.Namespace, env):

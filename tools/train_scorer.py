@@ -8,15 +8,12 @@
         [--loss-weights memory=0.1,kl=0.001] \
         [--init anomaly_scorer.pth]          # fine-tune the released scorer instead of starting from scratch
 
-Features come from tools/extract_features.py (FEATDIR/<video>.npz). The annotation database gives each video's
-n_frames, fps, label (empty list = normal video) and events in seconds (captions and summaries are optional:
-holmesvau/ats/training_data.load_event_database); snippet labels follow --label-rule (see
-holmesvau/ats/training_data.py). The best checkpoint (by validation frame-level --select-metric; the last one
-without validation) is written to --output as a plain state dict that holmesvau.ats.load_anomaly_scorer and
-inference (--scorer PATH) load unchanged. Also written: train_log.jsonl (losses, validation metrics) and
-best_metrics.json, next to --output unless --log / --metrics say otherwise. Prints one JSON summary line.
-Arguments, --init and the output paths are checked before any data is read; every problem is one line on stderr
-and exit code 2; the checkpoint and the metrics file are written to a temporary name and renamed.
+Features come from tools/extract_features.py (FEATDIR/<video>.npz); the annotation database (captions optional)
+and the snippet labels (--label-rule) are described in docs/training.md and holmesvau/ats/training_data.py. The
+best checkpoint (by validation --select-metric; the last one without validation) goes to --output as a plain state
+dict that inference loads unchanged (--scorer PATH), with train_log.jsonl and best_metrics.json next to it unless
+--log / --metrics say otherwise, each written all or nothing. Prints one JSON summary line. Arguments, --init and
+the output paths are checked before any data is read: every problem is one line on stderr and exit code 2.
 """
 
 from __future__ import annotations
@@ -89,19 +86,6 @@ def _is_scorer_checkpoint(path: Path) -> bool:
         return False
 
 
-def _check_file_target(path: Path, flag: str, inputs: list, ours) -> None:
-    """A path we will write a file to: not a folder, its folder not a file, not one of the run's inputs, and
-    replacing only a file of ours (holmesvau.output_guard)."""
-    from holmesvau.output_guard import check_output_file
-
-    if path.is_dir():
-        raise ValueError(f"{flag} {path}: is a folder; give a file path (e.g. {path / 'anomaly_scorer.pth'})")
-    parent = next((p for p in path.parents if p.exists()), None)
-    if parent is not None and not parent.is_dir():
-        raise ValueError(f"{flag} {path}: {parent} is a file, not a folder")
-    check_output_file(path, inputs, ours, flag)
-
-
 def main(argv=None) -> int:
     args = parse_args(argv)
     import torch
@@ -147,7 +131,7 @@ def main(argv=None) -> int:
         )
         if args.stride < 1:
             raise ValueError(f"--stride must be >= 1, got {args.stride}")
-        from holmesvau.output_guard import json_object_with, jsonl_rows_with
+        from holmesvau.output_guard import check_output_file, json_object_with, jsonl_rows_with
 
         inputs = [args.annotations, args.val_annotations, args.init]
         for path, flag, ours in (
@@ -155,7 +139,11 @@ def main(argv=None) -> int:
             (log, "--log", jsonl_rows_with("config")),
             (metrics_path, "--metrics", json_object_with("best_step", "select_metric")),
         ):
-            _check_file_target(path, flag, inputs, ours)
+            if path.is_dir():  # (a file where its folder should be: check_output_file refuses it)
+                raise ValueError(
+                    f"{flag} {path}: is a folder; give a file path (e.g. {path / 'anomaly_scorer.pth'})"
+                )
+            check_output_file(path, inputs, ours, flag)  # not an input, replacing only a file of ours
         if len({out.resolve(), log.resolve(), metrics_path.resolve()}) < 3:
             raise ValueError("--output, --log and --metrics must be three different files")
         for folder, flag in ((args.features, "--features"), (args.val_features, "--val-features")):

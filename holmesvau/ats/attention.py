@@ -1,11 +1,10 @@
 """The scorer's transformer layers (UR-DMU's `translayer.py`), with memory linear in the sequence length.
 
-Each attention head runs a softmax attention next to a fixed one, exp(-|i - j| / e), on a fourth projection.
-UR-DMU builds both as (n, n) matrices: 4 heads x n^2 floats per layer, ~34 GiB at 4.7 h of 30 fps video. Here the
-softmax goes through `scaled_dot_product_attention` (flash / memory-efficient kernels: the matrix is never held) and
-the fixed attention through banded block matrix products (band chosen below so that the scores do not change).
-Two forms (URDMU.forward picks one by memory): `DualAttention.forward` over the whole sequence, and, at inference
-beyond the memory budget, `add_lean_`: every position-wise step in chunks of rows, in place. docs/ats-scorer.md.
+UR-DMU builds each head's softmax attention and its fixed one, exp(-|i - j| / e), as (n, n) matrices: ~34 GiB
+at 4.7 h of 30 fps video. Here the softmax goes through `scaled_dot_product_attention` (the matrix is never held)
+and the fixed attention through banded block products (the band leaves the scores unchanged). Two forms
+(URDMU.forward picks one by memory): `DualAttention.forward` over the whole sequence, and `add_lean_`: every
+position-wise step in chunks of rows, in place. docs/ats-scorer.md.
 """
 
 from __future__ import annotations
@@ -48,19 +47,17 @@ class FeedForward(nn.Module):
 # 2 * sum_{d > 75} exp(-d / e) < 5e-12 of max |t| (and s_j moves by less than that): far under float32's
 # resolution (6e-8 relative), i.e. the same scores as the full (n, n) matrix.
 DISTANCE_BAND = math.floor(12 * math.log(10) * math.e)  # = 75: offsets |i - j| <= 75 are kept
-# The banded product runs as matrix products over blocks of DISTANCE_BLOCK rows (each block meets its two
-# neighbours only, through a band x band corner); up to DISTANCE_DENSE rows one (n, n) matrix is cheaper. Measured
-# on 2 CPU cores, 512 channels (docs/ats-scorer.md): blocks of 128 are 2-3x faster than one (n, n) matrix from
-# ~750 rows on (and 3-60x faster than the depthwise convolution they replace) at every length.
+# The banded product runs over blocks of DISTANCE_BLOCK rows (a block meets its two neighbours through band x band
+# corners); up to DISTANCE_DENSE rows one (n, n) matrix is cheaper. On 2 CPU cores, 512 channels, blocks of 128 are
+# 2-3x faster than one (n, n) matrix from ~750 rows on (docs/ats-scorer.md).
 DISTANCE_BLOCK = 128
 DISTANCE_DENSE = 2 * DISTANCE_BLOCK
 
 
 @functools.lru_cache(maxsize=8)
 def _distance_matrix(band: int, device: torch.device) -> torch.Tensor:
-    """(M, M) exp(-|i - j| / e), zero past the band, M = max(DISTANCE_DENSE, DISTANCE_BLOCK + band): every matrix
-    the products below use is a slice of it (no per-call allocation). float32 like the original, e itself rounded
-    to float32 as it did. Cached; made outside inference mode so that autograd may save it."""
+    """(M, M) exp(-|i - j| / e), zero past the band, M = max(DISTANCE_DENSE, DISTANCE_BLOCK + band): the products
+    below use slices of it. float32 (e too) as the original. Made outside inference mode so autograd may save it."""
     m = max(DISTANCE_DENSE, DISTANCE_BLOCK + band)
     with torch.inference_mode(False), torch.no_grad():
         pos = torch.arange(m, device=device, dtype=torch.float32)
@@ -85,15 +82,14 @@ def distance_normaliser(n: int, band: int, device: torch.device) -> torch.Tensor
 
 
 def _rows_for(n: int) -> int:
-    """Rows banded_product works on for n: n up to DISTANCE_DENSE, else n rounded up to whole blocks."""
+    """n up to DISTANCE_DENSE, else n rounded up to whole blocks: the rows banded_product works on."""
     return n if n <= DISTANCE_DENSE else -(-n // DISTANCE_BLOCK) * DISTANCE_BLOCK
 
 
 def banded_product(u: torch.Tensor, band: int = DISTANCE_BAND) -> torch.Tensor:
     """(B, n, C) -> (B, n, C): out_i = sum_{|i - j| <= band} exp(-|i - j| / e) u_j, zeros outside the sequence.
-    One (n, n) matrix up to DISTANCE_DENSE rows; beyond, blocks of DISTANCE_BLOCK rows: a block's own (block,
-    block) product plus band x band corners from its two neighbours — O(n * (block + 2 band^2 / block)) time, and
-    no buffer but the output (batched products over views of one cached matrix, corners added in place)."""
+    Beyond DISTANCE_DENSE rows: per block its own product plus band x band corners from its two neighbours, added
+    in place (no buffer but the output)."""
     bsz, n, c = u.shape
     mat = _distance_matrix(band, u.device)
     if n <= DISTANCE_DENSE:
@@ -144,13 +140,9 @@ def _window(x: torch.Tensor, a: int, b: int, halo: int, value: float = 0.0) -> t
 
 
 class DualAttention(nn.Module):
-    """Per head: softmax(q k^T / sqrt(d)) v next to a fixed attention exp(-|i - j| / e) applied to a fourth
-    projection t; the two halves of each head are concatenated. Memory is linear in the length: the softmax goes
-    through scaled_dot_product_attention (its flash / memory-efficient kernels never hold the (n, n) matrix) and the
-    fixed one through banded block products (distance_attention).
-
-    The fixed attention mixes snippets, never channels, so it commutes with t's projection: it is applied to the
-    layer's input and t's projection folded into the output one (`_out_weight`), one projection fewer per layer."""
+    """Per head: softmax(q k^T / sqrt(d)) v next to the fixed attention exp(-|i - j| / e) of a fourth projection t,
+    concatenated. The fixed attention mixes snippets, never channels, so it commutes with t's projection: it is
+    applied to the layer's input and t's projection folded into the output one (`_out_weight`)."""
 
     def __init__(self, dim: int, heads: int, dim_head: int, dropout: float):
         super().__init__()

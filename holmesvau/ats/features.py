@@ -3,13 +3,10 @@
 A feature file `FEATDIR/<video name without extension>.npz` holds `features` (T, D) float32 (the CLS token of
 every `stride`-th frame, through the same streaming front end as inference: holmesvau.ats.extract_dense_features),
 `frame_indices` (T,) int64, `fps` (float), and `n_frames` / `stride` (ints) so labels can be mapped without
-the video. Files are written under a temporary name and renamed, so a file that exists is complete: an
+the video. Files are written all or nothing (holmesvau.files), so a file that exists is complete: an
 interrupted run resumes by skipping the videos whose file exists. A video that cannot be read is recorded in
-`FEATDIR/failures.jsonl` (one JSON object a line, appended) and the run goes on.
-
-Sharding (holmesvau.distributed): with torchrun (RANK / WORLD_SIZE set) every process takes the videos at positions
-rank, rank + world_size, ... of the sorted list, so ranks never write the same file; failure lines are short single writes in
-append mode, which interleave whole on a local file system.
+`FEATDIR/failures.jsonl` (holmesvau.jsonl: whole lines even from concurrent ranks) and the run goes on.
+With torchrun, every rank takes its share of the sorted list (holmesvau.distributed.shard): no file is written twice.
 """
 
 from __future__ import annotations
@@ -56,8 +53,7 @@ def save_features(
     n_frames: int | None = None,
     stride: int | None = None,
 ) -> Path:
-    """Write one feature file atomically (holmesvau.files)."""
-    path = Path(path)
+    """Write one feature file all or nothing (holmesvau.files)."""
     feats = np.ascontiguousarray(np.asarray(features, dtype=np.float32))
     idx = np.asarray(frame_indices, dtype=np.int64).reshape(-1)
     if feats.ndim != 2 or feats.shape[0] != idx.shape[0]:
@@ -69,7 +65,7 @@ def save_features(
         arrays["stride"] = np.int64(stride)
     with atomic_open(path, "wb") as f:  # a file object: np.savez adds no suffix
         np.savez(f, **arrays)
-    return path
+    return Path(path)
 
 
 def load_features(path: str | Path) -> VideoFeatures:
@@ -109,12 +105,8 @@ def _index_videos(root: Path) -> dict[str, Path]:
 
 def videos_from_list(list_path: str | Path, video_root: str | Path = ".") -> list[Path]:
     """One video path a line (relative to video_root, or absolute); blank lines and '#' comments skipped."""
-    root, out = Path(video_root), []
-    for line in Path(list_path).read_text(encoding="utf-8").splitlines():
-        line = line.strip()
-        if line and not line.startswith("#"):
-            out.append(root / line)
-    return out
+    lines = (line.strip() for line in Path(list_path).read_text(encoding="utf-8").splitlines())
+    return [Path(video_root) / line for line in lines if line and not line.startswith("#")]
 
 
 def videos_from_annotations(path: str | Path, video_root: str | Path = ".") -> list[Path]:
@@ -137,8 +129,7 @@ def videos_from_annotations(path: str | Path, video_root: str | Path = ".") -> l
     if not isinstance(data, dict):
         raise ValueError(f"{path}: expected a raw annotation database (an object keyed by video name)")
     index = _index_videos(root)
-    names = sorted(data)
-    return [index.get(n, root / f"{n}.mp4") for n in names]
+    return [index.get(n, root / f"{n}.mp4") for n in sorted(data)]
 
 
 @dataclass
@@ -170,7 +161,7 @@ def record_failure(out_dir: Path, video: Path, reason: str, rank: int = 0) -> di
         "rank": rank,
         "time": time.time(),
     }
-    append_jsonl(out_dir / FAILURES_FILE, rec)  # one write: lines from concurrent ranks stay whole
+    append_jsonl(out_dir / FAILURES_FILE, rec)
     return rec
 
 
@@ -193,19 +184,15 @@ def extract_to_dir(
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    all_videos = sorted(dict.fromkeys(Path(v) for v in videos))
     report = ExtractionReport(rank=rank, world_size=world_size)
-    seen: dict[str, Path] = {}
-    mine = []
-    for v in all_videos:  # output names must be unique over the whole list, not only this shard
+    seen: dict[str, Path] = {}  # output name -> video: unique over the whole list, not only this shard
+    for v in sorted(dict.fromkeys(Path(v) for v in videos)):
         name = video_key(str(v))
-        if name in seen:
-            if rank == 0:  # every rank sees the same list; one records it
-                report.failed.append(record_failure(out_dir, v, f"same output name as {seen[name]}", rank))
-            continue
-        seen[name] = v
-        mine.append(v)
-    mine = shard(mine, rank, world_size)  # holmesvau.distributed
+        if name not in seen:
+            seen[name] = v
+        elif rank == 0:  # every rank sees the same list; one records it
+            report.failed.append(record_failure(out_dir, v, f"same output name as {seen[name]}", rank))
+    mine = shard(list(seen.values()), rank, world_size)
     t0 = time.perf_counter()
     bar = tqdm(mine, desc=f"features[{rank}/{world_size}]", unit="video", disable=not progress)
     for video in bar:
@@ -217,12 +204,8 @@ def extract_to_dir(
             dense = extract_dense_features(
                 video, encode_fn, stride=stride, batch_size=batch_size, progress=False
             )
-            feats = dense.features
-            if hasattr(feats, "detach"):
-                feats = feats.detach().float().cpu().numpy()
+            feats = dense.features.numpy()  # (T, D) float32 on the CPU
             save_features(target, feats, dense.frame_indices, dense.info.fps, dense.info.num_frames, stride)
-        except (KeyboardInterrupt, SystemExit):
-            raise
         except Exception as e:  # a bad video must not stop the batch: record it and go on
             report.failed.append(record_failure(out_dir, video, f"{type(e).__name__}: {e}", rank))
             continue

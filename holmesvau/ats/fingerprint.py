@@ -1,10 +1,8 @@
-"""What made a video's dense anomaly scores: a short fingerprint stored in its score file, so that a later run
-reuses the file only when the same scorer, vision encoder and preprocessing would give the same scores.
-
-    "sha256:3f9c0a1b2c4d5e6f"   = SHA-256 over the scorer's whole state dict (names, dtypes, shapes, bytes), the
-                                  vision encoder's first and last parameters and parameter count, and the resize
-The encoder part is a cheap guard (a different checkpoint or a fine-tuned ViT changes its patch embedding or its
-last norm), not a full hash of 300 M parameters.
+"""What made a video's dense anomaly scores: a fingerprint ("sha256:3f9c0a1b2c4d5e6f") stored in its score file, so
+that a later run reuses the file only when the same scorer, vision encoder and preprocessing would give the same
+scores. It hashes the scorer's whole state dict (names, dtypes, shapes, bytes), the resize, and, as a cheap guard
+rather than a hash of 300 M parameters, the vision encoder's parameter count and first and last parameters (a new
+checkpoint or a fine-tuned ViT changes its patch embedding or its last norm).
 """
 
 from __future__ import annotations

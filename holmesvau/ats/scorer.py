@@ -5,9 +5,8 @@ features (B, T, 1024) -> temporal conv -> 2 transformer blocks (softmax attentio
 attention) -> anomaly / normal memory units -> classifier on [x, mu(A_aug) + mu(N_aug)] -> scores (B, T) in [0, 1].
 
 `forward` is the inference path (memory linear in T; the direct or the lean form by a memory budget:
-docs/ats-scorer.md). `forward_train` is UR-DMU's
-training path (batch = normal videos then as many abnormal ones) and returns everything its losses use;
-`urdmu_loss` combines them as UR-DMU's `train.py` does, with the weights of `LossWeights` (defined only there).
+docs/ats-scorer.md). `forward_train` is UR-DMU's training path (batch = normal videos then as many abnormal ones)
+and returns everything its losses use; `urdmu_loss` combines them as UR-DMU's `train.py` does (`LossWeights`).
 """
 
 from __future__ import annotations
@@ -143,20 +142,18 @@ class URDMU(nn.Module):
         return self.cls_head(torch.cat([x, F.linear(aug, mu.weight, 2 * mu.bias)], dim=-1))[..., 0]
 
     def direct_bytes(self, rows: int, length: int) -> int:
-        """Memory the direct form takes on `rows` sequences of `length` snippets: inside an attention layer each
-        snippet holds x, norm(x), q k v t, both attention outputs, their concatenation and projection (~3 hidden +
-        8 heads x dim_head floats); copies and the allocator's slack more than double that. Measured growth of RSS:
-        26-36 KB per snippet at 1 x 4,000, 1 x 8,000 and 8 x 750 snippets, under the 48 KB counted here
-        (tests/test_ats_scorer.py checks it)."""
+        """Memory the direct form takes on `rows` sequences of `length` snippets: per snippet, an attention
+        layer's activations (~3 hidden + 8 heads x dim_head floats), more than doubled for copies and the
+        allocator's slack. Measured RSS growth, 26-36 KB a snippet, is under the 48 KB counted here
+        (tests/test_ats_scorer.py)."""
         attn = self.self_attn.layers[0][0].fn
         width = 4 * self.hidden + 20 * attn.heads * attn.dim_head
         return rows * length * width * self.embedding.conv_1[0].weight.element_size()
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        """Anomaly scores (B, T) in [0, 1] (crops, if given, are averaged). Two forms, the same scores: the direct
-        one (whole sequence at once; always under autograd) while `direct_bytes` fits `direct_budget`, else, without
-        autograd, the lean one: in place, position-wise layers `chunk` rows at a time, memory linear in T with a
-        small constant."""
+        """Anomaly scores (B, T) in [0, 1] (crops averaged). Two forms, the same scores: the direct one (whole
+        sequence at once; always under autograd) while `direct_bytes` fits `direct_budget`, else the lean one (in
+        place, position-wise layers `chunk` rows at a time)."""
         x, b, n = self._flatten(features)
         if torch.is_grad_enabled() or self.direct_bytes(x.shape[0], x.shape[1]) <= self.direct_budget:
             scores = self._direct(x)
@@ -181,18 +178,20 @@ class URDMU(nn.Module):
                 f"forward_train needs a batch of normal then abnormal videos (even size), got {b}"
             )
         x = self._encode(x)
-        t, half = x.shape[1], x.shape[0] // 2
-        k = t // 16 + 1
+        half, k = x.shape[0] // 2, x.shape[1] // 16 + 1
         normal, abnormal = x[:half], x[half:]
         A_att, A_aug = self.Amemory(abnormal)
         N_Aatt, N_Aaug = self.Nmemory(abnormal)
         A_Natt, A_Naug = self.Amemory(normal)
         N_att, N_aug = self.Nmemory(normal)
 
+        def crops_mean(a: torch.Tensor) -> torch.Tensor:
+            return a.reshape(b // 2, n, -1).mean(1)
+
         def pooled(feats: torch.Tensor, att: torch.Tensor) -> torch.Tensor:
             """Mean of the top-k attended snippets, then over crops: (b, D)."""
             idx = att.topk(k, dim=-1).indices.unsqueeze(-1).expand(-1, -1, feats.shape[-1])
-            return feats.gather(1, idx).mean(1).reshape(b // 2, n, -1).mean(1)
+            return crops_mean(feats.gather(1, idx).mean(1))
 
         negative = pooled(abnormal, A_att)
         anchor = pooled(normal, N_att)
@@ -208,10 +207,6 @@ class URDMU(nn.Module):
 
         aug = torch.cat([N_aug_new + self.encoder_mu(A_Naug), A_aug_new + self.encoder_mu(N_Aaug)], dim=0)
         scores = self.cls_head(torch.cat([x, aug], dim=-1)).reshape(b, n, -1).mean(1)
-
-        def crops_mean(a: torch.Tensor) -> torch.Tensor:
-            return a.reshape(b // 2, n, -1).mean(1)
-
         return URDMUTrainOutput(
             scores=scores,
             A_att=crops_mean(A_att),
@@ -238,9 +233,6 @@ class LossWeights:
     kl: float = 0.001
     distance: float = 0.0001
     bce: float = 1.0
-
-
-URDMU_OBJECTIVES = ("mil", "memory", "triplet", "kl", "distance")  # UR-DMU's total; LossWeights names them
 
 
 def urdmu_terms(out: URDMUTrainOutput, labels: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -286,7 +278,8 @@ def urdmu_loss(
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """UR-DMU's training loss: (total, {its terms by name, total_loss})."""
     terms = urdmu_terms(out, labels)
-    total = weighted_sum(objectives(terms), URDMU_OBJECTIVES, weights)
+    objs = objectives(terms)  # UR-DMU's total: every objective but our "bce"
+    total = weighted_sum(objs, objs.keys(), weights)
     return total, {**terms, "total_loss": total}
 
 

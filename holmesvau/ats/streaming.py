@@ -32,9 +32,8 @@ class DenseFeatures:
     frame_indices: np.ndarray  # (T,) int64 frame index of each feature
     features: torch.Tensor  # (T, D) float32 on CPU
     info: VideoInfo
-    timings: dict[
-        str, float
-    ]  # seconds: decode, preprocess (busy time of the two threads), encode, wait, total
+    # seconds: decode, preprocess (busy time of the two threads), encode, wait, total
+    timings: dict[str, float]
     pixel_values: dict[int, torch.Tensor] = field(default_factory=dict)  # frame index -> (3, S, S), if kept
     times_s: np.ndarray | None = None  # (T,) presentation time of each feature's frame, from the first frame
 
@@ -78,12 +77,10 @@ def _drain(src: queue.Queue, stop: threading.Event) -> Iterator:
 
 
 def _stage(
-    items: Callable[[], Iterable], out: queue.Queue, stop: threading.Event, busy: dict, key: str
+    items: Callable[[], Iterable], out: queue.Queue, stop: threading.Event, busy: dict, key: str | None
 ) -> None:
-    """Thread body: put every item of `items()` into `out` (time spent making them in busy[key]), then _DONE.
-
-    An exception is put in place of the next item, so that the consumer re-raises it.
-    """
+    """Thread body: put every item of `items()` into `out` (time spent making them in busy[key] unless key is
+    None), then _DONE. An exception is put in place of the next item, so that the consumer re-raises it."""
     try:
         it = iter(items())
         while True:
@@ -115,14 +112,11 @@ def extract_dense_features(
 ) -> DenseFeatures:
     """Features of every `stride`-th frame: `encode_fn(pixel_values (B, 3, S, S)) -> (B, D)` per batch.
 
-    `backend`: kept for old callers; PyAV is the one decoder (holmesvau.video). A dense plan decodes every frame
-    and converts to RGB only the kept ones, on the preprocessing thread.
-    `num_threads`: decoder threads; 0 = one per core (`default_decode_threads`): the preprocessing fills the
-    decoder's gaps.
-    `batch_size`: frames per batch; default the encoder's `batch_size` attribute (`holmesvau.model.vit_encoder`:
-    64 on a GPU, 16 on the CPU), else 16.
-    `device`/`dtype`: where and as what the pixel values go to `encode_fn`; default the encoder's `device` /
-    `dtype` attributes (so uint8 tiles cross to the GPU and are normalised there), else CPU float32.
+    `backend`: kept for old callers; PyAV is the one decoder (holmesvau.video): a dense plan decodes every frame,
+    converted to RGB only when kept, on the preprocessing thread. `num_threads`: decoder threads, 0 = one per core.
+    `batch_size` (frames) / `device` / `dtype` (of the pixel values): default the encoder's attributes of those
+    names (holmesvau.model.vit_encoder: 64 on a GPU, 16 on the CPU; uint8 tiles cross to the GPU and are
+    normalised there), else 16 / CPU / float32.
     `keep_indices`: frame indices whose preprocessed pixel values to keep (CPU float32), e.g. to reuse them.
     """
     start = time.perf_counter()
@@ -130,11 +124,8 @@ def extract_dense_features(
     device = device if device is not None else getattr(encode_fn, "device", None)
     dtype = dtype if dtype is not None else getattr(encode_fn, "dtype", None)
     own_reader = not isinstance(video, VideoReader)
-    reader = (
-        VideoReader(video, backend=backend, num_threads=num_threads or default_decode_threads())
-        if own_reader
-        else video
-    )
+    threads = num_threads or default_decode_threads()
+    reader = VideoReader(video, backend=backend, num_threads=threads) if own_reader else video
     plan = dense_indices(reader.info.num_frames, stride)
     keep = set(int(i) for i in keep_indices) if keep_indices is not None else set()
     timings = {"decode": 0.0, "preprocess": 0.0, "encode": 0.0, "wait": 0.0}
@@ -156,25 +147,15 @@ def extract_dense_features(
         finally:
             torch.set_num_threads(prev)
 
+    def decoded() -> Iterator:
+        return reader.iter_frames(plan, batch_size=batch_size, rgb=False)
+
+    stages = (("decode", decoded, frames_q, "decode"), ("preprocess", preprocessed, pixels_q, None))
     workers = [
         threading.Thread(
-            target=_stage,
-            args=(
-                lambda: reader.iter_frames(plan, batch_size=batch_size, rgb=False),
-                frames_q,
-                stop,
-                timings,
-                "decode",
-            ),
-            name="holmesvau-decode",
-            daemon=True,
-        ),
-        threading.Thread(
-            target=_stage,
-            args=(preprocessed, pixels_q, stop, timings, None),
-            name="holmesvau-preprocess",
-            daemon=True,
-        ),
+            target=_stage, args=(items, out, stop, timings, key), name=f"holmesvau-{name}", daemon=True
+        )
+        for name, items, out, key in stages
     ]
     features: list[torch.Tensor] = []
     trim = _malloc_trim()

@@ -1,19 +1,13 @@
 """Train the URDMU anomaly scorer on dense CLS features with frame-level labels from event boundaries.
 
 Objectives (selectable by name; their weights are holmesvau.ats.scorer.LossWeights, whose defaults are UR-DMU's):
-- "bce": frame-level BCE between every snippet score and its label from the annotated events (Holmes-VAU trains
-  the scorer with these, not only video-level labels);
-- "mil": UR-DMU's video-level MIL term: BCE of the mean of the top-k snippet scores (k = T // 16 + 1) against
-  the video label;
-- "memory": UR-DMU's memory-attention BCEs (abnormal videos attend the anomaly memory, normal videos the normal
-  memory and not the anomaly one, abnormal videos have some snippets unlike the normal memory);
-- "triplet": memory-unit triplet loss (anchor: normal-memory-selected snippets of normal videos, positive:
-  normal-memory-selected snippets of abnormal videos, negative: anomaly-memory-selected ones);
-- "kl": KL regulariser of the normal-memory latent N(mu, exp(logvar)) against N(0, I);
-- "distance": UR-DMU's hinge pushing the anomaly latent's norm 100 above the normal one's.
-The scorer's training forward (URDMU.forward_train) and UR-DMU's loss terms (urdmu_terms, urdmu_loss) live in
-holmesvau.ats.scorer and match the original's values and gradients (tests/test_urdmu_loss_parity.py); this module
-selects, weights and optimises them.
+- "bce": frame-level BCE of every snippet score against its label from the annotated events (ours: Holmes-VAU
+  trains the scorer with these, not only video-level labels);
+- "mil": UR-DMU's video-level MIL term (BCE of the mean of the top-k snippet scores, k = T // 16 + 1);
+- "memory": UR-DMU's memory-attention BCEs; "triplet": its memory-unit triplet loss; "kl": its KL regulariser of
+  the normal-memory latent; "distance": its hinge pushing the anomaly latent's norm 100 above the normal one's.
+The training forward and UR-DMU's terms live in holmesvau.ats.scorer (values and gradients match the original:
+tests/test_urdmu_loss_parity.py); this module selects, weights and optimises them.
 
 Every step draws `batch_size` normal and `batch_size` anomalous videos (BalancedSampler), each resampled to
 `snippets` snippets (training_data.fixed_length). Adam (lr 1e-4, weight decay 5e-5 as UR-DMU), seeded.
@@ -23,6 +17,7 @@ AUC / AP with holmesvau.eval.detection; the best state by `select_metric` is kep
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import time
@@ -79,10 +74,9 @@ class TrainConfig:
         for name in ("steps", "batch_size", "snippets", "val_every", "log_every", "hidden", "memory_slots"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if not (math.isfinite(self.lr) and self.lr >= 0):
-            raise ValueError(f"lr must be a finite number >= 0, got {self.lr}")
-        if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
-            raise ValueError(f"weight_decay must be a finite number >= 0, got {self.weight_decay}")
+        for name in ("lr", "weight_decay"):
+            if not (math.isfinite(getattr(self, name)) and getattr(self, name) >= 0):
+                raise ValueError(f"{name} must be a finite number >= 0, got {getattr(self, name)}")
         bad_w = {k: v for k, v in asdict(self.weights).items() if not (math.isfinite(v) and v >= 0)}
         if bad_w:
             raise ValueError(f"loss weights must be finite numbers >= 0, got {bad_w}")
@@ -167,14 +161,6 @@ class TrainResult:
     seconds: float
 
 
-def _seed_all(seed: int) -> None:
-    import random
-
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-
-
 def train_scorer(
     train: list[ScorerVideo],
     val: list[ScorerVideo] | None = None,
@@ -185,12 +171,16 @@ def train_scorer(
 ) -> TrainResult:
     """Train a URDMU (input dim from the features) on `train`, validating on `val` every cfg.val_every steps.
     init_state: start from these weights (e.g. the released scorer's state dict) instead of a random init."""
+    import random
+
     from tqdm import tqdm
 
     cfg = cfg or TrainConfig()
     if not train:
         raise ValueError("no training videos")
-    _seed_all(cfg.seed)
+    random.seed(cfg.seed)
+    np.random.seed(cfg.seed)
+    torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     dim = train[0].features.shape[1]
     if val and any(v.features.shape[1] != dim for v in val):
@@ -210,55 +200,41 @@ def train_scorer(
     model.to(cfg.device).train()
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(0.9, 0.999), weight_decay=cfg.weight_decay)
     sampler = BalancedSampler([v.anomalous for v in train], cfg.batch_size, cfg.seed)
-    log_file = JsonlAppender(log_path, fresh=True).open() if log_path is not None else None
+    log_file = JsonlAppender(log_path, fresh=True) if log_path is not None else None
 
     def log(rec: dict) -> None:  # train_log.jsonl: flushed per line, so an interrupted run keeps its log
         if log_file is not None:
             log_file.write(json_safe(rec))
 
-    log({"config": {**asdict(cfg), "input_dim": dim, "n_train": len(train), "n_val": len(val or [])}})
     history: list[dict] = []
     best_score, best_step, best_metrics, best_state = -float("inf"), cfg.steps, None, None
     t0 = time.perf_counter()
     bar = tqdm(range(1, cfg.steps + 1), desc="train scorer", unit="step", disable=not progress)
-    try:
+    with log_file or contextlib.nullcontext():
+        log({"config": {**asdict(cfg), "input_dim": dim, "n_train": len(train), "n_val": len(val or [])}})
         for step in bar:
             n_idx, a_idx = sampler.next()
             x, y, v = make_batch(train, n_idx + a_idx, cfg.snippets, cfg.pooling, rng)
             out = model.forward_train(torch.from_numpy(x).to(cfg.device))
-            total, parts = scorer_loss(
-                out,
-                torch.from_numpy(y).to(cfg.device),
-                torch.from_numpy(v).to(cfg.device),
-                cfg.losses,
-                cfg.weights,
-            )
+            y, v = torch.from_numpy(y).to(cfg.device), torch.from_numpy(v).to(cfg.device)
+            total, parts = scorer_loss(out, y, v, cfg.losses, cfg.weights)
             opt.zero_grad(set_to_none=True)
             total.backward()
             opt.step()
             if step % cfg.log_every == 0 or step == 1:
-                rec = {
-                    "step": step,
-                    "loss": float(total.detach()),
-                    **parts,
-                    "time_s": time.perf_counter() - t0,
-                }
-                history.append(rec)
-                log(rec)
-                bar.set_postfix(loss=f"{rec['loss']:.4f}")
+                loss = float(total.detach())
+                history.append({"step": step, "loss": loss, **parts, "time_s": time.perf_counter() - t0})
+                log(history[-1])
+                bar.set_postfix(loss=f"{loss:.4f}")
             if val and (step % cfg.val_every == 0 or step == cfg.steps):
                 metrics = validate(model, val, cfg.device)
                 score = metrics.get(cfg.select_metric)
-                rec = {"step": step, "val": metrics}
-                history.append(rec)
-                log(rec)
+                history.append({"step": step, "val": metrics})
+                log(history[-1])
                 if score is not None and score > best_score:
                     best_score, best_step, best_metrics = score, step, metrics
                     best_state = copy.deepcopy({k: t.detach().cpu() for k, t in model.state_dict().items()})
                     log({"step": step, "best": cfg.select_metric, "value": score})
-    finally:
-        if log_file is not None:
-            log_file.close()
     if best_state is not None:
         model.load_state_dict(best_state)
     model.eval()
@@ -267,12 +243,10 @@ def train_scorer(
 
 def export_scorer(model: URDMU, path: str | Path) -> Path:
     """Save the state dict in the released `anomaly_scorer.pth` layout: a plain dict of float32 CPU tensors
-    (the URDMU module's own parameter names), written to a temporary name and renamed."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    (the URDMU module's own parameter names), all or nothing (holmesvau.files.atomic_open)."""
     state = {
         k: t.detach().to("cpu", torch.float32).contiguous().clone() for k, t in model.state_dict().items()
     }
     with atomic_open(path, "wb") as f:
         torch.save(state, f)
-    return path
+    return Path(path)

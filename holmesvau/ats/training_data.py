@@ -1,21 +1,16 @@
 """Training data for the anomaly scorer: feature files + event boundaries -> snippet labels, batches.
 
-Snippet labels. Snippet i (feature row i, taken at frame f = frame_indices[i]) covers the frames
-[f, f + stride) — the same span the evaluation gives its score (holmesvau.eval.detection.expand_scores). Its label
-comes from the annotation's frame labels (RawVideo.frame_labels(): 1 inside an event of a video whose `label`
-list is non-empty) by a rule:
-- "majority" (default): anomalous when at least half of the covered frames are; this is the label that
-  minimises frame errors once the score is spread over those frames, as evaluation does;
-- "any": anomalous when any covered frame is (recall-leaning: event edges count as anomalous);
-- "center": the label of the middle covered frame.
-A snippet past the annotation's last frame (the decoded video can be a frame or two longer) takes the last
-frame's label.
+Snippet labels. Snippet i (taken at frame f = frame_indices[i]) covers the frames [f, f + stride), the span the
+evaluation gives its score (holmesvau.eval.detection.expand_scores). Its label comes from the annotation's frame
+labels (RawVideo.frame_labels()) by a rule: "majority" (default: anomalous when at least half of the covered
+frames are; the label that minimises frame errors once the score is spread over them), "any" (when any covered
+frame is: recall-leaning) or "center" (the middle covered frame's). A snippet past the annotation's last frame
+(the decoded video can be a frame or two longer) takes the last frame's label.
 
 Fixed length. Every training video becomes `length` (default 200) snippets, as in UR-DMU: the T snippets are
-cut into `length` equal bins; a bin's feature is the mean of its snippets ("mean") — or one random snippet of
-the bin ("random", an augmentation) — and its label the mean of its snippet labels (a soft BCE target; exact 0/1
-when bins hold one snippet). A video shorter than `length` repeats snippets (nearest-neighbour upsampling), so no
-padding mask is needed by the (mask-free) scorer.
+cut into `length` equal bins; a bin's feature is the mean of its snippets ("mean") or one random snippet of it
+("random", an augmentation), and its label the mean of its snippet labels (a soft BCE target). A video shorter
+than `length` repeats snippets (nearest-neighbour upsampling), so the (mask-free) scorer needs no padding mask.
 """
 
 from __future__ import annotations
@@ -80,24 +75,20 @@ def _with_text_defaults(entry: object) -> object:
     annotation holding only n_frames, fps, label and events passes holmesvau.data.annotations' checks."""
     if not isinstance(entry, dict) or not isinstance(entry.get("events"), list):
         return entry
-    n = len(entry["events"])
-    blank = {"judgement": "", "description": ""}
+    events, blank = entry["events"], {"judgement": "", "description": ""}
+    out = {"clips": [[ev] for ev in events], **entry}
+    clips = out["clips"]
+    captions = (
+        [[""] * len(g) if isinstance(g, list) else [] for g in clips] if isinstance(clips, list) else None
+    )
     defaults = {
-        "clips": [[ev] for ev in entry["events"]],
-        "clips_caption": None,  # after clips: one empty caption per clip
-        "events_summary": [""] * n,
-        "events_summary_split": [dict(blank) for _ in range(n)],
+        "clips_caption": captions,  # one empty caption per clip
+        "events_summary": [""] * len(events),
+        "events_summary_split": [dict(blank) for _ in events],
         "video_summary": "",
         "video_summary_split": dict(blank),
     }
-    out = dict(entry)
-    for key, value in defaults.items():
-        if key not in out:
-            clips = out.get("clips")
-            if key == "clips_caption" and isinstance(clips, list):
-                value = [[""] * len(g) if isinstance(g, list) else [] for g in clips]
-            out[key] = value
-    return out
+    return {**defaults, **out}
 
 
 def load_event_database(path: str | Path) -> tuple[dict, dict[str, str]]:
@@ -133,10 +124,7 @@ class ScorerVideo:
 
 
 def load_scorer_videos(
-    feature_dir: str | Path,
-    annotations: str | Path,
-    stride: int = 16,
-    label_rule: str = "majority",
+    feature_dir: str | Path, annotations: str | Path, stride: int = 16, label_rule: str = "majority"
 ) -> tuple[list[ScorerVideo], dict[str, str]]:
     """Pair every annotated video with its feature file -> (videos sorted by name, {name: why it was left out}).
 
@@ -147,8 +135,7 @@ def load_scorer_videos(
     if not feature_dir.is_dir():
         raise FileNotFoundError(f"feature folder not found: {feature_dir}")
     db, skipped = load_event_database(annotations)
-    videos = []
-    dim = None
+    videos, dim = [], None
     for name in sorted(db):
         raw = db[name]
         path = feature_dir / f"{name}.npz"
@@ -160,11 +147,9 @@ def load_scorer_videos(
         except FeatureFileError as e:
             skipped[name] = str(e)
             continue
-        step = vf.stride or stride
-        if int(vf.frame_indices[-1]) >= raw.n_frames + step:
-            skipped[name] = (
-                f"{path}: features reach frame {int(vf.frame_indices[-1])}, annotation has {raw.n_frames} frames"
-            )
+        step, last = vf.stride or stride, int(vf.frame_indices[-1])
+        if last >= raw.n_frames + step:
+            skipped[name] = f"{path}: features reach frame {last}, annotation has {raw.n_frames} frames"
             continue
         if dim is None:
             dim = vf.features.shape[1]

@@ -24,24 +24,13 @@ class ScorerError(RuntimeError):
     """The anomaly scorer cannot be found, fetched or loaded; the message says what to pass instead."""
 
 
-def _cache_root(cache_dir: str | Path | None) -> Path:
-    if cache_dir is not None:
-        return Path(cache_dir)
-    from holmesvau.model.loading import default_cache_dir
-
-    return default_cache_dir()
-
-
 # the last words of the advice; tools that cannot run without the scorer (watch.py) leave them out
 NO_ATS_ADVICE = ", or run without the anomaly-focused sampler: --no-ats (API: scorer=False)"
 INSTEAD = (
     "--scorer path/to/anomaly_scorer.pth (API: HolmesVAU.from_pretrained(..., scorer='path/to/anomaly_scorer.pth'))"
     + NO_ATS_ADVICE
 )
-
-
-def _advice() -> str:
-    return f"Pass a scorer of your own: {INSTEAD}"
+ADVICE = f"Pass a scorer of your own: {INSTEAD}"
 
 
 def sha256_of(path: str | Path) -> str:
@@ -68,32 +57,6 @@ def split_url(url: str) -> tuple[str, str | None]:
     return urllib.parse.urlunsplit(parts._replace(fragment="")), pinned
 
 
-def _check_own(url: str, sha256: str | None):
-    """The check of a scorer fetched from a URL of the user's own: its pinned sha256, and never an LFS pointer."""
-
-    def check(path: Path) -> None:
-        with open(path, "rb") as f:
-            if f.read(24).startswith(b"version https://git-lfs"):
-                raise VerifyError(f"{url}: got a git LFS pointer, not the file; nothing was saved")
-        if sha256 is not None and (got := sha256_of(path)) != sha256:
-            raise VerifyError(
-                f"checksum mismatch for {url}: expected sha256 {sha256}, got {got} ({path.stat().st_size} bytes); "
-                "the file was not saved"
-            )
-
-    return check
-
-
-def _verified(path: Path, sha256: str) -> Path:
-    got = sha256_of(path)
-    if got != sha256:
-        raise ScorerError(
-            f"{path}: sha256 {got} differs from the expected {sha256}; it is not used. Delete it to fetch the "
-            "file again, or pass a scorer of your own with --scorer"
-        )
-    return path
-
-
 def resolve_scorer(
     scorer: str | Path | None = None, cache_dir: str | Path | None = None, progress: bool | None = None
 ) -> Path:
@@ -102,35 +65,44 @@ def resolve_scorer(
     if scorer is not None and "://" not in str(scorer):
         path = Path(scorer).expanduser()
         if not path.is_file():
-            raise ScorerError(f"anomaly scorer not found: {path}. " + _advice())
+            raise ScorerError(f"anomaly scorer not found: {path}. " + ADVICE)
         return path
     try:
         if scorer is None:
             return released.fetch(released.SCORER, cache_dir=cache_dir, progress=progress)
         bare, sha256 = split_url(str(scorer))
-        dst = (
-            _cache_root(cache_dir)
-            / "ats"
-            / f"{hashlib.sha1(bare.encode()).hexdigest()[:12]}-{Path(bare).name or 'scorer.pth'}"
-        )
+        from holmesvau.model.loading import default_cache_dir
+
+        url_id = hashlib.sha1(bare.encode()).hexdigest()
+        name = f"{url_id[:12]}-{Path(bare).name or 'scorer.pth'}"
+        dst = Path(cache_dir or default_cache_dir()) / "ats" / name
         if dst.is_file() and dst.stat().st_size > 0:
-            return _verified(dst, sha256) if sha256 else dst
-        key = sha256 or hashlib.sha1(bare.encode()).hexdigest()
-        return download(bare, dst, check=_check_own(bare, sha256), key=key, max_bytes=MAX_DOWNLOAD_BYTES,
+            if sha256 and (got := sha256_of(dst)) != sha256:
+                raise ScorerError(
+                    f"{dst}: sha256 {got} differs from the expected {sha256}; it is not used. Delete it to fetch "
+                    "the file again, or pass a scorer of your own with --scorer"
+                )
+            return dst
+
+        def check(path: Path) -> None:  # what came: never an LFS pointer, and the pinned sha256 if any
+            with open(path, "rb") as f:
+                if f.read(24).startswith(b"version https://git-lfs"):
+                    raise VerifyError(f"{bare}: got a git LFS pointer, not the file; nothing was saved")
+            if sha256 is not None and (got := sha256_of(path)) != sha256:
+                raise VerifyError(
+                    f"checksum mismatch for {bare}: expected sha256 {sha256}, got {got} ({path.stat().st_size} "
+                    "bytes); the file was not saved"
+                )
+
+        return download(bare, dst, check=check, key=sha256 or url_id, max_bytes=MAX_DOWNLOAD_BYTES,
                         desc="anomaly scorer", progress=progress)  # fmt: skip
     except VerifyError as e:
-        raise ScorerError(f"{e}. {_advice()}") from None
+        raise ScorerError(f"{e}. {ADVICE}") from None
     except FetchError as e:  # offline, DNS, HTTP errors: one clear message
-        raise ScorerError(
-            f"could not fetch the anomaly scorer: {e}; nothing was cached. {_advice()}"
-        ) from None
+        raise ScorerError(f"could not fetch the anomaly scorer: {e}; nothing was cached. {ADVICE}") from None
 
 
-def load_scorer(
-    scorer: str | Path | None = None,
-    device="cpu",
-    cache_dir: str | Path | None = None,
-):
+def load_scorer(scorer: str | Path | None = None, device="cpu", cache_dir: str | Path | None = None):
     """Resolve and load the scorer (`holmesvau.ats.load_anomaly_scorer`), errors as ScorerError naming the file."""
     from holmesvau.ats import load_anomaly_scorer
 
@@ -139,5 +111,5 @@ def load_scorer(
         return load_anomaly_scorer(path, device=device)
     except Exception as e:  # noqa: BLE001 - wrong keys/shapes, not a torch file, ...
         raise ScorerError(
-            f"{path}: cannot load as an anomaly scorer ({type(e).__name__}: {e}). " + _advice()
+            f"{path}: cannot load as an anomaly scorer ({type(e).__name__}: {e}). {ADVICE}"
         ) from e
