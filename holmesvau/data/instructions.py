@@ -65,10 +65,6 @@ def to_conversations(inst: Instruction) -> list[dict]:
     ]
 
 
-def _strip_video_token(text: str) -> str:
-    return text.replace(VIDEO_TOKEN + "\n", "").replace(VIDEO_TOKEN, "").strip()
-
-
 def parse_instruction(row: object) -> Instruction:
     """One decoded jsonl row -> Instruction; ValueError saying what is wrong."""
     if not isinstance(row, dict):
@@ -91,7 +87,7 @@ def parse_instruction(row: object) -> Instruction:
         gpt = [t.get("value") for t in conversations if t.get("from") == "gpt"]
         if not human or not gpt or not all(isinstance(v, str) for v in human + gpt):
             raise ValueError("conversations need a human and a gpt turn with string values")
-        prompt, answer = _strip_video_token(human[0]), gpt[0]
+        prompt, answer = human[0].replace(VIDEO_TOKEN + "\n", "").replace(VIDEO_TOKEN, "").strip(), gpt[0]
     else:
         answer = row.get("anwser", row.get("answer"))
         prompt = row.get("prompt")
