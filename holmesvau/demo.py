@@ -314,10 +314,8 @@ def parse_args(argv: list[str] | None = None, examples_dir: str | Path | None = 
 def load_demo(args: argparse.Namespace):
     """The pipeline and the demo's config from parsed options: (HolmesVAU, DemoConfig). A model or scorer that
     cannot be loaded raises DemoError (its message says how to try the UI without the real model)."""
-    if args.examples or args.examples_dir:
-        examples = find_examples(args.examples, args.examples_dir)
-    else:
-        examples = released_examples(args.cache_dir)
+    given = args.examples or args.examples_dir
+    examples = find_examples(args.examples, args.examples_dir) if given else released_examples(args.cache_dir)
     if args.tiny:
         print(f"[demo] --tiny: {TINY_LABEL}", file=sys.stderr)
         vau, name = tiny_pipeline(args.device), "tiny random InternVL2"

@@ -147,14 +147,11 @@ class HolmesVAU:
             )  # fmt: skip
             t = time.perf_counter()
             scores = score_features(self.scorer, dense.features)
-        d = dense.timings
-        timings = {
-            "decode": d.get("decode", 0.0),  # in the background thread, overlapping "vit"
-            "preprocess": d.get("preprocess", 0.0),
-            "vit": d.get("encode", 0.0),
-            "ats_dense_wall": d.get("total", 0.0),
-            "scorer": time.perf_counter() - t,
-        }
+        scorer_s = time.perf_counter() - t
+        # our stage name <- the extractor's ("decode" runs in a background thread, overlapping "vit")
+        stages = {"decode": "decode", "preprocess": "preprocess", "vit": "encode", "ats_dense_wall": "total"}
+        timings = {ours: dense.timings.get(theirs, 0.0) for ours, theirs in stages.items()}
+        timings["scorer"] = scorer_s
         idx = np.asarray(dense.frame_indices, dtype=np.int64)
         return DenseScores(idx, scores, dense.info, int(dense_stride), timings)
 

@@ -108,13 +108,10 @@ def predict_rows(
     skip_ids: Iterable[object] = (), batch_size: int | None = None, refused: Sequence[tuple[object, str]] = (),
 ) -> dict:  # fmt: skip
     """Predict every row (holmesvau.data.instructions.Instruction) not yet in `output` (nor in `skip_ids`); append
-    as it goes, then rewrite the file in the order of `rows` (batching: module docstring). A video that cannot be
-    read fails its own rows; the next videos (up to 2 x batch_size) are prepared in a background thread while the
-    current batch is answered (holmesvau.prefetch).
-
-    Before any model work, a row whose prompt cannot fit the model's context with its frames fails with the reason
-    (holmesvau.model.batch.prompt_problem), and so does each (id, reason) of `refused` (input lines the reading
-    policy could not take but whose id is known, e.g. a line over the size cap)."""
+    as it goes, then rewrite the file in the order of `rows`. The next videos (up to 2 x batch_size) are prepared in
+    a background thread while the current batch is answered (holmesvau.prefetch). Failed before any model work: a
+    row whose prompt cannot fit the model's context with its frames, and each (id, reason) of `refused` (input
+    lines whose id is known but that the reading policy could not take, e.g. a line over the size cap)."""
     import torch
     from tqdm.auto import tqdm
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 from dataclasses import replace
+from pathlib import Path
 
 from holmesvau.cli import (
     DEFAULT_PROMPT,
@@ -21,12 +22,12 @@ from holmesvau.cli import (
 )
 
 PLOT_MARKER = b"HolmesVAU anomaly curve"  # in the PNG's Software text chunk (holmesvau.anomaly_curve)
-DESCRIPTION = "Ask HolmesVAU about a video: anomaly-focused frame sampling (ATS), then the MLLM's answer."
 EXAMPLE_NOTE = "video: {path} (the original repository's example {name}; pass your own with --video)"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+    about = "Ask HolmesVAU about a video: anomaly-focused frame sampling (ATS), then the MLLM's answer."
+    p = argparse.ArgumentParser(description=about, formatter_class=argparse.RawDescriptionHelpFormatter)
     add = p.add_argument
     add("--video", default=None,
         help="video file (default: the original repository's example robbery.mp4, fetched once and verified)",
@@ -130,8 +131,6 @@ def fetch_released(args: argparse.Namespace, scorer: bool = True) -> None:
 
 def model_not_cached(args: argparse.Namespace) -> str:
     """For the offline message: the hub model too, when it is not in the local cache yet."""
-    from pathlib import Path
-
     if Path(args.model).expanduser().exists() or args.model.count("/") != 1:
         return ""
     from huggingface_hub import try_to_load_from_cache

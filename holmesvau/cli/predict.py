@@ -36,13 +36,12 @@ from holmesvau.predict import (
     shard_path,
 )
 
-DESCRIPTION = (
-    "Batch prediction with HolmesVAU over test instructions (resumable), and dense anomaly-score dumps."
-)
-
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+    about = (
+        "Batch prediction with HolmesVAU over test instructions (resumable), and dense anomaly-score dumps."
+    )
+    p = argparse.ArgumentParser(description=about, formatter_class=argparse.RawDescriptionHelpFormatter)
     add = p.add_argument
     add("--annotations", type=Path, required=True,
         help="test instructions jsonl (id, type, task, video, prompt)")  # fmt: skip
@@ -82,9 +81,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.scores_only and args.scores_dir is None:
         raise SystemExit("--scores-only needs --scores-dir")
-    output = args.output or (
-        args.scores_dir / "scores_log.jsonl" if args.scores_only else Path("preds.jsonl")
-    )
+    default_output = args.scores_dir / "scores_log.jsonl" if args.scores_only else Path("preds.jsonl")
+    output = args.output or default_output
     try:
         env = dist_env()
         world = (args.world_size or int(os.environ.get("WORLD_SIZE", 1))) if args.merge else env.world_size

@@ -1,16 +1,12 @@
 """HIVAU-70k raw annotation databases (`{ucf,xd}_database_{train,test}.json`) as typed, validated data.
 
-A database maps a video name (e.g. "Abuse028_x264") to its annotation: frame count, fps, anomaly label(s), events
-[start, end] in seconds, clips per event, clip captions, event summaries, a video summary, and the summaries split
-into judgement / description / analysis (analysis only for anomalous videos).
-
-Seconds -> frames rule (used for frame labels and for cutting segments): an interval [start, end) in seconds covers
-the frames round(start * fps) .. round(end * fps) - 1 (round half up), clamped to [0, n_frames]. Annotations are
-frame times written with 3 decimals (8.333 s = frame 250 at 30 fps), so rounding recovers the annotator's frame.
+Seconds -> frames rule (frame labels and segment cutting): [start, end) covers the frames round(start * fps) ..
+round(end * fps) - 1 (round half up), clamped to [0, n_frames]: annotations are frame times with 3 decimals
+(8.333 s = frame 250 at 30 fps), so rounding recovers the annotator's frame.
 
 Validation notes, from the released test database: events and clips may end a frame or two past the last frame
-(rounding; accepted within `end_slack_frames`, then clamped); clips may run past their event's end; in 10 clips of
-normal videos a clip is filed under the neighbouring event. A clip that does not overlap its event is an error in an
+(accepted within `end_slack_frames`, then clamped); clips may run past their event's end; in 10 clips of normal
+videos a clip is filed under the neighbouring event. A clip that does not overlap its event is an error in an
 anomalous video and a warning in a normal one (all its segments are normal either way).
 """
 
@@ -114,12 +110,13 @@ def parse_segment_name(name: str) -> tuple[str, int, int | None]:
     return m["video"], int(m["event"]), (int(clip) if clip is not None else None)
 
 
+def _number(x: object) -> bool:
+    """A finite int or float (a bool is not a number here)."""
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
 def _interval(value: object) -> tuple[float, float] | None:
-    if (
-        isinstance(value, (list, tuple))
-        and len(value) == 2
-        and all(isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) for x in value)
-    ):
+    if isinstance(value, (list, tuple)) and len(value) == 2 and all(_number(x) for x in value):
         return float(value[0]), float(value[1])
     return None
 
@@ -159,7 +156,7 @@ def validate_raw_video(
     n_frames, fps = entry["n_frames"], entry["fps"]
     if not isinstance(n_frames, int) or isinstance(n_frames, bool) or n_frames <= 0:
         err("n_frames", f"must be a positive integer, got {n_frames!r}")
-    if not isinstance(fps, (int, float)) or isinstance(fps, bool) or not (fps > 0 and math.isfinite(fps)):
+    if not (_number(fps) and fps > 0):
         err("fps", f"must be a positive number, got {fps!r}")
     label = entry["label"]
     if not isinstance(label, list) or not all(isinstance(x, str) for x in label):

@@ -1,9 +1,6 @@
-"""Check that every video an instruction file names exists, opens, has frames and decodes to its end.
-
-The end is decoded because a truncated file whose index sits at the front still opens and reports all its frames.
-Worker processes die with the process that started them (holmesvau.data.segments.worker_init), and an interrupted
-check stops its workers at once.
-"""
+"""Check that every video an instruction file names exists, opens, has frames and decodes to its end (a truncated
+file whose index sits at the front still opens and reports all its frames). Workers die with their parent
+(holmesvau.data.segments.worker_init) and stop at once when the check is interrupted."""
 
 from __future__ import annotations
 

@@ -83,13 +83,9 @@ def plan_segments(
     videos = load_raw_database(raw_database_file(root, dataset, split), strict=strict)
     plan = SegmentPlan()
     if all_annotated:
-        wanted = [(v.name, i, None, None) for v in videos.values() for i in range(len(v.events))]
-        wanted += [
-            (v.name, i, j, None)
-            for v in videos.values()
-            for i, g in enumerate(v.clips)
-            for j in range(len(g))
-        ]
+        vs = list(videos.values())
+        wanted = [(v.name, i, None, None) for v in vs for i in range(len(v.events))]
+        wanted += [(v.name, i, j, None) for v in vs for i, g in enumerate(v.clips) for j in range(len(g))]
     else:
         rows = read_instructions(instructions or instruction_file(root, split), on_error="skip")
         wanted, seen = [], set()

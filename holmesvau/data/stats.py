@@ -90,11 +90,9 @@ def collect(root: str | Path) -> dict:
         videos, found = load_raw_database_report(f)  # every problem listed, none warned
         problems += [f"{f.name}: {p}" for p in found]
         out["annotations"][f.stem] = database_stats(videos)
-    out["videos"] = {}
     vroot = root / "videos"
-    if vroot.is_dir():
-        for folder in sorted(p for p in vroot.glob("*/*/*") if p.is_dir()):
-            out["videos"]["/".join(folder.relative_to(vroot).parts)] = sum(1 for _ in folder.glob("*.mp4"))
+    folders = sorted(p for p in vroot.glob("*/*/*") if p.is_dir())
+    out["videos"] = {"/".join(f.relative_to(vroot).parts): sum(1 for _ in f.glob("*.mp4")) for f in folders}
     out["problems"] = problems
     return out
 
