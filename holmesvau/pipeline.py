@@ -42,9 +42,7 @@ class AnalysisResult:
     frames: dict[int, np.ndarray] = field(default_factory=dict, repr=False, compare=False)
 
     def to_dict(self) -> dict:
-        d = asdict(replace(self, frames={}))
-        del d["frames"]
-        return d
+        return {k: v for k, v in asdict(replace(self, frames={})).items() if k != "frames"}
 
 
 @dataclass
@@ -75,8 +73,8 @@ class HolmesVAU:
         self.lm = lm
         self.scorer = scorer
         self.resize = resize  # holmesvau.preprocess resize method ("pil" reproduces the original bit for bit)
-        # held while the dense ATS pass runs; a caller answering from another thread (tools/predict.py's batches
-        # beside its background video preparation) holds it too, so the model runs one job at a time
+        # held by the dense ATS pass and by callers answering from another thread (holmesvau.predict's batches
+        # beside its background video preparation): the model runs one job at a time
         self.model_lock = threading.RLock()
         if scorer is not None:
             self._check_scorer_dim()

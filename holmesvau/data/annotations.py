@@ -106,8 +106,7 @@ def parse_segment_name(name: str) -> tuple[str, int, int | None]:
     m = SEGMENT_RE.fullmatch(Path(name).name)
     if m is None:
         raise ValueError(f"not a segment name ({{video}}_E{{i}}.mp4 or {{video}}_E{{i}}C{{j}}.mp4): {name!r}")
-    clip = m["clip"]
-    return m["video"], int(m["event"]), (int(clip) if clip is not None else None)
+    return m["video"], int(m["event"]), None if m["clip"] is None else int(m["clip"])
 
 
 def _number(x: object) -> bool:

@@ -117,9 +117,8 @@ def read_instructions(path: str | Path, on_error: str = "raise") -> list[Instruc
         raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
     rows, problems = read_instructions_report(path)
     if problems and on_error == "raise":
-        raise InstructionError(
-            str(problems[0]) + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else "")
-        )
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise InstructionError(f"{problems[0]}{more}")
     if problems:
         listed = "; ".join(str(p) for p in problems[:5])
         warnings.warn(f"skipped {len(problems)} malformed instruction line(s): {listed}", stacklevel=2)

@@ -142,11 +142,8 @@ def scan_sources(
     scan = SourceScan()
     for d in datasets or list(DATASETS):
         for s in splits or list(SPLITS):
-            folder = source_folder(root, d, s)
-            videos = (
-                [p for p in folder.iterdir() if p.suffix.lower() in SOURCE_EXTS] if folder.is_dir() else []
-            )
-            n = sum(p.is_file() for p in videos)
+            found = source_folder(root, d, s).glob("*")  # nothing when the folder is missing
+            n = sum(p.suffix.lower() in SOURCE_EXTS and p.is_file() for p in found)
             if n:
                 scan.found[(d, s)] = n
             else:

@@ -110,13 +110,11 @@ def format_stats(s: dict) -> str:
             f"annotations [{name}]: {a['videos']} videos ({a['anomalous']} anomalous, {a['normal']} normal), "
             f"{a['events']} events, {a['clips']} clips, {a['hours']} h"
         )
-        for key in ("video_duration_s", "event_duration_s", "clip_duration_s"):
-            d = a[key]
+        summaries = [(f"{k:<18}", a[k]) for k in ("video_duration_s", "event_duration_s", "clip_duration_s")]
+        summaries += [(f"words/{k:<13}", d) for k, d in a["words"].items()]
+        for label, d in summaries:
             if d["n"]:
-                lines.append(f"  {key:<18} mean {d['mean']:>8}  min {d['min']:>8}  max {d['max']:>9}")
-        for key, d in a["words"].items():
-            if d["n"]:
-                lines.append(f"  words/{key:<13} mean {d['mean']:>8}  min {d['min']:>8}  max {d['max']:>9}")
+                lines.append(f"  {label} mean {d['mean']:>8}  min {d['min']:>8}  max {d['max']:>9}")
     for folder, n in s["videos"].items():
         lines.append(f"videos/{folder}: {n} files")
     if s["problems"]:
