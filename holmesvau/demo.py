@@ -1,7 +1,5 @@
-"""The web demo's logic, without its Gradio page (app.py builds the page and serves it): which files a run may
-read, limits that hold whatever a file claims (size, duration, frame count, resolution, question length), the run
-handler behind the page's button, the command line, and loading the pipeline.
-"""
+"""The web demo's logic without its Gradio page (app.py): which files a run may read, limits that hold whatever a
+file claims, the run handler behind the page's button, the command line, and loading the pipeline."""
 
 from __future__ import annotations
 
@@ -64,8 +62,7 @@ def find_examples(files: list[str] | None, folder: str | Path | None) -> dict[st
 
 
 def released_examples(cache_dir: str | Path | None = None) -> dict[str, Path]:
-    """The original repository's three example videos (holmesvau.released: fetched once, verified); when they
-    cannot be fetched, a warning and none (uploads still work)."""
+    """The original repository's three example videos (holmesvau.released); none, with a warning, when offline."""
     from holmesvau import released
     from holmesvau.download import VerifyError
 
@@ -111,9 +108,8 @@ def resolve_input(upload: str | None, example: str | None, cfg: DemoConfig, uplo
 
 
 def check_video(path: Path, cfg: DemoConfig, name: str):
-    """Decode the whole video in a child process first (holmesvau.video_guard: capped memory, killed when it
-    stalls, the limits checked on every frame) so no file can crash, hang or bloat the server; the container's
-    claims (duration, frames, size) are checked before. DemoError naming the file otherwise."""
+    """Decode the whole video first in a memory-capped child process stopped when it stalls (holmesvau.video_guard),
+    after checking the container's claims, so no file can crash, hang or bloat the server; else DemoError."""
     from holmesvau.video import VideoError
     from holmesvau.video_guard import check_in_child
 
@@ -221,8 +217,7 @@ _DEMO_DIR: Path | None = None
 
 
 def demo_dir() -> Path:
-    """This process's own folder for run outputs: mkdtemp's fresh private name (never a guessable path someone could
-    have made first), removed when the demo exits."""
+    """This process's own folder for run outputs (mkdtemp: never a guessable path), removed when the demo exits."""
     global _DEMO_DIR
     if _DEMO_DIR is None or not _DEMO_DIR.is_dir():
         _DEMO_DIR = Path(tempfile.mkdtemp(prefix="holmesvau-demo-"))
@@ -231,8 +226,7 @@ def demo_dir() -> Path:
 
 
 def fresh_output_dir(max_age_s: float = 3600.0) -> Path:
-    """A new folder for one run's files, inside `demo_dir()`; runs older than an hour are pruned (Gradio has copied
-    what it serves into its own cache by then)."""
+    """A new folder for one run's files in `demo_dir()`; older runs are pruned (Gradio has its own copies by then)."""
     root = demo_dir()
     for old in root.iterdir():
         if time.time() - old.stat().st_mtime > max_age_s:
@@ -312,8 +306,7 @@ def parse_args(argv: list[str] | None = None, examples_dir: str | Path | None = 
 
 
 def load_demo(args: argparse.Namespace):
-    """The pipeline and the demo's config from parsed options: (HolmesVAU, DemoConfig). A model or scorer that
-    cannot be loaded raises DemoError (its message says how to try the UI without the real model)."""
+    """(HolmesVAU, DemoConfig) from parsed options; DemoError when the model or scorer cannot be loaded."""
     given = args.examples or args.examples_dir
     examples = find_examples(args.examples, args.examples_dir) if given else released_examples(args.cache_dir)
     if args.tiny:

@@ -37,8 +37,7 @@ class AnalysisResult:
     sampling: str = "uniform"  # "ats" | "uniform" | "given"
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
     video: dict = field(default_factory=dict)  # VideoInfo fields
-    # some decoded frames the MLLM saw, for display (nothing decodes them again): position in frame_indices ->
-    # (H, W, 3) uint8, at most SHOWN_FRAMES evenly spread; not in to_dict()
+    # for display, never decoded again: position in frame_indices -> (H, W, 3) uint8, SHOWN_FRAMES at most
     frames: dict[int, np.ndarray] = field(default_factory=dict, repr=False, compare=False)
 
     def to_dict(self) -> dict:
@@ -85,9 +84,8 @@ class HolmesVAU:
         device: str | torch.device | None = None, dtype: torch.dtype | str | None = None,
         cache_dir: str | Path | None = None,
     ) -> HolmesVAU:  # fmt: skip
-        """`model`: hub id, original or converted folder. `scorer`: None = the released one (holmesvau.released:
-        fetched once, verified, cached), a path or https URL (optionally `#sha256=...`), or False to disable ATS.
-        The scorer is resolved first, so a missing one fails fast."""
+        """`model`: hub id, original or converted folder. `scorer`: None = the released one (holmesvau.released), a
+        path or https URL (optionally `#sha256=...`), or False to disable ATS; resolved first, so it fails fast."""
         from holmesvau.ats.weights import load_scorer, resolve_scorer
 
         scorer_path = (

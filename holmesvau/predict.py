@@ -1,9 +1,7 @@
 """Batch prediction over HIVAU-70k-style test rows: resumable jsonl output, rank shards, dense-score dumps.
 
-Output: one JSON object a line, `{"id", "type", "task", "video", "prediction", "frame_indices", "sampling",
-"status": "ok"|"failed", "error"}`, appended row by row (holmesvau.jsonl). A rerun does only the ids not yet
-written, so every row ends up exactly once; a row whose video cannot be read is "failed" with the reason
-(`retry_failed` tries those again).
+Output: one JSON object a line (`_row`), appended row by row (holmesvau.jsonl); a rerun does only the ids not yet
+written, so every row ends up exactly once. A row whose video cannot be read is "failed" with the reason.
 
 Batching: each video is probed, scored, planned and decoded once, and the questions are answered in batches
 (holmesvau.model.batch); a finished run rewrites the file in annotation order, whatever the batch size.
@@ -209,8 +207,7 @@ def _video_frames(vau, path: Path, video: str, vrows, sampling: SamplingConfig, 
 
 
 def _answer_all(lm, requests: list, batch_size: int) -> list:
-    """Answers (str) of `requests` in order; if the batch fails as a whole, each request alone, so that one bad
-    request fails (its exception in its place) and the others are answered."""
+    """Answers (str) of `requests` in order; if the batch fails, each request alone: a bad one gets its exception."""
     from holmesvau.model.batch import answer_batch
 
     if not requests:
@@ -230,9 +227,8 @@ def _answer_all(lm, requests: list, batch_size: int) -> list:
 def _reusable_dense(
     scores_dir: str | Path, video: str | Path, path: str | Path, dense_stride: int, source: str | None = None
 ):
-    """The dense scores of `video` already in SCORES_DIR (holmesvau.pipeline.DenseScores) when they fit this run:
-    same stride, same frame count as the video at `path` now, increasing frames inside it, and the same scorer,
-    encoder and resize when the file records them (`source`; a file without one is taken as it is). Else None."""
+    """The DenseScores of `video` in SCORES_DIR when they fit this run: same stride and frame count as `path` now,
+    increasing frames inside it, and the same `source` when the file records one. Else None."""
     import numpy as np
 
     from holmesvau.pipeline import DenseScores
@@ -262,9 +258,8 @@ def dump_scores(
     dense_stride: int = SamplingConfig.dense_stride, progress: bool = True, desc: str = "scores",
     skip_ids: Iterable[object] = (),
 ) -> dict:  # fmt: skip
-    """Dense anomaly scores of each video -> `scores_dir/<stem>.npz`; one log line per video in `log`
-    ({"id": video, "video", "scores_file", "n_scores", "status", "error"}); existing files are kept (one that
-    records another scorer, encoder or resize fails its video, with the reason)."""
+    """Dense anomaly scores of each video -> `scores_dir/<stem>.npz`, one log line per video in `log`; an existing
+    file is kept (one that records another scorer, encoder or resize fails its video, with the reason)."""
     from tqdm.auto import tqdm
 
     if vau.scorer is None:

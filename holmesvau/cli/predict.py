@@ -65,8 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _guard(stack: contextlib.ExitStack, args, output: Path, world: int) -> None:
-    """Check every output before any work (holmesvau.output_guard) and hold the lock on it for the run (`stack`):
-    the whole output shared by the ranks of one job, each rank's shard its own."""
+    """Check every output before any work (holmesvau.output_guard) and lock it for the run (`stack`): the whole
+    output shared by the ranks of one job, each rank's shard its own."""
     ours = jsonl_rows_with("id", "status", "scores_file" if args.scores_only else "prediction")
     inputs = [args.annotations]
     paths = [output] + ([] if args.merge else [shard_path(output, r) for r in range(world) if world > 1])

@@ -1,6 +1,5 @@
 """Check that every video an instruction file names exists, opens, has frames and decodes to its end (a truncated
-file whose index sits at the front still opens and reports all its frames). Workers die with their parent
-(holmesvau.data.segments.worker_init) and stop at once when the check is interrupted."""
+file with its index at the front still opens). Workers die with their parent and stop at once on an interrupt."""
 
 from __future__ import annotations
 

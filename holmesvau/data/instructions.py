@@ -1,9 +1,8 @@
 """HIVAU-70k instruction files (jsonl), both released formats, as typed rows.
 
 Train rows: {"id", "type", "task", "video", "conversations": [{"from": "human", "value": "<video>\\n..."},
-{"from": "gpt", "value": ...}]}. Test rows: {"id", "type", "task", "video", "prompt", "anwser"} (sic; "answer"
-is accepted too). `type` is the level: clip | event | video. `video` is relative to the HIVAU-70k `videos/` folder,
-e.g. "ucf-crime/clips/test/Abuse028_x264_E0C0.mp4"; its first part names the dataset.
+{"from": "gpt", "value": ...}]}. Test rows: {"id", "type", "task", "video", "prompt", "anwser" (sic; "answer" too)}.
+`type` is the level (clip | event | video); `video` is relative to HIVAU-70k/videos/, its first part the dataset.
 """
 
 from __future__ import annotations

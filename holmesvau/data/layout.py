@@ -77,9 +77,8 @@ def plan_segments(
     root: str | Path, dataset: str, split: str, instructions: str | Path | None = None,
     all_annotated: bool = False, strict: bool = False,
 ) -> SegmentPlan:  # fmt: skip
-    """Jobs for every event/clip segment of `dataset` that the split's instruction file names (or, with
-    all_annotated, every event and clip of the raw database). Names the database cannot resolve and empty segments
-    are returned as problems. strict: malformed annotations raise instead of being skipped."""
+    """Jobs for every segment of `dataset` the split's instruction file names (all_annotated: every event and clip
+    of the raw database); unresolvable names and empty segments are problems. strict: bad annotations raise."""
     videos = load_raw_database(raw_database_file(root, dataset, split), strict=strict)
     plan = SegmentPlan()
     if all_annotated:
