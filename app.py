@@ -6,12 +6,10 @@
     python app.py --tiny                                       # TINY RANDOM model: tries the UI, answers are noise
 
 Open http://127.0.0.1:7860. Examples: the files given with --examples, else the videos of --examples-dir, else the
-original repository's robbery, car_accident and earthquake clips (fetched once and verified; holmesvau.released). The server reads only files the user uploaded
-(inside Gradio's upload folder) and the examples it listed itself; the browser only ever sends an example's name.
-Limits hold whatever a file claims: size, duration, the frame count itself (a file claiming 1000 fps cannot pass
-30,000 frames off as 30 s), resolution (on every decoded frame), and the question's length. Each upload is decoded
-first in a memory-capped child process stopped when it makes no progress (--decode-timeout-s,
---max-decode-memory-mb; docs/video.md). The report is shown in a sandboxed frame.
+original repository's robbery, car_accident and earthquake clips (fetched once and verified). The server reads only
+uploads and the examples it listed itself (the browser sends an example's name). Limits hold whatever a file claims
+(size, duration, frame count, resolution on every decoded frame), and each upload is decoded first in a
+memory-capped child process (--decode-timeout-s, --max-decode-memory-mb; docs/video.md).
 """
 
 from __future__ import annotations
@@ -20,8 +18,8 @@ import os
 import sys
 from pathlib import Path
 
+from holmesvau.cli import DEFAULT_PROMPT
 from holmesvau.demo import (
-    DEFAULT_PROMPT,
     MODES,
     TINY_LABEL,
     VIDEO_EXTS,
@@ -46,35 +44,18 @@ def build_demo(vau, cfg: DemoConfig, upload_root: str | Path | None = None):
         gr.Markdown(banner, elem_id="model-label")
         with gr.Row():
             with gr.Column(scale=1):
-                upload = gr.File(
-                    label=f"Video (≤ {cfg.max_upload_mb:g} MB, ≤ {cfg.max_duration_s:g} s)",
-                    file_types=list(VIDEO_EXTS),
-                    type="filepath",
-                    elem_id="upload",
-                )
-                example = gr.Dropdown(
-                    choices=list(cfg.examples),
-                    value=None,
-                    label="…or an example",
-                    elem_id="example",
-                    visible=bool(cfg.examples),
-                )
-                prompt = gr.Textbox(
-                    DEFAULT_PROMPT,
-                    label="Question",
-                    lines=2,
-                    max_length=cfg.max_prompt_chars,
-                    elem_id="prompt",
-                )
+                upload = gr.File(label=f"Video (≤ {cfg.max_upload_mb:g} MB, ≤ {cfg.max_duration_s:g} s)",
+                                 file_types=list(VIDEO_EXTS), type="filepath", elem_id="upload")  # fmt: skip
+                example = gr.Dropdown(choices=list(cfg.examples), value=None, label="…or an example",
+                                      elem_id="example", visible=bool(cfg.examples))  # fmt: skip
+                prompt = gr.Textbox(DEFAULT_PROMPT, label="Question", lines=2, max_length=cfg.max_prompt_chars,
+                                    elem_id="prompt")  # fmt: skip
                 n_frames = gr.Slider(
                     2, 32, value=12, step=1, label="Frames given to the model", elem_id="frames"
                 )
-                use_ats = gr.Checkbox(
-                    vau.scorer is not None,
-                    label="Anomaly-focused sampling (ATS)",
-                    interactive=vau.scorer is not None,
-                    elem_id="ats",
-                )
+                has_scorer = vau.scorer is not None
+                use_ats = gr.Checkbox(has_scorer, label="Anomaly-focused sampling (ATS)", interactive=has_scorer,
+                                      elem_id="ats")  # fmt: skip
                 mode = gr.Radio(list(MODES), value=MODES[0], label="Output", elem_id="mode")
                 run = gr.Button("Run", variant="primary", elem_id="run")
             with gr.Column(scale=2):
@@ -85,12 +66,8 @@ def build_demo(vau, cfg: DemoConfig, upload_root: str | Path | None = None):
         report = gr.HTML(elem_id="report")
         files = gr.File(label="report.json / report.html", file_count="multiple", elem_id="report-files")
         handler = make_handler(vau, cfg, upload_root)
-        run.click(
-            handler,
-            [upload, example, prompt, n_frames, use_ats, mode],
-            [status, answer, curve, strip, report, files],
-            concurrency_limit=1,
-        )
+        inputs = [upload, example, prompt, n_frames, use_ats, mode]
+        run.click(handler, inputs, [status, answer, curve, strip, report, files], concurrency_limit=1)
     return demo
 
 
@@ -103,12 +80,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     demo = build_demo(vau, cfg)
     demo.queue(default_concurrency_limit=1).launch(
-        server_name=args.host,
-        server_port=args.port,
-        max_file_size=f"{int(args.max_upload_mb * 2**20)}b",
-        show_error=True,
-        footer_links=[],
-    )
+        server_name=args.host, server_port=args.port, max_file_size=f"{int(args.max_upload_mb * 2**20)}b",
+        show_error=True, footer_links=[],
+    )  # fmt: skip
     return 0
 
 

@@ -25,9 +25,8 @@
     python tools/make_tiny_model.py /tmp/tiny && python inference.py --video clip.mp4 --prompt "hi" \
         --model /tmp/tiny --no-ats --max-new-tokens 8
 
-ATS runs when the video has more than dense_stride x select_frames frames (as the original); otherwise frames are
-sampled uniformly. Prints the answer; --output writes the full result as JSON (frame indices, timestamps, dense
-anomaly scores, timings); --plot saves the anomaly curve with the sampled frames marked and a strip of them.
+ATS runs when the video has more than dense_stride x select_frames frames (as the original), else uniform sampling.
+--output writes the full result as JSON; --plot the anomaly curve with the sampled frames marked.
 """
 
 import sys

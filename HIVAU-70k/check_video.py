@@ -17,8 +17,7 @@ from pathlib import Path
 
 from holmesvau.data.check import CheckReport, check_videos
 from holmesvau.data.download import FETCH_HINT
-from holmesvau.data.layout import DATASETS, SPLITS, instruction_file
-from holmesvau.data.sources import no_sources_message, scan_sources
+from holmesvau.data.layout import DATASETS, SPLITS, instruction_file, no_sources_message, scan_sources
 from holmesvau.files import atomic_write_json
 
 HERE = Path(__file__).resolve().parent

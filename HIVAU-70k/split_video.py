@@ -24,9 +24,8 @@ from pathlib import Path
 
 from holmesvau.cli import positive_int
 from holmesvau.data.download import FETCH_HINT
-from holmesvau.data.layout import DATASETS, SPLITS, plan_segments
+from holmesvau.data.layout import DATASETS, SPLITS, no_sources_message, plan_segments, scan_sources
 from holmesvau.data.segments import METHODS, run_jobs, write_summary
-from holmesvau.data.sources import no_sources_message, scan_sources
 from holmesvau.output_guard import check_output_file, json_object_with
 
 HERE = Path(__file__).resolve().parent

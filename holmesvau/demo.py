@@ -1,23 +1,23 @@
-"""The web demo's logic, without its Gradio page (app.py builds the page and serves it): which files a run may
-read, limits that hold whatever a file claims (size, duration, frame count, resolution, question length), the run
-handler behind the page's button, the command line, and loading the pipeline.
-"""
+"""The web demo's logic without its Gradio page (app.py): which files a run may read, limits that hold whatever a
+file claims, the run handler behind the page's button, the command line, and loading the pipeline."""
 
 from __future__ import annotations
 
 import argparse
+import atexit
 import html
+import shutil
 import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
-from holmesvau.cli import add_generation_options, add_model_options
+from holmesvau.cli import add_generation_options, add_model_options, load_vau
 from holmesvau.frame_plan import SamplingConfig
 
 VIDEO_EXTS = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv")
-DEFAULT_PROMPT = "Could you specify the anomaly events present in the video?"
 MODES = ("Answer the prompt", "Full report")
 TINY_LABEL = "TINY RANDOM MODEL — outputs are meaningless"
 
@@ -41,7 +41,7 @@ class DemoConfig:
     decode_memory_mb: int = 4096  # address space of the child process that decodes each upload first
 
     def limits(self):
-        """The decoding limits of a request: checked on every decoded frame (holmesvau.video.DecodeLimits)."""
+        """The decoding limits of a request, checked on every decoded frame."""
         from holmesvau.video import DecodeLimits
 
         return DecodeLimits(self.max_pixels, self.max_frames, self.decode_stall_s)
@@ -62,8 +62,7 @@ def find_examples(files: list[str] | None, folder: str | Path | None) -> dict[st
 
 
 def released_examples(cache_dir: str | Path | None = None) -> dict[str, Path]:
-    """The original repository's three example videos (holmesvau.released: fetched once, verified); when they
-    cannot be fetched, a warning and none (uploads still work)."""
+    """The original repository's three example videos (holmesvau.released); none, with a warning, when offline."""
     from holmesvau import released
     from holmesvau.download import VerifyError
 
@@ -91,25 +90,15 @@ def tiny_pipeline(device: str | None = None, seed: int = 0):
     return HolmesVAU(lm, scorer)
 
 
-def _inside(path: Path, root: Path) -> bool:
-    try:
-        path.relative_to(root)
-        return True
-    except ValueError:
-        return False
-
-
 def resolve_input(upload: str | None, example: str | None, cfg: DemoConfig, upload_root: str | Path) -> Path:
     """The video to read: an uploaded file (must lie in Gradio's upload folder) or a listed example, by name."""
     if upload:
         path = Path(upload).resolve()
-        if not _inside(path, Path(upload_root).resolve()) or not path.is_file():
+        if not path.is_relative_to(Path(upload_root).resolve()) or not path.is_file():
             raise DemoError("Only files uploaded through this page can be analysed.")
         size_mb = path.stat().st_size / 2**20
         if size_mb > cfg.max_upload_mb:
-            raise DemoError(
-                f"The upload is {size_mb:.1f} MB; this demo accepts videos up to {cfg.max_upload_mb:g} MB."
-            )
+            raise _over(f"The upload is {size_mb:.1f} MB", f"videos up to {cfg.max_upload_mb:g} MB")
         return path
     if example:
         if example not in cfg.examples:
@@ -119,41 +108,36 @@ def resolve_input(upload: str | None, example: str | None, cfg: DemoConfig, uplo
 
 
 def check_video(path: Path, cfg: DemoConfig, name: str):
-    """Decode the whole video in a child process first (holmesvau.video_guard: capped memory, killed when it
-    stalls, the request's limits checked on every frame), so that no file can crash, hang or bloat the server;
-    what the container claims (duration, frames, size) is checked before that decoding starts. DemoError with a
-    clear message naming the file otherwise."""
+    """Decode the whole video first in a memory-capped child process stopped when it stalls (holmesvau.video_guard),
+    after checking the container's claims, so no file can crash, hang or bloat the server; else DemoError."""
     from holmesvau.video import VideoError
     from holmesvau.video_guard import check_in_child
 
     try:
-        return check_in_child(
-            path,
-            cfg.limits(),
-            memory_mb=cfg.decode_memory_mb,
-            on_probe=lambda info: _check_claims(info, cfg, name),
-        )
+        claims = partial(_check_claims, cfg=cfg, name=name)
+        return check_in_child(path, cfg.limits(), memory_mb=cfg.decode_memory_mb, on_probe=claims)
     except (VideoError, ValueError, OSError) as e:
         raise DemoError(
             f"Could not read “{name}” as a video ({e}). Please upload a valid video file."
         ) from None
 
 
+def _over(have: str, accepted: str) -> DemoError:
+    """A limit's message: what the input has, and what the demo accepts."""
+    return DemoError(f"{have}; this demo accepts {accepted}.")
+
+
 def _check_claims(info, cfg: DemoConfig, name: str) -> None:
     if info.num_frames < 1 or not info.fps > 0:
         raise DemoError(f"“{name}” has no decodable frames.")
     if info.duration_s > cfg.max_duration_s:
-        raise DemoError(
-            f"“{name}” lasts {info.duration_s:.0f} s; this demo accepts videos up to {cfg.max_duration_s:g} s."
-        )
+        raise _over(f"“{name}” lasts {info.duration_s:.0f} s", f"videos up to {cfg.max_duration_s:g} s")
     if info.num_frames > cfg.max_frames:  # whatever frame rate the file claims
-        raise DemoError(
-            f"“{name}” has {info.num_frames} frames; this demo accepts videos of up to {cfg.max_frames} frames."
-        )
+        raise _over(f"“{name}” has {info.num_frames} frames", f"videos of up to {cfg.max_frames} frames")
     if info.width * info.height > cfg.max_pixels:  # then checked again on every decoded frame
-        raise DemoError(
-            f"“{name}” is {info.width}×{info.height}; this demo accepts frames of up to "
-            f"{cfg.max_pixels / 1e6:.1f} megapixels (e.g. 3840×2160)."
+        mp = cfg.max_pixels / 1e6
+        raise _over(
+            f"“{name}” is {info.width}×{info.height}", f"frames of up to {mp:.1f} megapixels (e.g. 3840×2160)"
         )
 
 
@@ -162,53 +146,38 @@ def check_prompt(prompt: str | None, cfg: DemoConfig) -> str:
     if not prompt:
         raise DemoError("Type a question first.")
     if len(prompt) > cfg.max_prompt_chars:
-        raise DemoError(
-            f"The question has {len(prompt)} characters; this demo accepts up to {cfg.max_prompt_chars}."
-        )
+        raise _over(f"The question has {len(prompt)} characters", f"up to {cfg.max_prompt_chars}")
     return prompt
 
 
-def _frame_gallery(frames, indices, times_s):
-    """(frame, caption) pairs: each frame's index and presentation time."""
-    return [(f, f"#{i} · {t:.1f}s") for f, i, t in zip(frames, indices, times_s)]
+def _frame_gallery(shown) -> list:
+    """(frame, caption) pairs of (frame, index, presentation time) triples."""
+    return [(f, f"#{i} · {t:.1f}s") for f, i, t in shown]
 
 
-def _shown(result) -> tuple[list, list[int], list[float]]:
-    """The frames the analysis decoded (at most holmesvau.frame_plan.SHOWN_FRAMES), their indices and times."""
-    pos = sorted(result.frames)
-    return (
-        [result.frames[p] for p in pos],
-        [result.frame_indices[p] for p in pos],
-        [result.timestamps_s[p] for p in pos],
-    )
-
-
-def run_answer(
-    vau, path: Path, prompt: str, n_frames: int, use_ats: bool, cfg: DemoConfig, out: Path, progress
-):
+def run_answer(vau, path: Path, prompt: str, sampling: SamplingConfig, cfg: DemoConfig, out: Path, progress):
     from holmesvau.anomaly_curve import save_anomaly_curve
 
-    progress(0.05, desc="Selecting frames (ATS)" if use_ats else "Selecting frames")
-    sampling = SamplingConfig(select_frames=n_frames, use_ats=use_ats)
+    progress(0.05, desc="Selecting frames (ATS)" if sampling.use_ats else "Selecting frames")
     result = vau.analyze(path, prompt, sampling, max_new_tokens=cfg.max_new_tokens)
     progress(0.9, desc="Drawing")
     curve = save_anomaly_curve(result, out / "curve.png")  # with the frames the analysis decoded: none again
     status = f"Done · answered · {result.sampling} sampling · frames {result.frame_indices}"
-    return status, result.answer, str(curve), _frame_gallery(*_shown(result)), "", None
+    # the frames analyze decoded (at most holmesvau.frame_plan.SHOWN_FRAMES)
+    frames, idx, times = result.frames, result.frame_indices, result.timestamps_s
+    shown = [(frames[p], idx[p], times[p]) for p in sorted(frames)]
+    return status, result.answer, str(curve), _frame_gallery(shown), "", None
 
 
-def run_report(vau, path: Path, n_frames: int, use_ats: bool, cfg: DemoConfig, out: Path, progress):
+def run_report(vau, path: Path, sampling: SamplingConfig, cfg: DemoConfig, out: Path, progress):
     from holmesvau.anomaly_curve import save_anomaly_curve
     from holmesvau.report import ReportConfig, build_report, write_report
 
     if vau.scorer is None:
         raise DemoError("The full report needs the anomaly scorer; restart the demo with a scorer.")
-    rc = ReportConfig(
-        sampling=SamplingConfig(select_frames=n_frames, use_ats=use_ats),
-        event_frames=n_frames,
-        clip_frames=min(8, max(2, n_frames // 2)),
-        max_new_tokens=cfg.max_new_tokens,
-    )
+    n = sampling.select_frames
+    clip_frames = min(8, max(2, n // 2))
+    rc = ReportConfig(sampling, event_frames=n, clip_frames=clip_frames, max_new_tokens=cfg.max_new_tokens)
 
     def step(done: int, total: int, what: str) -> None:
         progress((done, total), desc=f"Report: {what}")
@@ -220,11 +189,9 @@ def run_report(vau, path: Path, n_frames: int, use_ats: bool, cfg: DemoConfig, o
     vidx = d["video_sampling"]["frame_indices"]
     thumbs = [t for _, t in report.thumbnails.get("video", [])]  # the report's own thumbnails, as arrays
     curve = save_anomaly_curve(
-        (d["scores"]["dense_frame_indices"], d["scores"]["values"], vidx),
-        out / "curve.png",
-        frames=thumbs or False,
-        fps=d["video"]["fps"],
-    )
+        (d["scores"]["dense_frame_indices"], d["scores"]["values"], vidx), out / "curve.png",
+        frames=thumbs or False, fps=d["video"]["fps"],
+    )  # fmt: skip
     lines = [f"Video — {d['video_answers']['judgement']}", ""]
     for k, ev in enumerate(d["events"]):
         lines.append(
@@ -239,11 +206,10 @@ def run_report(vau, path: Path, n_frames: int, use_ats: bool, cfg: DemoConfig, o
         f'<iframe title="report" sandbox="" srcdoc="{doc}" '
         'style="width:100%;height:720px;border:1px solid #ccc"></iframe>'
     )
-    status = (
-        f"Done · report · {len(d['events'])} event(s) · video-level {d['video_sampling']['method']} sampling"
-    )
+    method = d["video_sampling"]["method"]
+    status = f"Done · report · {len(d['events'])} event(s) · video-level {method} sampling"
     fps = float(d["video"]["fps"] or 1.0)
-    gallery = _frame_gallery(thumbs, vidx, [i / fps for i in vidx])
+    gallery = _frame_gallery((f, i, i / fps) for f, i in zip(thumbs, vidx))
     return status, "\n".join(lines), str(curve), gallery, frame, [str(json_path), str(html_path)]
 
 
@@ -251,23 +217,16 @@ _DEMO_DIR: Path | None = None
 
 
 def demo_dir() -> Path:
-    """This process's own folder for run outputs: made by mkdtemp (a fresh, private name, never a guessable path
-    someone else could have created first) and removed when the demo exits."""
+    """This process's own folder for run outputs (mkdtemp: never a guessable path), removed when the demo exits."""
     global _DEMO_DIR
     if _DEMO_DIR is None or not _DEMO_DIR.is_dir():
-        import atexit
-        import shutil
-
         _DEMO_DIR = Path(tempfile.mkdtemp(prefix="holmesvau-demo-"))
         atexit.register(shutil.rmtree, str(_DEMO_DIR), True)
     return _DEMO_DIR
 
 
 def fresh_output_dir(max_age_s: float = 3600.0) -> Path:
-    """A new folder for one run's files, inside `demo_dir()`; runs older than an hour are pruned (Gradio has copied
-    what it serves into its own cache by then)."""
-    import shutil
-
+    """A new folder for one run's files in `demo_dir()`; older runs are pruned (Gradio has its own copies by then)."""
     root = demo_dir()
     for old in root.iterdir():
         if time.time() - old.stat().st_mtime > max_age_s:
@@ -285,16 +244,15 @@ def make_handler(vau, cfg: DemoConfig, upload_root: str | Path):
         try:
             path = resolve_input(upload, example, cfg, upload_root)
             name = Path(upload).name if upload else example
-            if mode != MODES[1]:
-                check_prompt(prompt, cfg)  # before any decoding
+            question = None if mode == MODES[1] else check_prompt(prompt, cfg)  # before any decoding
             check_video(path, cfg, name)
             out = fresh_output_dir()
+            sampling = SamplingConfig(select_frames=int(n_frames), use_ats=bool(use_ats))
             with decode_limits(cfg.limits()):  # this request's decoding: the same limits, a watchdog per pass
-                if mode == MODES[1]:
-                    res = run_report(vau, path, int(n_frames), bool(use_ats), cfg, out, progress)
+                if question is None:
+                    res = run_report(vau, path, sampling, cfg, out, progress)
                 else:
-                    question = check_prompt(prompt, cfg)
-                    res = run_answer(vau, path, question, int(n_frames), bool(use_ats), cfg, out, progress)
+                    res = run_answer(vau, path, question, sampling, cfg, out, progress)
         except DemoError as e:
             return f"**Error:** {e}", "", None, [], "", None
         except Exception as e:  # noqa: BLE001 - a failed run must not take the demo down
@@ -310,38 +268,26 @@ def build_parser(examples_dir: str | Path | None = None) -> argparse.ArgumentPar
     """The demo's options; `examples_dir`: the default of --examples-dir (none: the released examples)."""
     p = argparse.ArgumentParser(
         description="HolmesVAU web demo (Gradio): upload a video or pick an example, ask a question or build the "
-        "full report.",
+        "full report."
     )
-    add_model_options(
-        p
-    )  # the same --model/--scorer/--device/--dtype defaults as inference.py (holmesvau.cli)
-    p.add_argument("--tiny", action="store_true", help="a TINY RANDOM model instead of --model (UI testing)")
-    p.add_argument("--examples", nargs="*", default=None, help="example video files")
-    p.add_argument(
-        "--examples-dir",
-        default=None if examples_dir is None else str(examples_dir),
+    add_model_options(p)
+    add = p.add_argument
+    add("--tiny", action="store_true", help="a TINY RANDOM model instead of --model (UI testing)")
+    add("--examples", nargs="*", default=None, help="example video files")
+    add("--examples-dir", default=None if examples_dir is None else str(examples_dir),
         help="folder of example videos used when --examples is not given (default: the original repository's "
-        "three examples, fetched once and verified)",
-    )
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=7860)
-    p.add_argument("--max-upload-mb", type=float, default=200.0)
-    p.add_argument("--max-duration-s", type=float, default=600.0)
-    p.add_argument("--max-frames", type=int, default=18_000, help="whatever fps the file claims")
-    p.add_argument("--max-megapixels", type=float, default=3840 * 2160 / 1e6, help="per frame")
-    p.add_argument("--max-prompt-chars", type=int, default=1000)
-    p.add_argument(
-        "--decode-timeout-s",
-        type=float,
-        default=30.0,
-        help="stop decoding a video that makes no progress for this long",
-    )
-    p.add_argument(
-        "--max-decode-memory-mb",
-        type=int,
-        default=4096,
-        help="memory cap of the child process that decodes each upload before the server does",
-    )
+        "three examples, fetched once and verified)")  # fmt: skip
+    add("--host", default="127.0.0.1")
+    add("--port", type=int, default=7860)
+    add("--max-upload-mb", type=float, default=200.0)
+    add("--max-duration-s", type=float, default=600.0)
+    add("--max-frames", type=int, default=18_000, help="whatever fps the file claims")
+    add("--max-megapixels", type=float, default=3840 * 2160 / 1e6, help="per frame")
+    add("--max-prompt-chars", type=int, default=1000)
+    add("--decode-timeout-s", type=float, default=30.0,
+        help="stop decoding a video that makes no progress for this long")  # fmt: skip
+    add("--max-decode-memory-mb", type=int, default=4096,
+        help="memory cap of the child process that decodes each upload before the server does")  # fmt: skip
     add_generation_options(p)
     return p
 
@@ -360,42 +306,24 @@ def parse_args(argv: list[str] | None = None, examples_dir: str | Path | None = 
 
 
 def load_demo(args: argparse.Namespace):
-    """The pipeline and the demo's config from parsed options: (HolmesVAU, DemoConfig). A model or scorer that
-    cannot be loaded raises DemoError (its message says how to try the UI without the real model)."""
-    if args.examples or args.examples_dir:
-        examples = find_examples(args.examples, args.examples_dir)
-    else:
-        examples = released_examples(args.cache_dir)
+    """(HolmesVAU, DemoConfig) from parsed options; DemoError when the model or scorer cannot be loaded."""
+    given = args.examples or args.examples_dir
+    examples = find_examples(args.examples, args.examples_dir) if given else released_examples(args.cache_dir)
     if args.tiny:
         print(f"[demo] --tiny: {TINY_LABEL}", file=sys.stderr)
         vau, name = tiny_pipeline(args.device), "tiny random InternVL2"
     else:
         from holmesvau.ats.weights import ScorerError
         from holmesvau.model import CheckpointError
-        from holmesvau.pipeline import HolmesVAU
 
         try:
-            vau = HolmesVAU.from_pretrained(
-                args.model,
-                scorer=False if args.no_ats else args.scorer,
-                device=args.device,
-                dtype=args.dtype,
-                cache_dir=args.cache_dir,
-            )
+            vau, name = load_vau(args), str(args.model)
         except (CheckpointError, ScorerError) as e:
             raise DemoError(f"{e}\n(to try the UI without the real model: python app.py --tiny)") from None
-        name = str(args.model)
     cfg = DemoConfig(
-        args.max_upload_mb,
-        args.max_duration_s,
-        args.max_new_tokens,
-        examples,
-        args.tiny,
-        name,
-        max_frames=args.max_frames,
-        max_pixels=int(args.max_megapixels * 1e6),
-        max_prompt_chars=args.max_prompt_chars,
-        decode_stall_s=args.decode_timeout_s,
+        args.max_upload_mb, args.max_duration_s, args.max_new_tokens, examples, args.tiny, name,
+        max_frames=args.max_frames, max_pixels=int(args.max_megapixels * 1e6),
+        max_prompt_chars=args.max_prompt_chars, decode_stall_s=args.decode_timeout_s,
         decode_memory_mb=args.max_decode_memory_mb,
-    )
+    )  # fmt: skip
     return vau, cfg

@@ -5,13 +5,10 @@
     result = vau.analyze("robbery.mp4", "Could you specify the anomaly events present in the video?")
     print(result.answer, result.frame_indices)
 
-Every sampling option travels in one holmesvau.frame_plan.SamplingConfig (`sampling=`; its defaults are the
-original's). Frame selection is holmesvau.frame_plan.plan_frames, the original's rule: the anomaly-focused temporal sampler
-(ATS) when it is enabled, a scorer is loaded and the video has more than `dense_stride * select_frames` frames;
-otherwise uniform sampling over the whole video (segment middles; a video with fewer frames than `select_frames`
-repeats frames, as the original does).
-ATS streams every `dense_stride`-th frame through InternViT (bounded memory: only CLS features are kept); then only
-the selected frames are decoded again and given to the MLLM.
+Sampling options travel in one holmesvau.frame_plan.SamplingConfig (the original's defaults); frame selection is
+holmesvau.frame_plan.plan_frames, the original's rule: ATS when enabled, a scorer is loaded and the video has more
+than `dense_stride * select_frames` frames, else uniform. ATS streams every `dense_stride`-th frame through InternViT
+(only CLS features are kept); then only the selected frames are decoded again for the MLLM.
 """
 
 from __future__ import annotations
@@ -40,14 +37,11 @@ class AnalysisResult:
     sampling: str = "uniform"  # "ats" | "uniform" | "given"
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
     video: dict = field(default_factory=dict)  # VideoInfo fields
-    # the decoded frames the MLLM saw, kept for display (plots, galleries) so nothing decodes them again: position
-    # in frame_indices -> (H, W, 3) uint8, at most SHOWN_FRAMES of them (evenly spread); not in to_dict()
+    # for display, never decoded again: position in frame_indices -> (H, W, 3) uint8, SHOWN_FRAMES at most
     frames: dict[int, np.ndarray] = field(default_factory=dict, repr=False, compare=False)
 
     def to_dict(self) -> dict:
-        d = asdict(replace(self, frames={}))
-        del d["frames"]
-        return d
+        return {k: v for k, v in asdict(replace(self, frames={})).items() if k != "frames"}
 
 
 @dataclass
@@ -78,24 +72,20 @@ class HolmesVAU:
         self.lm = lm
         self.scorer = scorer
         self.resize = resize  # holmesvau.preprocess resize method ("pil" reproduces the original bit for bit)
-        # held while the dense ATS pass runs; a caller answering from another thread (tools/predict.py's batches
-        # beside its background video preparation) holds it too, so the model runs one job at a time
+        # held by the dense ATS pass and by callers answering from another thread (holmesvau.predict's batches
+        # beside its background video preparation): the model runs one job at a time
         self.model_lock = threading.RLock()
         if scorer is not None:
             self._check_scorer_dim()
 
     @classmethod
     def from_pretrained(
-        cls,
-        model: str | Path = DEFAULT_MODEL,
-        scorer: str | Path | bool | None = None,
-        device: str | torch.device | None = None,
-        dtype: torch.dtype | str | None = None,
+        cls, model: str | Path = DEFAULT_MODEL, scorer: str | Path | bool | None = None,
+        device: str | torch.device | None = None, dtype: torch.dtype | str | None = None,
         cache_dir: str | Path | None = None,
-    ) -> HolmesVAU:
-        """`model`: hub id, original or converted folder. `scorer`: None = the released scorer (fetched over
-        https once, verified by its git blob id and cached: holmesvau.released), a path or an https URL (optionally `#sha256=...`), or False to disable ATS. The scorer is resolved
-        first, so a missing one fails fast."""
+    ) -> HolmesVAU:  # fmt: skip
+        """`model`: hub id, original or converted folder. `scorer`: None = the released one (holmesvau.released), a
+        path or https URL (optionally `#sha256=...`), or False to disable ATS; resolved first, so it fails fast."""
         from holmesvau.ats.weights import load_scorer, resolve_scorer
 
         scorer_path = (
@@ -107,9 +97,8 @@ class HolmesVAU:
 
     @property
     def scores_source(self) -> str | None:
-        """Fingerprint of what makes this pipeline's dense scores (scorer, vision encoder, resize), stored in score
-        files so that a run reuses only scores it would compute itself (holmesvau.ats.fingerprint). None without
-        a scorer."""
+        """Fingerprint of what makes this pipeline's dense scores (holmesvau.ats.fingerprint), stored in score files
+        so a run reuses only scores it would compute itself. None without a scorer."""
         if self.scorer is None:
             return None
         key = (id(self.scorer), self.resize)
@@ -149,52 +138,34 @@ class HolmesVAU:
             )
         with self.model_lock:
             dense = extract_dense_features(  # uint8 tiles go to the encoder's device, normalised there
-                video,
-                vit_encoder(self.lm),
-                stride=dense_stride,
-                resize=self.resize,
-                progress=progress,
+                video, vit_encoder(self.lm), stride=dense_stride, resize=self.resize, progress=progress,
                 device=self.lm.device,
-            )
+            )  # fmt: skip
             t = time.perf_counter()
             scores = score_features(self.scorer, dense.features)
-        d = dense.timings
-        timings = {
-            "decode": d.get("decode", 0.0),  # in the background thread, overlapping "vit"
-            "preprocess": d.get("preprocess", 0.0),
-            "vit": d.get("encode", 0.0),
-            "ats_dense_wall": d.get("total", 0.0),
-            "scorer": time.perf_counter() - t,
-        }
+        scorer_s = time.perf_counter() - t
+        # our stage name <- the extractor's ("decode" runs in a background thread, overlapping "vit")
+        stages = {"decode": "decode", "preprocess": "preprocess", "vit": "encode", "ats_dense_wall": "total"}
+        timings = {ours: dense.timings.get(theirs, 0.0) for ours, theirs in stages.items()}
+        timings["scorer"] = scorer_s
         idx = np.asarray(dense.frame_indices, dtype=np.int64)
         return DenseScores(idx, scores, dense.info, int(dense_stride), timings)
-
-    def pixel_values(self, video: str | Path, frame_indices: Sequence[int]) -> tuple[torch.Tensor, dict]:
-        """Decode and preprocess only the given frames -> ((N, 3, 448, 448), timings)."""
-        from holmesvau.preprocess import frames_to_pixel_values
-        from holmesvau.video import read_frames
-
-        t0 = time.perf_counter()
-        frames = read_frames(video, list(frame_indices))
-        t1 = time.perf_counter()
-        pv = frames_to_pixel_values(frames, resize=self.resize)
-        return pv, {"decode": t1 - t0, "preprocess": time.perf_counter() - t1}
 
     def ask(
         self, video: str | Path, prompt: str, frame_indices: Sequence[int], max_new_tokens: int = 1024
     ) -> tuple[str, ChatOutput]:
         """Ask about explicit frames of a video (indices into the video)."""
-        pv, _ = self.pixel_values(video, frame_indices)
+        from holmesvau.preprocess import frames_to_pixel_values
+        from holmesvau.video import read_frames
+
+        pv = frames_to_pixel_values(read_frames(video, list(frame_indices)), resize=self.resize)
         out = chat(self.lm, pv, video_question(prompt, len(frame_indices)), max_new_tokens=max_new_tokens)
         return out.answer, out
 
     def plan(
-        self,
-        video: str | Path,
-        sampling: SamplingConfig = SamplingConfig(),
-        progress: bool = True,
+        self, video: str | Path, sampling: SamplingConfig = SamplingConfig(), progress: bool = True,
         dense: DenseScores | None = None,
-    ) -> PlannedFrames:
+    ) -> PlannedFrames:  # fmt: skip
         """The frames the MLLM will see (holmesvau.frame_plan: ATS / uniform / given), computing the dense scores
         only when ATS samples. `dense`: precomputed dense scores to reuse."""
         from holmesvau.frame_plan import FrameIndexError, needs_dense_scores, plan_frames
@@ -207,29 +178,19 @@ class HolmesVAU:
             if needs_dense_scores(info.num_frames, sampling, self.scorer is not None):
                 if dense is None or dense.stride != sampling.dense_stride:
                     dense = self.dense_scores(video, sampling.dense_stride, progress)
-                for k, v in dense.timings.items():
-                    timings[k] = timings.get(k, 0.0) + v
+                timings.update(dense.timings)  # keys of their own: no stage is counted twice
             else:
                 dense = None
-            plan = plan_frames(
-                info.num_frames,
-                sampling,
-                scores=None if dense is None else dense.scores,
-                dense_indices=None if dense is None else dense.frame_indices,
-            )
+            scores, dense_indices = (None, None) if dense is None else (dense.scores, dense.frame_indices)
+            plan = plan_frames(info.num_frames, sampling, scores=scores, dense_indices=dense_indices)
         except FrameIndexError as e:  # about this video: name it
             raise VideoError(f"{video}: {e}") from None
         return PlannedFrames(plan, dense if plan.sampling == "ats" else None, info, timings)
 
     def analyze(
-        self,
-        video: str | Path,
-        prompt: str,
-        sampling: SamplingConfig = SamplingConfig(),
-        max_new_tokens: int = 1024,
-        progress: bool = True,
-        dense: DenseScores | None = None,
-    ) -> AnalysisResult:
+        self, video: str | Path, prompt: str, sampling: SamplingConfig = SamplingConfig(), max_new_tokens: int = 1024,
+        progress: bool = True, dense: DenseScores | None = None,
+    ) -> AnalysisResult:  # fmt: skip
         """Select frames (ATS / uniform / given), ask the MLLM. `dense`: precomputed dense scores to reuse."""
         planned = self.plan(video, sampling, progress, dense)
         idx, dense, timings = list(planned.plan.indices), planned.dense, planned.timings

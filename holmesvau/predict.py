@@ -1,24 +1,13 @@
 """Batch prediction over HIVAU-70k-style test rows: resumable jsonl output, rank shards, dense-score dumps.
 
-Output: one JSON object a line, `{"id", "type", "task", "video", "prediction", "frame_indices", "sampling",
-"status": "ok"|"failed", "error"}`, appended and flushed row by row. A rerun reads the ids already written (a last
-line cut by a kill is dropped) and does only the rest, so every row ends up exactly once. A row whose video
-is missing or unreadable is written with status "failed" and the reason; `retry_failed` rewrites the file
-without those rows and tries them again.
+Output: one JSON object a line (`_row`), appended row by row (holmesvau.jsonl); a rerun does only the ids not yet
+written, so every row ends up exactly once. A row whose video cannot be read is "failed" with the reason.
 
-Batching: rows are grouped by video; each video is probed, scored, planned and decoded once and its frames encoded
-once, and the questions are answered in batches (holmesvau.model.batch). Rows are appended as their batch finishes;
-when a run completes the file is rewritten in annotation order, so it is the same whatever the batch size.
-
-Sharding: rank r of W takes whole videos (`shard_by_video`: balanced by file size, so each video is read on one
-rank) and writes `OUTPUT.rank{r}`; `merge_outputs` joins the shards (and any earlier merged output) in annotation
-order, one line per id.
-
-Score files (`--scores-dir`, holmesvau.eval.score_files): one per video, named after its path. Prediction with
-`scores_dir` samples ATS frames from a score file already there (written by an earlier run, e.g. detection before
-reasoning) when its stride, frame count and recorded scorer fit; otherwise it runs the dense pass.
-
-jsonl files follow holmesvau.jsonl: a torn last line is cut before appending, malformed lines are skipped.
+Batching: each video is probed, scored, planned and decoded once, and the questions are answered in batches
+(holmesvau.model.batch); a finished run rewrites the file in annotation order, whatever the batch size.
+Sharding: rank r of W takes whole videos (`shard_by_video`) and writes `OUTPUT.rank{r}`; `merge_outputs` joins them.
+Score files (holmesvau.eval.score_files): with `scores_dir`, ATS samples from a score file already there when its
+stride, frame count and recorded scorer fit; otherwise the dense pass runs.
 """
 
 from __future__ import annotations
@@ -34,8 +23,6 @@ from holmesvau.eval.score_files import check_source, load_score_file, save_dense
 from holmesvau.frame_plan import SamplingConfig
 from holmesvau.jsonl import JsonlAppender, done_ids, read_rows, row_key, write_jsonl_atomic
 from holmesvau.paths import inside_root
-
-FIELDS = ("id", "type", "task", "video", "prediction", "frame_indices", "sampling", "status", "error")
 
 
 def shard_path(output: str | Path, rank: int) -> Path:
@@ -76,23 +63,24 @@ def merge_outputs(
     return {"rows": len(rows), "failed": failed, "output": str(output)}
 
 
-def _failed(base: dict, e: BaseException) -> dict:
+def _row(r, answer: str | None = None, plan=None, error: BaseException | None = None) -> dict:
+    """The output row of instruction `r`: the answer and the frames it saw, or the error that failed the row."""
     return {
-        **base,
-        "prediction": None,
-        "frame_indices": None,
-        "sampling": None,
-        "status": "failed",
-        "error": f"{type(e).__name__}: {e}",
+        "id": r.id,
+        "type": r.type,
+        "task": r.task,
+        "video": r.video,
+        "prediction": answer,
+        "frame_indices": None if plan is None else list(plan.indices),
+        "sampling": None if plan is None else plan.sampling,
+        "status": "ok" if error is None else "failed",
+        "error": None if error is None else f"{type(error).__name__}: {error}",
     }
 
 
 def shard_by_video(rows: Sequence, rank: int, world: int, video_root: str | Path = ".") -> list:
-    """This rank's rows: whole videos, so each video's probe, dense pass and decoding happen on one rank only.
-
-    Videos are dealt largest first to the least loaded rank (ties: the lower rank), weighed by file size as a
-    stand-in for frame count (no rank opens another's videos); every rank computes the same split. Rows keep their
-    order."""
+    """This rank's rows, by whole videos (each is read on one rank): largest first to the least loaded rank (ties:
+    the lower rank), weighed by file size (no rank opens another's videos). Rows keep their order."""
     if world < 1 or not 0 <= rank < world:
         raise ValueError(f"rank {rank} out of range for world size {world}")
     videos = list(dict.fromkeys(r.video for r in rows))
@@ -111,45 +99,17 @@ def shard_by_video(rows: Sequence, rank: int, world: int, video_root: str | Path
     return [r for r in rows if owner[r.video] == rank]
 
 
-def _ok(base: dict, answer: str, plan) -> dict:
-    return {
-        **base,
-        "prediction": answer,
-        "frame_indices": list(plan.indices),
-        "sampling": plan.sampling,
-        "status": "ok",
-        "error": None,
-    }
-
-
 def predict_rows(
-    vau,
-    rows: Sequence,
-    video_root: str | Path,
-    output: str | Path,
-    sampling: SamplingConfig = SamplingConfig(),
-    max_new_tokens: int = 1024,
-    scores_dir: str | Path | None = None,
-    score_levels: Sequence[str] = ("video",),
-    progress: bool = True,
-    desc: str = "predict",
-    on_row: Callable[[dict], None] | None = None,
-    skip_ids: Iterable[object] = (),
-    batch_size: int | None = None,
-    refused: Sequence[tuple[object, str]] = (),
-) -> dict:
-    """Predict every row (holmesvau.data.instructions.Instruction) not yet in `output` (nor in `skip_ids`);
-    append as it goes, then rewrite the file in the order of `rows`.
-
-    Rows are grouped by video: each video is probed, scored (when ATS samples it or its scores are dumped),
-    planned and decoded once, its frames encoded once, and its questions answered with the others' in batches of
-    `batch_size` (holmesvau.model.batch; default 16 on a GPU, 4 on the CPU). A video that cannot be read fails its
-    own rows; the rest are answered. The next videos (up to 2 x batch_size) are prepared in a background thread
-    while the current batch is answered (holmesvau.prefetch).
-
-    Before any model work, a row whose prompt cannot fit the model's context with its frames fails with the reason
-    (holmesvau.model.batch.prompt_problem), and so does each (id, reason) of `refused` (input lines the reading
-    policy could not take but whose id is known, e.g. a line over the size cap)."""
+    vau, rows: Sequence, video_root: str | Path, output: str | Path, sampling: SamplingConfig = SamplingConfig(),
+    max_new_tokens: int = 1024, scores_dir: str | Path | None = None, score_levels: Sequence[str] = ("video",),
+    progress: bool = True, desc: str = "predict", on_row: Callable[[dict], None] | None = None,
+    skip_ids: Iterable[object] = (), batch_size: int | None = None, refused: Sequence[tuple[object, str]] = (),
+) -> dict:  # fmt: skip
+    """Predict every row (holmesvau.data.instructions.Instruction) not yet in `output` (nor in `skip_ids`); append
+    as it goes, then rewrite the file in the order of `rows`. The next videos (up to 2 x batch_size) are prepared in
+    a background thread while the current batch is answered (holmesvau.prefetch). Failed before any model work: a
+    row whose prompt cannot fit the model's context with its frames, and each (id, reason) of `refused` (input
+    lines whose id is known but that the reading policy could not take, e.g. a line over the size cap)."""
     import torch
     from tqdm.auto import tqdm
 
@@ -163,16 +123,16 @@ def predict_rows(
     refused = [(i, why) for i, why in refused if row_key(i) not in done]
     size = max(1, int(batch_size or default_batch_size(vau.lm.device)))
     stats = {"total": len(rows) + len(refused), "skipped_done": len(rows) - len(todo), "ok": 0, "failed": 0}
-    too_long = {}
+    failed_early = [(SimpleNamespace(id=i, type=None, task=None, video=None), why) for i, why in refused]
     by_video: dict[str, list] = OrderedDict()
+    n = len(sampling.frame_indices) if sampling.frame_indices is not None else sampling.select_frames
     for r in todo:
-        n = len(sampling.frame_indices) if sampling.frame_indices is not None else sampling.select_frames
         why = prompt_problem(vau.lm, video_question(r.prompt, n), n)
         if why is not None:
-            too_long[row_key(r.id)] = ValueError(why)
+            failed_early.append((r, why))
         else:
             by_video.setdefault(r.video, []).append(r)
-    pending: list[tuple[object, dict, AnswerRequest, object]] = []  # (row, base, request, plan)
+    pending: list[tuple[object, AnswerRequest, object]] = []  # (row, request, plan)
     with (
         JsonlAppender(output) as f,
         tqdm(
@@ -191,44 +151,32 @@ def predict_rows(
 
         def flush() -> None:
             with model_lock:
-                answers = _answer_all(vau.lm, [p[2] for p in pending], size)
-            for (r, base, _, plan), answer in zip(pending, answers):
-                emit(r, _ok(base, answer, plan) if isinstance(answer, str) else _failed(base, answer))
+                answers = _answer_all(vau.lm, [p[1] for p in pending], size)
+            for (r, _, plan), answer in zip(pending, answers):
+                emit(r, _row(r, answer, plan) if isinstance(answer, str) else _row(r, error=answer))
             pending.clear()
 
         def load(item):
             video, vrows = item
             with torch.inference_mode():
-                return _video_frames(
-                    vau, inside_root(video_root, video), video, vrows, sampling, scores_dir, score_levels
-                )
+                path = inside_root(video_root, video)
+                return _video_frames(vau, path, video, vrows, sampling, scores_dir, score_levels)
 
         # the next videos are probed, scored and decoded in a background thread while the GPU answers; the model
         # runs one job at a time (vau.model_lock: the dense ATS pass waits for the answering), so their memory never
         # adds up and an out-of-memory error cannot hit a video's scoring because of a batch answered beside it
         model_lock = getattr(vau, "model_lock", None) or contextlib.nullcontext()
-        for i, why in refused:  # rows failed before any model work
-            emit(SimpleNamespace(id=i, video=None), _failed({"id": i, "type": None, "task": None, "video": None},
-                                                            ValueError(why)))  # fmt: skip
-        for r in todo:
-            if row_key(r.id) in too_long:
-                emit(
-                    r,
-                    _failed(
-                        {"id": r.id, "type": r.type, "task": r.task, "video": r.video},
-                        too_long[row_key(r.id)],
-                    ),
-                )
+        for r, why in failed_early:  # rows failed before any model work
+            emit(r, _row(r, error=ValueError(why)))
         for (_, vrows), loaded in prefetched(load, by_video.items(), depth=2 * size):
-            bases = [{"id": r.id, "type": r.type, "task": r.task, "video": r.video} for r in vrows]
             if isinstance(loaded, Exception):  # a bad video fails its own rows; the run goes on
-                for r, base in zip(vrows, bases):
-                    emit(r, _failed(base, loaded))
+                for r in vrows:
+                    emit(r, _row(r, error=loaded))
                 continue
             frames, plan = loaded
-            for r, base in zip(vrows, bases):
+            for r in vrows:
                 q = video_question(r.prompt, len(plan.indices))
-                pending.append((r, base, AnswerRequest(frames, q, max_new_tokens), plan))
+                pending.append((r, AnswerRequest(frames, q, max_new_tokens), plan))
             if len(pending) >= 2 * size:
                 flush()
         flush()
@@ -259,8 +207,7 @@ def _video_frames(vau, path: Path, video: str, vrows, sampling: SamplingConfig, 
 
 
 def _answer_all(lm, requests: list, batch_size: int) -> list:
-    """Answers (str) of `requests` in order; if the batch fails as a whole, each request alone, so that one bad
-    request fails (its exception in its place) and the others are answered."""
+    """Answers (str) of `requests` in order; if the batch fails, each request alone: a bad one gets its exception."""
     from holmesvau.model.batch import answer_batch
 
     if not requests:
@@ -280,24 +227,19 @@ def _answer_all(lm, requests: list, batch_size: int) -> list:
 def _reusable_dense(
     scores_dir: str | Path, video: str | Path, path: str | Path, dense_stride: int, source: str | None = None
 ):
-    """The dense scores of `video` already in SCORES_DIR (holmesvau.pipeline.DenseScores), when they fit this
-    run's plan: same stride, same frame count as the video at `path` now, scores at increasing frames inside
-    it, and made by the same scorer, encoder and resize when the file records it (`source`; a file without one,
-    e.g. written by hand or by another tool, is taken as it is). None when there is no such file or it does not
-    fit (stale, other stride, another scorer, unreadable): then the dense pass runs."""
+    """The DenseScores of `video` in SCORES_DIR when they fit this run: same stride and frame count as `path` now,
+    increasing frames inside it, and the same `source` when the file records one. Else None."""
     import numpy as np
 
     from holmesvau.pipeline import DenseScores
     from holmesvau.video import dense_indices, probe
 
     f = score_file(scores_dir, video)
-    if not f.is_file():
-        return None
     try:
-        saved = load_score_file(f)
+        saved = load_score_file(f) if f.is_file() else None
     except ValueError:
-        return None
-    if saved.source is not None and saved.source != source:
+        saved = None
+    if saved is None or (saved.source is not None and saved.source != source):
         return None
     info = probe(path)
     n = info.num_frames
@@ -312,19 +254,12 @@ def _reusable_dense(
 
 
 def dump_scores(
-    vau,
-    videos: Sequence[str],
-    video_root: str | Path,
-    scores_dir: str | Path,
-    log: str | Path,
-    dense_stride: int = SamplingConfig.dense_stride,
-    progress: bool = True,
-    desc: str = "scores",
+    vau, videos: Sequence[str], video_root: str | Path, scores_dir: str | Path, log: str | Path,
+    dense_stride: int = SamplingConfig.dense_stride, progress: bool = True, desc: str = "scores",
     skip_ids: Iterable[object] = (),
-) -> dict:
-    """Dense anomaly scores of each video -> `scores_dir/<stem>.npz`; one log line per video in `log`
-    ({"id": video, "video", "scores_file", "n_scores", "status", "error"}); existing files are kept (one that
-    records another scorer, encoder or resize fails its video, with the reason)."""
+) -> dict:  # fmt: skip
+    """Dense anomaly scores of each video -> `scores_dir/<stem>.npz`, one log line per video in `log`; an existing
+    file is kept (one that records another scorer, encoder or resize fails its video, with the reason)."""
     from tqdm.auto import tqdm
 
     if vau.scorer is None:
@@ -341,12 +276,11 @@ def dump_scores(
             try:
                 dst = score_file(scores_dir, v)
                 base["scores_file"] = dst.relative_to(scores_dir).as_posix()
-                if dst.is_file() and row_key(v) not in done:
-                    check_source(dst, getattr(vau, "scores_source", None))
                 if row_key(v) in done or dst.is_file():
-                    stats["skipped_done"] += 1
-                    if row_key(v) not in done:
+                    if row_key(v) not in done:  # a file already there: kept when it is from this scorer
+                        check_source(dst, getattr(vau, "scores_source", None))
                         f.write({**base, "n_scores": None, "status": "ok", "error": None})
+                    stats["skipped_done"] += 1
                     bar.update(1)
                     continue
                 dense = vau.dense_scores(inside_root(video_root, v), dense_stride, progress=False)

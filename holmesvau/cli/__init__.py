@@ -1,6 +1,5 @@
-"""Command-line options shared by inference.py, tools/predict.py and app.py: one definition, one set of defaults,
-validated by argparse before any work starts (a bad value is a one-line usage error, not a traceback minutes later).
-"""
+"""Command-line options shared by inference.py, tools/predict.py and app.py, validated by argparse before any work
+starts (a bad value is a one-line usage error, not a traceback minutes later)."""
 
 from __future__ import annotations
 
@@ -10,31 +9,22 @@ from pathlib import Path
 
 from holmesvau.frame_plan import SamplingConfig
 
-DEFAULT_MODEL = (
-    "ppxin321/HolmesVAU-2B"  # = holmesvau.model.loading.DEFAULT_MODEL (kept light: no torch import)
-)
-DEFAULTS = SamplingConfig()  # the sampling defaults live in holmesvau.frame_plan.SamplingConfig only
+DEFAULT_MODEL = "ppxin321/HolmesVAU-2B"  # = holmesvau.model.loading.DEFAULT_MODEL (no torch import here)
+DEFAULTS = SamplingConfig()
 DEFAULT_MAX_NEW_TOKENS = 1024
-# Bounds checked at parse time (a flag never allocates without bound): InternVL2-2B's context is 32768 tokens and
-# every frame takes 256 of them (holmesvau.model.prompt); a row's own prompt is checked against the model's real
-# context when it is built (holmesvau.predict).
+DEFAULT_PROMPT = "Could you specify the anomaly events present in the video?"
+# Bounds checked at parse time: InternVL2-2B's context is 32768 tokens, 256 a frame (holmesvau.model.prompt)
 MODEL_CONTEXT = 32768
 TOKENS_PER_FRAME = 256
 MAX_FRAMES = MODEL_CONTEXT // TOKENS_PER_FRAME - 1  # 127 frames leave room for the prompt and the answer
 MAX_BATCH = 1024
 MAX_DENSE_STRIDE = 100_000
-DTYPE_NAMES = {
-    "bf16": "bf16",
-    "bfloat16": "bf16",
-    "fp16": "fp16",
-    "float16": "fp16",
-    "fp32": "fp32",
-    "float32": "fp32",
-}
+DTYPE_NAMES = {"bf16": "bf16", "bfloat16": "bf16", "fp16": "fp16", "float16": "fp16",
+               "fp32": "fp32", "float32": "fp32"}  # fmt: skip
 
 
 def int_at_least(low: int, high: int | None = None, why: str = ""):
-    """argparse type: an integer >= `low` (and <= `high`; `why` says where that bound comes from)."""
+    """argparse type: an integer in [low, high]; `why` says where `high` comes from."""
 
     def parse(text: str) -> int:
         try:
@@ -61,27 +51,23 @@ dense_stride = int_at_least(1, MAX_DENSE_STRIDE)
 
 
 def device_name(text: str) -> str:
-    """cpu, cuda, cuda:N or mps, checked against this machine: a GPU that is not there is a usage error now, not a
-    traceback after the model has loaded."""
+    """cpu, cuda, cuda:N or mps, checked against this machine (a missing GPU is a usage error, not a traceback
+    after the model has loaded)."""
     kind, _, index = text.strip().lower().partition(":")
     if kind not in ("cpu", "cuda", "mps") or (index and not index.isdigit()) or (index and kind == "cpu"):
         raise argparse.ArgumentTypeError(f"unknown device {text!r}: expected cpu, cuda, cuda:N or mps")
-    if kind == "cuda":
+    if kind != "cpu":
         import torch
 
         count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        if count == 0:
+        if kind == "cuda" and count == 0:
             raise argparse.ArgumentTypeError(
                 f"{text}: no CUDA GPU is visible on this machine; use --device cpu"
             )
-        if index and int(index) >= count:
-            raise argparse.ArgumentTypeError(
-                f"{text}: this machine has {count} CUDA GPU(s) (cuda:0..cuda:{count - 1})"
-            )
-    if kind == "mps":
-        import torch
-
-        if not torch.backends.mps.is_available():
+        if kind == "cuda" and index and int(index) >= count:
+            count_range = f"cuda:0..cuda:{count - 1}"
+            raise argparse.ArgumentTypeError(f"{text}: this machine has {count} CUDA GPU(s) ({count_range})")
+        if kind == "mps" and not torch.backends.mps.is_available():
             raise argparse.ArgumentTypeError(
                 f"{text}: MPS is not available on this machine; use --device cpu"
             )
@@ -115,7 +101,7 @@ def dtype_name(text: str) -> str:
 
 
 def output_file(text: str) -> Path:
-    """A file to write: refused when it names a folder (an existing one, or a path ending in a separator)."""
+    """A file to write: refused when it names a folder (existing, or ending in a separator)."""
     if text.endswith(("/", "\\")) or Path(text).is_dir():
         raise argparse.ArgumentTypeError(f"{text} is a folder; give a file name")
     return Path(text)
@@ -142,32 +128,40 @@ def frame_indices(text: str) -> list[int]:
 
 
 def add_model_options(p: argparse.ArgumentParser, no_ats: bool = True) -> None:
-    """--model, --scorer, --no-ats (unless `no_ats` is False: tools that cannot run without the scorer),
-    --device, --dtype, --cache-dir."""
-    p.add_argument(
+    """--model, --scorer, --no-ats (unless `no_ats` is False: tools that need the scorer), --device, --dtype,
+    --cache-dir."""
+    add = p.add_argument
+    add(
         "--model",
         default=DEFAULT_MODEL,
         help=f"hub id, original or converted folder (default {DEFAULT_MODEL})",
     )
-    p.add_argument(
-        "--scorer", default=None, help="anomaly scorer .pth path or URL (default: the released one)"
-    )
+    add("--scorer", default=None, help="anomaly scorer .pth path or URL (default: the released one)")
     if no_ats:
-        p.add_argument("--no-ats", action="store_true", help="uniform sampling only; no scorer is loaded")
-    p.add_argument(
-        "--device", type=device_name, default=None, help="cuda, cuda:1, cpu (default: cuda if available)"
-    )
-    p.add_argument(
+        add("--no-ats", action="store_true", help="uniform sampling only; no scorer is loaded")
+    add("--device", type=device_name, default=None, help="cuda, cuda:1, cpu (default: cuda if available)")
+    add(
         "--dtype",
         type=dtype_name,
         default=None,
         help="bf16|fp16|fp32 (default: bf16/fp16 on GPU, fp32 on CPU)",
     )
-    p.add_argument("--cache-dir", default=None, help="downloads and caches (default $HOLMESVAU_CACHE)")
+    add("--cache-dir", default=None, help="downloads and caches (default $HOLMESVAU_CACHE)")
+
+
+def load_vau(args: argparse.Namespace, scorer: bool = True, device: str | None = None):
+    """HolmesVAU.from_pretrained with add_model_options' flags; the scorer unless `scorer` is False or --no-ats."""
+    from holmesvau.pipeline import HolmesVAU
+
+    use_scorer = scorer and not getattr(args, "no_ats", False)
+    return HolmesVAU.from_pretrained(
+        args.model, scorer=args.scorer if use_scorer else False, device=device or args.device,
+        dtype=args.dtype, cache_dir=args.cache_dir,
+    )  # fmt: skip
 
 
 def add_sampling_options(p: argparse.ArgumentParser) -> None:
-    """--select-frames, --dense-stride, --tau (holmesvau.frame_plan.SamplingConfig; `sampling_config` reads them)."""
+    """--select-frames, --dense-stride, --tau (read by `sampling_config`)."""
     p.add_argument(
         "--select-frames", type=select_frames, default=DEFAULTS.select_frames,
         help=f"frames the MLLM sees (1..{MAX_FRAMES})",
@@ -179,15 +173,12 @@ def add_sampling_options(p: argparse.ArgumentParser) -> None:
 
 
 def sampling_config(args: argparse.Namespace) -> SamplingConfig:
-    """The one SamplingConfig of a run, from add_sampling_options' flags plus --no-ats and --frame-indices where the
-    tool has them (a tool without --no-ats always uses ATS when it can)."""
+    """The one SamplingConfig of a run: add_sampling_options' flags, plus --no-ats and --frame-indices where the
+    tool has them."""
     return SamplingConfig(
-        select_frames=args.select_frames,
-        use_ats=not getattr(args, "no_ats", False),
-        dense_stride=args.dense_stride,
-        tau=args.tau,
-        frame_indices=getattr(args, "frame_indices", None),
-    )
+        select_frames=args.select_frames, use_ats=not getattr(args, "no_ats", False), dense_stride=args.dense_stride,
+        tau=args.tau, frame_indices=getattr(args, "frame_indices", None),
+    )  # fmt: skip
 
 
 def add_generation_options(p: argparse.ArgumentParser) -> None:

@@ -1,69 +1,55 @@
-"""`inference.py`: one video, one question -> the answer printed, and optionally the result JSON, the anomaly
-curve plot and the hierarchical report.
-
-The script is a thin entry point (its docstring lists the commands); argument parsing, `run(args)` and
-`main(argv)` live here so tests and tools call them as library functions. The work itself is holmesvau.pipeline
-(and holmesvau.report for --report).
-"""
+"""`inference.py`'s parser, `run(args)` and `main(argv)` (the script's docstring lists the commands): one video, one
+question -> the answer, and optionally the result JSON, the anomaly curve plot and the hierarchical report."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 from dataclasses import replace
+from pathlib import Path
 
 from holmesvau.cli import (
+    DEFAULT_PROMPT,
     add_generation_options,
     add_model_options,
     add_sampling_options,
     finite_float,
     frame_indices,
+    load_vau,
     output_dir,
     output_file,
     sampling_config,
 )
 
 PLOT_MARKER = b"HolmesVAU anomaly curve"  # in the PNG's Software text chunk (holmesvau.anomaly_curve)
-DESCRIPTION = "Ask HolmesVAU about a video: anomaly-focused frame sampling (ATS), then the MLLM's answer."
-DEFAULT_PROMPT = "Could you specify the anomaly events present in the video?"
 EXAMPLE_NOTE = "video: {path} (the original repository's example {name}; pass your own with --video)"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument(
-        "--video",
-        default=None,
+    about = "Ask HolmesVAU about a video: anomaly-focused frame sampling (ATS), then the MLLM's answer."
+    p = argparse.ArgumentParser(description=about, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add = p.add_argument
+    add("--video", default=None,
         help="video file (default: the original repository's example robbery.mp4, fetched once and verified)",
-    )
-    p.add_argument("--prompt", default=DEFAULT_PROMPT, help="question about the video")
+    )  # fmt: skip
+    add("--prompt", default=DEFAULT_PROMPT, help="question about the video")
     add_model_options(p)
     add_sampling_options(p)
-    p.add_argument(
+    add(
         "--frame-indices",
         type=frame_indices,
         default=None,
         help="comma-separated frame indices (no sampling)",
     )
     add_generation_options(p)
-    p.add_argument("--output", type=output_file, default=None, help="write the result as JSON here")
-    p.add_argument(
-        "--plot", type=output_file, default=None, help="save the anomaly curve + sampled frames (png)"
-    )
-    p.add_argument(
-        "--report",
-        type=output_dir,
-        default=None,
+    add("--output", type=output_file, default=None, help="write the result as JSON here")
+    add("--plot", type=output_file, default=None, help="save the anomaly curve + sampled frames (png)")
+    add("--report", type=output_dir, default=None,
         help="also write the hierarchical report (events, clip/event/video answers) as report.json + report.html "
-        "into this folder",
-    )
-    p.add_argument(
-        "--report-threshold",
-        type=finite_float(0.0, 1.0),
-        default=None,
-        help="event threshold on the anomaly scores, in [0, 1] (default: from the curve)",
-    )
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+        "into this folder")  # fmt: skip
+    add("--report-threshold", type=finite_float(0.0, 1.0), default=None,
+        help="event threshold on the anomaly scores, in [0, 1] (default: from the curve)")  # fmt: skip
+    add("--quiet", action="store_true", help="no progress bars")
     return p
 
 
@@ -73,26 +59,15 @@ def needs_scorer(args: argparse.Namespace) -> bool:
 
 
 def load_pipeline(args: argparse.Namespace):
-    from holmesvau.pipeline import HolmesVAU
-
-    return HolmesVAU.from_pretrained(
-        args.model,
-        scorer=args.scorer if needs_scorer(args) else False,
-        device=args.device,
-        dtype=args.dtype,
-        cache_dir=args.cache_dir,
-    )
+    return load_vau(args, scorer=needs_scorer(args))
 
 
 def report_from_args(vau, args: argparse.Namespace):
     """--report DIR: build the report with the CLI's options and write it (each file atomically)."""
     from holmesvau.report import ReportConfig, build_report, write_report
 
-    config = ReportConfig(
-        sampling=replace(sampling_config(args), frame_indices=None),  # --frame-indices: for the answer only
-        threshold=args.report_threshold,
-        max_new_tokens=args.max_new_tokens,
-    )
+    sampling = replace(sampling_config(args), frame_indices=None)  # --frame-indices: for the answer only
+    config = ReportConfig(sampling, threshold=args.report_threshold, max_new_tokens=args.max_new_tokens)
     report = build_report(vau, args.video, config, progress=not args.quiet)
     json_path, html_path = write_report(report, args.report)
     print(f"report: {json_path} {html_path} ({len(report.data['events'])} event(s))", file=sys.stderr)
@@ -106,10 +81,8 @@ def run(args: argparse.Namespace, vau=None):
 
     if args.video is not None:
         probe(args.video)  # a bad video fails before any download and minutes of model loading
-    if args.video is None or vau is None:
-        fetch_released(
-            args, scorer=vau is None
-        )  # no --video: the example; ATS, no --scorer: the released one
+    if args.video is None or vau is None:  # no --video: the example; ATS, no --scorer: the released one
+        fetch_released(args, scorer=vau is None)
     if args.quiet:
         from transformers.utils import logging as hf_logging
 
@@ -117,13 +90,9 @@ def run(args: argparse.Namespace, vau=None):
     vau = vau or load_pipeline(args)
     report = report_from_args(vau, args) if args.report is not None else None  # its dense pass is reused
     result = vau.analyze(
-        args.video,
-        args.prompt,
-        sampling_config(args),
-        max_new_tokens=args.max_new_tokens,
-        progress=not args.quiet,
-        dense=getattr(report, "dense", None),
-    )
+        args.video, args.prompt, sampling_config(args), max_new_tokens=args.max_new_tokens,
+        progress=not args.quiet, dense=getattr(report, "dense", None),
+    )  # fmt: skip
     print(f"sampling: {result.sampling}, frames: {result.frame_indices}", file=sys.stderr)
     print(f"User: {args.prompt}\nHolmesVAU: {result.answer}")
     if args.output is not None:
@@ -138,9 +107,8 @@ def run(args: argparse.Namespace, vau=None):
 
 
 def fetch_released(args: argparse.Namespace, scorer: bool = True) -> None:
-    """What the command needs from the original repository and was not given: no --video, its example video;
-    ATS without --scorer, the released scorer. Fetched once (cached, verified) before any model loads; every file
-    that cannot be fetched is named in one error, with what to pass instead."""
+    """Fetch (once, verified) what was not given: no --video, the original's example video; ATS without --scorer,
+    the released scorer. Every file that cannot be fetched is named in one error, with what to pass instead."""
     from holmesvau import released
     from holmesvau.ats.weights import INSTEAD
 
@@ -163,8 +131,6 @@ def fetch_released(args: argparse.Namespace, scorer: bool = True) -> None:
 
 def model_not_cached(args: argparse.Namespace) -> str:
     """For the offline message: the hub model too, when it is not in the local cache yet."""
-    from pathlib import Path
-
     if Path(args.model).expanduser().exists() or args.model.count("/") != 1:
         return ""
     from huggingface_hub import try_to_load_from_cache
@@ -176,8 +142,8 @@ def model_not_cached(args: argparse.Namespace) -> str:
 
 
 def check_outputs(args: argparse.Namespace) -> None:
-    """--output, --plot and --report are checked before any work (holmesvau.output_guard): none may be the video,
-    and an existing file is replaced only when it is one of ours."""
+    """--output, --plot and --report, before any work (holmesvau.output_guard): none may be the video, and an
+    existing file is replaced only when it is one of ours."""
     from holmesvau.output_guard import check_output_file, has_marker, json_object_with
 
     video = [args.video]
@@ -202,15 +168,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         check_outputs(args)
         run(args)
-    except (VideoError, CheckpointError, ScorerError, ValueError, OSError) as e:
-        print(f"error: {error_text(e)}", file=sys.stderr)
+    except (VideoError, ScorerError, ValueError, OSError) as e:  # CheckpointError is a ValueError
+        hint = ""
+        if isinstance(e, CheckpointError) and "--model" not in str(e):
+            hint = " (pass --model with a hub id like ppxin321/HolmesVAU-2B or a local model folder)"
+        print(f"error: {e}{hint}", file=sys.stderr)
         return 2
     return 0
-
-
-def error_text(e: Exception) -> str:
-    from holmesvau.model import CheckpointError
-
-    if isinstance(e, CheckpointError) and "--model" not in str(e):
-        return f"{e} (pass --model with a hub id like ppxin321/HolmesVAU-2B or a local model folder)"
-    return str(e)

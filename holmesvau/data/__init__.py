@@ -22,20 +22,7 @@ from holmesvau.data.instructions import (
 )
 
 __all__ = [
-    "AnnotationError",
-    "AnnotationProblem",
-    "Instruction",
-    "InstructionError",
-    "InstructionProblem",
-    "RawVideo",
-    "SummarySplit",
-    "clip_segment_name",
-    "event_segment_name",
-    "load_raw_database",
-    "load_raw_database_report",
-    "parse_segment_name",
-    "read_instructions",
-    "read_instructions_report",
-    "seconds_to_frames",
-    "to_conversations",
-]
+    "AnnotationError", "AnnotationProblem", "Instruction", "InstructionError", "InstructionProblem", "RawVideo",
+    "SummarySplit", "clip_segment_name", "event_segment_name", "load_raw_database", "load_raw_database_report",
+    "parse_segment_name", "read_instructions", "read_instructions_report", "seconds_to_frames", "to_conversations",
+]  # fmt: skip

@@ -1,16 +1,12 @@
 """HIVAU-70k raw annotation databases (`{ucf,xd}_database_{train,test}.json`) as typed, validated data.
 
-A database maps a video name (e.g. "Abuse028_x264") to its annotation: frame count, fps, anomaly label(s), events
-[start, end] in seconds, clips per event, clip captions, event summaries, a video summary, and the summaries split
-into judgement / description / analysis (analysis only for anomalous videos).
-
-Seconds -> frames rule (used for frame labels and for cutting segments): an interval [start, end) in seconds covers
-the frames round(start * fps) .. round(end * fps) - 1 (round half up), clamped to [0, n_frames]. Annotations are
-frame times written with 3 decimals (8.333 s = frame 250 at 30 fps), so rounding recovers the annotator's frame.
+Seconds -> frames rule (frame labels and segment cutting): [start, end) covers the frames round(start * fps) ..
+round(end * fps) - 1 (round half up), clamped to [0, n_frames]: annotations are frame times with 3 decimals
+(8.333 s = frame 250 at 30 fps), so rounding recovers the annotator's frame.
 
 Validation notes, from the released test database: events and clips may end a frame or two past the last frame
-(rounding; accepted within `end_slack_frames`, then clamped); clips may run past their event's end; in 10 clips of
-normal videos a clip is filed under the neighbouring event. A clip that does not overlap its event is an error in an
+(accepted within `end_slack_frames`, then clamped); clips may run past their event's end; in 10 clips of normal
+videos a clip is filed under the neighbouring event. A clip that does not overlap its event is an error in an
 anomalous video and a warning in a normal one (all its segments are normal either way).
 """
 
@@ -25,18 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-REQUIRED_FIELDS = (
-    "n_frames",
-    "fps",
-    "label",
-    "events",
-    "clips",
-    "clips_caption",
-    "events_summary",
-    "events_summary_split",
-    "video_summary",
-    "video_summary_split",
-)
+REQUIRED_FIELDS = ("n_frames", "fps", "label", "events", "clips", "clips_caption", "events_summary",
+                   "events_summary_split", "video_summary", "video_summary_split")  # fmt: skip
 SEGMENT_RE = re.compile(r"(?P<video>.+)_E(?P<event>\d+)(?:C(?P<clip>\d+))?(?P<ext>\.mp4)?", re.DOTALL)
 
 
@@ -120,29 +106,34 @@ def parse_segment_name(name: str) -> tuple[str, int, int | None]:
     m = SEGMENT_RE.fullmatch(Path(name).name)
     if m is None:
         raise ValueError(f"not a segment name ({{video}}_E{{i}}.mp4 or {{video}}_E{{i}}C{{j}}.mp4): {name!r}")
-    clip = m["clip"]
-    return m["video"], int(m["event"]), (int(clip) if clip is not None else None)
+    return m["video"], int(m["event"]), None if m["clip"] is None else int(m["clip"])
+
+
+def _number(x: object) -> bool:
+    """A finite int or float (a bool is not a number here)."""
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
 
 def _interval(value: object) -> tuple[float, float] | None:
-    if (
-        isinstance(value, (list, tuple))
-        and len(value) == 2
-        and all(isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) for x in value)
-    ):
+    if isinstance(value, (list, tuple)) and len(value) == 2 and all(_number(x) for x in value):
         return float(value[0]), float(value[1])
     return None
 
 
 def _split(value: object) -> SummarySplit | None:
-    if not isinstance(value, dict) or not isinstance(value.get("judgement"), str):
-        return None
-    if not isinstance(value.get("description"), str):
+    if not isinstance(value, dict) or not all(
+        isinstance(value.get(k), str) for k in ("judgement", "description")
+    ):
         return None
     analysis = value.get("analysis")
     return SummarySplit(
         value["judgement"], value["description"], analysis if isinstance(analysis, str) else None
     )
+
+
+def _strings(value: object, n: int) -> bool:
+    """A list of `n` strings."""
+    return isinstance(value, list) and len(value) == n and all(isinstance(t, str) for t in value)
 
 
 def validate_raw_video(
@@ -164,7 +155,7 @@ def validate_raw_video(
     n_frames, fps = entry["n_frames"], entry["fps"]
     if not isinstance(n_frames, int) or isinstance(n_frames, bool) or n_frames <= 0:
         err("n_frames", f"must be a positive integer, got {n_frames!r}")
-    if not isinstance(fps, (int, float)) or isinstance(fps, bool) or not (fps > 0 and math.isfinite(fps)):
+    if not (_number(fps) and fps > 0):
         err("fps", f"must be a positive number, got {fps!r}")
     label = entry["label"]
     if not isinstance(label, list) or not all(isinstance(x, str) for x in label):
@@ -173,6 +164,7 @@ def validate_raw_video(
         return None, problems
     duration = n_frames / fps
     limit = duration + end_slack_frames / fps
+    video_span = f"the video [0, {duration:.3f}] s ({n_frames} frames at {fps} fps)"
 
     def check_interval(fld: str, raw: object) -> tuple[float, float] | None:
         iv = _interval(raw)
@@ -181,10 +173,7 @@ def validate_raw_video(
         elif iv[1] <= iv[0]:
             err(fld, f"end <= start: {list(iv)}")
         elif iv[0] < 0 or iv[1] > limit:
-            err(
-                fld,
-                f"{list(iv)} lies outside the video [0, {duration:.3f}] s ({n_frames} frames at {fps} fps)",
-            )
+            err(fld, f"{list(iv)} lies outside {video_span}")
         return iv
 
     events_raw, clips_raw = entry["events"], entry["clips"]
@@ -205,27 +194,14 @@ def validate_raw_video(
         ev = events[i]
         for j, c in enumerate(clips[-1]):
             if ev is not None and c is not None and c[0] < c[1] and (c[1] <= ev[0] or c[0] >= ev[1]):
-                err(
-                    f"clips[{i}][{j}]",
-                    f"{list(c)} does not overlap its event {list(ev)}",
-                    "error" if label else "warning",
-                )
+                severity = "error" if label else "warning"
+                err(f"clips[{i}][{j}]", f"{list(c)} does not overlap its event {list(ev)}", severity)
     captions = entry["clips_caption"]
-    if not (
-        isinstance(captions, list)
-        and len(captions) == len(clips)
-        and all(
-            isinstance(g, list) and len(g) == len(cg) and all(isinstance(t, str) for t in g)
-            for g, cg in zip(captions, clips)
-        )
-    ):
+    per_clip = isinstance(captions, list) and all(_strings(g, len(cg)) for g, cg in zip(captions, clips))
+    if not per_clip or len(captions) != len(clips):
         err("clips_caption", "must hold one caption string per clip, grouped like clips")
     summaries = entry["events_summary"]
-    if not (
-        isinstance(summaries, list)
-        and len(summaries) == len(events)
-        and all(isinstance(s, str) for s in summaries)
-    ):
+    if not _strings(summaries, len(events)):
         err("events_summary", f"must hold one string per event ({len(events)})")
     splits_raw = entry["events_summary_split"]
     splits = [_split(s) for s in splits_raw] if isinstance(splits_raw, list) else []
@@ -239,18 +215,9 @@ def validate_raw_video(
     if any(p.severity == "error" for p in problems):
         return None, problems
     video = RawVideo(
-        name=name,
-        n_frames=n_frames,
-        fps=float(fps),
-        label=list(label),
-        events=list(events),  # type: ignore[arg-type]
-        clips=[list(g) for g in clips],  # type: ignore[misc]
-        clip_captions=[list(g) for g in captions],
-        event_summaries=list(summaries),
-        event_summary_splits=splits,  # type: ignore[arg-type]
-        video_summary=entry["video_summary"],
-        video_summary_split=video_split,
-    )
+        name, n_frames, float(fps), list(label), list(events), [list(g) for g in clips],
+        [list(g) for g in captions], list(summaries), splits, entry["video_summary"], video_split,
+    )  # fmt: skip
     return video, problems
 
 

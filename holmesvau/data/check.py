@@ -1,9 +1,5 @@
-"""Check that every video an instruction file names exists, opens, has frames and decodes to its end.
-
-The end is decoded because a truncated file whose index sits at the front still opens and reports all its frames.
-Worker processes die with the process that started them (holmesvau.data.segments.worker_init), and an interrupted
-check stops its workers at once.
-"""
+"""Check that every video an instruction file names exists, opens, has frames and decodes to its end (a truncated
+file with its index at the front still opens). Workers die with their parent and stop at once on an interrupt."""
 
 from __future__ import annotations
 
@@ -67,13 +63,9 @@ def check_file(path: str | Path) -> str:
 
 
 def check_videos(
-    root: str | Path,
-    splits: list[str] | None = None,
-    datasets: list[str] | None = None,
-    instruction_files: list[str | Path] | None = None,
-    workers: int | None = None,
-    progress: bool = True,
-) -> CheckReport:
+    root: str | Path, splits: list[str] | None = None, datasets: list[str] | None = None,
+    instruction_files: list[str | Path] | None = None, workers: int | None = None, progress: bool = True,
+) -> CheckReport:  # fmt: skip
     """Check each distinct video of the instruction files (default: ROOT/instruction/merge_instruction_{split}_final
     for the splits present). datasets: only rows of these datasets."""
     files = [Path(f) for f in instruction_files or []]
@@ -90,15 +82,6 @@ def check_videos(
         for r in rows:
             if datasets is None or r.dataset in datasets:
                 videos[r.video] = None
-    rels = []
-    for rel in videos:
-        try:
-            video_path(root, rel)
-            rels.append(rel)
-        except ValueError as e:  # a row whose path leads out of ROOT/videos: reported, never opened
-            report.checked += 1
-            report.broken.append({"video": rel, "reason": str(e)})
-    workers = max(1, workers or os.cpu_count() or 1)
 
     def record(rel: str, reason: str) -> None:
         report.checked += 1
@@ -109,15 +92,22 @@ def check_videos(
         else:
             report.broken.append({"video": rel, "reason": reason})
 
-    with tqdm(total=len(rels), desc="checking videos", unit="video", disable=not progress) as bar:
+    paths = {}
+    for rel in videos:
+        try:
+            paths[rel] = video_path(root, rel)
+        except ValueError as e:  # a row whose path leads out of ROOT/videos: reported, never opened
+            record(rel, str(e))
+    workers = max(1, workers or os.cpu_count() or 1)
+    with tqdm(total=len(paths), desc="checking videos", unit="video", disable=not progress) as bar:
         if workers == 1:
-            for rel in rels:
-                record(rel, check_file(video_path(root, rel)))
+            for rel, path in paths.items():
+                record(rel, check_file(path))
                 bar.update(1)
         else:
             pool = ProcessPoolExecutor(max_workers=workers, initializer=worker_init, initargs=(os.getpid(),))
             try:
-                futures = {pool.submit(check_file, video_path(root, rel)): rel for rel in rels}
+                futures = {pool.submit(check_file, path): rel for rel, path in paths.items()}
                 for fut in as_completed(futures):
                     try:
                         reason = fut.result()

@@ -39,18 +39,12 @@ def main(argv: list[str] | None = None, default_root: str | Path = "HIVAU-70k") 
     had = {name for name, p in dsts.items() if p.exists()}
     instead = f"copy it from https://github.com/{released.REPOSITORY}/tree/{released.COMMIT}/HIVAU-70k to"
     try:
-        paths = released.fetch_all(
-            {name: f"{instead} {dsts[name]}" for name in dsts},
-            progress=False if args.quiet else None,
-            dsts=dsts,
-        )
+        wanted = {name: f"{instead} {dsts[name]}" for name in dsts}
+        paths = released.fetch_all(wanted, progress=False if args.quiet else None, dsts=dsts)
     except (VerifyError, released.Unreachable) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     for name, path in paths.items():
-        print(
-            json.dumps(
-                {"file": str(path), "status": "verified, kept" if name in had else "fetched, verified"}
-            )
-        )
+        status = "verified, kept" if name in had else "fetched, verified"
+        print(json.dumps({"file": str(path), "status": status}))
     return 0

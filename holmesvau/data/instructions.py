@@ -1,9 +1,8 @@
 """HIVAU-70k instruction files (jsonl), both released formats, as typed rows.
 
 Train rows: {"id", "type", "task", "video", "conversations": [{"from": "human", "value": "<video>\\n..."},
-{"from": "gpt", "value": ...}]}. Test rows: {"id", "type", "task", "video", "prompt", "anwser"} (sic; "answer"
-is accepted too). `type` is the level: clip | event | video. `video` is relative to the HIVAU-70k `videos/` folder,
-e.g. "ucf-crime/clips/test/Abuse028_x264_E0C0.mp4"; its first part names the dataset.
+{"from": "gpt", "value": ...}]}. Test rows: {"id", "type", "task", "video", "prompt", "anwser" (sic; "answer" too)}.
+`type` is the level (clip | event | video); `video` is relative to HIVAU-70k/videos/, its first part the dataset.
 """
 
 from __future__ import annotations
@@ -64,10 +63,6 @@ def to_conversations(inst: Instruction) -> list[dict]:
     ]
 
 
-def _strip_video_token(text: str) -> str:
-    return text.replace(VIDEO_TOKEN + "\n", "").replace(VIDEO_TOKEN, "").strip()
-
-
 def parse_instruction(row: object) -> Instruction:
     """One decoded jsonl row -> Instruction; ValueError saying what is wrong."""
     if not isinstance(row, dict):
@@ -90,7 +85,7 @@ def parse_instruction(row: object) -> Instruction:
         gpt = [t.get("value") for t in conversations if t.get("from") == "gpt"]
         if not human or not gpt or not all(isinstance(v, str) for v in human + gpt):
             raise ValueError("conversations need a human and a gpt turn with string values")
-        prompt, answer = _strip_video_token(human[0]), gpt[0]
+        prompt, answer = human[0].replace(VIDEO_TOKEN + "\n", "").replace(VIDEO_TOKEN, "").strip(), gpt[0]
     else:
         answer = row.get("anwser", row.get("answer"))
         prompt = row.get("prompt")
@@ -120,9 +115,8 @@ def read_instructions(path: str | Path, on_error: str = "raise") -> list[Instruc
         raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
     rows, problems = read_instructions_report(path)
     if problems and on_error == "raise":
-        raise InstructionError(
-            str(problems[0]) + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else "")
-        )
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise InstructionError(f"{problems[0]}{more}")
     if problems:
         listed = "; ".join(str(p) for p in problems[:5])
         warnings.warn(f"skipped {len(problems)} malformed instruction line(s): {listed}", stacklevel=2)

@@ -9,6 +9,8 @@
         clips/{train,test}/<name>_E{i}C{j}.mp4
 
 Instruction rows name their video relative to ROOT/videos (e.g. "ucf-crime/clips/test/Abuse028_x264_E0C0.mp4").
+HIVAU-70k/split_video.py and check_video.py with no --dataset / --split process every (dataset, split) whose source
+folder holds a video (`scan_sources`), and say which they skipped and why.
 """
 
 from __future__ import annotations
@@ -17,7 +19,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from holmesvau.data.annotations import (
-    RawVideo,
     clip_segment_name,
     event_segment_name,
     load_raw_database,
@@ -47,9 +48,13 @@ def video_path(root: str | Path, rel: str) -> Path:
     return inside_root(Path(root) / "videos", rel, "ROOT/videos")
 
 
+def source_folder(root: str | Path, dataset: str, split: str) -> Path:
+    return Path(root) / "videos" / dataset / "videos" / split
+
+
 def source_video(root: str | Path, dataset: str, split: str, name: str) -> Path:
     """ROOT/videos/{dataset}/videos/{split}/{name}.mp4 (or another common extension if that is what exists)."""
-    folder = Path(root) / "videos" / dataset / "videos" / split
+    folder = source_folder(root, dataset, split)
     for ext in SOURCE_EXTS:
         if (folder / f"{name}{ext}").is_file():
             return folder / f"{name}{ext}"
@@ -68,47 +73,18 @@ class SegmentPlan:
     problems: list[dict] = field(default_factory=list)  # {"output", "reason"}: cannot be cut at all
 
 
-def segment_job(
-    root: str | Path,
-    dataset: str,
-    split: str,
-    video: RawVideo,
-    event: int,
-    clip: int | None,
-    output: str | None = None,
-) -> SegmentJob:
-    start, end = video.events[event] if clip is None else video.clips[event][clip]
-    first, stop = video.frame_range(start, end)
-    return SegmentJob(
-        source=str(source_video(root, dataset, split, video.name)),
-        output=output or str(video_path(root, segment_rel(dataset, split, video.name, event, clip))),
-        start_frame=first,
-        num_frames=stop - first,
-        fps=video.fps,
-    )
-
-
 def plan_segments(
-    root: str | Path,
-    dataset: str,
-    split: str,
-    instructions: str | Path | None = None,
-    all_annotated: bool = False,
-    strict: bool = False,
-) -> SegmentPlan:
-    """Jobs for every event/clip segment of `dataset` that the split's instruction file names
-    (or, with all_annotated, every event and clip of the raw database). Names the database cannot resolve and
-    empty segments are returned as problems. strict: malformed annotations raise instead of being skipped."""
+    root: str | Path, dataset: str, split: str, instructions: str | Path | None = None,
+    all_annotated: bool = False, strict: bool = False,
+) -> SegmentPlan:  # fmt: skip
+    """Jobs for every segment of `dataset` the split's instruction file names (all_annotated: every event and clip
+    of the raw database); unresolvable names and empty segments are problems. strict: bad annotations raise."""
     videos = load_raw_database(raw_database_file(root, dataset, split), strict=strict)
     plan = SegmentPlan()
     if all_annotated:
-        wanted = [(v.name, i, None, None) for v in videos.values() for i in range(len(v.events))]
-        wanted += [
-            (v.name, i, j, None)
-            for v in videos.values()
-            for i, g in enumerate(v.clips)
-            for j in range(len(g))
-        ]
+        vs = list(videos.values())
+        wanted = [(v.name, i, None, None) for v in vs for i in range(len(v.events))]
+        wanted += [(v.name, i, j, None) for v in vs for i, g in enumerate(v.clips) for j in range(len(g))]
     else:
         rows = read_instructions(instructions or instruction_file(root, split), on_error="skip")
         wanted, seen = [], set()
@@ -130,20 +106,52 @@ def plan_segments(
         out = str(video_path(root, rel or segment_rel(dataset, split, name, event, clip)))
         v = videos.get(name)
         if v is None:
-            plan.problems.append({"output": out, "reason": f"video {name} not in the raw annotations"})
+            reason = f"video {name} not in the raw annotations"
         elif event >= len(v.events) or (clip is not None and clip >= len(v.clips[event])):
-            plan.problems.append(
-                {
-                    "output": out,
-                    "reason": f"{name} has no event {event}" + (f" clip {clip}" if clip is not None else ""),
-                }
-            )
+            reason = f"{name} has no event {event}" + (f" clip {clip}" if clip is not None else "")
         else:
-            job = segment_job(root, dataset, split, v, event, clip, out)
-            if job.num_frames < 1:
-                plan.problems.append(
-                    {"output": out, "reason": "segment is empty after clamping to the video"}
+            first, stop = v.frame_range(*(v.events[event] if clip is None else v.clips[event][clip]))
+            if stop > first:
+                source = str(source_video(root, dataset, split, name))
+                plan.jobs.append(
+                    SegmentJob(source, out, start_frame=first, num_frames=stop - first, fps=v.fps)
                 )
-            else:
-                plan.jobs.append(job)
+                continue
+            reason = "segment is empty after clamping to the video"
+        plan.problems.append({"output": out, "reason": reason})
     return plan
+
+
+@dataclass
+class SourceScan:
+    found: dict[tuple[str, str], int] = field(default_factory=dict)  # (dataset, split) -> number of videos
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+    def describe(self, root: str | Path) -> str:
+        """Lines saying what was found and what is skipped, for the user."""
+        lines = [f"{d}/{s}: {n} source videos" for (d, s), n in self.found.items()]
+        lines += [f"{d}/{s}: skipped, no videos in {source_folder(root, d, s)}" for d, s in self.skipped]
+        return "\n".join(lines)
+
+
+def scan_sources(
+    root: str | Path, datasets: list[str] | None = None, splits: list[str] | None = None
+) -> SourceScan:
+    """Every (dataset, split) of `datasets` x `splits` (default: all), split into those with source videos and not."""
+    scan = SourceScan()
+    for d in datasets or list(DATASETS):
+        for s in splits or list(SPLITS):
+            found = source_folder(root, d, s).glob("*")  # nothing when the folder is missing
+            n = sum(p.suffix.lower() in SOURCE_EXTS and p.is_file() for p in found)
+            if n:
+                scan.found[(d, s)] = n
+            else:
+                scan.skipped.append((d, s))
+    return scan
+
+
+def no_sources_message(root: str | Path) -> str:
+    return (
+        f"no source videos under {Path(root) / 'videos'}/{{ucf-crime,xd-violence}}/videos/{{train,test}}/. "
+        "Put the UCF-Crime / XD-Violence videos there (HIVAU-70k/README.md, step 1), or pass --root"
+    )

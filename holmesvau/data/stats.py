@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import re
 import statistics
-import warnings
 from collections import Counter, defaultdict
 from pathlib import Path
 
@@ -32,20 +31,12 @@ def _words(text: str) -> int:
 def _summary(values: list[float]) -> dict:
     if not values:
         return {"n": 0}
-    return {
-        "n": len(values),
-        "mean": round(statistics.fmean(values), 3),
-        "min": round(min(values), 3),
-        "max": round(max(values), 3),
-        "total": round(sum(values), 3),
-    }
+    parts = {"mean": statistics.fmean(values), "min": min(values), "max": max(values), "total": sum(values)}
+    return {"n": len(values), **{k: round(v, 3) for k, v in parts.items()}}
 
 
 def instruction_stats(folder: Path) -> tuple[dict, dict, dict, list[str]]:
-    counts: dict = {}
-    by_dataset: dict = {}
-    words: dict = {}
-    problems: list[str] = []
+    counts, by_dataset, words, problems = {}, {}, {}, []
     for f in sorted(folder.glob("*.jsonl")):
         m = SPLIT_RE.match(f.stem)
         split = m["split"] if m else f.stem
@@ -96,16 +87,12 @@ def collect(root: str | Path) -> dict:
     out.update(instructions=counts, instructions_by_dataset=by_dataset, answer_words=words)
     out["annotations"] = {}
     for f in sorted((root / "raw_annotations").glob("*.json")):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            videos, found = load_raw_database_report(f)
+        videos, found = load_raw_database_report(f)  # every problem listed, none warned
         problems += [f"{f.name}: {p}" for p in found]
         out["annotations"][f.stem] = database_stats(videos)
-    out["videos"] = {}
     vroot = root / "videos"
-    if vroot.is_dir():
-        for folder in sorted(p for p in vroot.glob("*/*/*") if p.is_dir()):
-            out["videos"]["/".join(folder.relative_to(vroot).parts)] = sum(1 for _ in folder.glob("*.mp4"))
+    folders = sorted(p for p in vroot.glob("*/*/*") if p.is_dir())
+    out["videos"] = {"/".join(f.relative_to(vroot).parts): sum(1 for _ in f.glob("*.mp4")) for f in folders}
     out["problems"] = problems
     return out
 
@@ -123,13 +110,11 @@ def format_stats(s: dict) -> str:
             f"annotations [{name}]: {a['videos']} videos ({a['anomalous']} anomalous, {a['normal']} normal), "
             f"{a['events']} events, {a['clips']} clips, {a['hours']} h"
         )
-        for key in ("video_duration_s", "event_duration_s", "clip_duration_s"):
-            d = a[key]
+        summaries = [(f"{k:<18}", a[k]) for k in ("video_duration_s", "event_duration_s", "clip_duration_s")]
+        summaries += [(f"words/{k:<13}", d) for k, d in a["words"].items()]
+        for label, d in summaries:
             if d["n"]:
-                lines.append(f"  {key:<18} mean {d['mean']:>8}  min {d['min']:>8}  max {d['max']:>9}")
-        for key, d in a["words"].items():
-            if d["n"]:
-                lines.append(f"  words/{key:<13} mean {d['mean']:>8}  min {d['min']:>8}  max {d['max']:>9}")
+                lines.append(f"  {label} mean {d['mean']:>8}  min {d['min']:>8}  max {d['max']:>9}")
     for folder, n in s["videos"].items():
         lines.append(f"videos/{folder}: {n} files")
     if s["problems"]:
