@@ -95,16 +95,16 @@ def build_fast_tokenizer(src: str | Path):
     bos, eos = _content(bos), _content(eos)
     pad = _content(tok_cfg.get("pad_token", eos))
 
-    # sentencepiece's own control/user pieces, then the checkpoint's added tokens, in id order.
+    # sentencepiece's own control/user pieces, added after the checkpoint's added tokens
     to_add = [
         AddedToken(p.piece, special=p.type == _CONTROL or p.piece == unk, normalized=False)
         for i, p in enumerate(proto.pieces)
         if p.type in (_CONTROL, _USER_DEFINED) or i == proto.trainer_spec.unk_id
     ]
-    sp_size = len(proto.pieces)
-    for content, idx in sorted(added.items(), key=lambda kv: kv[1]):
-        if idx < sp_size:
-            continue  # already a sentencepiece piece
+    # the checkpoint's own added tokens (those not already sentencepiece pieces), in id order
+    extra_specials = [c for c, i in sorted(added.items(), key=lambda kv: kv[1]) if i >= len(proto.pieces)]
+    for content in extra_specials:
+        idx = added[content]
         tok.add_special_tokens([AddedToken(content, special=True, normalized=False)])
         got = tok.token_to_id(content)
         if got != idx:
@@ -117,14 +117,7 @@ def build_fast_tokenizer(src: str | Path):
         tok.post_processor = processors.TemplateProcessing(
             single=f"{bos} $A", pair=f"{bos} $A {bos} $B", special_tokens=[(bos, vocab[bos])]
         )
-    extra_specials = [c for c, i in sorted(added.items(), key=lambda kv: kv[1]) if i >= sp_size]
-    return tok, {
-        "bos_token": bos,
-        "eos_token": eos,
-        "unk_token": unk,
-        "pad_token": pad,
-        "extra": extra_specials,
-    }
+    return tok, dict(bos_token=bos, eos_token=eos, unk_token=unk, pad_token=pad, extra=extra_specials)
 
 
 def _content(tok) -> str:
@@ -175,8 +168,6 @@ def load_tokenizer(path: str | Path):
     names it."""
     from transformers import AutoTokenizer
 
-    from .errors import CheckpointError
-
     try:
         return AutoTokenizer.from_pretrained(str(path), local_files_only=True)
     except Exception as e:  # noqa: BLE001 - json, sentencepiece and tokenizers each raise their own type
@@ -200,25 +191,19 @@ def decode_like_original(tokenizer, ids, skip_special_tokens: bool = False) -> s
     ids = [int(i) for i in ids]
     specials = set(tokenizer.all_special_ids)
     sp_size = _sp_vocab_size(tokenizer)
-    pieces = tokenizer.convert_ids_to_tokens(ids)
     sub_texts: list[str] = []
     run: list[tuple[int, str]] = []
-    for i, piece in zip(ids, pieces):
+    for i, piece in [*zip(ids, tokenizer.convert_ids_to_tokens(ids)), (None, None)]:  # None: the end
         if skip_special_tokens and i in specials:
             continue
-        if i >= sp_size:
-            if run:
-                text = _tokens_to_string(tokenizer, run, specials)
-                if text:
-                    sub_texts.append(text)
-                run = []
-            sub_texts.append(piece)
-        else:
+        if i is not None and i < sp_size:
             run.append((i, piece))
-    if run:
-        text = _tokens_to_string(tokenizer, run, specials)
-        if text:
+            continue
+        if run and (text := _tokens_to_string(tokenizer, run, specials)):
             sub_texts.append(text)
+        run = []
+        if piece is not None:
+            sub_texts.append(piece)
     return " ".join(sub_texts)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -16,10 +17,15 @@ from pathlib import Path
 
 import torch
 
-from holmesvau.model.convert import DEFAULT_SYSTEM_MESSAGE, convert_checkpoint, native_config
+from holmesvau.model.convert import (
+    DEFAULT_SYSTEM_MESSAGE,
+    attention_dims,
+    convert_checkpoint,
+    native_config,
+    rename_rules,
+)
+from holmesvau.model.errors import CheckpointError
 from holmesvau.safe_output import StagedOutput, check_destination
-
-from .to_original import to_original_state_dict
 
 USER_DEFINED = [
     "<|plugin|>",
@@ -211,6 +217,41 @@ def original_config(cfg: TinyConfig, vocab_size: int) -> dict:
             "tie_word_embeddings": False,
         },
     }
+
+
+_NATIVE_QKV = re.compile(
+    r"^model\.(vision_tower\.encoder\.layer|language_model\.layers)\.(\d+)\.\w+\.([qkv])_proj\.(weight|bias)$"
+)
+
+
+def to_original_state_dict(native_sd: dict[str, torch.Tensor], orig_cfg: dict) -> dict[str, torch.Tensor]:
+    """Native weights back in the original InternVLChatModel layout, q/k/v fused again: the inverse of
+    holmesvau.model.convert.convert_state_dict, to write original-format test checkpoints and to check that
+    conversion loses nothing."""
+    heads, kv, head_dim = attention_dims(orig_cfg)
+    rules = rename_rules(reverse=True)
+    out: dict[str, torch.Tensor] = {}
+    parts: dict[tuple[str, str, str], dict[str, torch.Tensor]] = {}
+    for key, w in native_sd.items():
+        if m := _NATIVE_QKV.match(key):
+            parts.setdefault((m[1], m[2], m[4]), {})[m[3]] = w
+            continue
+        new = next((pattern.sub(repl, key) for pattern, repl in rules if pattern.match(key)), None)
+        if new is None:
+            raise CheckpointError(f"native tensor {key} has no original counterpart")
+        out[new] = w
+    for (tower, layer, suffix), p in parts.items():
+        if tower.startswith("vision"):
+            out[f"vision_model.encoder.layers.{layer}.attn.qkv.{suffix}"] = torch.cat(
+                [p["q"], p["k"], p["v"]]
+            )
+            continue
+        rest = p["q"].shape[1:]
+        q = p["q"].reshape(kv, heads // kv, head_dim, *rest)
+        k, v = (p[n].reshape(kv, 1, head_dim, *rest) for n in "kv")
+        fused = torch.cat([q, k, v], dim=1).reshape((heads + 2 * kv) * head_dim, *rest)
+        out[f"language_model.model.layers.{layer}.attention.wqkv.{suffix}"] = fused
+    return out
 
 
 def make_tiny_checkpoint(
