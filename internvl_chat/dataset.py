@@ -68,12 +68,12 @@ class VideoSFTDataset(Dataset):
         seed: int = 42,
         max_tries: int = 64,
     ):
-        from holmesvau.model.prompt import SYSTEM_MESSAGE
+        from holmesvau.model.prompt import DEFAULT_SYSTEM_MESSAGE
 
         self.tokenizer = tokenizer
         self.frames = frames or FrameConfig()
         self.num_image_token = num_image_token
-        self.system_message = system_message or SYSTEM_MESSAGE
+        self.system_message = system_message or DEFAULT_SYSTEM_MESSAGE
         self.max_seq_length = max_seq_length
         self.image_size = image_size
         self.train = train

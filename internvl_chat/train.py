@@ -246,14 +246,14 @@ def main(argv: list[str] | None = None, callbacks: list | None = None) -> dict:
     )  # fmt: skip
     if trainer.is_world_process_zero():
         model.print_trainable_parameters()
-    result = trainer.train(resume_from_checkpoint=last if rargs.resume else None)
+    result = trainer.train(resume_from_checkpoint=last)
     trainer.save_model()
     trainer.save_state()
     summary = {
         "output_dir": str(out),
         "global_step": trainer.state.global_step,
         "train_loss": result.training_loss,
-        "resumed_from": Path(last).name if (last and rargs.resume) else None,
+        "resumed_from": Path(last).name if last else None,
         "data_problems": problems.summary(),
     }
     if trainer.is_world_process_zero():

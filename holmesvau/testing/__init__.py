@@ -2,7 +2,7 @@
 (native -> original layout) they are written with, generated videos, and random anomaly scorers. Outputs of a model
 or scorer made here are meaningless; reports and the demo say so (`random_weights`)."""
 
-from .scorers import make_random_scorer
+from .planted import make_random_scorer
 from .synthetic import make_video
 from .tiny_model import (
     TinyConfig,

@@ -27,25 +27,8 @@ from holmesvau.model.convert import (
 from holmesvau.model.errors import CheckpointError
 from holmesvau.safe_output import StagedOutput, check_destination
 
-USER_DEFINED = [
-    "<|plugin|>",
-    "<|interpreter|>",
-    "<|action_end|>",
-    "<|action_start|>",
-    "<|im_end|>",
-    "<|im_start|>",
-]
-ADDED_SPECIALS = [
-    "<img>",
-    "</img>",
-    "<IMG_CONTEXT>",
-    "<quad>",
-    "</quad>",
-    "<ref>",
-    "</ref>",
-    "<box>",
-    "</box>",
-]
+USER_DEFINED = "<|plugin|> <|interpreter|> <|action_end|> <|action_start|> <|im_end|> <|im_start|>".split()
+ADDED_SPECIALS = "<img> </img> <IMG_CONTEXT> <quad> </quad> <ref> </ref> <box> </box>".split()
 
 # A small corpus in the domain's words, enough for a ~600-piece BPE vocabulary.
 _WORDS = (
@@ -98,13 +81,8 @@ def _corpus(seed: int) -> list[str]:
     g = torch.Generator().manual_seed(seed)
     lines = [DEFAULT_SYSTEM_MESSAGE, "Frame1: <image>\nFrame2: <image>", "0123456789 2024 16 12"]
     for _ in range(3000):
-        idx = torch.randint(
-            len(_WORDS),
-            (int(torch.randint(4, 14, (1,), generator=g, device="cpu")),),
-            generator=g,
-            device="cpu",
-        )
-        words = [_WORDS[i] for i in idx.tolist()]
+        n = int(torch.randint(4, 14, (1,), generator=g, device="cpu"))
+        words = [_WORDS[i] for i in torch.randint(len(_WORDS), (n,), generator=g, device="cpu").tolist()]
         lines.append(" ".join(words).capitalize() + ".")
     return lines
 
@@ -143,18 +121,6 @@ def _write_tokenizer_files(out: Path, sp_size: int) -> None:
     spec = {"lstrip": False, "normalized": False, "rstrip": False, "single_word": False, "special": True}
     decoder = {str(i): {"content": c, **spec} for i, c in enumerate(["<unk>", "<s>", "</s>"])}
     decoder.update({str(i): {"content": c, **spec} for c, i in added.items()})
-    cfg = {
-        "added_tokens_decoder": decoder,
-        "additional_special_tokens": ADDED_SPECIALS,
-        "bos_token": "<s>",
-        "eos_token": "</s>",
-        "pad_token": "</s>",
-        "unk_token": "<unk>",
-        "clean_up_tokenization_spaces": False,
-        "model_max_length": 4096,
-        "tokenizer_class": "InternLM2Tokenizer",
-    }
-    (out / "tokenizer_config.json").write_text(json.dumps(cfg, indent=2))
     special_map = {
         "bos_token": "<s>",
         "eos_token": "</s>",
@@ -162,6 +128,14 @@ def _write_tokenizer_files(out: Path, sp_size: int) -> None:
         "unk_token": "<unk>",
         "additional_special_tokens": ADDED_SPECIALS,
     }
+    cfg = {
+        "added_tokens_decoder": decoder,
+        **special_map,
+        "clean_up_tokenization_spaces": False,
+        "model_max_length": 4096,
+        "tokenizer_class": "InternLM2Tokenizer",
+    }
+    (out / "tokenizer_config.json").write_text(json.dumps(cfg, indent=2))
     (out / "special_tokens_map.json").write_text(json.dumps(special_map, indent=2))
 
 
