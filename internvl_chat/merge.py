@@ -84,13 +84,7 @@ def merge_lora(
         raise MergeError(
             f"base model {base!r} (from {'--base' if base != recorded else adapter}): {e}"
         ) from e
-    summary = {
-        "out": str(out),
-        "adapter": str(adapter),
-        "base": str(base),
-        "base_path": str(base_path),
-        "dtype": dtype,
-    }
+    summary = dict(out=str(out), adapter=str(adapter), base=str(base), base_path=str(base_path), dtype=dtype)
     sources = [adapter, base_path] + ([Path(base)] if Path(base).exists() else [])
     # written into a temporary sibling, renamed into place when the block ends without error
     with StagedOutput(out, sources=sources, overwrite=overwrite, what=WHAT) as tmp:

@@ -20,7 +20,7 @@ A CUDA out-of-memory error halves the batch and retries it (logged); at batch 1 
 from __future__ import annotations
 
 import logging
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 
@@ -310,10 +310,7 @@ def answer_batch(
     stats = stats if stats is not None else BatchStats()
     size = max(1, int(batch_size or default_batch_size(lm.device)))
     prepared = _order([_prepare(lm, i, r) for i, r in enumerate(requests)])
-    uses: dict[Hashable, int] = {}
-    for p in prepared:
-        if p.frames is not None:
-            uses[p.frames.identity] = uses.get(p.frames.identity, 0) + 1
+    uses = Counter(p.frames.identity for p in prepared if p.frames is not None)
     feats: dict[Hashable, torch.Tensor] = {}  # features of this call's frame sets, freed after their last use
     results: dict[int, list[int]] = {}
     bar = tqdm(total=len(prepared), desc="answer", unit="question", disable=not progress)

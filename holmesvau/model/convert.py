@@ -26,26 +26,28 @@ DEFAULT_SYSTEM_MESSAGE = "你是由上海人工智能实验室联合商汤科技
 
 
 def is_original_checkpoint(path: str | Path) -> bool:
-    cfg = Path(path) / "config.json"
-    if not cfg.is_file():
-        return False
     try:
-        data = json.loads(cfg.read_text())
-    except json.JSONDecodeError:
+        data = _config_json(Path(path))
+    except CheckpointError:
         return False
     return (
         "InternVLChatModel" in (data.get("architectures") or []) or data.get("model_type") == "internvl_chat"
     )
 
 
-def read_original_config(src: Path) -> dict:
+def _config_json(src: Path) -> dict:
     cfg_file = src / "config.json"
     if not cfg_file.is_file():
         raise CheckpointError(f"{src}: no config.json")
     try:
-        cfg = json.loads(cfg_file.read_text())
+        return json.loads(cfg_file.read_text())
     except json.JSONDecodeError as e:
         raise CheckpointError(f"{cfg_file}: not valid JSON ({e})") from e
+
+
+def read_original_config(src: Path) -> dict:
+    cfg_file = src / "config.json"
+    cfg = _config_json(src)
     arch = cfg.get("architectures") or []
     if "InternVLChatModel" not in arch:
         raise CheckpointError(f"{cfg_file}: unknown architecture {arch}; expected InternVLChatModel")

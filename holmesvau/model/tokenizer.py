@@ -1,17 +1,11 @@
 """InternLM2 tokenizer, rebuilt as a standard `tokenizers` BPE so `AutoTokenizer` loads it with no remote code.
 
-The original `InternLM2Tokenizer` is a sentencepiece BPE model (byte fallback, split digits, no dummy prefix,
-identity normaliser) with extra added tokens (`<img>`, `<IMG_CONTEXT>`, ...). We rebuild exactly that pipeline:
-
-- normaliser: spaces become "▁" (no prefix is prepended: the model was trained without a dummy prefix);
-- model: BPE whose merges follow the sentencepiece piece order, byte fallback for unknown characters;
-- sentencepiece control pieces (`<s>`, `</s>`) are special; user-defined pieces (`<|im_start|>`, `<|im_end|>`, ...)
-  are added tokens that are *not* special, so `skip_special_tokens` keeps them, as the original does;
-- a `<s>` is prepended (add_bos_token), never an eos.
-
-`decode_like_original` reproduces the original slow tokenizer's decoding *with* special tokens, quirks included
-(a space before each special run, added tokens joined with spaces); everyday decoding with
-`skip_special_tokens=True` is identical in both and needs nothing special.
+The original `InternLM2Tokenizer` is a sentencepiece BPE (byte fallback, split digits, no dummy prefix, identity
+normaliser) plus added tokens (`<img>`, `<IMG_CONTEXT>`, ...). Rebuilt as: spaces become "▁" (no prefix); BPE merges
+in sentencepiece piece order, byte fallback; control pieces (`<s>`, `</s>`) special, user-defined pieces
+(`<|im_start|>`, `<|im_end|>`, ...) added but *not* special (`skip_special_tokens` keeps them, as the original
+does); a `<s>` prepended, never an eos. `decode_like_original` reproduces the original's decoding *with* special
+tokens, quirks included; with `skip_special_tokens=True` both decode alike.
 """
 
 from __future__ import annotations

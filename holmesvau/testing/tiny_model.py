@@ -54,9 +54,8 @@ class TinyConfig:
     llm_intermediate: int = 128
     sp_vocab: int = 600
     seed: int = 0
-    vocab_size: int | None = (
-        None  # model vocabulary; default: the tokenizer's size (larger pads the embedding)
-    )
+    # model vocabulary; default: the tokenizer's size (larger pads the embedding)
+    vocab_size: int | None = None
     dtype: str = "float32"
 
 
