@@ -40,11 +40,9 @@ log = logging.getLogger("holmesvau.batch")
 @dataclass(eq=False)
 class FrameSet:
     """The frames of one question, as one of: uint8 tiles (N, 3, S, S) (normalised on the model's device),
-    normalised pixel values (N, 3, S, S), or image features already projected (N, tokens per tile, hidden).
-
-    `key` names the frames (e.g. (video path, frame indices)): requests whose frame sets share a key share one
-    vision pass. None: the object itself is the identity. `tiles_per_image`: tiles of each `<image>` (default one
-    each, as for video frames)."""
+    normalised pixel values (N, 3, S, S), or projected image features (N, tokens per tile, hidden). Frame sets
+    sharing a `key` (e.g. (video path, frame indices)) share one vision pass; None: the object is its own identity.
+    `tiles_per_image`: tiles of each `<image>` (default one each, as for video frames)."""
 
     tiles: torch.Tensor | None = None
     pixel_values: torch.Tensor | None = None

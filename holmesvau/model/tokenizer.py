@@ -84,9 +84,8 @@ def build_fast_tokenizer(src: str | Path):
     tok.normalizer = normalizers.Replace(" ", "▁")
     tok.decoder = decoders.Sequence([decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Fuse()])
 
-    bos = tok_cfg.get("bos_token", proto.pieces[proto.trainer_spec.bos_id].piece)
-    eos = tok_cfg.get("eos_token", proto.pieces[proto.trainer_spec.eos_id].piece)
-    bos, eos = _content(bos), _content(eos)
+    bos = _content(tok_cfg.get("bos_token", proto.pieces[proto.trainer_spec.bos_id].piece))
+    eos = _content(tok_cfg.get("eos_token", proto.pieces[proto.trainer_spec.eos_id].piece))
     pad = _content(tok_cfg.get("pad_token", eos))
 
     # sentencepiece's own control/user pieces, added after the checkpoint's added tokens
@@ -165,13 +164,10 @@ def load_tokenizer(path: str | Path):
     try:
         return AutoTokenizer.from_pretrained(str(path), local_files_only=True)
     except Exception as e:  # noqa: BLE001 - json, sentencepiece and tokenizers each raise their own type
-        files = [
-            f
-            for f in ("tokenizer.json", "tokenizer.model", "tokenizer_config.json")
-            if (Path(path) / f).exists()
-        ]
+        names = ("tokenizer.json", "tokenizer.model", "tokenizer_config.json")
+        first = next((f for f in names if (Path(path) / f).exists()), "")
         raise CheckpointError(
-            f"{Path(path) / (files[0] if files else '')}: cannot load the tokenizer ({type(e).__name__}: {e}); "
+            f"{Path(path) / first}: cannot load the tokenizer ({type(e).__name__}: {e}); "
             "the model folder's tokenizer files are damaged: download or convert the model again"
         ) from None
 
