@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import torch
 from torch.utils.data import Dataset
 
+from holmesvau.model.prompt import DEFAULT_SYSTEM_MESSAGE
 from holmesvau.preprocess import frames_to_pixel_values
 from holmesvau.video import VideoError, VideoReader
 
@@ -70,8 +71,6 @@ class VideoSFTDataset(Dataset):
         seed: int = 42,
         max_tries: int = 64,
     ):
-        from holmesvau.model.prompt import DEFAULT_SYSTEM_MESSAGE
-
         self.tokenizer = tokenizer
         self.frames = frames or FrameConfig()
         self.num_image_token = num_image_token

@@ -115,14 +115,10 @@ def _prepass(argv: list[str]) -> list[str]:
             logger.warning("global batch %d is not a multiple of %d; using %d", known.global_batch_size, per_step,
                            accum * per_step)  # fmt: skip
         argv += ["--gradient_accumulation_steps", str(accum)]
-    if (
-        known.bf16 is None
-        and known.fp16 is None
-        and torch.cuda.is_available()
-        and torch.cuda.is_bf16_supported()
-    ):
+    cuda = torch.cuda.is_available()
+    if known.bf16 is None and known.fp16 is None and cuda and torch.cuda.is_bf16_supported():
         argv += ["--bf16", "True"]
-    if not torch.cuda.is_available() and known.dataloader_pin_memory is None:
+    if not cuda and known.dataloader_pin_memory is None:
         argv += ["--dataloader_pin_memory", "False"]
     return argv
 

@@ -343,9 +343,8 @@ def answer_batch(
         pos += len(batch)
         bar.update(len(batch))
     bar.close()
-    return [
-        chat_output(
-            lm, p.prompt, p.ids, results[p.index], requests[p.index].question, requests[p.index].history
-        )
-        for p in sorted(prepared, key=lambda p: p.index)
-    ]
+    outs = []
+    for p in sorted(prepared, key=lambda p: p.index):
+        req = requests[p.index]
+        outs.append(chat_output(lm, p.prompt, p.ids, results[p.index], req.question, req.history))
+    return outs

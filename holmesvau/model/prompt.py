@@ -75,12 +75,8 @@ def build_prompt(
     As in the original chat, when the question carries no placeholder but images are given, a single image is
     prefixed as `<image>\\n`.
     """
-    if (
-        tiles_per_image
-        and IMAGE_PLACEHOLDER not in question
-        and not any(IMAGE_PLACEHOLDER in q for q, _ in history or ())
-    ):
+    placed = IMAGE_PLACEHOLDER in question or any(IMAGE_PLACEHOLDER in q for q, _ in history or ())
+    if tiles_per_image and not placed:
         question = f"{IMAGE_PLACEHOLDER}\n{question}"
-    return expand_image_placeholders(
-        chat_text(question, history, system_message), tiles_per_image, num_image_token
-    )
+    text = chat_text(question, history, system_message)
+    return expand_image_placeholders(text, tiles_per_image, num_image_token)
