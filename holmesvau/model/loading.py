@@ -120,14 +120,10 @@ def resolve_checkpoint(name_or_path: str | Path, cache_dir: str | Path | None = 
 def _download(repo_id: str, cache_dir: str | Path | None) -> Path:
     from huggingface_hub import snapshot_download
 
+    hub_cache = None if cache_dir is None else str(Path(cache_dir) / "hub")
+    patterns = ["*.json", "*.safetensors", "*.model", "*.txt"]
     try:
-        return Path(
-            snapshot_download(
-                repo_id,
-                cache_dir=None if cache_dir is None else str(Path(cache_dir) / "hub"),
-                allow_patterns=["*.json", "*.safetensors", "*.model", "*.txt"],
-            )
-        )
+        return Path(snapshot_download(repo_id, cache_dir=hub_cache, allow_patterns=patterns))
     except Exception as e:  # noqa: BLE001 - offline, unknown repo, auth: one clear message
         raise CheckpointError(
             f"could not fetch {repo_id!r} from the Hugging Face hub ({type(e).__name__}: {e}). "
