@@ -57,12 +57,10 @@ def resume_point(output_dir: str | Path, rank: int = 0) -> Path:
     found = checkpoints(output_dir)
     complete = [p for p in found if is_complete(p)]
     if not complete:
-        detail = (
-            f"; {', '.join(p.name for p in found)} {'is' if len(found) == 1 else 'are'} incomplete "
-            "(interrupted while being written)"
-            if found
-            else ""
-        )
+        detail = ""
+        if found:
+            names, verb = ", ".join(p.name for p in found), "is" if len(found) == 1 else "are"
+            detail = f"; {names} {verb} incomplete (interrupted while being written)"
         raise SystemExit(
             f"error: --resume (RESUME=1): no complete checkpoint in {output_dir}{detail}. "
             "Nothing to resume: run without --resume (RESUME=0) to start a new run in a new output_dir"

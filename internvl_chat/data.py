@@ -89,7 +89,7 @@ def load_meta(path: str | Path) -> list[DatasetSpec]:
     return specs
 
 
-def parse_row(obj: object, root: Path, source: str) -> Row:
+def parse_row(obj: object, root: Path, source: str = "") -> Row:
     """One decoded jsonl row -> Row (ValueError saying what is wrong). `task` is optional for training."""
     if isinstance(obj, dict) and "task" not in obj:
         obj = {**obj, "task": "unknown"}
@@ -108,17 +108,14 @@ def read_rows(spec: DatasetSpec) -> tuple[list[Row], list[InstructionProblem]]:
     """Well-formed rows of one dataset (repeat factor applied) and a problem for each malformed line."""
     rows: list[Row] = []
     problems: list[InstructionProblem] = []
-    # holmesvau.jsonl's reading policy (bad, deep, over-long lines skipped and reported); repeated ids are kept:
-    # training rows are not keyed by id
-    for item in iter_jsonl(spec.annotation):
+    # holmesvau.jsonl's reading policy (bad, deep, over-long or rejected lines skipped and reported); repeated ids
+    # are kept: training rows are not keyed by id
+    for item in iter_jsonl(spec.annotation, parse=lambda obj: parse_row(obj, spec.root)):
         if isinstance(item, JsonlProblem):
             problems.append(InstructionProblem(item.path, item.line, item.reason))
-            continue
-        lineno, obj = item
-        try:
-            rows.append(parse_row(obj, spec.root, f"{spec.annotation}:{lineno}"))
-        except ValueError as e:
-            problems.append(InstructionProblem(str(spec.annotation), lineno, str(e)))
+        else:
+            item[1].source = f"{spec.annotation}:{item[0]}"
+            rows.append(item[1])
     return repeat_rows(rows, spec.repeat_time), problems
 
 

@@ -3,23 +3,26 @@
 A row whose video is missing or unreadable, or whose text cannot be tokenised within `max_seq_length`, is replaced
 by the next usable row (deterministically, so a resumed run sees the same data) and reported: each sample carries
 the problems met while building it, the collator gathers them and the trainer logs them in the main process (this
-works with dataloader workers too). Malformed jsonl lines are found when the dataset is built.
+works with dataloader workers too). Malformed jsonl lines are found when the dataset is built. `SFTCollator` batches
+the samples: ids right-padded with the pad id, labels with -100, every frame's tile concatenated.
 """
 
 from __future__ import annotations
 
 import random
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import torch
 from torch.utils.data import Dataset
 
+from holmesvau.model.prompt import DEFAULT_SYSTEM_MESSAGE
 from holmesvau.preprocess import frames_to_pixel_values
 from holmesvau.video import VideoError, VideoReader
 
 from .data import DatasetSpec, FrameConfig, Row, frame_plan, read_rows
-from .sft import SFTError, estimated_length, tokenize_conversation
+from .sft import IGNORE_INDEX, SFTError, estimated_length, tokenize_conversation
 
 
 @dataclass
@@ -68,12 +71,10 @@ class VideoSFTDataset(Dataset):
         seed: int = 42,
         max_tries: int = 64,
     ):
-        from holmesvau.model.prompt import SYSTEM_MESSAGE
-
         self.tokenizer = tokenizer
         self.frames = frames or FrameConfig()
         self.num_image_token = num_image_token
-        self.system_message = system_message or SYSTEM_MESSAGE
+        self.system_message = system_message or DEFAULT_SYSTEM_MESSAGE
         self.max_seq_length = max_seq_length
         self.image_size = image_size
         self.train = train
@@ -148,4 +149,38 @@ class VideoSFTDataset(Dataset):
             "input_ids": torch.tensor(ex.input_ids, dtype=torch.long),
             "labels": torch.tensor(ex.labels, dtype=torch.long),
             "pixel_values": frames_to_pixel_values(frames, self.image_size),
+        }
+
+
+class SFTCollator:
+    """`collator(features) -> {"input_ids", "attention_mask", "labels", "pixel_values", "problems"}`.
+
+    `None` features (samples a dataset chose to drop) are left out; `problems` lists what was skipped on the way.
+    """
+
+    def __init__(self, pad_token_id: int, pixel_dtype: torch.dtype = torch.float32):
+        self.pad_token_id = int(pad_token_id)
+        self.pixel_dtype = pixel_dtype
+
+    def __call__(self, features: Sequence[dict | None]) -> dict:
+        problems = [p for f in features if f is not None for p in f.get("problems", ())]
+        features = [f for f in features if f is not None]
+        if not features:
+            raise ValueError("empty batch: every sample of it was dropped")
+        longest = max(len(f["input_ids"]) for f in features)
+        ids = torch.full((len(features), longest), self.pad_token_id, dtype=torch.long)
+        labels = torch.full((len(features), longest), IGNORE_INDEX, dtype=torch.long)
+        mask = torch.zeros((len(features), longest), dtype=torch.long)
+        for i, f in enumerate(features):
+            n = len(f["input_ids"])
+            ids[i, :n] = torch.as_tensor(f["input_ids"])
+            labels[i, :n] = torch.as_tensor(f["labels"])
+            mask[i, :n] = 1
+        pixels = torch.cat([torch.as_tensor(f["pixel_values"]) for f in features]).to(self.pixel_dtype)
+        return {
+            "input_ids": ids,
+            "attention_mask": mask,
+            "labels": labels,
+            "pixel_values": pixels,
+            "problems": problems,
         }

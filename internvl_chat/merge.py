@@ -8,7 +8,6 @@ temporary sibling and renamed into place, so nothing we did not write is ever re
 from __future__ import annotations
 
 import json
-import re
 import shutil
 import warnings
 from contextlib import contextmanager
@@ -17,6 +16,8 @@ from pathlib import Path
 import torch
 
 from holmesvau.output_guard import StagedOutput, check_destination
+
+from .checkpoints import checkpoints
 
 TOKENIZER_FILES = (
     "tokenizer.json", "tokenizer_config.json", "tokenizer.model", "special_tokens_map.json", "added_tokens.json",
@@ -34,10 +35,9 @@ def find_adapter(path: str | Path) -> Path:
     path = Path(path)
     if not path.is_dir():
         raise MergeError(f"{path}: no such folder")
-    ckpts = [p for p in path.iterdir() if p.is_dir() and re.fullmatch(r"checkpoint-\d+", p.name)]
-    ckpts = [p for p in ckpts if (p / "adapter_config.json").is_file()]
+    ckpts = [p for p in checkpoints(path) if (p / "adapter_config.json").is_file()]
     if ckpts:
-        return max(ckpts, key=lambda p: int(p.name.split("-")[1]))
+        return ckpts[-1]
     if (path / "adapter_config.json").is_file():
         return path
     raise MergeError(
@@ -84,13 +84,7 @@ def merge_lora(
         raise MergeError(
             f"base model {base!r} (from {'--base' if base != recorded else adapter}): {e}"
         ) from e
-    summary = {
-        "out": str(out),
-        "adapter": str(adapter),
-        "base": str(base),
-        "base_path": str(base_path),
-        "dtype": dtype,
-    }
+    summary = dict(out=str(out), adapter=str(adapter), base=str(base), base_path=str(base_path), dtype=dtype)
     sources = [adapter, base_path] + ([Path(base)] if Path(base).exists() else [])
     # written into a temporary sibling, renamed into place when the block ends without error
     with StagedOutput(out, sources=sources, overwrite=overwrite, what=WHAT) as tmp:

@@ -15,8 +15,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from holmesvau.model.prompt import (
+    DEFAULT_SYSTEM_MESSAGE,
     IMAGE_PLACEHOLDER,
-    SYSTEM_MESSAGE,
     VIDEO_PLACEHOLDER,
     chat_text,
     expand_image_placeholders,
@@ -56,7 +56,7 @@ def expand_video(conversations: Sequence[dict], num_frames: int) -> list[dict]:
     return turns
 
 
-def conversation_text(turns: Sequence[dict], system_message: str = SYSTEM_MESSAGE) -> str:
+def conversation_text(turns: Sequence[dict], system_message: str = DEFAULT_SYSTEM_MESSAGE) -> str:
     """The full training text (placeholders not expanded) of alternating human/gpt turns."""
     pairs = [(turns[i]["value"], turns[i + 1]["value"]) for i in range(0, len(turns), 2)]
     *history, (question, answer) = pairs
@@ -79,7 +79,7 @@ def tokenize_conversation(
     conversations: Sequence[dict],
     num_frames: int,
     num_image_token: int = 256,
-    system_message: str = SYSTEM_MESSAGE,
+    system_message: str = DEFAULT_SYSTEM_MESSAGE,
     max_seq_length: int | None = None,
 ) -> SFTExample:
     """Token ids and labels of one sample with `num_frames` one-tile frames.

@@ -31,9 +31,8 @@ from holmesvau.files import atomic_write_json
 from holmesvau.model.errors import CheckpointError
 
 from .checkpoints import checkpoints, resume_point
-from .collate import SFTCollator
 from .data import FrameConfig, MetaError, load_meta
-from .dataset import ProblemLog, VideoSFTDataset
+from .dataset import ProblemLog, SFTCollator, VideoSFTDataset
 from .trainer import JsonlLogCallback, SaveConfigCallback, SFTTrainer
 
 logger = logging.getLogger("internvl_chat.train")
@@ -41,29 +40,27 @@ logger = logging.getLogger("internvl_chat.train")
 LORA_TARGETS = r".*\.language_model\..*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)"
 
 
+def _arg(default, help: str):
+    return field(default=default, metadata={"help": help})
+
+
 @dataclass
 class ModelArguments:
-    model_name_or_path: str = field(
-        default="OpenGVLab/InternVL2-2B", metadata={"help": "hub id or folder (original or converted format)"}
+    model_name_or_path: str = _arg(
+        "OpenGVLab/InternVL2-2B", "hub id or folder (original or converted format)"
     )
     lora_r: int = 64
     lora_alpha: int = 128
     lora_dropout: float = 0.05
-    lora_target_modules: str = field(default=LORA_TARGETS, metadata={"help": "regex over module names"})
-    unfreeze_vision: bool = field(
-        default=False, metadata={"help": "train the ViT fully (saved with the adapter)"}
-    )
-    unfreeze_projector: bool = field(default=False, metadata={"help": "train the MLP projector fully"})
-    attn_implementation: str | None = field(
-        default=None, metadata={"help": "sdpa | eager | flash_attention_2"}
-    )
+    lora_target_modules: str = _arg(LORA_TARGETS, "regex over module names")
+    unfreeze_vision: bool = _arg(False, "train the ViT fully (saved with the adapter)")
+    unfreeze_projector: bool = _arg(False, "train the MLP projector fully")
+    attn_implementation: str | None = _arg(None, "sdpa | eager | flash_attention_2")
 
 
 @dataclass
 class DataArguments:
-    meta: str = field(
-        default="shell/data/hivau70k_meta.json", metadata={"help": "meta json naming the datasets"}
-    )
+    meta: str = _arg("shell/data/hivau70k_meta.json", "meta json naming the datasets")
     max_seq_length: int = 4096
     clip_min_frames: int = 6
     clip_max_frames: int = 12
@@ -74,13 +71,9 @@ class DataArguments:
 
 @dataclass
 class RunArguments:
-    resume: bool = field(
-        default=False,
-        metadata={"help": "continue from the newest complete checkpoint in output_dir (none: an error)"},
-    )
-    global_batch_size: int | None = field(
-        default=None,
-        metadata={"help": "sets gradient accumulation = global / (per-device batch x world size)"},
+    resume: bool = _arg(False, "continue from the newest complete checkpoint in output_dir (none: an error)")
+    global_batch_size: int | None = _arg(
+        None, "sets gradient accumulation = global / (per-device batch x world size)"
     )
 
 
@@ -122,14 +115,10 @@ def _prepass(argv: list[str]) -> list[str]:
             logger.warning("global batch %d is not a multiple of %d; using %d", known.global_batch_size, per_step,
                            accum * per_step)  # fmt: skip
         argv += ["--gradient_accumulation_steps", str(accum)]
-    if (
-        known.bf16 is None
-        and known.fp16 is None
-        and torch.cuda.is_available()
-        and torch.cuda.is_bf16_supported()
-    ):
+    cuda = torch.cuda.is_available()
+    if known.bf16 is None and known.fp16 is None and cuda and torch.cuda.is_bf16_supported():
         argv += ["--bf16", "True"]
-    if not torch.cuda.is_available() and known.dataloader_pin_memory is None:
+    if not cuda and known.dataloader_pin_memory is None:
         argv += ["--dataloader_pin_memory", "False"]
     return argv
 
@@ -246,14 +235,14 @@ def main(argv: list[str] | None = None, callbacks: list | None = None) -> dict:
     )  # fmt: skip
     if trainer.is_world_process_zero():
         model.print_trainable_parameters()
-    result = trainer.train(resume_from_checkpoint=last if rargs.resume else None)
+    result = trainer.train(resume_from_checkpoint=last)
     trainer.save_model()
     trainer.save_state()
     summary = {
         "output_dir": str(out),
         "global_step": trainer.state.global_step,
         "train_loss": result.training_loss,
-        "resumed_from": Path(last).name if (last and rargs.resume) else None,
+        "resumed_from": Path(last).name if last else None,
         "data_problems": problems.summary(),
     }
     if trainer.is_world_process_zero():

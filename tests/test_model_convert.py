@@ -16,7 +16,7 @@ from safetensors.torch import load_file, save_file
 from holmesvau.model import CheckpointError, convert_checkpoint, load_model
 from holmesvau.model.convert import convert_state_dict, read_original_config
 from holmesvau.model.loading import default_dtype, resolve_checkpoint
-from holmesvau.testing.to_original import to_original_state_dict
+from holmesvau.testing.tiny_model import to_original_state_dict
 
 REPO = Path(__file__).resolve().parents[1]
 TOL = 1e-4  # float32 CPU, as ../shared/README.md asks

@@ -13,7 +13,6 @@ from hypothesis import strategies as st
 
 from holmesvau.model.tokenizer import load_tokenizer
 from holmesvau.testing.toy_sft import make_toy_data
-from internvl_chat.collate import SFTCollator
 from internvl_chat.data import (
     FrameConfig,
     MetaError,
@@ -25,7 +24,7 @@ from internvl_chat.data import (
     repeat_rows,
     segment_indices,
 )
-from internvl_chat.dataset import VideoSFTDataset
+from internvl_chat.dataset import SFTCollator, VideoSFTDataset
 from internvl_chat.sft import IGNORE_INDEX
 
 

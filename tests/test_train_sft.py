@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from holmesvau.model.prompt import SYSTEM_MESSAGE
+from holmesvau.model.prompt import DEFAULT_SYSTEM_MESSAGE
 from holmesvau.model.tokenizer import IM_END, load_tokenizer, save_native_tokenizer
 from internvl_chat.sft import IGNORE_INDEX, SFTError, expand_video, tokenize_conversation
 
@@ -14,7 +14,9 @@ from internvl_chat.sft import IGNORE_INDEX, SFTError, expand_video, tokenize_con
 @pytest.fixture
 def ref_tokenizer(shared, tmp_path):
     """The original fixture tokenizer, in native form."""
-    save_native_tokenizer(shared("fixtures/internlm2-tokenizer/tokenizer"), tmp_path / "tok", SYSTEM_MESSAGE)
+    save_native_tokenizer(
+        shared("fixtures/internlm2-tokenizer/tokenizer"), tmp_path / "tok", DEFAULT_SYSTEM_MESSAGE
+    )
     return load_tokenizer(tmp_path / "tok")
 
 

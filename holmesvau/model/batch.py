@@ -4,19 +4,15 @@
     frames = FrameSet(tiles=uint8_tiles, key=("robbery.mp4", (0, 39, 79)))   # or pixel_values= / features=
     outs = answer_batch(lm, [AnswerRequest(frames, video_question(p, 3), max_new_tokens=64) for p in prompts], 16)
 
-How: each request's prompt is built exactly as `chat()` builds it. Image features (InternViT + projector) are
-computed once per distinct frame set (`FrameSet.key`, or the FrameSet object itself) and scattered into the text
-embeddings at the `<IMG_CONTEXT>` positions. Requests are sorted by image tokens, frame set and prompt length and
-cut into batches (so the questions of one frame set sit together and padding stays small). Each prompt of a batch
-is prefilled on its own (a prompt of ~3k tokens fills a GPU by itself, and unpadded prefill keeps the causal
-attention path instead of a (B, L, L) mask), the prefix shared by the questions of one frame set once
-(holmesvau.model.prefill); the caches are LEFT-padded into one that decodes in place (holmesvau.model.kv_cache),
-and the batch decodes greedily together with explicit position ids and an attention mask over the padding; a row stops at `<|im_end|>` or at its
-own `max_new_tokens`, and finished rows leave the batch (their cache rows are dropped). Only the last position's
-logits are computed. Greedy answers equal
-one-at-a-time `chat()` answers token for token (tested on the tiny model in float32). The rope is InternLM2's
-dynamic NTK, which depends on the largest position in a forward: equal to serial as long as prompts stay under
-`max_position_embeddings` (32768 for InternVL2-2B; HIVAU prompts are ~3.3k tokens).
+Prompts are built as `chat()` builds them. Image features (InternViT + projector) are computed once per distinct
+frame set (`FrameSet.key`, or the FrameSet object itself) and scattered into the text embeddings at the
+`<IMG_CONTEXT>` positions. Requests are sorted by image tokens, frame set and prompt length and cut into batches (a
+frame set's questions together, little padding). Each prompt is prefilled on its own, the prefix shared by a frame
+set's questions once (holmesvau.model.prefill); the caches are left-padded into one that decodes in place
+(holmesvau.model.kv_cache), and the rows decode greedily together; a row stops at `<|im_end|>` or at its own
+`max_new_tokens` and leaves the batch. Greedy answers equal one-at-a-time `chat()` answers token for token (tested
+on the tiny model in float32) while prompts stay under `max_position_embeddings` (InternLM2's dynamic NTK rope
+depends on the largest position in a forward; HIVAU prompts are ~3.3k of InternVL2-2B's 32768 tokens).
 
 A CUDA out-of-memory error halves the batch and retries it (logged); at batch 1 it is raised to the caller.
 """
@@ -24,7 +20,7 @@ A CUDA out-of-memory error halves the batch and retries it (logged); at batch 1 
 from __future__ import annotations
 
 import logging
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 
@@ -32,26 +28,21 @@ import torch
 
 from holmesvau.preprocess import normalize_tiles
 
-from .chat import ChatOutput, default_vit_batch, encode_prompt
+from .chat import ChatOutput, chat_output, default_vit_batch, encode_prompt
 from .kv_cache import GROW, cache_kwarg, left_padded_cache
 from .loading import LoadedModel
 from .prefill import prefill_rows
-from .prompt import IM_END, build_prompt
+from .prompt import build_prompt
 
 log = logging.getLogger("holmesvau.batch")
-OOM_ERRORS: tuple[type[BaseException], ...] = tuple(
-    {getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError), torch.cuda.OutOfMemoryError}
-)
 
 
 @dataclass(eq=False)
 class FrameSet:
     """The frames of one question, as one of: uint8 tiles (N, 3, S, S) (normalised on the model's device),
-    normalised pixel values (N, 3, S, S), or image features already projected (N, tokens per tile, hidden).
-
-    `key` names the frames (e.g. (video path, frame indices)): requests whose frame sets share a key share one
-    vision pass. None: the object itself is the identity. `tiles_per_image`: tiles of each `<image>` (default one
-    each, as for video frames)."""
+    normalised pixel values (N, 3, S, S), or projected image features (N, tokens per tile, hidden). Frame sets
+    sharing a `key` (e.g. (video path, frame indices)) share one vision pass; None: the object is its own identity.
+    `tiles_per_image`: tiles of each `<image>` (default one each, as for video frames)."""
 
     tiles: torch.Tensor | None = None
     pixel_values: torch.Tensor | None = None
@@ -241,12 +232,8 @@ def _embeds(lm: LoadedModel, p: _Prepared, feats: dict, start: int = 0) -> torch
 
 @torch.inference_mode()
 def _generate(lm: LoadedModel, batch: list[_Prepared], feats: dict, stats: BatchStats) -> list[list[int]]:
-    """Greedy generation for one batch; returns each row's new token ids (with `<|im_end|>` when emitted).
-
-    Each prompt is prefilled on its own (no padding: the causal attention path, exactly the serial prefill, and no
-    (B, L, L) mask), its cache is left-padded into one batch cache, and all rows decode together. The questions of
-    one frame set share their prompt up to the question: that prefix (system message and ~3k image tokens) is
-    prefilled once and each row continues from a copy of its cache."""
+    """Greedy generation for one batch (see the module docstring); each row's new token ids (with `<|im_end|>` when
+    emitted)."""
     model, lang = lm.model, lm.model.model.language_model
     embed, ckw, device = model.get_input_embeddings(), cache_kwarg(lang), lm.device
     out: list[list[int]] = [[] for _ in batch]
@@ -321,10 +308,7 @@ def answer_batch(
     stats = stats if stats is not None else BatchStats()
     size = max(1, int(batch_size or default_batch_size(lm.device)))
     prepared = _order([_prepare(lm, i, r) for i, r in enumerate(requests)])
-    uses: dict[Hashable, int] = {}
-    for p in prepared:
-        if p.frames is not None:
-            uses[p.frames.identity] = uses.get(p.frames.identity, 0) + 1
+    uses = Counter(p.frames.identity for p in prepared if p.frames is not None)
     feats: dict[Hashable, torch.Tensor] = {}  # features of this call's frame sets, freed after their last use
     results: dict[int, list[int]] = {}
     bar = tqdm(total=len(prepared), desc="answer", unit="question", disable=not progress)
@@ -341,7 +325,7 @@ def answer_batch(
                 if cache is not None and hit is None:
                     cache.put(k, feats[k])
             new = _generate(lm, batch, feats, stats)
-        except OOM_ERRORS:
+        except torch.cuda.OutOfMemoryError:  # torch.OutOfMemoryError too: the same class
             if len(batch) == 1:
                 raise
             size = max(1, len(batch) // 2)
@@ -361,8 +345,6 @@ def answer_batch(
     bar.close()
     outs = []
     for p in sorted(prepared, key=lambda p: p.index):
-        new = results[p.index]
-        answer = lm.tokenizer.decode(new, skip_special_tokens=True).split(IM_END)[0].strip()
         req = requests[p.index]
-        outs.append(ChatOutput(answer, p.prompt, p.ids, new, [*(req.history or []), (req.question, answer)]))
+        outs.append(chat_output(lm, p.prompt, p.ids, results[p.index], req.question, req.history))
     return outs

@@ -59,8 +59,12 @@ def chat(
     if pixel_values is not None:
         kwargs["pixel_values"] = pixel_values.to(lm.device, lm.dtype)
     kwargs.update(generate_kwargs)
-    out = lm.model.generate(**kwargs)
-    new = out[0, input_ids.shape[1] :].tolist()
+    new = lm.model.generate(**kwargs)[0, input_ids.shape[1] :].tolist()
+    return chat_output(lm, prompt, input_ids, new, question, history)
+
+
+def chat_output(lm: LoadedModel, prompt, input_ids, new: list[int], question: str, history) -> ChatOutput:
+    """The turn's output: the answer is the new tokens' text up to `<|im_end|>`, special tokens skipped."""
     answer = lm.tokenizer.decode(new, skip_special_tokens=True).split(IM_END)[0].strip()
     return ChatOutput(answer, prompt, input_ids, new, [*(history or []), (question, answer)])
 

@@ -19,33 +19,35 @@ from pathlib import Path
 import torch
 
 from .errors import CheckpointError
-from .tokenizer import IMG_CONTEXT, save_native_tokenizer
+from .tokenizer import IM_END, IMG_CONTEXT, build_fast_tokenizer, save_native_tokenizer
 
 # InternVL2's chat() system message (internlm2-chat template); HolmesVAU keeps it for training and inference.
 DEFAULT_SYSTEM_MESSAGE = "你是由上海人工智能实验室联合商汤科技开发的书生多模态大模型，英文名叫InternVL, 是一个有用无害的人工智能助手。"
 
 
 def is_original_checkpoint(path: str | Path) -> bool:
-    cfg = Path(path) / "config.json"
-    if not cfg.is_file():
-        return False
     try:
-        data = json.loads(cfg.read_text())
-    except json.JSONDecodeError:
+        data = _config_json(Path(path))
+    except CheckpointError:
         return False
     return (
         "InternVLChatModel" in (data.get("architectures") or []) or data.get("model_type") == "internvl_chat"
     )
 
 
-def read_original_config(src: Path) -> dict:
+def _config_json(src: Path) -> dict:
     cfg_file = src / "config.json"
     if not cfg_file.is_file():
         raise CheckpointError(f"{src}: no config.json")
     try:
-        cfg = json.loads(cfg_file.read_text())
+        return json.loads(cfg_file.read_text())
     except json.JSONDecodeError as e:
         raise CheckpointError(f"{cfg_file}: not valid JSON ({e})") from e
+
+
+def read_original_config(src: Path) -> dict:
+    cfg_file = src / "config.json"
+    cfg = _config_json(src)
     arch = cfg.get("architectures") or []
     if "InternVLChatModel" not in arch:
         raise CheckpointError(f"{cfg_file}: unknown architecture {arch}; expected InternVLChatModel")
@@ -172,6 +174,72 @@ def load_original_state_dict(src: Path) -> dict[str, torch.Tensor]:
     return state
 
 
+_VIT = ("vision_model.encoder.layers.{i}.", "model.vision_tower.encoder.layer.{i}.")
+_LLM = ("language_model.model.layers.{i}.", "model.language_model.layers.{i}.")
+# (original name, native name); "{i}" is a layer number, a name ending in "." a prefix, any other a whole name
+RENAMES = [
+    ("vision_model.embeddings.class_embedding", "model.vision_tower.embeddings.cls_token"),
+    ("vision_model.embeddings.position_embedding", "model.vision_tower.embeddings.position_embeddings"),
+    (
+        "vision_model.embeddings.patch_embedding.",
+        "model.vision_tower.embeddings.patch_embeddings.projection.",
+    ),
+    *[
+        (_VIT[0] + orig, _VIT[1] + native)
+        for orig, native in [
+            ("attn.proj.", "attention.projection_layer."),
+            ("attn.q_norm.", "attention.q_norm."),
+            ("attn.k_norm.", "attention.k_norm."),
+            ("ls1", "lambda_1"),
+            ("ls2", "lambda_2"),
+            ("mlp.", "mlp."),
+            ("norm1.", "layernorm_before."),
+            ("norm2.", "layernorm_after."),
+        ]
+    ],
+    ("mlp1.0.", "model.multi_modal_projector.layer_norm."),
+    ("mlp1.1.", "model.multi_modal_projector.linear_1."),
+    ("mlp1.3.", "model.multi_modal_projector.linear_2."),
+    ("language_model.model.tok_embeddings.", "model.language_model.embed_tokens."),
+    ("language_model.model.norm.", "model.language_model.norm."),
+    ("language_model.output.", "lm_head."),
+    *[
+        (_LLM[0] + orig, _LLM[1] + native)
+        for orig, native in [
+            ("attention.wo.", "self_attn.o_proj."),
+            ("feed_forward.w1.", "mlp.gate_proj."),
+            ("feed_forward.w3.", "mlp.up_proj."),
+            ("feed_forward.w2.", "mlp.down_proj."),
+            ("attention_norm.", "input_layernorm."),
+            ("ffn_norm.", "post_attention_layernorm."),
+        ]
+    ],
+]
+
+
+def _pattern(name: str, tail: str = "") -> re.Pattern:
+    body = re.escape(name).replace(re.escape("{i}"), r"(\d+)")
+    return re.compile("^" + body + (tail if name.endswith(".") else "$"))
+
+
+def rename_rules(reverse: bool = False) -> list[tuple[re.Pattern, str]]:
+    """(pattern, replacement) per RENAMES entry: original -> native names, or native -> original."""
+    pairs = [(b, a) if reverse else (a, b) for a, b in RENAMES]
+    return [(_pattern(src), dst.replace("{i}", r"\1")) for src, dst in pairs]
+
+
+# the fused q/k/v tensors: InternViT's `attn.qkv` and InternLM2's `attention.wqkv`
+_VIT_QKV = _pattern(_VIT[0] + "attn.qkv.", r"(weight|bias)$")
+_LLM_WQKV = _pattern(_LLM[0] + "attention.wqkv.", r"(weight|bias)$")
+
+
+def attention_dims(orig_cfg: dict) -> tuple[int, int, int]:
+    """(heads, key/value heads, head dim) of the language model."""
+    t = orig_cfg["llm_config"]
+    heads = t["num_attention_heads"]
+    return heads, t.get("num_key_value_heads", heads), t["hidden_size"] // heads
+
+
 def _split_wqkv(w: torch.Tensor, heads: int, kv_heads: int, head_dim: int) -> tuple[torch.Tensor, ...]:
     groups = heads // kv_heads
     rest = w.shape[1:]
@@ -182,101 +250,29 @@ def _split_wqkv(w: torch.Tensor, heads: int, kv_heads: int, head_dim: int) -> tu
     return q, k, v
 
 
-_VIT_RENAMES = [
-    (r"^vision_model\.embeddings\.class_embedding$", "model.vision_tower.embeddings.cls_token"),
-    (r"^vision_model\.embeddings\.position_embedding$", "model.vision_tower.embeddings.position_embeddings"),
-    (
-        r"^vision_model\.embeddings\.patch_embedding\.",
-        "model.vision_tower.embeddings.patch_embeddings.projection.",
-    ),
-    (
-        r"^vision_model\.encoder\.layers\.(\d+)\.attn\.proj\.",
-        r"model.vision_tower.encoder.layer.\1.attention.projection_layer.",
-    ),
-    (
-        r"^vision_model\.encoder\.layers\.(\d+)\.attn\.q_norm\.",
-        r"model.vision_tower.encoder.layer.\1.attention.q_norm.",
-    ),
-    (
-        r"^vision_model\.encoder\.layers\.(\d+)\.attn\.k_norm\.",
-        r"model.vision_tower.encoder.layer.\1.attention.k_norm.",
-    ),
-    (r"^vision_model\.encoder\.layers\.(\d+)\.ls1$", r"model.vision_tower.encoder.layer.\1.lambda_1"),
-    (r"^vision_model\.encoder\.layers\.(\d+)\.ls2$", r"model.vision_tower.encoder.layer.\1.lambda_2"),
-    (r"^vision_model\.encoder\.layers\.(\d+)\.mlp\.", r"model.vision_tower.encoder.layer.\1.mlp."),
-    (
-        r"^vision_model\.encoder\.layers\.(\d+)\.norm1\.",
-        r"model.vision_tower.encoder.layer.\1.layernorm_before.",
-    ),
-    (
-        r"^vision_model\.encoder\.layers\.(\d+)\.norm2\.",
-        r"model.vision_tower.encoder.layer.\1.layernorm_after.",
-    ),
-    (r"^mlp1\.0\.", "model.multi_modal_projector.layer_norm."),
-    (r"^mlp1\.1\.", "model.multi_modal_projector.linear_1."),
-    (r"^mlp1\.3\.", "model.multi_modal_projector.linear_2."),
-    (r"^language_model\.model\.tok_embeddings\.", "model.language_model.embed_tokens."),
-    (r"^language_model\.model\.norm\.", "model.language_model.norm."),
-    (r"^language_model\.output\.", "lm_head."),
-    (
-        r"^language_model\.model\.layers\.(\d+)\.attention\.wo\.",
-        r"model.language_model.layers.\1.self_attn.o_proj.",
-    ),
-    (
-        r"^language_model\.model\.layers\.(\d+)\.feed_forward\.w1\.",
-        r"model.language_model.layers.\1.mlp.gate_proj.",
-    ),
-    (
-        r"^language_model\.model\.layers\.(\d+)\.feed_forward\.w3\.",
-        r"model.language_model.layers.\1.mlp.up_proj.",
-    ),
-    (
-        r"^language_model\.model\.layers\.(\d+)\.feed_forward\.w2\.",
-        r"model.language_model.layers.\1.mlp.down_proj.",
-    ),
-    (
-        r"^language_model\.model\.layers\.(\d+)\.attention_norm\.",
-        r"model.language_model.layers.\1.input_layernorm.",
-    ),
-    (
-        r"^language_model\.model\.layers\.(\d+)\.ffn_norm\.",
-        r"model.language_model.layers.\1.post_attention_layernorm.",
-    ),
-]
-_VIT_QKV = re.compile(r"^vision_model\.encoder\.layers\.(\d+)\.attn\.qkv\.(weight|bias)$")
-_LLM_WQKV = re.compile(r"^language_model\.model\.layers\.(\d+)\.attention\.wqkv\.(weight|bias)$")
-
-
 def convert_state_dict(orig_sd: dict[str, torch.Tensor], orig_cfg: dict) -> dict[str, torch.Tensor]:
     """Rename/split original tensors into native InternVL names. Unknown keys are an error, not silently dropped."""
-    t = orig_cfg["llm_config"]
-    heads, kv = t["num_attention_heads"], t.get("num_key_value_heads", t["num_attention_heads"])
-    head_dim = t["hidden_size"] // heads
+    heads, kv, head_dim = attention_dims(orig_cfg)
+    rules = rename_rules()
     out: dict[str, torch.Tensor] = {}
     unknown = []
     for key, w in orig_sd.items():
         if m := _VIT_QKV.match(key):
-            layer, kind = m.groups()
-            for name, part in zip("qkv", w.chunk(3, dim=0)):
-                out[f"model.vision_tower.encoder.layer.{layer}.attention.{name}_proj.{kind}"] = (
-                    part.contiguous()
-                )
-            continue
-        if m := _LLM_WQKV.match(key):
-            layer, kind = m.groups()
+            prefix, parts = _VIT[1].format(i=m[1]) + "attention", w.chunk(3, dim=0)
+        elif m := _LLM_WQKV.match(key):
             expected = (heads + 2 * kv) * head_dim
             if w.shape[0] != expected:
                 raise CheckpointError(f"{key}: shape {tuple(w.shape)}, expected first dim {expected}")
-            for name, part in zip("qkv", _split_wqkv(w, heads, kv, head_dim)):
-                out[f"model.language_model.layers.{layer}.self_attn.{name}_proj.{kind}"] = part.contiguous()
-            continue
-        for pattern, repl in _VIT_RENAMES:
-            new, n = re.subn(pattern, repl, key)
-            if n:
-                out[new] = w
-                break
+            prefix, parts = _LLM[1].format(i=m[1]) + "self_attn", _split_wqkv(w, heads, kv, head_dim)
         else:
-            unknown.append(key)
+            new = next((pattern.sub(repl, key) for pattern, repl in rules if pattern.match(key)), None)
+            if new is None:
+                unknown.append(key)
+            else:
+                out[new] = w
+            continue
+        for name, part in zip("qkv", parts):
+            out[f"{prefix}.{name}_proj.{m[2]}"] = part.contiguous()
     if unknown:
         raise CheckpointError(
             f"unexpected tensors in checkpoint (not an InternVL2/InternLM2 layout?): {unknown[:5]}"
@@ -292,24 +288,15 @@ def build_native_model(src: str | Path, dtype: torch.dtype | None = None):
     if not src.is_dir():
         raise CheckpointError(f"{src}: not a folder")
     orig_cfg = read_original_config(src)
-    from .tokenizer import build_fast_tokenizer
-
     tok, special = build_fast_tokenizer(src)
     img_id = tok.token_to_id(IMG_CONTEXT)
     if img_id is None:
         raise CheckpointError(f"{src}: tokenizer has no {IMG_CONTEXT} token")
-    t = orig_cfg["llm_config"]
-    config = native_config(
-        orig_cfg,
-        img_id,
-        tok.token_to_id(special["bos_token"]),
-        tok.token_to_id(special["eos_token"]),
-        tok.token_to_id(special["pad_token"]),
-    )
-    if t["vocab_size"] < tok.get_vocab_size():
-        raise CheckpointError(
-            f"{src}: tokenizer has {tok.get_vocab_size()} tokens, model only {t['vocab_size']}"
-        )
+    bos, eos, pad = (tok.token_to_id(special[k]) for k in ("bos_token", "eos_token", "pad_token"))
+    config = native_config(orig_cfg, img_id, bos, eos, pad)
+    vocab = orig_cfg["llm_config"]["vocab_size"]
+    if vocab < tok.get_vocab_size():
+        raise CheckpointError(f"{src}: tokenizer has {tok.get_vocab_size()} tokens, model only {vocab}")
     state = convert_state_dict(load_original_state_dict(src), orig_cfg)
     with torch.device("meta"):
         model = InternVLForConditionalGeneration(config)
@@ -348,18 +335,17 @@ def convert_checkpoint(
     staged = StagedOutput(dst, sources=[src], overwrite=overwrite, what="converted checkpoint")
     model, tok = build_native_model(src, dtype)
     orig_cfg = read_original_config(src)
-    tmp = staged.path
+    tmp, text = staged.path, model.config.text_config
     model.save_pretrained(str(tmp), safe_serialization=True)
     save_native_tokenizer(src, tmp, DEFAULT_SYSTEM_MESSAGE)
-    im_end = tok.token_to_id("<|im_end|>")
-    gen = GenerationConfig(
-        eos_token_id=im_end if im_end is not None else model.config.text_config.eos_token_id,
-        pad_token_id=model.config.text_config.pad_token_id,
-        bos_token_id=model.config.text_config.bos_token_id,
+    im_end = tok.token_to_id(IM_END)
+    GenerationConfig(
+        eos_token_id=im_end if im_end is not None else text.eos_token_id,
+        pad_token_id=text.pad_token_id,
+        bos_token_id=text.bos_token_id,
         do_sample=False,
         max_new_tokens=1024,
-    )
-    gen.save_pretrained(str(tmp))
+    ).save_pretrained(str(tmp))
     (tmp / "holmesvau_conversion.json").write_text(
         json.dumps({"source": src.name, "source_architecture": orig_cfg["architectures"]}, indent=2)
     )

@@ -16,9 +16,8 @@ from collections.abc import Sequence
 import torch
 from transformers.cache_utils import DynamicCache, DynamicLayer
 
-GROW = (
-    256  # tokens of room added at a time: one copy of the cache per GROW decode steps instead of one per step
-)
+# tokens of room added at a time: one copy of the cache per GROW decode steps instead of one per step
+GROW = 256
 
 
 class RoomyLayer(DynamicLayer):

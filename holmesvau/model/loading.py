@@ -79,14 +79,9 @@ def default_cache_dir() -> Path:
 
 
 DTYPES = {
-    "bf16": torch.bfloat16,
-    "bfloat16": torch.bfloat16,
-    "fp16": torch.float16,
-    "float16": torch.float16,
-    "half": torch.float16,
-    "fp32": torch.float32,
-    "float32": torch.float32,
-    "float": torch.float32,
+    **dict.fromkeys(("bf16", "bfloat16"), torch.bfloat16),
+    **dict.fromkeys(("fp16", "float16", "half"), torch.float16),
+    **dict.fromkeys(("fp32", "float32", "float"), torch.float32),
 }
 
 
@@ -109,7 +104,7 @@ def locate_checkpoint(name_or_path: str | Path, cache_dir: str | Path | None = N
         path = _download(str(name_or_path), cache_dir)
     if not path.is_dir():
         raise CheckpointError(f"{path}: a model must be a folder (config.json + safetensors + tokenizer)")
-    if not is_original_checkpoint(path) and not (path / "config.json").is_file():
+    if not (path / "config.json").is_file():
         raise CheckpointError(f"{path}: no config.json — not a model folder")
     return path
 
@@ -125,14 +120,10 @@ def resolve_checkpoint(name_or_path: str | Path, cache_dir: str | Path | None = 
 def _download(repo_id: str, cache_dir: str | Path | None) -> Path:
     from huggingface_hub import snapshot_download
 
+    hub_cache = None if cache_dir is None else str(Path(cache_dir) / "hub")
+    patterns = ["*.json", "*.safetensors", "*.model", "*.txt"]
     try:
-        return Path(
-            snapshot_download(
-                repo_id,
-                cache_dir=None if cache_dir is None else str(Path(cache_dir) / "hub"),
-                allow_patterns=["*.json", "*.safetensors", "*.model", "*.txt"],
-            )
-        )
+        return Path(snapshot_download(repo_id, cache_dir=hub_cache, allow_patterns=patterns))
     except Exception as e:  # noqa: BLE001 - offline, unknown repo, auth: one clear message
         raise CheckpointError(
             f"could not fetch {repo_id!r} from the Hugging Face hub ({type(e).__name__}: {e}). "
@@ -153,8 +144,8 @@ def _converted(src: Path, cache_dir: str | Path | None) -> Path:
 
 
 def _load_original(src: Path, dtype: torch.dtype, attn: str):
-    """(native model on the CPU, tokenizer) of an original-format folder, converted in memory: no weights are
-    written anywhere. The tokenizer files are rebuilt in a temporary folder (a few MB) and loaded from there."""
+    """(native model on the CPU, tokenizer) of an original-format folder, converted in memory (no weights written;
+    the tokenizer files are rebuilt in a temporary folder)."""
     import tempfile
 
     from transformers import InternVLForConditionalGeneration
@@ -162,9 +153,8 @@ def _load_original(src: Path, dtype: torch.dtype, attn: str):
     from .convert import build_native_model
     from .tokenizer import save_native_tokenizer
 
-    converted, _ = build_native_model(src, dtype)  # checked tensors, assigned to a meta-initialised model
-    # from_pretrained with the converted state dict: it builds what the state dict lacks (rotary buffers) and sets
-    # the attention implementation in every sub-model, as for a folder
+    converted, _ = build_native_model(src, dtype)
+    # from_pretrained builds what the state dict lacks (rotary buffers) and sets the attention in every sub-model
     model = InternVLForConditionalGeneration.from_pretrained(
         None,
         config=converted.config,
@@ -197,7 +187,6 @@ def load_model(
     path = locate_checkpoint(name_or_path, cache_dir)
     if is_original_checkpoint(path):
         model, tokenizer = _load_original(path, dtype, attn)
-        model.to(device)
     else:
         try:
             model = InternVLForConditionalGeneration.from_pretrained(
@@ -205,11 +194,9 @@ def load_model(
             )
         except (OSError, ValueError, RuntimeError, SafetensorError) as e:  # a damaged weights file too
             raise CheckpointError(f"{path}: cannot load as a native InternVL checkpoint ({e})") from e
-        model.to(device)
         tokenizer = load_tokenizer(path)
-    model.eval()
+    model.to(device).eval()
     extra = getattr(model.config, "holmesvau", None) or {}
-    im_end = tokenizer.convert_tokens_to_ids(IM_END)
     img = tokenizer.convert_tokens_to_ids(IMG_CONTEXT)
     if img != model.config.image_token_id:
         raise CheckpointError(
@@ -223,7 +210,7 @@ def load_model(
         dtype=dtype,
         num_image_token=int(model.config.image_seq_length),
         system_message=extra.get("system_message", DEFAULT_SYSTEM_MESSAGE),
-        im_end_id=int(im_end),
+        im_end_id=int(tokenizer.convert_tokens_to_ids(IM_END)),
         image_token_id=int(img),
         random_weights=extra.get("random_weights"),
     )

@@ -9,6 +9,7 @@ result is the full prefill's (checked against transformers' own forward in tests
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Hashable, Iterator, Sequence
 
 import torch
@@ -56,10 +57,7 @@ def prefill_rows(
     ckw = cache_kwarg(lang)
     groups = [p.frames.identity if p.frames is not None else None for p in batch]
     shared = shared_prefixes([p.ids[0] for p in batch], groups)
-    left = {}  # frame set -> rows still to use its prefix
-    for r, k in enumerate(shared):
-        if k:
-            left[groups[r]] = left.get(groups[r], 0) + 1
+    left = Counter(groups[r] for r, k in enumerate(shared) if k)  # frame set -> rows still to use its prefix
     prefixes: dict[Hashable, KV] = {}
 
     def run(e: torch.Tensor, start: int, cache) -> torch.Tensor:

@@ -15,7 +15,6 @@ from .tokenizer import IM_END, IM_START, IMG_CONTEXT, IMG_END, IMG_START
 
 IMAGE_PLACEHOLDER = "<image>"
 VIDEO_PLACEHOLDER = "<video>"
-SYSTEM_MESSAGE = DEFAULT_SYSTEM_MESSAGE
 
 
 def frame_lines(num_frames: int) -> list[str]:
@@ -35,7 +34,7 @@ def training_video_text(num_frames: int) -> str:
 def chat_text(
     question: str,
     history: Sequence[tuple[str, str]] | None = None,
-    system_message: str = SYSTEM_MESSAGE,
+    system_message: str = DEFAULT_SYSTEM_MESSAGE,
     answer: str | None = None,
 ) -> str:
     """The template text (placeholders not expanded). With `answer`, the assistant turn is closed (training)."""
@@ -68,7 +67,7 @@ def build_prompt(
     question: str,
     tiles_per_image: Sequence[int],
     history: Sequence[tuple[str, str]] | None = None,
-    system_message: str = SYSTEM_MESSAGE,
+    system_message: str = DEFAULT_SYSTEM_MESSAGE,
     num_image_token: int = 256,
 ) -> str:
     """Full prompt for generation; `<image>` placeholders in `question` (and in history) are expanded in order.
@@ -76,12 +75,8 @@ def build_prompt(
     As in the original chat, when the question carries no placeholder but images are given, a single image is
     prefixed as `<image>\\n`.
     """
-    if (
-        tiles_per_image
-        and IMAGE_PLACEHOLDER not in question
-        and not any(IMAGE_PLACEHOLDER in q for q, _ in history or ())
-    ):
+    placed = IMAGE_PLACEHOLDER in question or any(IMAGE_PLACEHOLDER in q for q, _ in history or ())
+    if tiles_per_image and not placed:
         question = f"{IMAGE_PLACEHOLDER}\n{question}"
-    return expand_image_placeholders(
-        chat_text(question, history, system_message), tiles_per_image, num_image_token
-    )
+    text = chat_text(question, history, system_message)
+    return expand_image_placeholders(text, tiles_per_image, num_image_token)

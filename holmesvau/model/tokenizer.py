@@ -1,17 +1,11 @@
 """InternLM2 tokenizer, rebuilt as a standard `tokenizers` BPE so `AutoTokenizer` loads it with no remote code.
 
-The original `InternLM2Tokenizer` is a sentencepiece BPE model (byte fallback, split digits, no dummy prefix,
-identity normaliser) with extra added tokens (`<img>`, `<IMG_CONTEXT>`, ...). We rebuild exactly that pipeline:
-
-- normaliser: spaces become "▁" (no prefix is prepended: the model was trained without a dummy prefix);
-- model: BPE whose merges follow the sentencepiece piece order, byte fallback for unknown characters;
-- sentencepiece control pieces (`<s>`, `</s>`) are special; user-defined pieces (`<|im_start|>`, `<|im_end|>`, ...)
-  are added tokens that are *not* special, so `skip_special_tokens` keeps them, as the original does;
-- a `<s>` is prepended (add_bos_token), never an eos.
-
-`decode_like_original` reproduces the original slow tokenizer's decoding *with* special tokens, quirks included
-(a space before each special run, added tokens joined with spaces); everyday decoding with
-`skip_special_tokens=True` is identical in both and needs nothing special.
+The original `InternLM2Tokenizer` is a sentencepiece BPE (byte fallback, split digits, no dummy prefix, identity
+normaliser) plus added tokens (`<img>`, `<IMG_CONTEXT>`, ...). Rebuilt as: spaces become "▁" (no prefix); BPE merges
+in sentencepiece piece order, byte fallback; control pieces (`<s>`, `</s>`) special, user-defined pieces
+(`<|im_start|>`, `<|im_end|>`, ...) added but *not* special (`skip_special_tokens` keeps them, as the original
+does); a `<s>` prepended, never an eos. `decode_like_original` reproduces the original's decoding *with* special
+tokens, quirks included; with `skip_special_tokens=True` both decode alike.
 """
 
 from __future__ import annotations
@@ -90,21 +84,20 @@ def build_fast_tokenizer(src: str | Path):
     tok.normalizer = normalizers.Replace(" ", "▁")
     tok.decoder = decoders.Sequence([decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Fuse()])
 
-    bos = tok_cfg.get("bos_token", proto.pieces[proto.trainer_spec.bos_id].piece)
-    eos = tok_cfg.get("eos_token", proto.pieces[proto.trainer_spec.eos_id].piece)
-    bos, eos = _content(bos), _content(eos)
+    bos = _content(tok_cfg.get("bos_token", proto.pieces[proto.trainer_spec.bos_id].piece))
+    eos = _content(tok_cfg.get("eos_token", proto.pieces[proto.trainer_spec.eos_id].piece))
     pad = _content(tok_cfg.get("pad_token", eos))
 
-    # sentencepiece's own control/user pieces, then the checkpoint's added tokens, in id order.
+    # sentencepiece's own control/user pieces, added after the checkpoint's added tokens
     to_add = [
         AddedToken(p.piece, special=p.type == _CONTROL or p.piece == unk, normalized=False)
         for i, p in enumerate(proto.pieces)
         if p.type in (_CONTROL, _USER_DEFINED) or i == proto.trainer_spec.unk_id
     ]
-    sp_size = len(proto.pieces)
-    for content, idx in sorted(added.items(), key=lambda kv: kv[1]):
-        if idx < sp_size:
-            continue  # already a sentencepiece piece
+    # the checkpoint's own added tokens (those not already sentencepiece pieces), in id order
+    extra_specials = [c for c, i in sorted(added.items(), key=lambda kv: kv[1]) if i >= len(proto.pieces)]
+    for content in extra_specials:
+        idx = added[content]
         tok.add_special_tokens([AddedToken(content, special=True, normalized=False)])
         got = tok.token_to_id(content)
         if got != idx:
@@ -117,14 +110,7 @@ def build_fast_tokenizer(src: str | Path):
         tok.post_processor = processors.TemplateProcessing(
             single=f"{bos} $A", pair=f"{bos} $A {bos} $B", special_tokens=[(bos, vocab[bos])]
         )
-    extra_specials = [c for c, i in sorted(added.items(), key=lambda kv: kv[1]) if i >= sp_size]
-    return tok, {
-        "bos_token": bos,
-        "eos_token": eos,
-        "unk_token": unk,
-        "pad_token": pad,
-        "extra": extra_specials,
-    }
+    return tok, dict(bos_token=bos, eos_token=eos, unk_token=unk, pad_token=pad, extra=extra_specials)
 
 
 def _content(tok) -> str:
@@ -175,18 +161,13 @@ def load_tokenizer(path: str | Path):
     names it."""
     from transformers import AutoTokenizer
 
-    from .errors import CheckpointError
-
     try:
         return AutoTokenizer.from_pretrained(str(path), local_files_only=True)
     except Exception as e:  # noqa: BLE001 - json, sentencepiece and tokenizers each raise their own type
-        files = [
-            f
-            for f in ("tokenizer.json", "tokenizer.model", "tokenizer_config.json")
-            if (Path(path) / f).exists()
-        ]
+        names = ("tokenizer.json", "tokenizer.model", "tokenizer_config.json")
+        first = next((f for f in names if (Path(path) / f).exists()), "")
         raise CheckpointError(
-            f"{Path(path) / (files[0] if files else '')}: cannot load the tokenizer ({type(e).__name__}: {e}); "
+            f"{Path(path) / first}: cannot load the tokenizer ({type(e).__name__}: {e}); "
             "the model folder's tokenizer files are damaged: download or convert the model again"
         ) from None
 
@@ -200,25 +181,19 @@ def decode_like_original(tokenizer, ids, skip_special_tokens: bool = False) -> s
     ids = [int(i) for i in ids]
     specials = set(tokenizer.all_special_ids)
     sp_size = _sp_vocab_size(tokenizer)
-    pieces = tokenizer.convert_ids_to_tokens(ids)
     sub_texts: list[str] = []
     run: list[tuple[int, str]] = []
-    for i, piece in zip(ids, pieces):
+    for i, piece in [*zip(ids, tokenizer.convert_ids_to_tokens(ids)), (None, None)]:  # None: the end
         if skip_special_tokens and i in specials:
             continue
-        if i >= sp_size:
-            if run:
-                text = _tokens_to_string(tokenizer, run, specials)
-                if text:
-                    sub_texts.append(text)
-                run = []
-            sub_texts.append(piece)
-        else:
+        if i is not None and i < sp_size:
             run.append((i, piece))
-    if run:
-        text = _tokens_to_string(tokenizer, run, specials)
-        if text:
+            continue
+        if run and (text := _tokens_to_string(tokenizer, run, specials)):
             sub_texts.append(text)
+        run = []
+        if piece is not None:
+            sub_texts.append(piece)
     return " ".join(sub_texts)
 
 

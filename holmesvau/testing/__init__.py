@@ -2,10 +2,15 @@
 (native -> original layout) they are written with, generated videos, and random anomaly scorers. Outputs of a model
 or scorer made here are meaningless; reports and the demo say so (`random_weights`)."""
 
-from .scorers import make_random_scorer
+from .planted import make_random_scorer
 from .synthetic import make_video
-from .tiny_model import TinyConfig, internvl2_2b_sizes, make_tiny_checkpoint, original_config
-from .to_original import to_original_state_dict
+from .tiny_model import (
+    TinyConfig,
+    internvl2_2b_sizes,
+    make_tiny_checkpoint,
+    original_config,
+    to_original_state_dict,
+)
 
 __all__ = [
     "TinyConfig",

@@ -1,15 +1,29 @@
-"""Stand-ins with known answers, for tests, benchmarks and demos of live mode (like holmesvau.testing.synthetic).
+"""Stand-in scorers and encoders, for tests, benchmarks and demos of live mode (like holmesvau.testing.synthetic).
 
 `PlantedScorer`: high where an encoder's features look like the "bright" scene of holmesvau.testing.synthetic, low
 elsewhere, so a generated video with `bright_ranges` has events exactly there, whatever encoder (tiny or
 full-size, random weights) makes the features. `vision_encoder`: a random InternViT of the tiny or the real
-InternVL2-2B shapes (no language model), as an `encode_fn` for the watcher.
+InternVL2-2B shapes (no language model), as an `encode_fn` for the watcher. `make_random_scorer`: a random URDMU.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import torch
+
+
+def make_random_scorer(path: str | Path, input_dim: int = 1024, seed: int = 0) -> Path:
+    """A randomly initialised URDMU saved in the released key layout (never for real use: tests, demos with the
+    tiny model, whose ViT gives `input_dim`-d features)."""
+    from holmesvau.ats import URDMU
+
+    torch.manual_seed(seed)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(URDMU(input_size=input_dim).state_dict(), path)
+    return path
 
 
 class PlantedScorer(torch.nn.Module):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -16,30 +17,18 @@ from pathlib import Path
 
 import torch
 
-from holmesvau.model.convert import DEFAULT_SYSTEM_MESSAGE, convert_checkpoint, native_config
+from holmesvau.model.convert import (
+    DEFAULT_SYSTEM_MESSAGE,
+    attention_dims,
+    convert_checkpoint,
+    native_config,
+    rename_rules,
+)
+from holmesvau.model.errors import CheckpointError
 from holmesvau.output_guard import StagedOutput, check_destination
 
-from .to_original import to_original_state_dict
-
-USER_DEFINED = [
-    "<|plugin|>",
-    "<|interpreter|>",
-    "<|action_end|>",
-    "<|action_start|>",
-    "<|im_end|>",
-    "<|im_start|>",
-]
-ADDED_SPECIALS = [
-    "<img>",
-    "</img>",
-    "<IMG_CONTEXT>",
-    "<quad>",
-    "</quad>",
-    "<ref>",
-    "</ref>",
-    "<box>",
-    "</box>",
-]
+USER_DEFINED = "<|plugin|> <|interpreter|> <|action_end|> <|action_start|> <|im_end|> <|im_start|>".split()
+ADDED_SPECIALS = "<img> </img> <IMG_CONTEXT> <quad> </quad> <ref> </ref> <box> </box>".split()
 
 # A small corpus in the domain's words, enough for a ~600-piece BPE vocabulary.
 _WORDS = (
@@ -65,9 +54,8 @@ class TinyConfig:
     llm_intermediate: int = 128
     sp_vocab: int = 600
     seed: int = 0
-    vocab_size: int | None = (
-        None  # model vocabulary; default: the tokenizer's size (larger pads the embedding)
-    )
+    # model vocabulary; default: the tokenizer's size (larger pads the embedding)
+    vocab_size: int | None = None
     dtype: str = "float32"
 
 
@@ -92,13 +80,8 @@ def _corpus(seed: int) -> list[str]:
     g = torch.Generator().manual_seed(seed)
     lines = [DEFAULT_SYSTEM_MESSAGE, "Frame1: <image>\nFrame2: <image>", "0123456789 2024 16 12"]
     for _ in range(3000):
-        idx = torch.randint(
-            len(_WORDS),
-            (int(torch.randint(4, 14, (1,), generator=g, device="cpu")),),
-            generator=g,
-            device="cpu",
-        )
-        words = [_WORDS[i] for i in idx.tolist()]
+        n = int(torch.randint(4, 14, (1,), generator=g, device="cpu"))
+        words = [_WORDS[i] for i in torch.randint(len(_WORDS), (n,), generator=g, device="cpu").tolist()]
         lines.append(" ".join(words).capitalize() + ".")
     return lines
 
@@ -137,18 +120,6 @@ def _write_tokenizer_files(out: Path, sp_size: int) -> None:
     spec = {"lstrip": False, "normalized": False, "rstrip": False, "single_word": False, "special": True}
     decoder = {str(i): {"content": c, **spec} for i, c in enumerate(["<unk>", "<s>", "</s>"])}
     decoder.update({str(i): {"content": c, **spec} for c, i in added.items()})
-    cfg = {
-        "added_tokens_decoder": decoder,
-        "additional_special_tokens": ADDED_SPECIALS,
-        "bos_token": "<s>",
-        "eos_token": "</s>",
-        "pad_token": "</s>",
-        "unk_token": "<unk>",
-        "clean_up_tokenization_spaces": False,
-        "model_max_length": 4096,
-        "tokenizer_class": "InternLM2Tokenizer",
-    }
-    (out / "tokenizer_config.json").write_text(json.dumps(cfg, indent=2))
     special_map = {
         "bos_token": "<s>",
         "eos_token": "</s>",
@@ -156,6 +127,14 @@ def _write_tokenizer_files(out: Path, sp_size: int) -> None:
         "unk_token": "<unk>",
         "additional_special_tokens": ADDED_SPECIALS,
     }
+    cfg = {
+        "added_tokens_decoder": decoder,
+        **special_map,
+        "clean_up_tokenization_spaces": False,
+        "model_max_length": 4096,
+        "tokenizer_class": "InternLM2Tokenizer",
+    }
+    (out / "tokenizer_config.json").write_text(json.dumps(cfg, indent=2))
     (out / "special_tokens_map.json").write_text(json.dumps(special_map, indent=2))
 
 
@@ -211,6 +190,41 @@ def original_config(cfg: TinyConfig, vocab_size: int) -> dict:
             "tie_word_embeddings": False,
         },
     }
+
+
+_NATIVE_QKV = re.compile(
+    r"^model\.(vision_tower\.encoder\.layer|language_model\.layers)\.(\d+)\.\w+\.([qkv])_proj\.(weight|bias)$"
+)
+
+
+def to_original_state_dict(native_sd: dict[str, torch.Tensor], orig_cfg: dict) -> dict[str, torch.Tensor]:
+    """Native weights back in the original InternVLChatModel layout, q/k/v fused again: the inverse of
+    holmesvau.model.convert.convert_state_dict, to write original-format test checkpoints and to check that
+    conversion loses nothing."""
+    heads, kv, head_dim = attention_dims(orig_cfg)
+    rules = rename_rules(reverse=True)
+    out: dict[str, torch.Tensor] = {}
+    parts: dict[tuple[str, str, str], dict[str, torch.Tensor]] = {}
+    for key, w in native_sd.items():
+        if m := _NATIVE_QKV.match(key):
+            parts.setdefault((m[1], m[2], m[4]), {})[m[3]] = w
+            continue
+        new = next((pattern.sub(repl, key) for pattern, repl in rules if pattern.match(key)), None)
+        if new is None:
+            raise CheckpointError(f"native tensor {key} has no original counterpart")
+        out[new] = w
+    for (tower, layer, suffix), p in parts.items():
+        if tower.startswith("vision"):
+            out[f"vision_model.encoder.layers.{layer}.attn.qkv.{suffix}"] = torch.cat(
+                [p["q"], p["k"], p["v"]]
+            )
+            continue
+        rest = p["q"].shape[1:]
+        q = p["q"].reshape(kv, heads // kv, head_dim, *rest)
+        k, v = (p[n].reshape(kv, 1, head_dim, *rest) for n in "kv")
+        fused = torch.cat([q, k, v], dim=1).reshape((heads + 2 * kv) * head_dim, *rest)
+        out[f"language_model.model.layers.{layer}.attention.wqkv.{suffix}"] = fused
+    return out
 
 
 def make_tiny_checkpoint(
