@@ -18,27 +18,8 @@ from .source import Frame, Gap, LiveSource, SourceConfig, SourceError, redact, s
 from .watcher import WatchConfig, Watcher, vit_tile_encoder
 
 __all__ = [
-    "SCHEMA_VERSION",
-    "Camera",
-    "EventTracker",
-    "Explainer",
-    "Frame",
-    "FrameReservoir",
-    "Gap",
-    "Hysteresis",
-    "JsonlWriter",
-    "LiveEvent",
-    "LiveSource",
-    "OnlineScorer",
-    "Snippet",
-    "SourceConfig",
-    "SourceError",
-    "Watcher",
-    "WatchConfig",
-    "Webhook",
-    "mllm_explainer",
-    "per_event",
-    "redact",
-    "source_kind",
-    "vit_tile_encoder",
-]
+    "SCHEMA_VERSION", "Camera", "EventTracker", "Explainer", "Frame", "FrameReservoir", "Gap", "Hysteresis",
+    "JsonlWriter", "LiveEvent", "LiveSource", "OnlineScorer", "Snippet", "SourceConfig", "SourceError",
+    "Watcher", "WatchConfig", "Webhook", "mllm_explainer", "per_event", "redact", "source_kind",
+    "vit_tile_encoder"
+]  # fmt: skip

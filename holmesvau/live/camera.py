@@ -64,11 +64,8 @@ class Camera:
         self.tracker = EventTracker(cfg.rule, cfg.reservoir, id_prefix=run_id)
         # ring: pre-roll + the opening delay + what may sit in the hand-over queue, in stream seconds
         fps = source.fps or 30.0
-        keep = (
-            cfg.pre_roll_s
-            + cfg.rule.min_duration_s
-            + (cfg.queue_snippets + cfg.batch_size + cfg.delay + 2) * cfg.sampling.dense_stride / fps
-        )
+        queued = cfg.queue_snippets + cfg.batch_size + cfg.delay + 2
+        keep = cfg.pre_roll_s + cfg.rule.min_duration_s + queued * cfg.sampling.dense_stride / fps
         self.ring = ClipRing(self.out / "clips", cfg.pre_roll_s, cfg.post_roll_s, keep, cfg.ring_mb << 20,
                              cfg.clip_width, on_clip=self._clip_done)  # fmt: skip
         self.q: queue.Queue = queue.Queue(maxsize=cfg.queue_snippets)
@@ -89,36 +86,42 @@ class Camera:
         self.reader_stop = threading.Event()
 
     # -- outputs ---------------------------------------------------------------------------------------------
+    def _write(self, writer: JsonlWriter, record: dict) -> dict | None:
+        """The line as written, None when it could not be (the watcher stops)."""
+        try:
+            return writer.write(record)
+        except OutputError as e:
+            self.on_fatal(e)
+            return None
+
+    def _tell(self, kind: str, line: dict | None) -> None:
+        if line is not None:
+            for sink in self.sinks:
+                sink(self.name, kind, line)
+
     def emit(self, record: dict, kind: str = "events") -> dict | None:
         """An events.jsonl line, then the same line to every sink (in the file's order: the scoring, reader and
         explainer threads all emit). None when it could not be written."""
         with self._emit_lock:
-            try:
-                line = self.events.write(record)
-            except OutputError as e:
-                self.on_fatal(e)
-                return None
-            if line is not None:
-                for sink in self.sinks:
-                    sink(self.name, kind, line)
+            line = self._write(self.events, record)
+            self._tell(kind, line)
         return line
 
+    def explained(self, record: dict) -> bool:
+        """The explainer's record written (else its event stays in the backlog)."""
+        return self.emit(record) is not None
+
     def score_line(self, record: dict) -> dict | None:
-        try:
-            return self.scores.write(record)
-        except OutputError as e:
-            self.on_fatal(e)
-            return None
+        return self._write(self.scores, record)
 
     def set_state(self, state: str, force: bool = False) -> None:
         """Tell the sinks (MQTT's retained state, the page) when the state changes, or now with `force`."""
         if state != self.state or force:
             self.state = state
-            lag = self.latencies[-1] if self.latencies else None
-            info = {"state": state, "last_score": None if self.last_score is None else round(self.last_score, 6),
-                    "lag_s": None if lag is None else round(lag, 3), "wall": round(time.time(), 3)}  # fmt: skip
-            for sink in self.sinks:
-                sink(self.name, "state", info)
+            score = None if self.last_score is None else round(self.last_score, 6)
+            lag = round(self.latencies[-1], 3) if self.latencies else None
+            info = {"state": state, "last_score": score, "lag_s": lag, "wall": round(time.time(), 3)}
+            self._tell("state", info)
 
     def _clip_done(self, event: str, path: Path, first_t, last_t, frames: int) -> None:
         """Reader thread, once clips/<event>.mp4 is complete and in place."""
@@ -127,12 +130,7 @@ class Camera:
                   kind="clip")  # fmt: skip
 
     def run_line(self, options: dict) -> None:
-        rec = {
-            "type": "run",
-            "start_wall": round(time.time(), 3),
-            "source": self.src.name,
-            "options": options,
-        }
+        rec = dict(type="run", start_wall=round(time.time(), 3), source=self.src.name, options=options)
         self.emit(rec)
         self.score_line(rec)
 
@@ -175,18 +173,19 @@ class Camera:
         self.last, self.last_score = (snip.t, snip.wall), score
         line = self.score_line({"type": "score", "snippet": snip.index, "frame": snip.frame, "t": round(snip.t, 3),
                                 "wall": round(snip.wall, 3), "score": round(score, 6), "latency_s": round(latency, 4)})  # fmt: skip
-        if line is not None:
-            for sink in self.sinks:  # (the page's curve; the webhook and MQTT skip scores)
-                sink(self.name, "score", line)
+        self._tell("score", line)  # (the page's curve; the webhook and MQTT skip scores)
         if self.on_score is not None:
             self.on_score(snip, score, latency)
         for tr in self.tracker.update(snip.t, snip.wall, score, snip):
             self.transition(tr)
 
+    def _scored_all(self, pairs: list[tuple[Snippet, float]]) -> None:
+        for snip, score in pairs:
+            self.scored(snip, score)
+
     def push_feature(self, snip: Snippet, feature) -> None:
         self.n_snippets += 1
-        for s, score in self.online.push(snip, feature):
-            self.scored(s, score)
+        self._scored_all(self.online.push(snip, feature))
 
     def transition(self, tr: Transition) -> None:
         ev = tr.event
@@ -204,8 +203,7 @@ class Camera:
             self.explainer.submit(self.name, ev.id, tiles, meta)
 
     def gap(self, gap: Gap) -> None:
-        for snip, score in self.online.reset():
-            self.scored(snip, score)
+        self._scored_all(self.online.reset())
         self.n_gaps += 1
         line = self.emit({"type": "gap", **gap.to_dict(), "source": self.src.name})
         if line is not None:
@@ -221,14 +219,17 @@ class Camera:
 
     def finish(self, reason: str) -> None:
         """Flush the window, close the open event (clips finish with what they have), record a gap still open."""
-        for snip, score in self.online.flush():
-            self.scored(snip, score)
+        self._scored_all(self.online.flush())
         tr = self.tracker.close(*self.last, reason)
         if tr is not None:
             self.transition(tr)
         if self.src.down is not None:  # stopped while the stream was down: the gap has no end
             self.gap(self.src.down)
         self.ring.close()
+
+    def join_reader(self) -> None:
+        if self.thread is not None:
+            self.thread.join(self.src.cfg.read_timeout_s + 2)
 
     def close_files(self) -> None:
         for w in (self.events, self.scores):
@@ -239,19 +240,10 @@ class Camera:
 
     def summary(self) -> dict:
         lat = np.asarray(self.latencies, dtype=np.float64)
-        return {
-            "camera": self.name,
-            "source": self.src.name,
-            "frames": self.src.frames,
-            "stream_s": round(self.reader_t, 3),
-            "snippets": self.n_scored,
-            "events": self.tracker.count,
-            "gaps": self.n_gaps,
-            "reconnections": self.src.reconnections,
-            "corrupt_packets": self.src.corrupt_packets,
-            "clips": self.ring.clips_written,
-            "latency_p50_s": round(float(np.percentile(lat, 50)), 4) if lat.size else None,
-            "latency_p95_s": round(float(np.percentile(lat, 95)), 4) if lat.size else None,
-            "error": self.error,
-            "out_dir": str(self.out),
-        }
+        p50, p95 = (round(float(np.percentile(lat, q)), 4) if lat.size else None for q in (50, 95))
+        src = self.src
+        return {"camera": self.name, "source": src.name, "frames": src.frames, "stream_s": round(self.reader_t, 3),
+                "snippets": self.n_scored, "events": self.tracker.count, "gaps": self.n_gaps,
+                "reconnections": src.reconnections, "corrupt_packets": src.corrupt_packets,
+                "clips": self.ring.clips_written, "latency_p50_s": p50, "latency_p95_s": p95, "error": self.error,
+                "out_dir": str(self.out)}  # fmt: skip

@@ -153,24 +153,22 @@ class _Collector:
         from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
         w = self.dash.watcher
-        fams = {
-            "frames": CounterMetricFamily("holmesvau_frames_decoded", "Frames decoded", labels=["camera"]),
-            "snippets": CounterMetricFamily("holmesvau_snippets_scored", "Snippets scored", labels=["camera"]),
-            "reconnects": CounterMetricFamily("holmesvau_reconnects", "Reconnections", labels=["camera"]),
-            "events": CounterMetricFamily("holmesvau_events", "Events opened", labels=["camera"]),
-            "gaps": CounterMetricFamily("holmesvau_gaps", "Stream gaps", labels=["camera"]),
-            "lag": GaugeMetricFamily("holmesvau_lag_seconds", "Arrival to score of the last snippet", labels=["camera"]),
-            "up": GaugeMetricFamily("holmesvau_camera_online", "1 while the camera delivers frames", labels=["camera"]),
-        }  # fmt: skip
-        for c in w.cameras:
-            fams["frames"].add_metric([c.name], c.src.frames)
-            fams["snippets"].add_metric([c.name], c.n_scored)
-            fams["reconnects"].add_metric([c.name], c.src.reconnections)
-            fams["events"].add_metric([c.name], c.tracker.count)
-            fams["gaps"].add_metric([c.name], c.n_gaps)
-            fams["lag"].add_metric([c.name], c.latencies[-1] if c.latencies else math.nan)
-            fams["up"].add_metric([c.name], 1.0 if c.state == "online" else 0.0)
-        yield from fams.values()
+        families = [  # (name, help, type, the value of a camera)
+            ("holmesvau_frames_decoded", "Frames decoded", CounterMetricFamily, lambda c: c.src.frames),
+            ("holmesvau_snippets_scored", "Snippets scored", CounterMetricFamily, lambda c: c.n_scored),
+            ("holmesvau_reconnects", "Reconnections", CounterMetricFamily, lambda c: c.src.reconnections),
+            ("holmesvau_events", "Events opened", CounterMetricFamily, lambda c: c.tracker.count),
+            ("holmesvau_gaps", "Stream gaps", CounterMetricFamily, lambda c: c.n_gaps),
+            ("holmesvau_lag_seconds", "Arrival to score of the last snippet", GaugeMetricFamily,
+             lambda c: c.latencies[-1] if c.latencies else math.nan),
+            ("holmesvau_camera_online", "1 while the camera delivers frames", GaugeMetricFamily,
+             lambda c: 1.0 if c.state == "online" else 0.0),
+        ]  # fmt: skip
+        for name, doc, family, value in families:
+            fam = family(name, doc, labels=["camera"])
+            for c in w.cameras:
+                fam.add_metric([c.name], value(c))
+            yield fam
         backlog = GaugeMetricFamily("holmesvau_explain_backlog", "Events waiting for an explanation")
         backlog.add_metric([], w.explainer.backlog if w.explainer is not None else 0)
         yield backlog

@@ -13,7 +13,7 @@ When the window covers the whole stream, `window_scores()` are exactly the offli
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -70,9 +70,9 @@ class OnlineScorer:
     def _emit(self, pos: int, score: float) -> tuple[Snippet, float]:
         snip = self.snips[pos]
         self.scored += 1
-        out = (Snippet(snip.index, snip.frame, snip.t, snip.wall, snip.mono, snip.tile), score)
-        snip.tile = None  # scored: the window no longer needs its pixels
-        return out
+        out = replace(snip)  # the caller's copy keeps the pixels; the window no longer needs them
+        snip.tile = None
+        return out, score
 
     def flush(self) -> list[tuple[Snippet, float]]:
         """Scores of the snippets still waiting for right context (scored with what the window has)."""

@@ -47,9 +47,7 @@ class SourceConfig:
     backoff_s: float = 0.5  # first retry delay, doubled each failure up to backoff_max_s
     backoff_max_s: float = 10.0
     decode_threads: int = 0  # 0: FFmpeg's choice
-    options: dict[str, str] = field(
-        default_factory=dict
-    )  # extra demuxer/protocol options (e.g. rtsp_transport)
+    options: dict[str, str] = field(default_factory=dict)  # extra demuxer/protocol options (rtsp_transport)
     max_corrupt_in_row: int = 500  # this many undecodable packets in a row count as a drop
 
     @property
@@ -79,13 +77,13 @@ class Gap:
     attempts: int
 
     def to_dict(self) -> dict:
-        dur = None if self.end_wall is None else round(self.end_wall - self.start_wall, 3)
+        ended = self.end_wall is not None
         return {
             "start_s": round(self.start_t, 3),
-            "end_s": None if self.end_t is None else round(self.end_t, 3),
+            "end_s": round(self.end_t, 3) if ended else None,
             "start_wall": round(self.start_wall, 3),
-            "end_wall": None if self.end_wall is None else round(self.end_wall, 3),
-            "duration_s": dur,
+            "end_wall": round(self.end_wall, 3) if ended else None,
+            "duration_s": round(self.end_wall - self.start_wall, 3) if ended else None,
             "reason": self.reason,
             "reconnect_attempts": self.attempts,
         }
@@ -149,26 +147,23 @@ class LiveSource:
     def _open_once(self):
         import av
 
-        kind = self.cfg.kind
-        if kind == "file":
-            path = Path(self.cfg.source)
-            if not path.is_file():
+        cfg, options = self.cfg, dict(self.cfg.options)
+        if (
+            cfg.kind == "file"
+        ):  # as every file is opened (holmesvau.video): `file` protocol, real containers only
+            if not Path(cfg.source).is_file():
                 raise SourceError(f"{self.name}: no such file")
-        options = dict(self.cfg.options)
-        fmt = None
-        if kind == "device":
-            fmt = "v4l2"
-        elif self.cfg.source.startswith("udp://"):
-            options.setdefault(
-                "overrun_nonfatal", "1"
-            )  # a burst the reader cannot take loses packets, not the stream
-        elif self.cfg.source.startswith(("rtsp://", "rtsps://")):
-            options.setdefault("rtsp_transport", "tcp")
-        timeout = None if kind == "file" else (self.cfg.open_timeout_s, self.cfg.read_timeout_s)
-        if kind == "file":  # as every file is opened (holmesvau.video): `file` protocol, real containers only
-            container = open_container(Path(self.cfg.source), options)
+            container = open_container(Path(cfg.source), options)
         else:
-            container = av.open(self.cfg.source, format=fmt, options=options, timeout=timeout)
+            if cfg.source.startswith(
+                "udp://"
+            ):  # a burst the reader cannot take loses packets, not the stream
+                options.setdefault("overrun_nonfatal", "1")
+            elif cfg.source.startswith(("rtsp://", "rtsps://")):
+                options.setdefault("rtsp_transport", "tcp")
+            fmt = "v4l2" if cfg.kind == "device" else None
+            timeout = (cfg.open_timeout_s, cfg.read_timeout_s)
+            container = av.open(cfg.source, format=fmt, options=options, timeout=timeout)
         try:
             stream = video_stream(container, self.name)  # the stream every reader of a file uses
         except VideoError:
@@ -186,11 +181,9 @@ class LiveSource:
         import av
 
         if isinstance(e, av.error.ExitError):  # our open / read timeout interrupted FFmpeg
-            return (
-                f"no answer for {self.cfg.open_timeout_s:g} s"
-                if opening
-                else f"no data for {self.cfg.read_timeout_s:g} s"
-            )
+            if opening:
+                return f"no answer for {self.cfg.open_timeout_s:g} s"
+            return f"no data for {self.cfg.read_timeout_s:g} s"
         return redact(f"{type(e).__name__}: {e}", self.secrets)
 
     def open(self) -> None:

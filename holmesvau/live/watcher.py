@@ -116,20 +116,14 @@ class Watcher:
         self.sinks = list(sinks or [])
         self.cameras: list[Camera] = []
         for name, src, cfg in specs:
-            cam = Camera(
-                name, src, cfg, self.out / name if named else self.out, self.run_id, scorer, self.wake
-            )
-            cam.on_fatal, cam.on_score = self._fail, on_score
-            cam.sinks = list(sinks or [])
+            out = self.out / name if named else self.out
+            cam = Camera(name, src, cfg, out, self.run_id, scorer, self.wake)
+            cam.on_fatal, cam.on_score, cam.sinks = self._fail, on_score, list(self.sinks)
             if self.webhook is not None:
-                cam.sinks.append(
-                    lambda _cam, kind, line: kind in ("events", "clip") and self.webhook.send(line)
-                )
+                cam.sinks.append(self._to_webhook)
             if self.explainer is not None:
                 cam.explainer = self.explainer
-                self.explainer.add_camera(
-                    name, cam.out / "backlog", self._explained_for(cam), cam.out / "clips"
-                )
+                self.explainer.add_camera(name, cam.out / "backlog", cam.explained, cam.out / "clips")
             self.cameras.append(cam)
         self.run_options = run_options or {}
         self.n_batches = 0
@@ -153,12 +147,9 @@ class Watcher:
     def online(self):
         return self.cameras[0].online
 
-    @property
-    def tracker(self):
-        return self.cameras[0].tracker
-
-    def _explained_for(self, cam: Camera):
-        return lambda record: cam.emit(record) is not None
+    def _to_webhook(self, camera: str, kind: str, line: dict) -> None:
+        if kind in ("events", "clip"):
+            self.webhook.send(line)
 
     def _fail(self, e: OutputError) -> None:
         if self.fatal is None:
@@ -195,13 +186,12 @@ class Watcher:
         if snippets:
             with torch.inference_mode():
                 feats = self.encode(torch.stack([s.tile for _, s in snippets]))
-            if feats.dim() != 2 or feats.shape[0] != len(snippets):
-                raise ValueError(
-                    f"the encoder must return (B, D) for B={len(snippets)}, got {tuple(feats.shape)}"
-                )
+            n = len(snippets)
+            if feats.dim() != 2 or feats.shape[0] != n:
+                raise ValueError(f"the encoder must return (B, D) for B={n}, got {tuple(feats.shape)}")
             feats = feats.detach().float().cpu()
             self.n_batches += 1
-            self.batch_sizes[len(snippets)] = self.batch_sizes.get(len(snippets), 0) + 1
+            self.batch_sizes[n] = self.batch_sizes.get(n, 0) + 1
             if self.n_batches % 4 == 0:
                 self._trim()
         k = 0
@@ -277,8 +267,7 @@ class Watcher:
         for cam in self.cameras:
             cam.reader_stop.set()
         for cam in self.cameras:
-            if cam.thread is not None:
-                cam.thread.join(cam.src.cfg.read_timeout_s + 2)
+            cam.join_reader()
         while self.fatal is None:
             taken = self._take([c for c in self.cameras if not c.ended])
             if not taken:
@@ -287,16 +276,12 @@ class Watcher:
 
     def _finish(self, reason: str, wall_s: float) -> dict:
         for cam in self.cameras:
-            if cam.thread is not None:
-                cam.thread.join(cam.src.cfg.read_timeout_s + 2)
+            cam.join_reader()
             cam.finish(reason)
             if cam.state not in ("failed", "ended"):
                 cam.set_state("offline")
-        left = (
-            self.explainer.close(self.cfg.drain_timeout_s if self.fatal is None else 0)
-            if self.explainer
-            else 0
-        )
+        ex, hook = self.explainer, self.webhook
+        left = ex.close(self.cfg.drain_timeout_s if self.fatal is None else 0) if ex is not None else 0
         if self.webhook is not None:
             self.webhook.close()
         sinks = {}
@@ -314,16 +299,12 @@ class Watcher:
             "wall_s": round(wall_s, 3),
             "realtime_factor": round(stream_s / wall_s, 3) if wall_s > 0 else None,
             "vit_batches": dict(sorted(self.batch_sizes.items())),
-            "explained": self.explainer.explained if self.explainer is not None else 0,
-            "explain_batches": self.explainer.batch_sizes if self.explainer is not None else [],
+            "explained": ex.explained if ex is not None else 0,
+            "explain_batches": ex.batch_sizes if ex is not None else [],
             "backlog_left": left,
             "webhook": None
-            if self.webhook is None
-            else {
-                "sent": self.webhook.sent,
-                "failed": self.webhook.failed,
-                "dropped": self.webhook.dropped,
-            },  # fmt: skip
+            if hook is None
+            else {"sent": hook.sent, "failed": hook.failed, "dropped": hook.dropped},
             "sinks": sinks,
             "out_dir": str(self.out),
         }
