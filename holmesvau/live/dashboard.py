@@ -16,6 +16,7 @@ and each page's stream queue (a page that cannot keep up is disconnected).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -87,11 +88,7 @@ class Dashboard:
                     q.put_nowait(data)
                 except queue.Full:  # a page that cannot keep up: disconnected (it reconnects and reloads)
                     self.clients.remove(q)
-                    try:
-                        q.get_nowait()
-                    except queue.Empty:
-                        pass
-                    q.put_nowait(None)
+                    _hang_up(q)
 
     # -- what the endpoints answer -----------------------------------------------------------------------------
     def cameras_json(self) -> list[dict]:
@@ -134,13 +131,18 @@ class Dashboard:
         """Stop serving (the owner calls it after the watcher's run: the page shows the end of it)."""
         with self.lock:
             for q in self.clients:
-                try:
-                    q.put_nowait(None)
-                except queue.Full:
-                    pass
+                _hang_up(q)
             self.clients.clear()
         self.server.shutdown()
         self.server.server_close()
+
+
+def _hang_up(q: queue.Queue) -> None:
+    """End a page's stream (None), making room for it if its queue is full (the caller holds the lock)."""
+    if q.full():
+        with contextlib.suppress(queue.Empty):
+            q.get_nowait()
+    q.put_nowait(None)
 
 
 class _Collector:

@@ -160,10 +160,11 @@ def _check_value(key: str, value, action: argparse.Action):
     return kind(value) if callable(kind) else value
 
 
-def read_cameras(path: Path, parser: argparse.ArgumentParser, base: argparse.Namespace,
-                 per_camera: set[str]) -> list[tuple[str, argparse.Namespace, int]]:  # fmt: skip
-    """(name, options, line of its [[camera]]) of every camera: a copy of `base` with [defaults] and its own keys
-    applied. `per_camera`: the option names (argparse dests) a cameras file may set."""
+def read_cameras(
+    path: Path, parser: argparse.ArgumentParser, base: argparse.Namespace
+) -> list[CameraOptions]:
+    """Every camera of a cameras file, checked: its options are a copy of `base` with [defaults] and its own keys
+    applied (only the options of the source and event groups)."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -175,6 +176,8 @@ def read_cameras(path: Path, parser: argparse.ArgumentParser, base: argparse.Nam
         m = re.search(r"at line (\d+)", str(e))  # (Python < 3.14 gives the line only in the message)
         line = getattr(e, "lineno", None) or (int(m.group(1)) if m else "?")
         raise CamerasFileError(f"{path}:{line}: not valid TOML ({e})") from None
+    groups = [g for g in parser._action_groups if g.title in (SOURCE_GROUP, CAMERA_GROUP)]
+    per_camera = {a.dest for g in groups for a in g._group_actions} - {"source", "cameras", "help"}
     actions = {a.dest: a for a in parser._actions if a.dest in per_camera}
 
     def err(table, index, key, msg):
@@ -221,13 +224,11 @@ def read_cameras(path: Path, parser: argparse.ArgumentParser, base: argparse.Nam
         ns = argparse.Namespace(**vars(common))
         apply(ns, cam, "camera", i, ("name", "source"))
         ns.source = source
-        specs.append((name, ns, _line_of(text, "camera", i, None)))
+        try:
+            specs.append((name, *configs(ns), ns))
+        except ValueError as e:
+            raise err("camera", i, None, f"camera {name!r}: {e}") from None
     return specs
-
-
-def per_camera_options(p: argparse.ArgumentParser) -> set[str]:
-    groups = [g for g in p._action_groups if g.title in (SOURCE_GROUP, CAMERA_GROUP)]
-    return {a.dest for g in groups for a in g._group_actions} - {"source", "cameras", "help"}
 
 
 def _options(items: list[str]) -> dict[str, str]:
@@ -272,13 +273,7 @@ def camera_configs(p: argparse.ArgumentParser, args: argparse.Namespace) -> list
     all checked."""
     if args.cameras is None:
         return [(UNNAMED, *configs(args), args)]
-    out = []
-    for name, ns, line in read_cameras(args.cameras, p, args, per_camera_options(p)):
-        try:
-            out.append((name, *configs(ns), ns))
-        except ValueError as e:
-            raise CamerasFileError(f"{args.cameras}:{line}: camera {name!r}: {e}") from None
-    return out
+    return read_cameras(args.cameras, p, args)
 
 
 def run_options(args: argparse.Namespace) -> dict:

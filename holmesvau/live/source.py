@@ -1,12 +1,11 @@
 """Live video sources: anything PyAV opens (rtsp/rtmp/udp/tcp/http(s)/srt URLs, a V4L2 device, a file), decoded
 frame by frame with a stream time and the wall-clock time each frame arrived.
 
-A stream that drops (read error, read timeout, end of a network stream) is reopened with exponential backoff,
-forever, and a `Gap` is yielded when it comes back; stream time then resumes after the gap's wall-clock length,
-so it stays monotonic. A corrupt packet is skipped (counted), not fatal. A file is read once, as fast as it
-decodes or, with `realtime`, paced at its frame rate. A source that cannot be opened at all raises `SourceError`
-naming it after `open_attempts` tries; `items` (the watcher's reader) keeps retrying a stream that was never
-reachable, as a dropped one (a camera still booting or off the network must not be lost for the run).
+A dropped stream (read error or timeout, end of a network stream) is reopened with exponential backoff, forever;
+a `Gap` is yielded when it is back and stream time skips the gap's wall-clock length (it stays monotonic). A
+corrupt packet is skipped and counted. A file is read once, as fast as it decodes or, with `realtime`, at its
+frame rate. `open` raises `SourceError` naming a source it cannot open in `open_attempts` tries; `items` keeps
+retrying a stream never reached, as a dropped one (a camera still booting must not be lost for the run).
 """
 
 from __future__ import annotations
@@ -131,9 +130,7 @@ class LiveSource:
         self.secrets = url_secrets(config.source)
         self.name = redact(config.source, self.secrets)
         self.reconnect = config.reconnect if config.reconnect is not None else config.kind != "file"
-        self.corrupt_packets = 0
-        self.reconnections = 0
-        self.frames = 0
+        self.corrupt_packets = self.reconnections = self.frames = 0
         self.fps = 0.0
         self._container = None
         self._last_t = 0.0
@@ -148,16 +145,14 @@ class LiveSource:
         import av
 
         cfg, options = self.cfg, dict(self.cfg.options)
-        if (
-            cfg.kind == "file"
-        ):  # as every file is opened (holmesvau.video): `file` protocol, real containers only
+        # a file as every file is opened (holmesvau.video): `file` protocol, real containers only
+        if cfg.kind == "file":
             if not Path(cfg.source).is_file():
                 raise SourceError(f"{self.name}: no such file")
             container = open_container(Path(cfg.source), options)
         else:
-            if cfg.source.startswith(
-                "udp://"
-            ):  # a burst the reader cannot take loses packets, not the stream
+            # a UDP burst the reader cannot take loses packets, not the stream
+            if cfg.source.startswith("udp://"):
                 options.setdefault("overrun_nonfatal", "1")
             elif cfg.source.startswith(("rtsp://", "rtsps://")):
                 options.setdefault("rtsp_transport", "tcp")
@@ -170,8 +165,8 @@ class LiveSource:
             container.close()
             raise SourceError(f"{self.name}: no video stream") from None
         stream.thread_type = "AUTO"
-        if self.cfg.decode_threads:
-            stream.thread_count = self.cfg.decode_threads
+        if cfg.decode_threads:
+            stream.thread_count = cfg.decode_threads
         rate = stream.average_rate or stream.guessed_rate
         self.fps = float(rate) if rate else self.fps
         return container
