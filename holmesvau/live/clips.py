@@ -128,11 +128,11 @@ class ClipRing:
                     log.error("clip %s: cannot encode (%s: %s); dropped", ev, type(e).__name__, e)
                     self.recorders.pop(ev, None)
 
-    def start(self, event: str, start_t: float) -> Path:
-        path = self.dir / f"{event}.mp4"
+    def start(self, event: str, start_t: float) -> None:
         with self.lock:
-            self.recorders[event] = _Recorder(path, start_t - self.pre, self.fps, self.post)
-        return path
+            self.recorders[event] = _Recorder(
+                self.dir / f"{event}.mp4", start_t - self.pre, self.fps, self.post
+            )
 
     def stop(self, event: str, end_t: float) -> None:
         with self.lock:

@@ -58,7 +58,7 @@ class Dashboard:
         self.latency = Histogram("holmesvau_arrival_to_score_seconds", "Frame arrival to its snippet's score",
                                  ["camera"], registry=self.registry,
                                  buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))  # fmt: skip
-        self.registry.register(_Collector(self))
+        self.registry.register(self)
         host, port = parse_addr(addr)
         try:
             self.server = ThreadingHTTPServer((host, port), _handler(self))
@@ -127,34 +127,11 @@ class Dashboard:
             self.clients.append(q)
         return q
 
-    def shutdown(self) -> None:
-        """Stop serving (the owner calls it after the watcher's run: the page shows the end of it)."""
-        with self.lock:
-            for q in self.clients:
-                _hang_up(q)
-            self.clients.clear()
-        self.server.shutdown()
-        self.server.server_close()
-
-
-def _hang_up(q: queue.Queue) -> None:
-    """End a page's stream (None), making room for it if its queue is full (the caller holds the lock)."""
-    if q.full():
-        with contextlib.suppress(queue.Empty):
-            q.get_nowait()
-    q.put_nowait(None)
-
-
-class _Collector:
-    """The per-camera counters, read from the watcher at scrape time."""
-
-    def __init__(self, dash: Dashboard):
-        self.dash = dash
-
     def collect(self):
+        """/metrics: the per-camera counters, read from the watcher at scrape time (a prometheus collector)."""
         from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
-        w = self.dash.watcher
+        w = self.watcher
         families = [  # (name, help, type, the value of a camera)
             ("holmesvau_frames_decoded", "Frames decoded", CounterMetricFamily, lambda c: c.src.frames),
             ("holmesvau_snippets_scored", "Snippets scored", CounterMetricFamily, lambda c: c.n_scored),
@@ -181,6 +158,23 @@ class _Collector:
             if hasattr(s, "dropped"):
                 drops.add_metric([type(s).__name__], s.dropped)
         yield drops
+
+    def shutdown(self) -> None:
+        """Stop serving (the owner calls it after the watcher's run: the page shows the end of it)."""
+        with self.lock:
+            for q in self.clients:
+                _hang_up(q)
+            self.clients.clear()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def _hang_up(q: queue.Queue) -> None:
+    """End a page's stream (None), making room for it if its queue is full (the caller holds the lock)."""
+    if q.full():
+        with contextlib.suppress(queue.Empty):
+            q.get_nowait()
+    q.put_nowait(None)
 
 
 def _handler(dash: Dashboard):

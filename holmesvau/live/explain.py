@@ -1,13 +1,12 @@
 """The explainer: one worker thread that asks HolmesVAU about the closed events of every camera, in batches,
 never holding up scoring.
 
-Every event handed over is first written to `<camera backlog>/<event>.npz` (its frames, uint8 448 px tiles, and
-what is known about it); the worker takes the oldest waiting files of all cameras (up to `batch`), answers them
-together (`mllm_explainer`: both questions of every event through `answer_batch`, each event's frames through the
-ViT once), and deletes each file once its "explained" record is written. At most `max_in_memory` jobs are also
-kept in memory; the others wait on disk, so the backlog never costs memory, no event is dropped however far the
-model falls behind, and events still waiting when the watcher stops (or crashes) are explained by the next run on
-the same output folder. Stopping interrupts a generation between two tokens (the events stay in the backlog).
+Each event handed over is first written to `<camera backlog>/<event>.npz` (its uint8 448 px tiles and what is
+known about it); the worker answers the oldest files of all cameras together (up to `batch`; `mllm_explainer`:
+every question through one `answer_batch`, each event's frames through the ViT once) and deletes each file once
+its "explained" record is written. At most `max_in_memory` jobs are also kept in memory, so the backlog costs no
+memory, no event is dropped however far the model falls behind, and events left when the watcher stops (or
+crashes) are explained by the next run on the folder. Stopping interrupts a generation between two tokens.
 """
 
 from __future__ import annotations

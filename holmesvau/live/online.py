@@ -11,7 +11,7 @@ most `window` features (flat memory); covering the whole stream, `window_scores(
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -68,9 +68,9 @@ class OnlineScorer:
     def _emit(self, pos: int, score: float) -> tuple[Snippet, float]:
         snip = self.snips[pos]
         self.scored += 1
-        out = replace(snip)  # the caller's copy keeps the pixels; the window no longer needs them
-        snip.tile = None
-        return out, score
+        out = (Snippet(snip.index, snip.frame, snip.t, snip.wall, snip.mono, snip.tile), score)
+        snip.tile = None  # scored: the window no longer needs its pixels
+        return out
 
     def flush(self) -> list[tuple[Snippet, float]]:
         """Scores of the snippets still waiting for right context (scored with what the window has)."""
