@@ -220,10 +220,8 @@ def _handler(dash: Dashboard):
                 return self._send(200, generate_latest(dash.registry), CONTENT_TYPE_LATEST)
             if path == "/stream":
                 return self._stream()
-            if path.startswith("/files/"):
-                f = dash.file(path[len("/files/") :])
-                if f is None:
-                    return self._json({"error": "not found"}, 404)
+            f = dash.file(path.removeprefix("/files/")) if path.startswith("/files/") else None
+            if f is not None:
                 return self._send(200, f.read_bytes(), SERVED[f.suffix])
             return self._json({"error": "not found"}, 404)
 
