@@ -306,7 +306,6 @@ def main(argv: list[str] | None = None, doc: str | None = None) -> int:
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     from holmesvau.ats.weights import NO_ATS_ADVICE, ScorerError
-    from holmesvau.model import CheckpointError
 
     lock = None
     try:
@@ -317,14 +316,11 @@ def main(argv: list[str] | None = None, doc: str | None = None) -> int:
         msg = redact(str(e).replace(NO_ATS_ADVICE, ""))
         print(f"error: {msg} (watch.py needs the scorer)", file=sys.stderr)
         return 2
-    except (SourceError, CheckpointError, ValueError) as e:
+    except (SourceError, ValueError) as e:  # a bad option or cameras file, a source, a CheckpointError
         print(f"error: {redact(str(e))}", file=sys.stderr)
         return 2
-    except OutputError as e:
-        print(f"error: {e.strerror}", file=sys.stderr)
-        return 1
-    except OSError as e:  # an output folder that cannot be made or locked, ...: one line, not a traceback
-        print(f"error: {redact(str(e))}", file=sys.stderr)
+    except OSError as e:  # an output that cannot be written, a folder that cannot be made or locked: one line
+        print(f"error: {e.strerror if isinstance(e, OutputError) else redact(str(e))}", file=sys.stderr)
         return 1
     finally:
         if lock is not None:
