@@ -30,8 +30,7 @@ from live_servers import (
     wait_for,
 )
 
-from holmesvau.live.cameras import CamerasFileError
-from holmesvau.live.options import add_arguments, camera_configs
+from holmesvau.live.options import CamerasFileError, add_arguments, camera_configs
 
 SECRET = "s3cr3t-Pa55"
 GOOD = """\

@@ -3,8 +3,9 @@
 The reader thread pushes every decoded frame (downscaled to `width`, yuv420p) into a ring that keeps the last
 `keep_s` seconds of stream time and at most `max_bytes`. When an event opens, a recorder is registered; the next
 push writes the ring's frames from `start - pre_roll_s` on, then every new frame, until `post_roll_s` after the
-event's end. Clips are written as `<dir>/<event>.mp4.part` (h264, else mpeg4) and renamed to `<event>.mp4` when
-complete, so a finished-looking file is always a whole clip; `on_clip` is told then (not before). All encoding happens on the reader thread.
+event's end. Clips (h264, else mpeg4) are written to a hidden `.part` and renamed to `<event>.mp4` when complete
+(holmesvau.files.atomic_target), so a finished-looking file is always a whole clip; `on_clip` is told then (not
+before). All encoding happens on the reader thread.
 """
 
 from __future__ import annotations
@@ -12,8 +13,11 @@ from __future__ import annotations
 import logging
 import threading
 from collections import deque
+from contextlib import ExitStack
 from fractions import Fraction
 from pathlib import Path
+
+from holmesvau.files import atomic_target
 
 log = logging.getLogger("holmesvau.live")
 
@@ -29,19 +33,18 @@ def _even(x: float) -> int:
 class _Recorder:
     def __init__(self, path: Path, start_t: float, fps: float, post_roll_s: float):
         self.path, self.start_t, self.post_roll_s = path, start_t, post_roll_s
-        self.part = path.with_name(path.name + ".part")
+        self.target = ExitStack()  # the temporary file: renamed onto `path` when closed, removed if dropped
         self.end_t: float | None = None
         self.fps = fps if fps and fps > 0 else 25.0
         self.container = self.stream = None
-        self.frames, self.last_t = 0, None
-        self.first_t: float | None = None
+        self.frames, self.last_t, self.first_t = 0, None, None
         self.backfilled = False
 
     def _open(self, frame) -> None:
         import av
 
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.container = av.open(str(self.part), mode="w", format="mp4")
+        part = self.target.enter_context(atomic_target(self.path))
+        self.container = av.open(str(part), mode="w", format="mp4")
         rate = Fraction(self.fps).limit_denominator(1001)
         try:
             self.stream = self.container.add_stream("libx264", rate=rate)
@@ -63,6 +66,11 @@ class _Recorder:
         self.frames += 1
         self.last_t = t
 
+    def backfill(self, ring) -> None:
+        for t, frame, _ in ring:
+            self.write(t, frame)
+        self.backfilled = True
+
     def done(self, t: float) -> bool:
         return self.end_t is not None and t > self.end_t + self.post_roll_s
 
@@ -73,28 +81,19 @@ class _Recorder:
             self.container.mux(packet)
         self.container.close()
         self.container = None
-        self.part.replace(self.path)
+        self.target.close()
         return self.path
 
 
 class ClipRing:
     """Ring buffer of recent frames + clip recorders (see module doc). Thread-safe."""
 
-    def __init__(
-        self,
-        clips_dir: Path,
-        pre_roll_s: float = 3.0,
-        post_roll_s: float = 3.0,
-        keep_s: float = 20.0,
-        max_bytes: int = 96 << 20,
-        width: int = 480,
-        on_clip=None,
-    ):
+    def __init__(self, clips_dir: Path, pre_roll_s: float = 3.0, post_roll_s: float = 3.0, keep_s: float = 20.0,
+                 max_bytes: int = 96 << 20, width: int = 480, on_clip=None):  # fmt: skip
         self.dir, self.pre, self.post = Path(clips_dir), pre_roll_s, post_roll_s
         self.keep_s, self.max_bytes, self.width = max(keep_s, pre_roll_s), max_bytes, width
         self.ring: deque = deque()  # (t, frame, bytes)
-        self.bytes = 0
-        self.peak_bytes = 0
+        self.bytes = self.peak_bytes = 0
         self.recorders: dict[str, _Recorder] = {}
         self.clips_written = 0
         self.lock = threading.Lock()
@@ -120,9 +119,7 @@ class ClipRing:
             for ev, rec in list(self.recorders.items()):
                 try:
                     if not rec.backfilled:
-                        for rt, rf, _ in self.ring:
-                            rec.write(rt, rf)
-                        rec.backfilled = True
+                        rec.backfill(self.ring)
                     else:
                         rec.write(t, small)
                     if rec.done(t):
@@ -131,11 +128,11 @@ class ClipRing:
                     log.error("clip %s: cannot encode (%s: %s); dropped", ev, type(e).__name__, e)
                     self.recorders.pop(ev, None)
 
-    def start(self, event: str, start_t: float) -> Path:
-        path = self.dir / f"{event}.mp4"
+    def start(self, event: str, start_t: float) -> None:
         with self.lock:
-            self.recorders[event] = _Recorder(path, start_t - self.pre, self.fps, self.post)
-        return path
+            self.recorders[event] = _Recorder(
+                self.dir / f"{event}.mp4", start_t - self.pre, self.fps, self.post
+            )
 
     def stop(self, event: str, end_t: float) -> None:
         with self.lock:
@@ -161,8 +158,7 @@ class ClipRing:
             for ev, rec in list(self.recorders.items()):
                 try:
                     if not rec.backfilled:  # opened after the last frame arrived: the ring has all it gets
-                        for rt, rf, _ in self.ring:
-                            rec.write(rt, rf)
+                        rec.backfill(self.ring)
                 except Exception as e:  # noqa: BLE001
                     log.error("clip %s: cannot encode (%s: %s)", ev, type(e).__name__, e)
                 self._finish(ev)

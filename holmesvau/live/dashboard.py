@@ -16,6 +16,7 @@ and each page's stream queue (a page that cannot keep up is disconnected).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -57,7 +58,7 @@ class Dashboard:
         self.latency = Histogram("holmesvau_arrival_to_score_seconds", "Frame arrival to its snippet's score",
                                  ["camera"], registry=self.registry,
                                  buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))  # fmt: skip
-        self.registry.register(_Collector(self))
+        self.registry.register(self)
         host, port = parse_addr(addr)
         try:
             self.server = ThreadingHTTPServer((host, port), _handler(self))
@@ -87,11 +88,7 @@ class Dashboard:
                     q.put_nowait(data)
                 except queue.Full:  # a page that cannot keep up: disconnected (it reconnects and reloads)
                     self.clients.remove(q)
-                    try:
-                        q.get_nowait()
-                    except queue.Empty:
-                        pass
-                    q.put_nowait(None)
+                    _hang_up(q)
 
     # -- what the endpoints answer -----------------------------------------------------------------------------
     def cameras_json(self) -> list[dict]:
@@ -130,47 +127,27 @@ class Dashboard:
             self.clients.append(q)
         return q
 
-    def shutdown(self) -> None:
-        """Stop serving (the owner calls it after the watcher's run: the page shows the end of it)."""
-        with self.lock:
-            for q in self.clients:
-                try:
-                    q.put_nowait(None)
-                except queue.Full:
-                    pass
-            self.clients.clear()
-        self.server.shutdown()
-        self.server.server_close()
-
-
-class _Collector:
-    """The per-camera counters, read from the watcher at scrape time."""
-
-    def __init__(self, dash: Dashboard):
-        self.dash = dash
-
     def collect(self):
+        """/metrics: the per-camera counters, read from the watcher at scrape time (a prometheus collector)."""
         from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
-        w = self.dash.watcher
-        fams = {
-            "frames": CounterMetricFamily("holmesvau_frames_decoded", "Frames decoded", labels=["camera"]),
-            "snippets": CounterMetricFamily("holmesvau_snippets_scored", "Snippets scored", labels=["camera"]),
-            "reconnects": CounterMetricFamily("holmesvau_reconnects", "Reconnections", labels=["camera"]),
-            "events": CounterMetricFamily("holmesvau_events", "Events opened", labels=["camera"]),
-            "gaps": CounterMetricFamily("holmesvau_gaps", "Stream gaps", labels=["camera"]),
-            "lag": GaugeMetricFamily("holmesvau_lag_seconds", "Arrival to score of the last snippet", labels=["camera"]),
-            "up": GaugeMetricFamily("holmesvau_camera_online", "1 while the camera delivers frames", labels=["camera"]),
-        }  # fmt: skip
-        for c in w.cameras:
-            fams["frames"].add_metric([c.name], c.src.frames)
-            fams["snippets"].add_metric([c.name], c.n_scored)
-            fams["reconnects"].add_metric([c.name], c.src.reconnections)
-            fams["events"].add_metric([c.name], c.tracker.count)
-            fams["gaps"].add_metric([c.name], c.n_gaps)
-            fams["lag"].add_metric([c.name], c.latencies[-1] if c.latencies else math.nan)
-            fams["up"].add_metric([c.name], 1.0 if c.state == "online" else 0.0)
-        yield from fams.values()
+        w = self.watcher
+        families = [  # (name, help, type, the value of a camera)
+            ("holmesvau_frames_decoded", "Frames decoded", CounterMetricFamily, lambda c: c.src.frames),
+            ("holmesvau_snippets_scored", "Snippets scored", CounterMetricFamily, lambda c: c.n_scored),
+            ("holmesvau_reconnects", "Reconnections", CounterMetricFamily, lambda c: c.src.reconnections),
+            ("holmesvau_events", "Events opened", CounterMetricFamily, lambda c: c.tracker.count),
+            ("holmesvau_gaps", "Stream gaps", CounterMetricFamily, lambda c: c.n_gaps),
+            ("holmesvau_lag_seconds", "Arrival to score of the last snippet", GaugeMetricFamily,
+             lambda c: c.latencies[-1] if c.latencies else math.nan),
+            ("holmesvau_camera_online", "1 while the camera delivers frames", GaugeMetricFamily,
+             lambda c: 1.0 if c.state == "online" else 0.0),
+        ]  # fmt: skip
+        for name, doc, family, value in families:
+            fam = family(name, doc, labels=["camera"])
+            for c in w.cameras:
+                fam.add_metric([c.name], value(c))
+            yield fam
         backlog = GaugeMetricFamily("holmesvau_explain_backlog", "Events waiting for an explanation")
         backlog.add_metric([], w.explainer.backlog if w.explainer is not None else 0)
         yield backlog
@@ -181,6 +158,23 @@ class _Collector:
             if hasattr(s, "dropped"):
                 drops.add_metric([type(s).__name__], s.dropped)
         yield drops
+
+    def shutdown(self) -> None:
+        """Stop serving (the owner calls it after the watcher's run: the page shows the end of it)."""
+        with self.lock:
+            for q in self.clients:
+                _hang_up(q)
+            self.clients.clear()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def _hang_up(q: queue.Queue) -> None:
+    """End a page's stream (None), making room for it if its queue is full (the caller holds the lock)."""
+    if q.full():
+        with contextlib.suppress(queue.Empty):
+            q.get_nowait()
+    q.put_nowait(None)
 
 
 def _handler(dash: Dashboard):
@@ -226,10 +220,8 @@ def _handler(dash: Dashboard):
                 return self._send(200, generate_latest(dash.registry), CONTENT_TYPE_LATEST)
             if path == "/stream":
                 return self._stream()
-            if path.startswith("/files/"):
-                f = dash.file(path[len("/files/") :])
-                if f is None:
-                    return self._json({"error": "not found"}, 404)
+            f = dash.file(path.removeprefix("/files/")) if path.startswith("/files/") else None
+            if f is not None:
                 return self._send(200, f.read_bytes(), SERVED[f.suffix])
             return self._json({"error": "not found"}, 404)
 

@@ -46,21 +46,12 @@ class LiveEvent:
     close_reason: str | None = None
 
     def summary(self) -> dict:
-        d = {
-            "event": self.id,
-            "start_s": round(self.start_s, 3),
-            "start_wall": round(self.start_wall, 3),
-            "peak_score": round(self.peak, 6),
-            "peak_s": round(self.peak_s, 3),
-        }
+        d = {"event": self.id, "start_s": round(self.start_s, 3), "start_wall": round(self.start_wall, 3),
+             "peak_score": round(self.peak, 6), "peak_s": round(self.peak_s, 3)}  # fmt: skip
         if self.end_s is not None:
-            d.update(
-                end_s=round(self.end_s, 3),
-                end_wall=round(self.end_wall, 3),
-                duration_s=round(self.end_s - self.start_s, 3),
-                snippets=self.snippets,
-                reason=self.close_reason,
-            )
+            d.update(end_s=round(self.end_s, 3), end_wall=round(self.end_wall, 3),
+                     duration_s=round(self.end_s - self.start_s, 3), snippets=self.snippets,
+                     reason=self.close_reason)  # fmt: skip
         return d
 
 

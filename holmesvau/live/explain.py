@@ -1,13 +1,12 @@
 """The explainer: one worker thread that asks HolmesVAU about the closed events of every camera, in batches,
 never holding up scoring.
 
-Every event handed over is first written to `<camera backlog>/<event>.npz` (its frames, uint8 448 px tiles, and
-what is known about it); the worker takes the oldest waiting files of all cameras (up to `batch`), answers them
-together (`mllm_explainer`: both questions of every event through `answer_batch`, each event's frames through the
-ViT once), and deletes each file once its "explained" record is written. At most `max_in_memory` jobs are also
-kept in memory; the others wait on disk, so the backlog never costs memory, no event is dropped however far the
-model falls behind, and events still waiting when the watcher stops (or crashes) are explained by the next run on
-the same output folder. Stopping interrupts a generation between two tokens (the events stay in the backlog).
+Each event handed over is first written to `<camera backlog>/<event>.npz` (its uint8 448 px tiles and what is
+known about it); the worker answers the oldest files of all cameras together (up to `batch`; `mllm_explainer`:
+every question through one `answer_batch`, each event's frames through the ViT once) and deletes each file once
+its "explained" record is written. At most `max_in_memory` jobs are also kept in memory, so the backlog costs no
+memory, no event is dropped however far the model falls behind, and events left when the watcher stops (or
+crashes) are explained by the next run on the folder. Stopping interrupts a generation between two tokens.
 """
 
 from __future__ import annotations
@@ -24,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from holmesvau.files import atomic_open
+from holmesvau.preprocess import encode_jpeg
 
 log = logging.getLogger("holmesvau.live")
 
@@ -40,9 +40,8 @@ def per_event(fn: Callable[[np.ndarray], dict]) -> ExplainFn:
     return lambda tile_sets, stop: [fn(t) for t in tile_sets]
 
 
-def mllm_explainer(
-    lm, max_new_tokens: int = 1024, tasks: tuple[str, ...] = ("judgement", "description"), stats=None
-) -> ExplainFn:
+def mllm_explainer(lm, max_new_tokens: int = 1024, tasks: tuple[str, ...] = ("judgement", "description"),
+                   stats=None) -> ExplainFn:  # fmt: skip
     """HIVAU event-level questions (holmesvau.report's prompts) on each event's frames, all answered together by
     `answer_batch` (one ViT pass per event for all its questions). `stats`: a BatchStats that adds up the work."""
     import torch
@@ -76,14 +75,6 @@ def mllm_explainer(
 
     explain.stats = stats  # type: ignore[attr-defined]
     return explain
-
-
-def save_jpegs(tiles: np.ndarray, folder: Path, names: list[str]) -> None:
-    from PIL import Image
-
-    folder.mkdir(parents=True, exist_ok=True)
-    for tile, name in zip(tiles, names):
-        Image.fromarray(np.ascontiguousarray(tile.transpose(1, 2, 0))).save(folder / name, quality=90)
 
 
 @dataclass
@@ -191,9 +182,12 @@ class Explainer:
             try:
                 tiles, meta = self._load(path)
                 frames_dir = self.cameras[camera].frames_dir
-                if frames_dir is not None:
-                    names = [f"{k:02d}_{t:.2f}s.jpg" for k, t in enumerate(meta.get("frames_s", []))]
-                    save_jpegs(tiles, frames_dir / f"{event}_frames", names)
+                if frames_dir is not None:  # what HolmesVAU is shown, as <event>_frames/NN_<t>s.jpg
+                    folder = frames_dir / f"{event}_frames"
+                    folder.mkdir(parents=True, exist_ok=True)
+                    for k, (tile, t) in enumerate(zip(tiles, meta.get("frames_s", []))):
+                        jpeg = encode_jpeg(tile.transpose(1, 2, 0), quality=90)
+                        (folder / f"{k:02d}_{t:.2f}s.jpg").write_bytes(jpeg)
             except Exception as e:  # noqa: BLE001 - a bad job must not kill the worker; reported and set aside
                 self._set_aside(camera, path, event, t0, e)
                 continue

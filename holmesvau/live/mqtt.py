@@ -17,6 +17,7 @@ import json
 import logging
 import queue
 import threading
+import time
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
@@ -48,8 +49,7 @@ def parse_mqtt_url(url: str) -> MqttTarget:
     prefix = p.path.strip("/") or "holmesvau"
     if any(c in prefix for c in "#+\0") or "//" in prefix:
         raise ValueError(f"--mqtt: the topic prefix may not hold '#', '+' or empty levels, got {prefix!r}")
-    user = unquote(p.username) if p.username else None
-    pw = unquote(p.password) if p.password else None
+    user, pw = (unquote(v) if v else None for v in (p.username, p.password))
     return MqttTarget(p.hostname, port, prefix, user, pw, p.scheme == "mqtts")
 
 
@@ -60,6 +60,7 @@ class MqttSink:
         import paho.mqtt.client as mqtt
 
         self.target = t = parse_mqtt_url(url)
+        self.available = f"{t.prefix}/available"  # retained online / offline (our last will)
         self.name = redact(url, url_secrets(url))
         self.max_queue = max(1, max_queue)
         self.q: queue.Queue = queue.Queue(maxsize=self.max_queue)
@@ -74,7 +75,7 @@ class MqttSink:
             c.tls_set()
         c.max_queued_messages_set(2 * self.max_queue)  # (a safety net: _run keeps it under max_queue)
         c.reconnect_delay_set(0.2, 5)
-        c.will_set(f"{t.prefix}/available", "offline", qos=1, retain=True)
+        c.will_set(self.available, "offline", qos=1, retain=True)
         c.on_connect, c.on_disconnect = self._on_connect, self._on_disconnect
         c.connect_async(t.host, t.port, keepalive=10)
         c.loop_start()
@@ -86,7 +87,7 @@ class MqttSink:
             log.error("mqtt %s: connection refused (%s)", self.name, reason_code)
             return
         self.connected.set()
-        client.publish(f"{self.target.prefix}/available", "online", qos=1, retain=True)
+        client.publish(self.available, "online", qos=1, retain=True)
         for camera, payload in list(self.states.items()):
             client.publish(f"{self.target.prefix}/{camera}/state", payload, qos=1, retain=True)
 
@@ -108,8 +109,6 @@ class MqttSink:
             self.dropped += 1
 
     def _run(self) -> None:
-        import time
-
         import paho.mqtt.client as mqtt
 
         while not self._stop.is_set() or (self.connected.is_set() and not self.q.empty()):
@@ -130,8 +129,6 @@ class MqttSink:
 
     def close(self, timeout_s: float = 5.0) -> dict:
         """Hand over what is queued, wait (at most `timeout_s`) for the broker to take it, say we leave."""
-        import time
-
         self._stop.set()
         self._thread.join(timeout_s)
         left = self.q.qsize()  # never handed over (the broker was away at the end)
@@ -141,9 +138,7 @@ class MqttSink:
             time.sleep(0.05)
         unsent = len(self.client._out_messages)
         if self.connected.is_set():
-            self.client.publish(
-                f"{self.target.prefix}/available", "offline", qos=1, retain=True
-            ).wait_for_publish(1)
+            self.client.publish(self.available, "offline", qos=1, retain=True).wait_for_publish(1)
         self.client.disconnect()
         self.client.loop_stop()
         if unsent:

@@ -1,13 +1,11 @@
 """Online ATS scoring: InternViT CLS features of the dense frames as they arrive, the URDMU scorer over a sliding
 window of the last `window` snippets, one score per snippet as soon as it can be given.
 
-Which score a snippet gets: URDMU attends over the whole window and its temporal convolution looks one snippet
-ahead, so a snippet's score depends on the snippets around it. Online, snippet i is given the score of position
-`-1 - delay` of the window that ends at snippet i + delay: with `delay=0` (the default) the newest position of the
-window that ends at it — the score is out the moment its features are, with no right context (the scorer's
-zero padding stands in for the next snippet); `delay=k` waits for k more snippets (k * stride / fps seconds) to
-give it k snippets of right context. The window holds at most `window` feature vectors (memory stays flat).
-When the window covers the whole stream, `window_scores()` are exactly the offline (whole-video) scores.
+URDMU attends over the whole window and its temporal convolution looks one snippet ahead, so a score depends on
+the snippets around it. Snippet i gets position `-1 - delay` of the window ending at snippet i + delay: with
+`delay=0` the newest position, out the moment its features are (zero padding stands in for the next snippet);
+`delay=k` waits k more snippets (k * stride / fps seconds) for k snippets of right context. The window holds at
+most `window` features (flat memory); covering the whole stream, `window_scores()` equal the offline scores.
 """
 
 from __future__ import annotations

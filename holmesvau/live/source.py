@@ -1,12 +1,11 @@
 """Live video sources: anything PyAV opens (rtsp/rtmp/udp/tcp/http(s)/srt URLs, a V4L2 device, a file), decoded
 frame by frame with a stream time and the wall-clock time each frame arrived.
 
-A stream that drops (read error, read timeout, end of a network stream) is reopened with exponential backoff,
-forever, and a `Gap` is yielded when it comes back; stream time then resumes after the gap's wall-clock length,
-so it stays monotonic. A corrupt packet is skipped (counted), not fatal. A file is read once, as fast as it
-decodes or, with `realtime`, paced at its frame rate. A source that cannot be opened at all raises `SourceError`
-naming it after `open_attempts` tries; `items` (the watcher's reader) keeps retrying a stream that was never
-reachable, as a dropped one (a camera still booting or off the network must not be lost for the run).
+A dropped stream (read error or timeout, end of a network stream) is reopened with exponential backoff, forever;
+a `Gap` is yielded when it is back and stream time skips the gap's wall-clock length (it stays monotonic). A
+corrupt packet is skipped and counted. A file is read once, as fast as it decodes or, with `realtime`, at its
+frame rate. `open` raises `SourceError` naming a source it cannot open in `open_attempts` tries; `items` keeps
+retrying a stream never reached, as a dropped one (a camera still booting must not be lost for the run).
 """
 
 from __future__ import annotations
@@ -47,9 +46,7 @@ class SourceConfig:
     backoff_s: float = 0.5  # first retry delay, doubled each failure up to backoff_max_s
     backoff_max_s: float = 10.0
     decode_threads: int = 0  # 0: FFmpeg's choice
-    options: dict[str, str] = field(
-        default_factory=dict
-    )  # extra demuxer/protocol options (e.g. rtsp_transport)
+    options: dict[str, str] = field(default_factory=dict)  # extra demuxer/protocol options (rtsp_transport)
     max_corrupt_in_row: int = 500  # this many undecodable packets in a row count as a drop
 
     @property
@@ -79,13 +76,13 @@ class Gap:
     attempts: int
 
     def to_dict(self) -> dict:
-        dur = None if self.end_wall is None else round(self.end_wall - self.start_wall, 3)
+        ended = self.end_wall is not None
         return {
             "start_s": round(self.start_t, 3),
-            "end_s": None if self.end_t is None else round(self.end_t, 3),
+            "end_s": round(self.end_t, 3) if ended else None,
             "start_wall": round(self.start_wall, 3),
-            "end_wall": None if self.end_wall is None else round(self.end_wall, 3),
-            "duration_s": dur,
+            "end_wall": round(self.end_wall, 3) if ended else None,
+            "duration_s": round(self.end_wall - self.start_wall, 3) if ended else None,
             "reason": self.reason,
             "reconnect_attempts": self.attempts,
         }
@@ -133,9 +130,7 @@ class LiveSource:
         self.secrets = url_secrets(config.source)
         self.name = redact(config.source, self.secrets)
         self.reconnect = config.reconnect if config.reconnect is not None else config.kind != "file"
-        self.corrupt_packets = 0
-        self.reconnections = 0
-        self.frames = 0
+        self.corrupt_packets = self.reconnections = self.frames = 0
         self.fps = 0.0
         self._container = None
         self._last_t = 0.0
@@ -149,34 +144,29 @@ class LiveSource:
     def _open_once(self):
         import av
 
-        kind = self.cfg.kind
-        if kind == "file":
-            path = Path(self.cfg.source)
-            if not path.is_file():
+        cfg, options = self.cfg, dict(self.cfg.options)
+        # a file as every file is opened (holmesvau.video): `file` protocol, real containers only
+        if cfg.kind == "file":
+            if not Path(cfg.source).is_file():
                 raise SourceError(f"{self.name}: no such file")
-        options = dict(self.cfg.options)
-        fmt = None
-        if kind == "device":
-            fmt = "v4l2"
-        elif self.cfg.source.startswith("udp://"):
-            options.setdefault(
-                "overrun_nonfatal", "1"
-            )  # a burst the reader cannot take loses packets, not the stream
-        elif self.cfg.source.startswith(("rtsp://", "rtsps://")):
-            options.setdefault("rtsp_transport", "tcp")
-        timeout = None if kind == "file" else (self.cfg.open_timeout_s, self.cfg.read_timeout_s)
-        if kind == "file":  # as every file is opened (holmesvau.video): `file` protocol, real containers only
-            container = open_container(Path(self.cfg.source), options)
+            container = open_container(Path(cfg.source), options)
         else:
-            container = av.open(self.cfg.source, format=fmt, options=options, timeout=timeout)
+            # a UDP burst the reader cannot take loses packets, not the stream
+            if cfg.source.startswith("udp://"):
+                options.setdefault("overrun_nonfatal", "1")
+            elif cfg.source.startswith(("rtsp://", "rtsps://")):
+                options.setdefault("rtsp_transport", "tcp")
+            fmt = "v4l2" if cfg.kind == "device" else None
+            timeout = (cfg.open_timeout_s, cfg.read_timeout_s)
+            container = av.open(cfg.source, format=fmt, options=options, timeout=timeout)
         try:
             stream = video_stream(container, self.name)  # the stream every reader of a file uses
         except VideoError:
             container.close()
             raise SourceError(f"{self.name}: no video stream") from None
         stream.thread_type = "AUTO"
-        if self.cfg.decode_threads:
-            stream.thread_count = self.cfg.decode_threads
+        if cfg.decode_threads:
+            stream.thread_count = cfg.decode_threads
         rate = stream.average_rate or stream.guessed_rate
         self.fps = float(rate) if rate else self.fps
         return container
@@ -186,11 +176,9 @@ class LiveSource:
         import av
 
         if isinstance(e, av.error.ExitError):  # our open / read timeout interrupted FFmpeg
-            return (
-                f"no answer for {self.cfg.open_timeout_s:g} s"
-                if opening
-                else f"no data for {self.cfg.read_timeout_s:g} s"
-            )
+            if opening:
+                return f"no answer for {self.cfg.open_timeout_s:g} s"
+            return f"no data for {self.cfg.read_timeout_s:g} s"
         return redact(f"{type(e).__name__}: {e}", self.secrets)
 
     def open(self) -> None:
