@@ -14,11 +14,8 @@ from __future__ import annotations
 
 from array import array
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
-
-from holmesvau.video_probe import open_container, video_stream
 
 SEEK_MIN_SAVING = 32  # frames: seek only where it skips at least this many frames beyond a keyframe interval
 
@@ -51,21 +48,19 @@ class SeekIndex:
         return np.split(wanted, cut)
 
 
-def seek_index(path: Path, options: dict[str, str], frames: int, tick=lambda: None) -> SeekIndex | None:
-    """The presentation order of `path`'s frames from its packets, or None where seeking is not safe. Memory:
+def seek_index(container, stream, frames: int, tick=lambda: None) -> SeekIndex | None:
+    """The presentation order of `stream`'s frames from its packets, or None where seeking is not safe. Memory:
     9 bytes a packet, and the scan stops once the packets outnumber the `frames` the container listed (the
     counts must agree anyway); `tick()` after each packet (the caller's stall watchdog)."""
     pts, keys = array("q"), bytearray()
-    with open_container(path, options) as container:
-        stream = video_stream(container, path)
-        for packet in container.demux(stream):
-            tick()
-            if not packet.size:
-                continue
-            if packet.pts is None or packet.is_discard or packet.is_corrupt or len(pts) >= frames:
-                return None
-            pts.append(packet.pts)
-            keys.append(packet.is_keyframe)
+    for packet in container.demux(stream):
+        tick()
+        if not packet.size:
+            continue
+        if packet.pts is None or packet.is_discard or packet.is_corrupt or len(pts) >= frames:
+            return None
+        pts.append(packet.pts)
+        keys.append(packet.is_keyframe)
     pts_arr = np.frombuffer(pts, dtype=np.int64) if pts else np.empty(0, np.int64)
     order = np.argsort(pts_arr, kind="stable")
     pts_sorted = pts_arr[order]
@@ -84,9 +79,7 @@ def decode_groups(reader, groups: list[np.ndarray], index: SeekIndex, batch_size
     and timestamps apply as on a forward read; `to_rgb(frame)`: its RGB conversion). SeekUnsafe at the first sign
     of a mismatch."""
     size = (reader.info.width, reader.info.height)
-    with open_container(reader.path, reader._av_options) as container:
-        stream = video_stream(container, reader.path)
-        reader._configure(stream)
+    with reader._opened() as (container, stream):
         t0 = float(index.pts[0] * stream.time_base)
         for group in groups:
             want, got_idx, got = set(group.tolist()), [], []

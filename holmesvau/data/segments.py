@@ -196,7 +196,7 @@ def _run_ffmpeg(exe: str, args: list[str]) -> None:
 def ffmpeg_input(source: str) -> list[str]:
     """The ffmpeg command line's input, opened as holmesvau.video opens files (`file` protocol, real containers
     only) and mapped to the stream every reader uses (the first video stream that is not a picture)."""
-    from holmesvau.video_probe import ALLOWED_FORMATS
+    from holmesvau.video import ALLOWED_FORMATS
 
     with open_container(Path(source)) as c:
         index = video_stream(c, Path(source)).index
