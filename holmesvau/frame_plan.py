@@ -91,9 +91,8 @@ def needs_dense_scores(num_frames: int, sampling: SamplingConfig, has_scorer: bo
 def _explicit(indices: Sequence[int], num_frames: int) -> tuple[int, ...]:
     out = []
     for i in indices:
-        if isinstance(i, bool) or not isinstance(i, (int, float, np.integer, np.floating)):
-            raise FramePlanError(f"frame indices must be integers, got {i!r}")
-        if not float(i).is_integer():
+        number = not isinstance(i, bool) and isinstance(i, (int, float, np.integer, np.floating))
+        if not number or not float(i).is_integer():
             raise FramePlanError(f"frame indices must be integers, got {i!r}")
         out.append(int(i))
     if not out:

@@ -42,21 +42,8 @@ MAX_FPS = 1000.0  # a faster rate, or a duration that short for its frames, is b
 # Demuxers a local file may be read with: real containers and raw video streams. Everything that opens other
 # files or URLs by itself (hls, dash, concat, playlists, image sequences, tee, data URIs...) is left out, so a
 # file can only ever make FFmpeg read itself. FFmpeg refuses any other demuxer its probe picks.
-ALLOWED_FORMATS = (
-    "mov,mp4,m4a,3gp,3g2,mj2",
-    "matroska,webm",
-    "avi",
-    "mpegts",
-    "mpeg",
-    "flv",
-    "asf",
-    "ogg",
-    "ivf",
-    "h264",
-    "hevc",
-    "m4v",
-    "mpegvideo",
-)
+ALLOWED_FORMATS = ("mov,mp4,m4a,3gp,3g2,mj2", "matroska,webm", "avi", "mpegts", "mpeg", "flv", "asf", "ogg", "ivf",
+                   "h264", "hevc", "m4v", "mpegvideo")  # fmt: skip
 # Heads of text files that FFmpeg would follow to other files: refused before any demuxer sees them.
 _PLAYLIST_HEADS = (b"#EXTM3U", b"ffconcat", b"[playlist]", b"<?xml", b"<smil", b"#EXT")
 # Codecs of still pictures: a track of one of these beside a real video track is a cover, not the video.
@@ -98,9 +85,6 @@ def warn_once(message: str) -> None:
         warnings.warn(message, stacklevel=4)
 
 
-# -- limits and the stall watchdog ---------------------------------------------------------------------------
-
-
 @dataclass(frozen=True)
 class DecodeLimits:
     """Limits checked on every decoded frame, whatever the container claims. 0 means no limit."""
@@ -111,10 +95,6 @@ class DecodeLimits:
 
 
 _LIMITS = DecodeLimits()
-
-
-def default_limits() -> DecodeLimits:
-    return _LIMITS
 
 
 def set_default_limits(**changes) -> DecodeLimits:
@@ -189,9 +169,6 @@ def watched(produce: Callable[[Callable[[], None], threading.Event], Iterator], 
             yield item
     finally:
         stop.set()
-
-
-# -- the file, its container and stream, no decoding ----------------------------------------------------------
 
 
 def check_file(path: Path) -> None:
@@ -339,9 +316,6 @@ def probe_container(path: Path) -> ContainerInfo:
     return ContainerInfo(frames, fps, duration, width, height, header)
 
 
-# -- frames -----------------------------------------------------------------------------------------------------
-
-
 @dataclass
 class VideoInfo:
     path: str
@@ -398,7 +372,7 @@ class VideoReader:
             raise ValueError(f"backend must be one of {BACKENDS} (PyAV), got {backend!r}")
         self.path = Path(path)
         self.num_threads = int(num_threads)
-        self.limits = limits or default_limits()
+        self.limits = limits or _LIMITS
         self.times_s: dict[int, float] = {}
         self.on_frame: Callable[[int], object] | None = None  # called with each decoded frame's index
         self._av_options: dict[str, str] = {}
@@ -563,8 +537,8 @@ class VideoReader:
         """(container, stream) of one pass, the stream's decoder bounded by the pixel limit and threaded."""
         with open_container(self.path, self._av_options) as container:
             stream = video_stream(container, self.path)
-            if self.limits.max_pixels:  # the decoder allocates no frame much larger (its check counts the width
-                # padded for alignment: twice the limit; `_check` then holds the exact one)
+            if self.limits.max_pixels:  # no frame much larger is allocated (the decoder's check counts the
+                # width padded for alignment: twice the limit; `_check` then holds the exact one)
                 stream.codec_context.options = {"max_pixels": str(2 * self.limits.max_pixels)}
             stream.thread_type = "AUTO"
             stream.thread_count = self.num_threads

@@ -28,16 +28,6 @@ from holmesvau.video import DecodeLimits, VideoError, VideoInfo, VideoReader, sh
 PROGRESS_EVERY = 16  # frames between two progress lines
 
 
-def _limit_memory(memory_mb: int) -> None:
-    """Cap this process's address space (set by the child itself, first thing: no preexec_fn in a threaded
-    server)."""
-    import resource
-
-    if memory_mb > 0:
-        cap = int(memory_mb) * 2**20
-        resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
-
-
 def check_in_child(
     path: str | Path,
     limits: DecodeLimits,
@@ -112,7 +102,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--memory-mb", type=int, default=4096, help="address-space cap of this process (0: none)")
     args = ap.parse_args(argv)
-    _limit_memory(args.memory_mb)
+    if args.memory_mb > 0:  # capped by the child itself, first thing: no preexec_fn in a threaded server
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_AS, (args.memory_mb * 2**20, args.memory_mb * 2**20))
     limits = DecodeLimits(args.max_pixels, args.max_frames, args.stall_s)
     try:
         import av  # noqa: F401 - loaded under the cap: a cap too small for the decoder itself is said so
