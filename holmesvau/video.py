@@ -199,9 +199,8 @@ def check_file(path: Path) -> None:
 
 
 def open_container(path: Path, options: dict[str, str] | None = None):
-    """The one way a video file is opened for reading: through FFmpeg's `file` protocol only (a name is never
-    taken for a URL or protocol), by a demuxer of `ALLOWED_FORMATS` only (none that opens other files). Raises
-    what PyAV raises; callers turn it into a VideoError naming the file."""
+    """The one way a video file is opened: FFmpeg's `file` protocol only (a name is never taken for a URL), a
+    demuxer of `ALLOWED_FORMATS` only. Raises what PyAV raises; callers turn it into a VideoError naming the file."""
     import av  # leave av.logging alone: its default (None) is silent and lock-free; a level adds a GIL callback
 
     opts = {**(options or {}), "protocol_whitelist": "file", "format_whitelist": ",".join(ALLOWED_FORMATS)}
@@ -239,8 +238,7 @@ class ContainerInfo:
 
 def timing_consistent(frames: int, fps: float, duration_s: float) -> bool:
     """Do `frames` frames at `fps` fill `duration_s` (within 20 %, or two frames of a short clip)? A zero media
-    timescale or zero frame durations leave a rate that does not (1/512 fps or 15 fps for 120 frames over 4 s);
-    a file that gives no duration has nothing to check against."""
+    timescale or zero frame durations do not (1/512 fps or 15 fps for 120 frames over 4 s)."""
     if not (fps > 0 and math.isfinite(fps)):
         return False
     if frames <= 2 or not duration_s > 0:
@@ -354,12 +352,8 @@ def _rgb(frame, size: tuple[int, int] | None = None) -> np.ndarray:
 
 
 class VideoReader:
-    """Frames of one video. `with VideoReader(path) as r: r.get_frames([0, 16, 32])`.
-
-    `get_frames` and `iter_frames` read sorted unique indices in one forward pass, batch by batch; `times_s`
-    holds the presentation time of every frame they returned. `limits`: `DecodeLimits` (default: the process's,
-    `set_default_limits`).
-    """
+    """Frames of one video. `with VideoReader(path) as r: r.get_frames([0, 16, 32])`. `times_s` holds the
+    presentation time of every frame returned; `limits`: `DecodeLimits` (default: the process's)."""
 
     def __init__(
         self,
@@ -393,8 +387,7 @@ class VideoReader:
 
     def _container_timing(self, c: ContainerInfo) -> float:
         """The frame rate of a file whose timestamps contradict its own count and duration (a zero media
-        timescale, zero frame durations, all timestamps 0): indexing frames by time would see one frame there,
-        or a rate that puts frame 113 of a 4 s clip at 452 s. Frames are then read in decoding order, ignoring
+        timescale, zero frame durations, all timestamps 0). Its frames are then read in decoding order, ignoring
         the edit list (one in a broken timescale hides every frame but the first)."""
         name = shown(self.path)
         self._av_options = {"ignore_editlist": "1"}
@@ -418,8 +411,8 @@ class VideoReader:
 
     def _packets(self) -> tuple[int, float, bool]:
         try:
-            with open_container(self.path, self._av_options) as container:
-                return count_packets(container, video_stream(container, self.path))
+            with self._opened() as (container, stream):
+                return count_packets(container, stream)
         except VideoError:
             raise
         except Exception as e:
@@ -458,10 +451,7 @@ class VideoReader:
         self, indices: Sequence[int] | np.ndarray, batch_size: int = 32, rgb: bool = True
     ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """Yield (indices, frames (B, H, W, 3) uint8) over the sorted unique `indices`, in one forward pass.
-
-        `rgb=False` yields the decoded frames unconverted, as a list for `frames_to_rgb`: the RGB conversion can
-        then run on another thread while decoding goes on.
-        """
+        `rgb=False` yields the decoded frames unconverted, as a list for `frames_to_rgb` (on another thread)."""
         wanted = np.unique(self._plan(indices))
         if batch_size <= 0:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
@@ -486,9 +476,8 @@ class VideoReader:
         def produce(tick, stop):
             if self._seek is None:  # the packet index, read once per reader (False: not a file to seek in)
                 index = None
-                if not self._broken and not self._av_options and self.info.num_frames > 1:
-                    with open_container(self.path) as container:
-                        stream = video_stream(container, self.path)
+                if not self._broken and self.info.num_frames > 1:  # (broken timing: read in decoding order)
+                    with self._opened() as (container, stream):
                         index = seek_index(container, stream, self.info.num_frames, tick)
                 self._seek = index or False
             groups = self._seek.groups(wanted) if self._seek else []
@@ -642,20 +631,18 @@ def frames_to_rgb(frames: np.ndarray | list) -> list[np.ndarray] | np.ndarray:
 
 def probe(path: str | Path, backend: str = "auto") -> VideoInfo:
     """Frame count, fps, duration and size of a video (raises VideoError naming the file if unreadable)."""
-    with VideoReader(path, backend=backend) as reader:
-        return reader.info
+    return VideoReader(path, backend=backend).info  # (closing a reader is a no-op: each pass closes its own)
 
 
 def read_frames(path: str | Path, indices: Sequence[int] | np.ndarray, backend: str = "auto") -> np.ndarray:
     """Frames (N, H, W, 3) uint8 at `indices` (in the order given)."""
-    with VideoReader(path, backend=backend) as reader:
-        return reader.get_frames(indices)
+    return VideoReader(path, backend=backend).get_frames(indices)
 
 
 def read_frames_timed(
     path: str | Path, indices: Sequence[int] | np.ndarray
 ) -> tuple[np.ndarray, list[float]]:
     """(frames as `read_frames`, each one's presentation time in seconds from the first frame)."""
-    with VideoReader(path) as reader:
-        frames = reader.get_frames(indices)
-        return frames, [reader.times_s[int(i)] for i in np.asarray(indices).ravel()]
+    reader = VideoReader(path)
+    frames = reader.get_frames(indices)
+    return frames, [reader.times_s[int(i)] for i in np.asarray(indices).ravel()]

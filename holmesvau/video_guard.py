@@ -83,16 +83,6 @@ def check_in_child(
     return VideoInfo(**result["info"])
 
 
-def scan(path: str, limits: DecodeLimits, threads: int) -> VideoInfo:
-    """Decode every listed frame (limits checked on each), printing the frame count every PROGRESS_EVERY."""
-    reader = VideoReader(path, num_threads=threads, limits=limits)
-    print(json.dumps({"probe": asdict(reader.info)}), flush=True)
-    reader.on_frame = lambda pos: pos % PROGRESS_EVERY or print(pos, flush=True)
-    for _ in reader.iter_frames([reader.info.num_frames - 1], rgb=False):
-        pass
-    return reader.info
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="decode a whole video within limits; one JSON line")
     ap.add_argument("video")
@@ -110,7 +100,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         import av  # noqa: F401 - loaded under the cap: a cap too small for the decoder itself is said so
 
-        out = {"info": asdict(scan(args.video, limits, args.threads))}
+        # every listed frame decoded (limits checked on each), the frame count printed every PROGRESS_EVERY
+        reader = VideoReader(args.video, num_threads=args.threads, limits=limits)
+        print(json.dumps({"probe": asdict(reader.info)}), flush=True)
+        reader.on_frame = lambda pos: pos % PROGRESS_EVERY or print(pos, flush=True)
+        for _ in reader.iter_frames([reader.info.num_frames - 1], rgb=False):
+            pass
+        out = {"info": asdict(reader.info)}
     except (VideoError, ValueError) as e:
         out = {"error": str(e)}
     except (MemoryError, ImportError):

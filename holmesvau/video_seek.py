@@ -1,13 +1,11 @@
 """Sparse frame reads by seeking: a few frames spread over a long video (the MLLM's 12) without decoding it all.
 
-`VideoReader.get_frames` decodes forward from the start (exact frame indices in every file). Where that is known
-to be the same, it seeks instead: the presentation order of every frame is read off the packets (no decoding: the
-sorted presentation timestamps, one per packet), so a frame is found by its timestamp, never by arithmetic on a
-frame rate (robbery.mp4's timestamps step by 592 and 608 ticks). Each group of wanted frames further apart than
-a keyframe interval is reached by one seek to the keyframe before it. Anything unusual — a packet without a
-timestamp, two with the same one, a count that differs from the index, an edit list that drops packets, a
-decoded frame whose timestamp is not in the list or whose size differs from the header's — and the caller reads
-the file forward instead (`SeekUnsafe`).
+Where a forward read is known to give the same frames, `VideoReader.get_frames` seeks instead: the presentation
+order of every frame is read off the packets (their sorted timestamps, no decoding), so a frame is found by its
+timestamp, never by arithmetic on a frame rate (robbery.mp4's timestamps step by 592 and 608 ticks). Each group of
+wanted frames further apart than a keyframe interval costs one seek. Anything unusual (a packet without a
+timestamp or dropped by an edit list, two with the same timestamp, a count that differs from the index, a decoded
+frame whose timestamp is not in the list or whose size differs) raises `SeekUnsafe`: the caller reads forward.
 """
 
 from __future__ import annotations
@@ -74,10 +72,8 @@ def seek_index(container, stream, frames: int, tick=lambda: None) -> SeekIndex |
 
 
 def decode_groups(reader, groups: list[np.ndarray], index: SeekIndex, batch_size: int, tick, stop, to_rgb):
-    """(indices, frames (B, H, W, 3) uint8) of each group of wanted frames: one seek to the keyframe before the
-    group, then forward decoding until every frame of the group is there (`reader`: a VideoReader, whose limits
-    and timestamps apply as on a forward read; `to_rgb(frame)`: its RGB conversion). SeekUnsafe at the first sign
-    of a mismatch."""
+    """(indices, frames (B, H, W, 3) uint8) of each group: one seek to the keyframe before it, then decoding until
+    every frame of the group is there, under `reader`'s limits and clock (`to_rgb(frame)`: its RGB conversion)."""
     size = (reader.info.width, reader.info.height)
     with reader._opened() as (container, stream):
         t0 = float(index.pts[0] * stream.time_base)

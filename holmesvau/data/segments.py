@@ -48,10 +48,6 @@ class SegmentJob:
     num_frames: int
     fps: float  # the annotation's fps: frame k starts at k / fps seconds
 
-    @property
-    def start_s(self) -> float:
-        return self.start_frame / self.fps
-
 
 @dataclass
 class SegmentResult:
@@ -234,10 +230,10 @@ def cut_pyav(job: SegmentJob, tmp: Path) -> None:
         o.width, o.height = s.codec_context.width // 2 * 2, s.codec_context.height // 2 * 2
         o.pix_fmt, o.options = "yuv420p", {"preset": "veryfast", "crf": "18"}
         t0 = _seek_before(inp, s, job.start_frame, job.fps)
-        start_s = (job.start_frame - 0.5) / job.fps  # earlier frames are the seek's run-up
+        first_s = (job.start_frame - 0.5) / job.fps  # earlier frames are the seek's run-up
         written = 0
         for frame in inp.decode(s):
-            if frame.pts is not None and float((frame.pts - t0) * s.time_base) < start_s:
+            if frame.pts is not None and float((frame.pts - t0) * s.time_base) < first_s:
                 continue
             if written >= job.num_frames:
                 break
