@@ -70,10 +70,8 @@ def main(argv: list[str] | None = None) -> int:
         if by_split:
             groups = [([s], ds) for s, ds in by_split.items()]
         elif not (args.split or args.dataset):
-            print(
-                f"error: no instruction files under {Path(args.root) / 'instruction'} ({hint})",
-                file=sys.stderr,
-            )
+            folder = Path(args.root) / "instruction"
+            print(f"error: no instruction files under {folder} ({hint})", file=sys.stderr)
             return 2
     progress = not args.no_progress
     try:

@@ -22,14 +22,9 @@ def _fields(result_or_arrays, fps: float | None):
         return dense_idx, scores, sampled, fps or 0.0, None, None
     d = result_or_arrays if isinstance(result_or_arrays, dict) else result_or_arrays.to_dict()
     video = d.get("video") or {}
-    return (
-        d.get("dense_frame_indices"),
-        d.get("dense_scores"),
-        list(d.get("frame_indices") or []),
-        fps or float(video.get("fps") or 0.0),
-        video.get("num_frames"),
-        video.get("path"),
-    )
+    dense = d.get("dense_frame_indices"), d.get("dense_scores")
+    sampled = list(d.get("frame_indices") or [])
+    return *dense, sampled, fps or float(video.get("fps") or 0.0), video.get("num_frames"), video.get("path")
 
 
 def _strip_frames(frames, result, sampled: Sequence[int], path: str | None):

@@ -128,19 +128,12 @@ def keyframe_aligned(source: str, start_frame: int, stop_frame: int, fps: float)
     return start_frame in keys and (stop_frame in keys or at_end), start_time
 
 
-def _linux_prctl():
-    """libc's prctl on Linux (resolved once, so a forked child only calls it), else None."""
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        import ctypes
+try:  # libc's prctl on Linux, resolved once (a forked child only calls it), else None
+    import ctypes
 
-        return ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):
-        return None
-
-
-_PRCTL = _linux_prctl()
+    _PRCTL = ctypes.CDLL(None, use_errno=True).prctl if sys.platform.startswith("linux") else None
+except (OSError, AttributeError):
+    _PRCTL = None
 _PR_SET_PDEATHSIG = 1
 _CHILDREN: set[subprocess.Popen] = set()  # the ffmpeg processes this worker is running
 
