@@ -44,7 +44,7 @@ def check_in_child(
            "--memory-mb", str(memory_mb)]  # fmt: skip
     env = {**os.environ, "MALLOC_ARENA_MAX": "2", "PYTHONWARNINGS": "ignore"}  # arenas reserve address space
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
-    lines: list[bytes] = []
+    final = b""  # the child's last line
     stall = max(limits.stall_s, 1.0) + 10.0  # the child's own watchdog fires first; this covers a stuck child
     try:
         with selectors.DefaultSelector() as sel:
@@ -61,8 +61,7 @@ def check_in_child(
                 last = time.monotonic()
                 if line.startswith(b'{"probe"') and on_probe is not None:
                     on_probe(VideoInfo(**json.loads(line)["probe"]))
-                lines.append(line)
-                del lines[:-2]
+                final = line
         code = proc.wait(timeout=stall)
     except subprocess.TimeoutExpired:
         raise VideoError(f"{name}: the decoding check did not finish; stopped") from None
@@ -71,9 +70,9 @@ def check_in_child(
             proc.kill()
             proc.wait()
         proc.stdout.close()
-    try:
-        result = json.loads(lines[-1]) if lines else {}
-    except ValueError:
+    try:  # a result, else a progress count or nothing: the child died
+        result = json.loads(final) if final.startswith(b"{") else {}
+    except ValueError:  # cut short
         result = {}
     if "error" in result:
         raise VideoError(result["error"])
