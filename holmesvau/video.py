@@ -418,10 +418,6 @@ class VideoReader:
         except Exception as e:
             raise VideoError(f"{shown(self.path)}: cannot read its packets ({error_reason(e)})") from e
 
-    @property
-    def backend(self) -> str:
-        return self.info.backend
-
     def __len__(self) -> int:
         return self.info.num_frames
 
