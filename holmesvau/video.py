@@ -1,21 +1,16 @@
 """Video decoding: probe, frames at given indices, dense plans — one decoder (PyAV, a current FFmpeg), one forward
-pass in batches, bounded in time and memory.
+pass in batches, bounded in time and memory (docs/video.md).
 
-Every path that reads a video (ATS dense pass, the MLLM's frames, report, demo, HIVAU cutting and checks, feature
-extraction; live mode opens files with `open_container` too) goes through this module, so they all see the same
-frames with the same timestamps:
-- the file is checked first (`check_file`: a regular, readable, non-empty file that is not a playlist: a FIFO is
-  never opened) and opened with the `file` protocol and a real-container demuxer only (`open_container`);
-- the stream is the first video stream that is not an attached picture (`video_stream`);
-- rotation metadata is applied as FFmpeg's player applies it (90° steps; a flip is ignored);
-- a frame's time is its presentation time, relative to the first frame (variable frame rates are exact);
-- every decoded frame is checked against `DecodeLimits` (pixels, frame count): the decoder itself refuses to
-  allocate a frame over the pixel limit; a frame whose size differs from the first frame's is scaled to it;
-- decoding runs on a worker thread watched by the caller (`watched`): no progress for `stall_s` seconds stops it
-  with an error naming the file;
+Every path that reads a video goes through this module, so all see the same frames at the same timestamps:
+- `check_file` refuses what is not a regular, readable, non-empty file, or is a playlist (a FIFO is never opened);
+  `open_container` opens with the `file` protocol and a real-container demuxer only; `video_stream` takes the
+  first video stream that is not an attached picture;
+- rotation is applied as FFmpeg's player applies it (90° steps; a flip is ignored); a frame's time is its
+  presentation time from the first frame; a frame whose size differs from the first one's is scaled to it;
+- every decoded frame is checked against `DecodeLimits` (the decoder itself allocates no frame over the pixel
+  limit); decoding runs on a worker thread, stopped after `stall_s` seconds without progress (`watched`);
 - a few frames far apart are reached by seeking where that gives the same frames (holmesvau.video_seek).
-Bad inputs raise one `VideoError` naming the file. When a file's rate does not fit its own count and duration
-(broken timestamps), the container's count and duration decide (see `VideoReader`).
+Bad inputs raise one `VideoError` naming the file; broken timestamps: see `VideoReader._container_timing`.
 """
 
 from __future__ import annotations
