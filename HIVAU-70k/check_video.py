@@ -69,28 +69,19 @@ def main(argv: list[str] | None = None) -> int:
         if by_split:
             groups = [([s], ds) for s, ds in by_split.items()]
         elif not (args.split or args.dataset):
-            print(
-                f"error: no instruction files under {Path(args.root) / 'instruction'} ({hint})",
-                file=sys.stderr,
-            )
+            folder = Path(args.root) / "instruction"
+            print(f"error: no instruction files under {folder} ({hint})", file=sys.stderr)
             return 2
+    progress = not args.no_progress
     try:
-        report = merge(
-            [
-                check_videos(
-                    args.root,
-                    splits,
-                    datasets,
-                    args.instructions,
-                    args.workers,
-                    progress=not args.no_progress,
-                )
-                for splits, datasets in groups
-            ]
-        )
+        reports = [
+            check_videos(args.root, splits, datasets, args.instructions, args.workers, progress)
+            for splits, datasets in groups
+        ]
     except FileNotFoundError as e:
         print(f"error: {e} ({hint})", file=sys.stderr)
         return 2
+    report = merge(reports)
     for rel in report.missing:
         print(f"missing: {rel}")
     for b in report.broken:
@@ -99,10 +90,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"malformed instruction line: {line}", file=sys.stderr)
     if args.json_out:
         atomic_write_json(args.json_out, report.to_json())  # a kill leaves the previous report, not half
-    print(
-        f"{report.checked} videos checked: {report.ok} ok, {len(report.missing)} missing, {len(report.broken)} broken",
-        file=sys.stderr,
-    )
+    counts = f"{report.ok} ok, {len(report.missing)} missing, {len(report.broken)} broken"
+    print(f"{report.checked} videos checked: {counts}", file=sys.stderr)
     return 0 if report.passed else 1
 
 

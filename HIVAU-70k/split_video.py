@@ -88,17 +88,14 @@ def main(argv: list[str] | None = None) -> int:
     if len(pairs) > 1 and (args.summary or args.instructions):
         print("error: --summary and --instructions need one --dataset and one --split", file=sys.stderr)
         return 2
-    if (
-        args.summary
-    ):  # replaced only when it is a summary of ours (holmesvau.output_guard), checked before cutting
+    if args.summary:  # replaced only when it is a summary of ours (holmesvau.output_guard), checked first
         try:
             ours = json_object_with("dataset", "split", "done", "failures")
             check_output_file(args.summary, [args.instructions], ours, "--summary", "summary")
         except ValueError as e:
             print(f"error: {e}", file=sys.stderr)
             return 2
-    codes = [cut(args, d, s) for d, s in pairs]
-    return max(codes)
+    return max(cut(args, d, s) for d, s in pairs)
 
 
 if __name__ == "__main__":

@@ -44,7 +44,7 @@ def stage_floor(video: str, backend: str, threads: int) -> dict:
 
     from holmesvau.video import VideoReader
 
-    used = VideoReader(video, backend=backend, num_threads=threads).backend
+    used = VideoReader(video, backend=backend, num_threads=threads).info.backend
     t0, c0 = time.perf_counter(), cpu_s()
     n = 0
     with av.open(video) as container:

@@ -1,7 +1,7 @@
 """Pictures of an analysis: the anomaly curve with the sampled frames marked, and a strip of those frames.
 
-Plain matplotlib `Figure` objects (no pyplot state, no display needed: saved with Agg; shown inline in notebooks). Works from an `AnalysisResult`, its `to_dict()` (e.g. the JSON
-that `inference.py --output` writes) or plain arrays.
+Plain matplotlib `Figure` objects (no pyplot state, no display needed: saved with Agg; shown inline in notebooks).
+Works from an `AnalysisResult`, its `to_dict()` (e.g. the JSON that `inference.py --output` writes) or plain arrays.
 """
 
 from __future__ import annotations
@@ -22,14 +22,9 @@ def _fields(result_or_arrays, fps: float | None):
         return dense_idx, scores, sampled, fps or 0.0, None, None
     d = result_or_arrays if isinstance(result_or_arrays, dict) else result_or_arrays.to_dict()
     video = d.get("video") or {}
-    return (
-        d.get("dense_frame_indices"),
-        d.get("dense_scores"),
-        list(d.get("frame_indices") or []),
-        fps or float(video.get("fps") or 0.0),
-        video.get("num_frames"),
-        video.get("path"),
-    )
+    dense = d.get("dense_frame_indices"), d.get("dense_scores")
+    sampled = list(d.get("frame_indices") or [])
+    return *dense, sampled, fps or float(video.get("fps") or 0.0), video.get("num_frames"), video.get("path")
 
 
 def _strip_frames(frames, result, sampled: Sequence[int], path: str | None):
@@ -76,35 +71,19 @@ def anomaly_figure(result_or_arrays, frames=None, fps: float | None = None, titl
         ax.scatter(np.asarray(sampled) * scale, ys, color="tab:blue", zorder=3, s=25, label="sampled frames")
         ax.set_ylim(0, 1.05)
         ax.set_ylabel("anomaly score")
+        ax.legend(loc="upper right", fontsize=8)
     else:
         ax.set_yticks([])
-        ax.text(
-            0.5,
-            0.5,
-            "no anomaly scores (uniform / given frames)",
-            transform=ax.transAxes,
-            ha="center",
-            color="gray",
-        )
+        note = "no anomaly scores (uniform / given frames)"
+        ax.text(0.5, 0.5, note, transform=ax.transAxes, ha="center", color="gray")
+    above = {"xycoords": ("data", "axes fraction"), "ha": "center", "va": "bottom", "fontsize": 7}
     for i, f in enumerate(sampled):
         ax.axvline(f * scale, color="tab:blue", alpha=0.35, lw=1)
-        ax.annotate(
-            str(i + 1),
-            (f * scale, 1.0),
-            xycoords=("data", "axes fraction"),
-            ha="center",
-            va="bottom",
-            fontsize=7,
-        )
-    end = (
-        n_frames - 1
-        if n_frames
-        else max([*sampled, *(dense_idx if dense_idx is not None else [])], default=1)
-    ) * scale
-    ax.set_xlim(0, max(end, 1e-6))
+        ax.annotate(str(i + 1), (f * scale, 1.0), **above)
+    latest = max([*sampled, *(dense_idx if dense_idx is not None else [])], default=1)
+    last = n_frames - 1 if n_frames else latest
+    ax.set_xlim(0, max(last * scale, 1e-6))
     ax.set_xlabel(f"time ({unit})")
-    if scores is not None and dense_idx is not None and len(scores):
-        ax.legend(loc="upper right", fontsize=8)
     if title:
         ax.set_title(title, fontsize=10)
     for k, (i, img) in enumerate(thumbs or []):

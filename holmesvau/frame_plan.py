@@ -75,8 +75,7 @@ class FramePlan:
 
 
 def ats_eligible(num_frames: int, sampling: SamplingConfig, has_scorer: bool = True) -> bool:
-    """The original's rule for when ATS samples: enabled, a scorer, and more than dense_stride x select_frames
-    frames (shorter videos are sampled uniformly)."""
+    """The original's rule for when ATS samples (see the module docstring)."""
     _check_count("num_frames", num_frames)
     return bool(
         sampling.use_ats and has_scorer and num_frames > sampling.dense_stride * sampling.select_frames
@@ -91,9 +90,8 @@ def needs_dense_scores(num_frames: int, sampling: SamplingConfig, has_scorer: bo
 def _explicit(indices: Sequence[int], num_frames: int) -> tuple[int, ...]:
     out = []
     for i in indices:
-        if isinstance(i, bool) or not isinstance(i, (int, float, np.integer, np.floating)):
-            raise FramePlanError(f"frame indices must be integers, got {i!r}")
-        if not float(i).is_integer():
+        number = not isinstance(i, bool) and isinstance(i, (int, float, np.integer, np.floating))
+        if not number or not float(i).is_integer():
             raise FramePlanError(f"frame indices must be integers, got {i!r}")
         out.append(int(i))
     if not out:
@@ -110,9 +108,8 @@ def plan_frames(
     scores: Sequence[float] | np.ndarray | None = None,
     dense_indices: Sequence[int] | np.ndarray | None = None,
 ) -> FramePlan:
-    """The frames to show the MLLM (see the module docstring). `scores`: the dense anomaly scores, None when no
-    scorer is available; `dense_indices`: the video frame of each score (default every `dense_stride`-th frame).
-    FramePlanError for bad arguments (e.g. an explicit index out of range)."""
+    """The frames to show the MLLM (see the module docstring). `scores`: the dense anomaly scores (None: no
+    scorer); `dense_indices`: the video frame of each score (default every `dense_stride`-th frame)."""
     _check_count("num_frames", num_frames)
     if sampling.frame_indices is not None:
         return FramePlan(_explicit(sampling.frame_indices, num_frames), "given", int(num_frames))

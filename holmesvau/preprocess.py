@@ -1,7 +1,6 @@
 """Image preprocessing as InternVL2 does it, without torchvision: 448x448 bicubic -> /255 -> ImageNet mean/std.
 
-Video frames get one tile each (a plain resize to 448x448). Single images get InternVL's dynamic tiling: the
-closest aspect-ratio grid of up to `max_num` 448 tiles, plus a 448 thumbnail of the whole image.
+Video frames get one tile each (a plain resize to 448x448).
 
 The default resize is torch's antialiased bicubic on uint8, batched: the same filter as PIL's BICUBIC (within
 2 grey levels; mean |diff| ~1e-4 in normalised units on the reference frames) and ~6x faster than PIL per frame.
@@ -52,15 +51,13 @@ def frames_to_tiles(
     queue or transfer. A list is resized frame by frame, never stacked: stacking a batch of full-size frames
     into a fresh buffer (page faults on ~20 MB) costs more than the resize itself.
     """
-    if isinstance(frames, (list, tuple)):
-        out = torch.empty((len(frames), 3, size, size), dtype=torch.uint8)
-        for j, frame in enumerate(frames):
-            _resize_into(_check_frames(frame, resize), size, resize, out[j : j + 1])
-        return out
-    frames = _check_frames(frames, resize)
-    out = torch.empty((frames.shape[0], 3, size, size), dtype=torch.uint8)
-    for start in range(0, frames.shape[0], _CHUNK):
-        _resize_into(frames[start : start + _CHUNK], size, resize, out[start : start + _CHUNK])
+    listed = isinstance(frames, (list, tuple))
+    frames = frames if listed else _check_frames(frames, resize)
+    step = 1 if listed else _CHUNK
+    out = torch.empty((len(frames), 3, size, size), dtype=torch.uint8)
+    for start in range(0, len(frames), step):
+        part = _check_frames(frames[start], resize) if listed else frames[start : start + step]
+        _resize_into(part, size, resize, out[start : start + step])
     return out
 
 

@@ -28,16 +28,6 @@ from holmesvau.video import DecodeLimits, VideoError, VideoInfo, VideoReader, sh
 PROGRESS_EVERY = 16  # frames between two progress lines
 
 
-def _limit_memory(memory_mb: int) -> None:
-    """Cap this process's address space (set by the child itself, first thing: no preexec_fn in a threaded
-    server)."""
-    import resource
-
-    if memory_mb > 0:
-        cap = int(memory_mb) * 2**20
-        resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
-
-
 def check_in_child(
     path: str | Path,
     limits: DecodeLimits,
@@ -54,7 +44,7 @@ def check_in_child(
            "--memory-mb", str(memory_mb)]  # fmt: skip
     env = {**os.environ, "MALLOC_ARENA_MAX": "2", "PYTHONWARNINGS": "ignore"}  # arenas reserve address space
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
-    lines: list[bytes] = []
+    final = b""  # the child's last line
     stall = max(limits.stall_s, 1.0) + 10.0  # the child's own watchdog fires first; this covers a stuck child
     try:
         with selectors.DefaultSelector() as sel:
@@ -71,8 +61,7 @@ def check_in_child(
                 last = time.monotonic()
                 if line.startswith(b'{"probe"') and on_probe is not None:
                     on_probe(VideoInfo(**json.loads(line)["probe"]))
-                lines.append(line)
-                del lines[:-2]
+                final = line
         code = proc.wait(timeout=stall)
     except subprocess.TimeoutExpired:
         raise VideoError(f"{name}: the decoding check did not finish; stopped") from None
@@ -81,9 +70,9 @@ def check_in_child(
             proc.kill()
             proc.wait()
         proc.stdout.close()
-    try:
-        result = json.loads(lines[-1]) if lines else {}
-    except ValueError:
+    try:  # a result, else a progress count or nothing: the child died
+        result = json.loads(final) if final.startswith(b"{") else {}
+    except ValueError:  # cut short
         result = {}
     if "error" in result:
         raise VideoError(result["error"])
@@ -91,16 +80,6 @@ def check_in_child(
         why = f"killed by signal {-code}" if code < 0 else f"exit status {code}"
         raise VideoError(f"{name}: the decoder failed on it ({why}; memory cap {memory_mb} MB)")
     return VideoInfo(**result["info"])
-
-
-def scan(path: str, limits: DecodeLimits, threads: int) -> VideoInfo:
-    """Decode every listed frame (limits checked on each), printing the frame count every PROGRESS_EVERY."""
-    reader = VideoReader(path, num_threads=threads, limits=limits)
-    print(json.dumps({"probe": asdict(reader.info)}), flush=True)
-    reader.on_frame = lambda pos: pos % PROGRESS_EVERY or print(pos, flush=True)
-    for _ in reader.iter_frames([reader.info.num_frames - 1], rgb=False):
-        pass
-    return reader.info
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -112,12 +91,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--memory-mb", type=int, default=4096, help="address-space cap of this process (0: none)")
     args = ap.parse_args(argv)
-    _limit_memory(args.memory_mb)
+    if args.memory_mb > 0:  # capped by the child itself, first thing: no preexec_fn in a threaded server
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_AS, (args.memory_mb * 2**20, args.memory_mb * 2**20))
     limits = DecodeLimits(args.max_pixels, args.max_frames, args.stall_s)
     try:
         import av  # noqa: F401 - loaded under the cap: a cap too small for the decoder itself is said so
 
-        out = {"info": asdict(scan(args.video, limits, args.threads))}
+        # every listed frame decoded (limits checked on each), the frame count printed every PROGRESS_EVERY
+        reader = VideoReader(args.video, num_threads=args.threads, limits=limits)
+        print(json.dumps({"probe": asdict(reader.info)}), flush=True)
+        reader.on_frame = lambda pos: pos % PROGRESS_EVERY or print(pos, flush=True)
+        for _ in reader.iter_frames([reader.info.num_frames - 1], rgb=False):
+            pass
+        out = {"info": asdict(reader.info)}
     except (VideoError, ValueError) as e:
         out = {"error": str(e)}
     except (MemoryError, ImportError):

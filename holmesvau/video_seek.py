@@ -1,24 +1,19 @@
 """Sparse frame reads by seeking: a few frames spread over a long video (the MLLM's 12) without decoding it all.
 
-`VideoReader.get_frames` decodes forward from the start (exact frame indices in every file). Where that is known
-to be the same, it seeks instead: the presentation order of every frame is read off the packets (no decoding: the
-sorted presentation timestamps, one per packet), so a frame is found by its timestamp, never by arithmetic on a
-frame rate (robbery.mp4's timestamps step by 592 and 608 ticks). Each group of wanted frames further apart than
-a keyframe interval is reached by one seek to the keyframe before it. Anything unusual — a packet without a
-timestamp, two with the same one, a count that differs from the index, an edit list that drops packets, a
-decoded frame whose timestamp is not in the list or whose size differs from the header's — and the caller reads
-the file forward instead (`SeekUnsafe`).
+Where a forward read is known to give the same frames, `VideoReader.get_frames` seeks instead: the presentation
+order of every frame is read off the packets (their sorted timestamps, no decoding), so a frame is found by its
+timestamp, never by arithmetic on a frame rate (robbery.mp4's timestamps step by 592 and 608 ticks). Each group of
+wanted frames further apart than a keyframe interval costs one seek. Anything unusual (a packet without a
+timestamp or dropped by an edit list, two with the same timestamp, a count that differs from the index, a decoded
+frame whose timestamp is not in the list or whose size differs) raises `SeekUnsafe`: the caller reads forward.
 """
 
 from __future__ import annotations
 
 from array import array
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
-
-from holmesvau.video_probe import open_container, video_stream
 
 SEEK_MIN_SAVING = 32  # frames: seek only where it skips at least this many frames beyond a keyframe interval
 
@@ -51,21 +46,19 @@ class SeekIndex:
         return np.split(wanted, cut)
 
 
-def seek_index(path: Path, options: dict[str, str], frames: int, tick=lambda: None) -> SeekIndex | None:
-    """The presentation order of `path`'s frames from its packets, or None where seeking is not safe. Memory:
+def seek_index(container, stream, frames: int, tick=lambda: None) -> SeekIndex | None:
+    """The presentation order of `stream`'s frames from its packets, or None where seeking is not safe. Memory:
     9 bytes a packet, and the scan stops once the packets outnumber the `frames` the container listed (the
     counts must agree anyway); `tick()` after each packet (the caller's stall watchdog)."""
     pts, keys = array("q"), bytearray()
-    with open_container(path, options) as container:
-        stream = video_stream(container, path)
-        for packet in container.demux(stream):
-            tick()
-            if not packet.size:
-                continue
-            if packet.pts is None or packet.is_discard or packet.is_corrupt or len(pts) >= frames:
-                return None
-            pts.append(packet.pts)
-            keys.append(packet.is_keyframe)
+    for packet in container.demux(stream):
+        tick()
+        if not packet.size:
+            continue
+        if packet.pts is None or packet.is_discard or packet.is_corrupt or len(pts) >= frames:
+            return None
+        pts.append(packet.pts)
+        keys.append(packet.is_keyframe)
     pts_arr = np.frombuffer(pts, dtype=np.int64) if pts else np.empty(0, np.int64)
     order = np.argsort(pts_arr, kind="stable")
     pts_sorted = pts_arr[order]
@@ -79,14 +72,10 @@ def seek_index(path: Path, options: dict[str, str], frames: int, tick=lambda: No
 
 
 def decode_groups(reader, groups: list[np.ndarray], index: SeekIndex, batch_size: int, tick, stop, to_rgb):
-    """(indices, frames (B, H, W, 3) uint8) of each group of wanted frames: one seek to the keyframe before the
-    group, then forward decoding until every frame of the group is there (`reader`: a VideoReader, whose limits
-    and timestamps apply as on a forward read; `to_rgb(frame)`: its RGB conversion). SeekUnsafe at the first sign
-    of a mismatch."""
+    """(indices, frames (B, H, W, 3) uint8) of each group: one seek to the keyframe before it, then decoding until
+    every frame of the group is there, under `reader`'s limits and clock (`to_rgb(frame)`: its RGB conversion)."""
     size = (reader.info.width, reader.info.height)
-    with open_container(reader.path, reader._av_options) as container:
-        stream = video_stream(container, reader.path)
-        reader._configure(stream)
+    with reader._opened() as (container, stream):
         t0 = float(index.pts[0] * stream.time_base)
         for group in groups:
             want, got_idx, got = set(group.tolist()), [], []

@@ -153,9 +153,9 @@ def test_bad_inputs_raise_video_error_naming_the_file(shared, tmp_path):
 @pytest.fixture(autouse=True)
 def _warn_every_time(monkeypatch):
     """holmesvau.video warns once per file and process; each test here expects its own warning."""
-    import holmesvau.video_probe
+    import holmesvau.video
 
-    monkeypatch.setattr(holmesvau.video_probe, "_WARNED", set())
+    monkeypatch.setattr(holmesvau.video, "_WARNED", set())
 
 
 @pytest.fixture(scope="module")

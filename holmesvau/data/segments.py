@@ -1,8 +1,9 @@
 """Cutting annotated events and clips out of source videos: frame-accurate, resumable, parallel.
 
 A `SegmentJob` asks for `num_frames` frames of `source` starting at frame `start_frame` (at the annotation's fps).
-Each job is cut to a hidden temporary sibling (holmesvau.files.atomic_target) and renamed over `output` only after the result has been
-re-opened and holds the expected frames, so an interrupted run never leaves a half file under the final name.
+Each job is cut to a hidden temporary sibling (holmesvau.files.atomic_target) and renamed over `output` only after
+the result has been re-opened and holds the expected frames, so an interrupted run never leaves a half file under the
+final name.
 
 An output is *complete* when it opens (holmesvau.video.probe) and has `num_frames` ± 1 frames; complete outputs are
 skipped, so running again resumes. Anything else under the final name (truncated, empty, wrong length) is redone.
@@ -33,7 +34,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from holmesvau.files import atomic_target, atomic_write_json, stale_temporaries
-from holmesvau.video import VideoError, open_container, probe, video_stream
+from holmesvau.video import ALLOWED_FORMATS, VideoError, open_container, probe, video_stream
 
 FRAME_TOLERANCE = 1
 METHODS = ("auto", "reencode", "pyav")
@@ -46,10 +47,6 @@ class SegmentJob:
     start_frame: int
     num_frames: int
     fps: float  # the annotation's fps: frame k starts at k / fps seconds
-
-    @property
-    def start_s(self) -> float:
-        return self.start_frame / self.fps
 
 
 @dataclass
@@ -98,17 +95,23 @@ def ffmpeg_exe() -> str | None:
     return imageio_ffmpeg.get_ffmpeg_exe()
 
 
+def _seek_before(c, s, start_frame: int, fps: float) -> int:
+    """Seek `c` to the keyframe before half a frame ahead of `start_frame`; returns the stream's start (pts)."""
+    t0 = s.start_time or 0
+    if start_frame > 0:
+        c.seek(t0 + int((start_frame - 0.5) / fps / s.time_base), stream=s, backward=True)
+    return t0
+
+
 def keyframe_aligned(source: str, start_frame: int, stop_frame: int, fps: float) -> tuple[bool, float]:
     """(whether [start, stop) can be stream-copied, the first packet's time in s). Demuxes only, no decoding."""
     with open_container(Path(source)) as c:
         s = video_stream(c, Path(source))
         if s.codec_context.has_b_frames:
             return False, 0.0
-        t0 = s.start_time or 0
         keys: set[int] = set()
         start_time, last = 0.0, -1
-        if start_frame > 0:
-            c.seek(t0 + int((start_frame - 0.5) / fps / s.time_base), stream=s, backward=True)
+        t0 = _seek_before(c, s, start_frame, fps)
         for packet in c.demux(s):
             if packet.pts is None:
                 continue
@@ -125,19 +128,12 @@ def keyframe_aligned(source: str, start_frame: int, stop_frame: int, fps: float)
     return start_frame in keys and (stop_frame in keys or at_end), start_time
 
 
-def _linux_prctl():
-    """libc's prctl on Linux (resolved once, so a forked child only calls it), else None."""
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        import ctypes
+try:  # libc's prctl on Linux, resolved once (a forked child only calls it), else None
+    import ctypes
 
-        return ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):
-        return None
-
-
-_PRCTL = _linux_prctl()
+    _PRCTL = ctypes.CDLL(None, use_errno=True).prctl if sys.platform.startswith("linux") else None
+except (OSError, AttributeError):
+    _PRCTL = None
 _PR_SET_PDEATHSIG = 1
 _CHILDREN: set[subprocess.Popen] = set()  # the ffmpeg processes this worker is running
 
@@ -196,8 +192,6 @@ def _run_ffmpeg(exe: str, args: list[str]) -> None:
 def ffmpeg_input(source: str) -> list[str]:
     """The ffmpeg command line's input, opened as holmesvau.video opens files (`file` protocol, real containers
     only) and mapped to the stream every reader uses (the first video stream that is not a picture)."""
-    from holmesvau.video_probe import ALLOWED_FORMATS
-
     with open_container(Path(source)) as c:
         index = video_stream(c, Path(source)).index
     whitelist = ["-protocol_whitelist", "file", "-format_whitelist", ",".join(ALLOWED_FORMATS)]
@@ -208,22 +202,14 @@ def cut_ffmpeg(exe: str, job: SegmentJob, tmp: Path, copy_from: float | None = N
     """copy_from: stream copy starting at that keyframe time; None: frame-accurate re-encode."""
     if copy_from is not None:
         # Seek exactly onto the keyframe (a later -ss would make the muxer write an edit list dropping a frame).
-        args = [
-            "-ss",
-            f"{copy_from + 1e-6:.7f}",
-            *ffmpeg_input(job.source),
-            "-frames:v",
-            str(job.num_frames),
-        ]
-        args += ["-an", "-sn", "-dn", "-c", "copy"]
+        seek, codec = f"{copy_from + 1e-6:.7f}", ["-c", "copy"]
     else:
-        seek = max(0.0, (job.start_frame - 0.5) / job.fps)
-        args = ["-ss", f"{seek:.6f}", *ffmpeg_input(job.source), "-frames:v", str(job.num_frames)]
-        args += ["-an", "-sn", "-dn", "-vf", "setpts=PTS-STARTPTS,scale=trunc(iw/2)*2:trunc(ih/2)*2"]
-        args += ["-fps_mode", "passthrough", "-c:v", "libx264", "-preset", "veryfast", "-crf", "18"]
-        args += ["-pix_fmt", "yuv420p"]
+        seek = f"{max(0.0, (job.start_frame - 0.5) / job.fps):.6f}"
+        codec = ["-vf", "setpts=PTS-STARTPTS,scale=trunc(iw/2)*2:trunc(ih/2)*2", "-fps_mode", "passthrough",
+                 "-c:v", "libx264", "-preset", "veryfast", "-crf", "18", "-pix_fmt", "yuv420p"]  # fmt: skip
     # No +faststart: with the index at the end, a truncated file does not open at all.
-    _run_ffmpeg(exe, [*args, "-f", "mp4", str(tmp)])
+    args = ["-ss", seek, *ffmpeg_input(job.source), "-frames:v", str(job.num_frames), "-an", "-sn", "-dn"]
+    _run_ffmpeg(exe, [*args, *codec, "-f", "mp4", str(tmp)])
 
 
 def cut_pyav(job: SegmentJob, tmp: Path) -> None:
@@ -232,19 +218,15 @@ def cut_pyav(job: SegmentJob, tmp: Path) -> None:
 
     with open_container(Path(job.source)) as inp, av.open(str(tmp), mode="w", format="mp4") as out:
         s = video_stream(inp, Path(job.source))
-        t0 = s.start_time or 0
         rate = s.average_rate or Fraction(job.fps).limit_denominator(1001)
         o = out.add_stream("libx264", rate=rate)
         o.width, o.height = s.codec_context.width // 2 * 2, s.codec_context.height // 2 * 2
         o.pix_fmt, o.options = "yuv420p", {"preset": "veryfast", "crf": "18"}
-        if job.start_frame > 0:
-            inp.seek(t0 + int((job.start_frame - 0.5) / job.fps / s.time_base), stream=s, backward=True)
+        t0 = _seek_before(inp, s, job.start_frame, job.fps)
+        first_s = (job.start_frame - 0.5) / job.fps  # earlier frames are the seek's run-up
         written = 0
         for frame in inp.decode(s):
-            if (
-                frame.pts is not None
-                and float((frame.pts - t0) * s.time_base) < (job.start_frame - 0.5) / job.fps
-            ):
+            if frame.pts is not None and float((frame.pts - t0) * s.time_base) < first_s:
                 continue
             if written >= job.num_frames:
                 break
@@ -273,9 +255,8 @@ def cut_segment(job: SegmentJob, method: str = "auto") -> SegmentResult:
             raise FileNotFoundError(f"source video missing: {job.source}")
         attempts = ["pyav"] if method == "pyav" or exe is None else ["reencode"]
         if method == "auto" and exe is not None:
-            aligned, key_time = keyframe_aligned(
-                job.source, job.start_frame, job.start_frame + job.num_frames, job.fps
-            )
+            stop = job.start_frame + job.num_frames
+            aligned, key_time = keyframe_aligned(job.source, job.start_frame, stop, job.fps)
             if aligned:
                 attempts.insert(0, "copy")
         errors = []
@@ -291,9 +272,8 @@ def cut_segment(job: SegmentJob, method: str = "auto") -> SegmentResult:
                     errors.append(f"{attempt}: {e}")
                     continue
                 # Copies must be exact; a re-encode may differ by one frame at the very end of the source.
-                if frames == job.num_frames or (
-                    attempt != "copy" and abs(frames - job.num_frames) <= FRAME_TOLERANCE
-                ):
+                tolerance = 0 if attempt == "copy" else FRAME_TOLERANCE
+                if abs(frames - job.num_frames) <= tolerance:
                     res.method, res.frames = attempt, frames
                     break
                 errors.append(f"{attempt}: wrote {frames} frames, expected {job.num_frames}")

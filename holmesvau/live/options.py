@@ -35,11 +35,11 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
+from holmesvau.output_guard import FolderLock, OutputError
+
 from .dashboard import parse_addr
 from .events import Hysteresis
 from .mqtt import parse_mqtt_url
-from holmesvau.output_guard import FolderLock, OutputError
-
 from .outputs import check_webhook_url
 from .source import SourceConfig, SourceError, redact
 from .watcher import UNNAMED, WatchConfig
