@@ -448,8 +448,35 @@ class VideoReader:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
         if wanted.size == 0:
             return
-        produce = lambda tick, stop: self._decode(wanted, batch_size, rgb, tick, stop)  # noqa: E731
+        produce = lambda tick, stop: self._forward(wanted, batch_size, rgb, tick, stop)  # noqa: E731
         yield from watched(produce, self.limits.stall_s, shown(self.path))
+
+    def _forward(self, wanted: np.ndarray, batch_size: int, rgb: bool, tick, stop) -> Iterator:
+        """A forward read. A sparse plan (ATS: every 16th frame) leaves undecoded the frames it skips that no
+        other frame refers to (FFmpeg's skip_frame=NONREF, set per packet; robbery.mp4: 1,258 of 2,730 frames),
+        where the packet index tells which frame each packet is: the frames it gives are bit-identical, each one
+        checked by its timestamp. At the first mismatch the rest of the plan is read decoding every frame."""
+        index = self._packet_index(tick) if 2 * wanted.size <= int(wanted[-1]) + 1 else None
+        if index:
+            done = -1
+            try:
+                for idx, frames in self._decode(wanted, batch_size, rgb, tick, stop, index):
+                    done = int(idx[-1])
+                    yield idx, frames
+                return
+            except SeekUnsafe:
+                wanted = wanted[wanted > done]
+        yield from self._decode(wanted, batch_size, rgb, tick, stop)
+
+    def _packet_index(self, tick) -> SeekIndex | None:
+        """holmesvau.video_seek's packet index, read once per reader (None: not a file where it is safe)."""
+        if self._seek is None:
+            index = None
+            if not self._broken and self.info.num_frames > 1:  # (broken timing: read in decoding order)
+                with self._opened() as (container, stream):
+                    index = seek_index(container, stream, self.info.num_frames, tick)
+            self._seek = index or False
+        return self._seek or None
 
     def get_frames(self, indices: Sequence[int] | np.ndarray) -> np.ndarray:
         """Frames (N, H, W, 3) uint8 in the order asked (duplicates allowed). Frames far apart are reached by
@@ -465,16 +492,11 @@ class VideoReader:
         """get_frames by seeking, under the same stall watchdog as a forward read (the packet scan too)."""
 
         def produce(tick, stop):
-            if self._seek is None:  # the packet index, read once per reader (False: not a file to seek in)
-                index = None
-                if not self._broken and self.info.num_frames > 1:  # (broken timing: read in decoding order)
-                    with self._opened() as (container, stream):
-                        index = seek_index(container, stream, self.info.num_frames, tick)
-                self._seek = index or False
-            groups = self._seek.groups(wanted) if self._seek else []
-            if not groups or (len(groups) == 1 and not self._seek.far(int(wanted[0]))):
+            index = self._packet_index(tick)
+            groups = index.groups(wanted) if index else []
+            if not groups or (len(groups) == 1 and not index.far(int(wanted[0]))):
                 raise SeekUnsafe("nothing to skip")
-            yield from decode_groups(self, groups, self._seek, 32, tick, stop, _rgb)
+            yield from decode_groups(self, groups, index, 32, tick, stop, _rgb)
 
         yield from watched(produce, self.limits.stall_s, shown(self.path))
 
@@ -525,9 +547,18 @@ class VideoReader:
             yield container, stream
 
     def _decode(
-        self, wanted: np.ndarray, batch_size: int, rgb: bool, tick: Callable[[], None], stop: threading.Event
+        self,
+        wanted: np.ndarray,
+        batch_size: int,
+        rgb: bool,
+        tick: Callable[[], None],
+        stop: threading.Event,
+        index: SeekIndex | None = None,
     ) -> Iterator[tuple[np.ndarray, np.ndarray | list]]:
-        """Decode every frame up to the last wanted one; convert to RGB only the wanted ones (if `rgb`)."""
+        """Decode every frame up to the last wanted one; convert to RGB only the wanted ones (if `rgb`).
+        With the packet `index`: frames are placed by their timestamps, and unwanted non-reference frames are
+        skipped (SeekUnsafe if a wanted frame is not there)."""
+        skip = set(index.pts[wanted].tolist()) if index is not None else None
         last = int(wanted[-1])
         batch_idx: list[int] = []
         batch: list = []
@@ -543,12 +574,21 @@ class VideoReader:
 
         try:
             with self._opened() as (container, stream):
+                if index is not None:
+                    t0 = float(index.pts[0] * stream.time_base)
                 for packet in container.demux(stream):
                     tick()
                     if stop.is_set():
                         return
+                    if skip is not None and packet.size:
+                        stream.codec_context.skip_frame = "DEFAULT" if packet.pts in skip else "NONREF"
                     for frame in packet.decode():
-                        pos += 1
+                        if index is None:
+                            pos += 1
+                        else:
+                            pos = index.position(frame.pts)
+                            if pos > wanted[k] or (first is None and pos != 0):
+                                raise SeekUnsafe(f"frame {int(wanted[k])} was not decoded")
                         if self.on_frame is not None:
                             self.on_frame(pos)
                         self._check(frame, pos, first, sizes)
@@ -572,11 +612,13 @@ class VideoReader:
                             break
                     if pos >= last:
                         break
-        except VideoError:
+        except (VideoError, SeekUnsafe):
             raise
         except Exception as e:
             raise self._decode_error(e, stream, pos) from e
         missing = wanted[k:]
+        if missing.size and index is not None:
+            raise SeekUnsafe(f"frame {int(missing[0])} was not decoded")
         if missing.size:
             # The index promised more frames than the stream holds: tolerate a tiny shortfall (VFR, edit lists)
             # by repeating the last frame; a real shortfall means a truncated or corrupt file.
