@@ -150,6 +150,7 @@ def test_ats_pipeline_stages(clip, monkeypatch, capsys):
     ours = bench.stage_ours(str(clip), "pyav", 1, 16, 4)
     naive = bench.stage_naive(str(clip), 16)
     assert floor["frames"] == 70 and ours["frames"] == naive["frames"] == math.ceil(70 / 16)
+    assert ours["decoded"] == 64 + 1  # up to the last planned frame; a clip without B-frames: each one
     ats = bench.stage_ats(str(clip), "pyav", 4, 12)
     assert (ats["frames"], ats["dense"]) == (70, math.ceil(70 / 4)) and len(ats["selected"]) == 12
     assert set(ats["selected"]) <= set(range(0, 70, 4)) and ats["selected"] == sorted(ats["selected"])
