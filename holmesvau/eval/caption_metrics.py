@@ -189,27 +189,3 @@ def scores_from_tokens(
     rouge, _ = Rouge().compute_score(gts, res)
     cider, _ = Cider().compute_score(gts, res)
     return {name: float(v) for name, v in zip(METRICS, [*bleu, met, rouge, cider])}
-
-
-def caption_scores(
-    references: Mapping[Hashable, str | list[str]],
-    predictions: Mapping[Hashable, str],
-    meteor: MeteorScorer | None = None,
-    java: str | None = None,
-) -> dict[str, float]:
-    """BLEU-1..4, METEOR, ROUGE-L, CIDEr of raw-text predictions vs references (one or several per key)."""
-    if not predictions:
-        return dict.fromkeys(METRICS, float("nan"))
-    gts, res = tokenize_pairs(references, predictions, java)
-    return scores_from_tokens(gts, res, meteor)
-
-
-__all__ = [
-    "METRICS",
-    "MeteorScorer",
-    "caption_scores",
-    "ptb_tokenize",
-    "sanitize",
-    "scores_from_tokens",
-    "tokenize_pairs",
-]

@@ -44,27 +44,21 @@ class MissingScoresError(ValueError):
     """Ground-truth videos without scores (the message names how many and the first few)."""
 
 
-def missing_message(missing: list[str], total: int, what: str = "test videos", hint: str = "") -> str:
-    first = ", ".join(missing[:5]) + (", ..." if len(missing) > 5 else "")
-    return f"{len(missing)} of {total} {what} have no scores: {first}{hint}"
+def first_names(names: list[str], k: int = 5) -> str:
+    return ", ".join(names[:k]) + (", ..." if len(names) > k else "")
 
 
-def _auc_ap(gt: np.ndarray, scores: np.ndarray) -> tuple[float | None, float | None]:
-    from sklearn.metrics import average_precision_score, roc_auc_score
-
-    if gt.size == 0 or gt.min() == gt.max():  # one class only: undefined
-        return None, None
-    return float(roc_auc_score(gt, scores)), float(average_precision_score(gt, scores))
-
-
-def ap_trapezoid(gt: np.ndarray, scores: np.ndarray) -> float | None:
-    """Area under the precision-recall curve by the trapezoidal rule (sklearn `auc(recall, precision)`)."""
-    from sklearn.metrics import auc, precision_recall_curve
+def _auc_ap(gt: np.ndarray, scores: np.ndarray, trapezoid: bool = False) -> tuple[float | None, ...]:
+    """(ROC-AUC, AP[, trapezoidal PR area `auc(recall, precision)`]); None when only one class is present."""
+    from sklearn.metrics import auc, average_precision_score, precision_recall_curve, roc_auc_score
 
     if gt.size == 0 or gt.min() == gt.max():
-        return None
-    precision, recall, _ = precision_recall_curve(gt, scores)
-    return float(auc(recall, precision))
+        return (None,) * (2 + trapezoid)
+    out = float(roc_auc_score(gt, scores)), float(average_precision_score(gt, scores))
+    if trapezoid:
+        precision, recall, _ = precision_recall_curve(gt, scores)
+        out += (float(auc(recall, precision)),)
+    return out
 
 
 def evaluate_detection(scores_by_video: dict[str, np.ndarray], gt_by_video: dict[str, np.ndarray]) -> dict:
@@ -79,11 +73,10 @@ def evaluate_detection(scores_by_video: dict[str, np.ndarray], gt_by_video: dict
         if s.shape != g.shape:
             raise ValueError(f"{n}: {s.size} frame scores for {g.size} frame labels")
         anomalous = bool(g.any())
-        auc, _ = _auc_ap(g, s)
         per_video[n] = {
             "anomalous": anomalous,
             "n_frames": int(g.size),
-            "auc": auc,
+            "auc": _auc_ap(g, s)[0],
             "mean_score": float(s.mean()) if s.size else None,
             "max_score": float(s.max()) if s.size else None,
             "mean_score_anomalous_frames": float(s[g == 1].mean()) if anomalous else None,
@@ -94,13 +87,13 @@ def evaluate_detection(scores_by_video: dict[str, np.ndarray], gt_by_video: dict
             an_s.append(s)
             an_g.append(g)
     cat = lambda xs: np.concatenate(xs) if xs else np.zeros(0)  # noqa: E731
-    auc, ap = _auc_ap(cat(all_g), cat(all_s))
-    auc_a, ap_a = _auc_ap(cat(an_g), cat(an_s))
     frames = cat(all_g)
+    auc, ap, ap_trapezoid = _auc_ap(frames, cat(all_s), trapezoid=True)
+    auc_a, ap_a = _auc_ap(cat(an_g), cat(an_s))
     return {
         "auc": auc,
         "ap": ap,
-        "ap_trapezoid": ap_trapezoid(cat(all_g), cat(all_s)),
+        "ap_trapezoid": ap_trapezoid,
         "auc_anomalous_videos": auc_a,
         "ap_anomalous_videos": ap_a,
         "n_videos": len(names),
@@ -159,7 +152,9 @@ def evaluate_ground_truth(
     `"partial": true` and lists them). The report counts videos and frames evaluated."""
     missing = [n for n in gt if n not in score_files]
     if missing and not allow_missing:
-        raise MissingScoresError(missing_message(missing, len(gt), hint=hint))
+        raise MissingScoresError(
+            f"{len(missing)} of {len(gt)} test videos have no scores: {first_names(missing)}{hint}"
+        )
     sources: dict[str, int] = {}
     frame_scores, frame_labels, warns = frame_level(score_files, gt, stride, sources)
     report = evaluate_detection(frame_scores, frame_labels)

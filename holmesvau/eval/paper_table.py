@@ -19,11 +19,24 @@ def _delta(ours: float | None, paper: float | None) -> float | None:
     return None if ours is None or paper is None else ours - paper
 
 
+def fmt(v: float | None, digits: int = 3) -> str:
+    """A table cell: "–" for a missing or NaN value."""
+    return "–" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.{digits}f}"
+
+
+def level_value(group: dict | None, metric: str) -> float | None:
+    """One Table 2 cell of a reasoning group: BLEU = BLEU-1 + … + BLEU-4, ROUGE = ROUGE-L."""
+    if group is None:
+        return None
+    if metric == "BLEU":
+        return sum(group[f"Bleu_{i}"] for i in range(1, 5))
+    return group["ROUGE_L" if metric == "ROUGE" else metric]
+
+
 def detection_row(protocol_dataset: str, protocol_metric: str, report: dict) -> dict:
     """{"metric", "paper", "ours", "delta"} in percent for one detection report (evaluate_ground_truth)."""
     paper = paper_detection().get(protocol_dataset)
-    value = report.get(protocol_metric)
-    ours = None if value is None else 100.0 * value
+    ours = None if report.get(protocol_metric) is None else 100.0 * report[protocol_metric]
     paper_value = paper["value"] if paper and paper["metric"].lower() == protocol_metric else None
     return {
         "metric": protocol_metric.upper(),
@@ -35,20 +48,12 @@ def detection_row(protocol_dataset: str, protocol_metric: str, report: dict) -> 
 
 def reasoning_rows(report: dict) -> dict[str, dict[str, dict]]:
     """{metric: {level: {"paper", "ours", "delta", "n"}}} from an evaluate_reasoning report."""
-    paper = paper_reasoning()
     out: dict[str, dict[str, dict]] = {}
     for metric in REASONING_METRICS:
         out[metric] = {}
         for level in LEVELS:
             g = report["groups"].get(level)
-            ours = None
-            if g is not None:
-                ours = (
-                    sum(g[f"Bleu_{i}"] for i in range(1, 5))
-                    if metric == "BLEU"
-                    else g["ROUGE_L" if metric == "ROUGE" else metric]
-                )
-            p = paper.get(metric, {}).get(level)
+            ours, p = level_value(g, metric), paper_reasoning().get(metric, {}).get(level)
             out[metric][level] = {"paper": p, "ours": ours, "delta": _delta(ours, p), "n": g["n"] if g else 0}
     return out
 
@@ -93,12 +98,6 @@ def mark_partial(results: dict, limit: int | None = None) -> dict:
     return results
 
 
-def _f(v: float | None, digits: int) -> str:
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        return "–"
-    return f"{v:.{digits}f}"
-
-
 def _d(v: float | None, digits: int) -> str:
     return "–" if v is None else f"{v:+.{digits}f}"
 
@@ -140,9 +139,9 @@ def results_markdown(results: dict) -> str:
             )
             pct = lambda v: None if v is None else 100 * v  # noqa: E731
             lines.append(
-                f"| {r['dataset']} | {name} | {c['metric']} | {_f(c['paper'], 2)} | {_f(c['ours'], 2)} | "
-                f"{_d(c['delta'], 2)} | {videos} | {r['n_frames']} | {_f(pct(r['ap_trapezoid']), 2)} | "
-                f"{_f(pct(r['auc']), 2)} | {_f(pct(r['ap']), 2)} |"
+                f"| {r['dataset']} | {name} | {c['metric']} | {fmt(c['paper'], 2)} | {fmt(c['ours'], 2)} | "
+                f"{_d(c['delta'], 2)} | {videos} | {r['n_frames']} | {fmt(pct(r['ap_trapezoid']), 2)} | "
+                f"{fmt(pct(r['auc']), 2)} | {fmt(pct(r['ap']), 2)} |"
             )
         lines.append("")
     rea = results.get("reasoning")
@@ -160,7 +159,7 @@ def results_markdown(results: dict) -> str:
         for metric, by_level in rea["comparison"].items():
             for level, c in by_level.items():
                 lines.append(
-                    f"| {metric} | {level} | {c['n']} | {_f(c['paper'], 3)} | {_f(c['ours'], 3)} | "
+                    f"| {metric} | {level} | {c['n']} | {fmt(c['paper'])} | {fmt(c['ours'])} | "
                     f"{_d(c['delta'], 3)} |"
                 )
         lines += [
@@ -170,7 +169,7 @@ def results_markdown(results: dict) -> str:
         ]
         for level in LEVELS:
             j = rea["judgement"].get(level)
-            lines.append(f"| {level} | {j['n'] if j else 0} | {_f(j['accuracy'] if j else None, 3)} |")
+            lines.append(f"| {level} | {j['n'] if j else 0} | {fmt(j['accuracy'] if j else None)} |")
         lines.append("")
     lines += [
         "Notes: Δ = ours − paper. Paper values: holmesvau/eval/paper_results.json (Tables 1 and 2, Holmes-VAU row).",
