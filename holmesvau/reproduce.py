@@ -191,10 +191,8 @@ def check_data(cfg: ReproduceConfig) -> tuple[dict[str, TaskData], dict[str, str
     problems, skipped, partial_helps = [], {}, False
     for t, d in checks.items():
         why = d.problem or ("nothing listed" if d.listed == 0 else None)
-        if why is None and cfg.tasks is None and not d.present:
-            why = (
-                f"none of its {d.listed} videos found in {d.searched}"  # by default skipped, with the reason
-            )
+        if why is None and cfg.tasks is None and not d.present:  # by default skipped, with the reason
+            why = f"none of its {d.listed} videos found in {d.searched}"
         if why is not None:
             if cfg.tasks is None:
                 skipped[t] = why
@@ -251,9 +249,7 @@ def predict(vau, cfg: ReproduceConfig, run: dict[str, TaskData], rank: int = 0, 
             skip_ids=done_ids(output) if world > 1 else set(), batch_size=cfg.batch_size, progress=cfg.progress,
         )  # fmt: skip
         stats["seconds"]["reasoning"] = time.perf_counter() - t
-    for task in ("detection-ucf", "detection-xd"):
-        if task not in run:
-            continue
+    for task in [t for t in ("detection-ucf", "detection-xd") if t in run]:
         log = mine(out / f"scores_log_{task}.jsonl")
         if cfg.retry_failed:
             drop_failed(log)
@@ -285,20 +281,13 @@ def evaluate(cfg: ReproduceConfig, run: dict[str, TaskData]) -> dict:
     out = Path(cfg.output_dir)
     results: dict = {}
     detection = {}
-    for task in ("detection-ucf", "detection-xd"):
-        if task not in run:
-            continue
+    for task in [t for t in ("detection-ucf", "detection-xd") if t in run]:
         protocol = get_protocol(cfg.ucf_protocol if task == "detection-ucf" else "xd-violence")
         gt = run[task].gt
         files, bad = load_score_dir(out / "scores")
         files = {n: f for n, f in files.items() if n in gt}
-        report, _, _ = evaluate_ground_truth(
-            gt,
-            files,
-            cfg.sampling.dense_stride,
-            cfg.allow_partial,
-            hint=" (--allow-partial evaluates the rest)",
-        )
+        hint = " (--allow-partial evaluates the rest)"
+        report, _, _ = evaluate_ground_truth(gt, files, cfg.sampling.dense_stride, cfg.allow_partial, hint)
         report["bad_score_files"] = {k: v for k, v in bad.items() if video_key(Path(k).stem) in gt}
         atomic_write_json(out / f"detection_{protocol.name}.json", json_safe(report))
         summary = {

@@ -5,8 +5,6 @@ AUC/AP over the anomalous videos only (normal videos excluded), which shows loca
 AP is scikit-learn's `average_precision_score` (step-wise); `ap_trapezoid` is the trapezoidal area under the PR
 curve, `auc(recall, precision)`, which several public XD-Violence evaluators print (it is a little higher).
 Every ground-truth video must have scores: `MissingScoresError` otherwise, unless `allow_missing`.
-Score files: holmesvau.eval.score_files; ground truth: holmesvau.eval.ground_truth; named test sets:
-holmesvau.eval.protocols.
 """
 
 from __future__ import annotations
@@ -172,15 +170,17 @@ def evaluate_ground_truth(
 
 def run_detection(
     scores_dir: str | Path,
-    annotations: str | Path,
+    annotations: str | Path | dict[str, GtVideo],
     stride: int = 16,
     allow_missing: bool = False,
     frame_counts: str | Path | None = None,
     test_list: str | Path | None = None,
 ) -> tuple[dict, dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """Load a score folder and annotations (optionally with a frame-count list and a test list), evaluate
-    -> (report, frame scores, frame labels). See evaluate_ground_truth for missing videos."""
-    gt = load_ground_truth(annotations, frame_counts=frame_counts, test_list=test_list)
+    """Load a score folder and annotations (a file, optionally with a frame-count list and a test list, or loaded
+    ground truth), evaluate -> (report, frame scores, frame labels). See evaluate_ground_truth for missing videos."""
+    gt = annotations
+    if not isinstance(gt, dict):
+        gt = load_ground_truth(annotations, frame_counts=frame_counts, test_list=test_list)
     files, bad = load_score_dir(scores_dir)
     report, frame_scores, frame_labels = evaluate_ground_truth(gt, files, stride, allow_missing)
     report["bad_score_files"] = bad

@@ -106,21 +106,14 @@ def results_markdown(results: dict) -> str:
     """results.md: the paper's Table 1 and Table 2 rows with ours and Δ, and what was evaluated."""
     lines = []
     if results.get("partial"):  # the first line says what this is, before any number
-        lines += [
-            "**PARTIAL RESULT, not comparable to the paper (no Δ): "
-            + "; ".join(results["partial_reasons"])
-            + "**",
-            "",
-        ]
+        reasons = "; ".join(results["partial_reasons"])
+        lines += [f"**PARTIAL RESULT, not comparable to the paper (no Δ): {reasons}**", ""]
+    cfg = results["config"]
+    smoke = f" · **smoke run: --limit {cfg['limit']}**" if cfg.get("limit") else ""
     lines += [
         "# Reproduction of Holmes-VAU (CVPR 2025, arXiv 2412.06171)",
         "",
-        f"Model: `{results['config'].get('model')}` · scorer: `{results['config'].get('scorer')}`"
-        + (
-            f" · **smoke run: --limit {results['config']['limit']}**"
-            if results["config"].get("limit")
-            else ""
-        ),
+        f"Model: `{cfg.get('model')}` · scorer: `{cfg.get('scorer')}`{smoke}",
         "",
     ]
     det = results.get("detection", {})
@@ -131,17 +124,15 @@ def results_markdown(results: dict) -> str:
             "| Dataset | Protocol | Metric | Paper | Ours | Δ | Videos | Frames | AP (trapezoidal) | AUC | AP |",
             "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
+        pct = lambda v: fmt(None if v is None else 100 * v, 2)  # noqa: E731
         for name, r in det.items():
             c = r["comparison"]
             total = r.get("n_videos_in_protocol", r["n_videos_listed"])
-            videos = f"{r['n_videos']} of {total}" + (
-                " (partial)" if r["partial"] or r["n_videos"] < total else ""
-            )
-            pct = lambda v: None if v is None else 100 * v  # noqa: E731
+            partial = " (partial)" if r["partial"] or r["n_videos"] < total else ""
             lines.append(
                 f"| {r['dataset']} | {name} | {c['metric']} | {fmt(c['paper'], 2)} | {fmt(c['ours'], 2)} | "
-                f"{_d(c['delta'], 2)} | {videos} | {r['n_frames']} | {fmt(pct(r['ap_trapezoid']), 2)} | "
-                f"{fmt(pct(r['auc']), 2)} | {fmt(pct(r['ap']), 2)} |"
+                f"{_d(c['delta'], 2)} | {r['n_videos']} of {total}{partial} | {r['n_frames']} | "
+                f"{pct(r['ap_trapezoid'])} | {pct(r['auc'])} | {pct(r['ap'])} |"
             )
         lines.append("")
     rea = results.get("reasoning")
