@@ -27,6 +27,7 @@ from holmesvau.cli import (
     add_sampling_options,
     batch_size,
     device_name,
+    dtype_name,
     positive_int,
     sampling_config,
 )
@@ -64,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_generation_options(p)  # --max-new-tokens, bounded by the model's context
     p.add_argument("--batch-size", type=batch_size, help="rows per generate() call (if supported)")
     p.add_argument("--device", type=device_name, help="default: cuda:LOCAL_RANK if available, else cpu")
-    p.add_argument("--dtype", choices=["bf16", "fp16", "fp32", "bfloat16", "float16", "float32"])
+    p.add_argument("--dtype", type=dtype_name, help="bf16|fp16|fp32 (also bfloat16|float16|float32)")
     p.add_argument("--cache-dir")
     p.add_argument("--retry-failed", action="store_true", help="redo rows and videos recorded as failed")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -77,14 +78,13 @@ def main(argv: list[str] | None = None) -> int:
     from holmesvau.reproduce import DataError, ReproduceConfig, reproduce
 
     tasks = tuple(t.strip() for t in args.tasks.split(",") if t.strip()) if args.tasks else None
-    dtype = {"bfloat16": "bf16", "float16": "fp16", "float32": "fp32"}.get(args.dtype, args.dtype)
     cfg = ReproduceConfig(
         data_root=args.data_root, output_dir=args.output_dir, tasks=tasks, model=args.model, scorer=args.scorer,
         ucf_protocol=args.ucf_protocol, ucf_annotations=args.ucf_annotations, xd_annotations=args.xd_annotations,
         ucf_videos=args.ucf_videos, xd_videos=args.xd_videos, instructions=args.instructions, limit=args.limit,
         allow_partial=args.allow_partial, sampling=sampling_config(args), max_new_tokens=args.max_new_tokens,
-        batch_size=args.batch_size, device=args.device,
-        dtype=dtype, cache_dir=args.cache_dir, retry_failed=args.retry_failed, progress=not args.quiet,
+        batch_size=args.batch_size, device=args.device, dtype=args.dtype, cache_dir=args.cache_dir,
+        retry_failed=args.retry_failed, progress=not args.quiet,
     )  # fmt: skip
     try:
         results = reproduce(cfg)

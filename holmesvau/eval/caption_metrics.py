@@ -168,7 +168,7 @@ def tokenize_pairs(
 
 
 def scores_from_tokens(
-    gts: Mapping[Hashable, list[str]], res: Mapping[Hashable, list[str]], meteor: MeteorScorer | None = None
+    gts: Mapping[Hashable, list[str]], res: Mapping[Hashable, list[str]], meteor: MeteorScorer
 ) -> dict[str, float]:
     """Corpus-level metrics of already tokenised text over exactly these keys (CIDEr's document frequencies come
     from these references)."""
@@ -179,13 +179,7 @@ def scores_from_tokens(
     if not res:
         return dict.fromkeys(METRICS, float("nan"))
     bleu, _ = Bleu(4).compute_score(gts, res, verbose=0)
-    own_meteor = meteor is None
-    meteor = meteor or MeteorScorer()
-    try:
-        met, _ = meteor.compute_score(gts, res)
-    finally:
-        if own_meteor:
-            meteor.close()
+    met, _ = meteor.compute_score(gts, res)
     rouge, _ = Rouge().compute_score(gts, res)
     cider, _ = Cider().compute_score(gts, res)
     return {name: float(v) for name, v in zip(METRICS, [*bleu, met, rouge, cider])}

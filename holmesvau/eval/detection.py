@@ -118,10 +118,8 @@ def frame_level(
         step = sf.stride or stride
         n, source = (g.n_frames, "annotation") if g.n_frames is not None else (sf.n_frames, "score_file")
         if n is None:
-            n, source = (
-                (sf.scores.size * step if sf.frame_indices is None else int(sf.frame_indices[-1]) + step),
-                "scores_x_stride",
-            )
+            n = sf.scores.size * step if sf.frame_indices is None else int(sf.frame_indices[-1]) + step
+            source = "scores_x_stride"
         if sources is not None:
             sources[source] = sources.get(source, 0) + 1
         notes = []

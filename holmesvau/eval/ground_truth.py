@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -141,10 +141,7 @@ def with_frame_counts(gt: dict[str, GtVideo], counts_path: str | Path) -> dict[s
                 f"{name}: intervals differ between the annotation ({g.intervals}) and {counts_path} "
                 f"({other.intervals})"
             )
-    return {
-        name: GtVideo(name, g.anomalous, list(g.intervals), counts[name].n_frames, g.fps, g.label)
-        for name, g in gt.items()
-    }
+    return {n: replace(g, intervals=list(g.intervals), n_frames=counts[n].n_frames) for n, g in gt.items()}
 
 
 def read_test_list(path: str | Path) -> list[str]:
