@@ -327,8 +327,7 @@ def reproduce(cfg: ReproduceConfig, load_vau=None) -> dict | None:
     """The whole run (see the module docstring). `load_vau(cfg)` builds the HolmesVAU (default: from_pretrained).
     Returns the results (None on ranks other than 0); raises DataError before loading anything if data is missing."""
     from holmesvau.distributed import barrier_then, dist_env
-    from holmesvau.eval.paper import paper_results
-    from holmesvau.eval.paper_table import mark_partial, results_markdown
+    from holmesvau.eval.paper_table import mark_partial, paper_results, results_markdown
     from holmesvau.predict import merge_outputs
 
     t0 = time.perf_counter()

@@ -105,10 +105,10 @@ def evaluate_detection(scores_by_video: dict[str, np.ndarray], gt_by_video: dict
 
 
 def frame_level(
-    score_files: dict[str, ScoreFile], gt: dict[str, GtVideo], stride: int = 16, sources: dict | None = None
+    score_files: dict[str, ScoreFile], gt: dict[str, GtVideo], stride: int, sources: dict[str, int]
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict[str, str]]:
     """Expand every matched score file to its video's frames -> (frame scores, frame labels, warnings).
-    n_frames: the annotation's, else the score file's, else T x stride (counted in `sources` when given).
+    n_frames: the annotation's, else the score file's, else T x stride (counted in `sources`).
     A file's own stride wins over `stride`."""
     scores, labels, warns = {}, {}, {}
     for name, sf in score_files.items():
@@ -120,8 +120,7 @@ def frame_level(
         if n is None:
             n = sf.scores.size * step if sf.frame_indices is None else int(sf.frame_indices[-1]) + step
             source = "scores_x_stride"
-        if sources is not None:
-            sources[source] = sources.get(source, 0) + 1
+        sources[source] = sources.get(source, 0) + 1
         notes = []
         if sf.n_frames is not None and g.n_frames is not None and sf.n_frames != g.n_frames:
             notes.append(f"score file says {sf.n_frames} frames, annotation {g.n_frames}")

@@ -1,4 +1,7 @@
-"""Our numbers next to the paper's: the comparison rows of results.json and their markdown (results.md).
+"""The paper's published numbers and ours next to them: the comparison rows of results.json and their markdown.
+
+The paper's values (Table 1 detection, Table 2 reasoning) are read from paper_results.json (package data), which
+holds only values checked against the paper's text.
 
 Detection (Table 1): the headline metric of each protocol in percent (UCF-Crime AUC, XD-Violence AP), the paper's
 value, ours and Δ = ours − paper. Reasoning (Table 2): BLEU (= BLEU-1 + … + BLEU-4), CIDEr, METEOR, ROUGE-L per level
@@ -7,12 +10,29 @@ value, ours and Δ = ours − paper. Reasoning (Table 2): BLEU (= BLEU-1 + … +
 
 from __future__ import annotations
 
+import json
 import math
-
-from holmesvau.eval.paper import paper_detection, paper_reasoning
+from functools import cache
+from importlib import resources
 
 LEVELS = ("clip", "event", "video")
 REASONING_METRICS = ("BLEU", "CIDEr", "METEOR", "ROUGE")
+
+
+@cache
+def paper_results() -> dict:
+    """The whole paper_results.json (see its `paper.notes`)."""
+    return json.loads(resources.files("holmesvau.eval").joinpath("paper_results.json").read_text("utf-8"))
+
+
+def paper_detection() -> dict[str, dict]:
+    """{"ucf-crime": {"metric": "AUC", "unit": "%", "value": 88.96}, "xd-violence": {...}} (Table 1)."""
+    return paper_results()["table1"]["values"]
+
+
+def paper_reasoning() -> dict[str, dict[str, float]]:
+    """{metric: {level: value}} for BLEU (= BLEU-1 + ... + BLEU-4), CIDEr, METEOR, ROUGE (Table 2)."""
+    return paper_results()["table2"]["values"]
 
 
 def _delta(ours: float | None, paper: float | None) -> float | None:

@@ -18,8 +18,7 @@ from tqdm import tqdm
 from holmesvau.eval.caption_metrics import METRICS, MeteorScorer, scores_from_tokens, tokenize_pairs
 from holmesvau.eval.java import find_java
 from holmesvau.eval.judgement import judgement_label
-from holmesvau.eval.paper import paper_reasoning
-from holmesvau.eval.paper_table import LEVELS, REASONING_METRICS, fmt, level_value
+from holmesvau.eval.paper_table import LEVELS, REASONING_METRICS, fmt, level_value, paper_reasoning
 from holmesvau.jsonl import read_jsonl, require_id
 
 # Holmes-VAU (2B), Table 2 of the paper (holmesvau/eval/paper_results.json). Its "BLEU" is BLEU-1 + ... + BLEU-4.
