@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from holmesvau.data.download import FETCH_HINT
+from holmesvau.eval.detection import first_names
 from holmesvau.eval.ground_truth import VIDEO_EXTS, GtVideo, video_key
 from holmesvau.eval.protocols import get_protocol, smoke_subset
 from holmesvau.files import atomic_write_json, atomic_write_text, json_safe
@@ -101,10 +102,6 @@ class TaskData:
     @property
     def present(self) -> int:
         return self.listed - len(self.missing)
-
-
-def _first(names: list[str], k: int = 5) -> str:
-    return ", ".join(names[:k]) + (", ..." if len(names) > k else "")
 
 
 def _video_index(folder: Path) -> dict[str, Path]:
@@ -194,10 +191,8 @@ def check_data(cfg: ReproduceConfig) -> tuple[dict[str, TaskData], dict[str, str
     problems, skipped, partial_helps = [], {}, False
     for t, d in checks.items():
         why = d.problem or ("nothing listed" if d.listed == 0 else None)
-        if why is None and cfg.tasks is None and not d.present:
-            why = (
-                f"none of its {d.listed} videos found in {d.searched}"  # by default skipped, with the reason
-            )
+        if why is None and cfg.tasks is None and not d.present:  # by default skipped, with the reason
+            why = f"none of its {d.listed} videos found in {d.searched}"
         if why is not None:
             if cfg.tasks is None:
                 skipped[t] = why
@@ -208,7 +203,7 @@ def check_data(cfg: ReproduceConfig) -> tuple[dict[str, TaskData], dict[str, str
             unique = list(dict.fromkeys(d.missing))
             what = "rows' videos" if t == "reasoning" else "test videos"
             problems.append(
-                f"{t}: {len(unique)} of {d.listed} {what} missing in {d.searched}: {_first(unique)}"
+                f"{t}: {len(unique)} of {d.listed} {what} missing in {d.searched}: {first_names(unique)}"
             )
             partial_helps = partial_helps or (d.present > 0 and not cfg.allow_partial)
     run = {t: d for t, d in checks.items() if t not in skipped}
@@ -235,60 +230,46 @@ def predict(vau, cfg: ReproduceConfig, run: dict[str, TaskData], rank: int = 0, 
     """Reasoning answers (writing the video-level rows' dense scores), then the detection scores still missing.
     Returns {task: stats, "seconds": {...}}."""
     from holmesvau.distributed import shard
+    from holmesvau.jsonl import done_ids
     from holmesvau.predict import drop_failed, dump_scores, predict_rows, shard_by_video, shard_path
 
-    out, scores_dir = Path(cfg.output_dir), Path(cfg.output_dir) / "scores"
+    out, root = Path(cfg.output_dir), Path(cfg.data_root) / "videos"
+    scores_dir = out / "scores"
+    mine = lambda path: shard_path(path, rank) if world > 1 else path  # noqa: E731 - this rank's file
     stats: dict = {"seconds": {}}
-    common = dict(progress=cfg.progress)
     if "reasoning" in run:
-        rows = run["reasoning"].rows
         output = out / "predictions.jsonl"
-        mine = shard_by_video(rows, rank, world, Path(cfg.data_root) / "videos")  # whole videos per rank
-        dest = shard_path(output, rank) if world > 1 else output
         if cfg.retry_failed:
-            for p in {output, dest}:
+            for p in {output, mine(output)}:
                 drop_failed(p)
         t = time.perf_counter()
         stats["reasoning"] = predict_rows(
-            vau, mine, Path(cfg.data_root) / "videos", dest, cfg.sampling,
+            vau, shard_by_video(run["reasoning"].rows, rank, world, root), root, mine(output), cfg.sampling,
             max_new_tokens=cfg.max_new_tokens, scores_dir=scores_dir, desc="reasoning",
-            skip_ids=_done_elsewhere(output, world), batch_size=cfg.batch_size, **common,
+            skip_ids=done_ids(output) if world > 1 else set(), batch_size=cfg.batch_size, progress=cfg.progress,
         )  # fmt: skip
         stats["seconds"]["reasoning"] = time.perf_counter() - t
-    for task in ("detection-ucf", "detection-xd"):
-        if task not in run:
-            continue
-        videos = sorted(run[task].videos.items())
-        mine = shard(videos, rank, world)
-        log = out / f"scores_log_{task}.jsonl"
+    for task in [t for t in ("detection-ucf", "detection-xd") if t in run]:
+        log = mine(out / f"scores_log_{task}.jsonl")
         if cfg.retry_failed:
-            drop_failed(shard_path(log, rank) if world > 1 else log)
+            drop_failed(log)
         t = time.perf_counter()
         # Named relative to the reasoning rows' video root when the video lies under it, so a video already
         # scored by a video-level reasoning row has the very same score file and is not scored again.
-        rows_root = Path(cfg.data_root) / "videos"
         by_folder: dict[Path, list[str]] = {}
-        for _, path in mine:
-            if path.is_relative_to(rows_root):
-                by_folder.setdefault(rows_root, []).append(path.relative_to(rows_root).as_posix())
+        for _, path in shard(sorted(run[task].videos.items()), rank, world):
+            if path.is_relative_to(root):
+                by_folder.setdefault(root, []).append(path.relative_to(root).as_posix())
             else:
                 by_folder.setdefault(path.parent, []).append(path.name)
         stats[task] = {}
         for folder, names in by_folder.items():
-            s = dump_scores(
-                vau, names, folder, scores_dir, shard_path(log, rank) if world > 1 else log, desc=task,
-                dense_stride=cfg.sampling.dense_stride, **common,
-            )  # fmt: skip
+            s = dump_scores(vau, names, folder, scores_dir, log, desc=task, dense_stride=cfg.sampling.dense_stride,
+                            progress=cfg.progress)  # fmt: skip
             for k, v in s.items():
                 stats[task][k] = stats[task].get(k, 0) + v
         stats["seconds"][task] = time.perf_counter() - t
     return stats
-
-
-def _done_elsewhere(output: Path, world: int) -> set[str]:
-    from holmesvau.jsonl import done_ids
-
-    return done_ids(output) if world > 1 else set()
 
 
 def evaluate(cfg: ReproduceConfig, run: dict[str, TaskData]) -> dict:
@@ -300,20 +281,13 @@ def evaluate(cfg: ReproduceConfig, run: dict[str, TaskData]) -> dict:
     out = Path(cfg.output_dir)
     results: dict = {}
     detection = {}
-    for task in ("detection-ucf", "detection-xd"):
-        if task not in run:
-            continue
+    for task in [t for t in ("detection-ucf", "detection-xd") if t in run]:
         protocol = get_protocol(cfg.ucf_protocol if task == "detection-ucf" else "xd-violence")
         gt = run[task].gt
         files, bad = load_score_dir(out / "scores")
         files = {n: f for n, f in files.items() if n in gt}
-        report, _, _ = evaluate_ground_truth(
-            gt,
-            files,
-            cfg.sampling.dense_stride,
-            cfg.allow_partial,
-            hint=" (--allow-partial evaluates the rest)",
-        )
+        hint = " (--allow-partial evaluates the rest)"
+        report, _, _ = evaluate_ground_truth(gt, files, cfg.sampling.dense_stride, cfg.allow_partial, hint)
         report["bad_score_files"] = {k: v for k, v in bad.items() if video_key(Path(k).stem) in gt}
         atomic_write_json(out / f"detection_{protocol.name}.json", json_safe(report))
         summary = {
@@ -352,22 +326,16 @@ def evaluate(cfg: ReproduceConfig, run: dict[str, TaskData]) -> dict:
 def reproduce(cfg: ReproduceConfig, load_vau=None) -> dict | None:
     """The whole run (see the module docstring). `load_vau(cfg)` builds the HolmesVAU (default: from_pretrained).
     Returns the results (None on ranks other than 0); raises DataError before loading anything if data is missing."""
-    from holmesvau.distributed import dist_env
+    from holmesvau.distributed import barrier_then, dist_env
+    from holmesvau.eval.paper_table import mark_partial, paper_results, results_markdown
+    from holmesvau.predict import merge_outputs
 
     t0 = time.perf_counter()
     run, skipped = check_data(cfg)
     env = dist_env()
+    rank, world = env.rank, env.world_size
     out = Path(cfg.output_dir)
-    _check_outputs(cfg, out)
-    with OutputLock(
-        out, shared=env.world_size > 1, flag="--output-dir"
-    ):  # one run (or one job's ranks) a folder
-        return _reproduce(cfg, load_vau, run, skipped, out, t0, env)
-
-
-def _check_outputs(cfg: ReproduceConfig, out: Path) -> None:
-    """The files of OUTPUT_DIR are replaced or resumed only when they are ours (holmesvau.output_guard)."""
-    ours = {
+    ours = {  # the files of OUTPUT_DIR are replaced or resumed only when they are ours (holmesvau.output_guard)
         "results.json": json_object_with("config", "tasks"),
         "results.md": has_marker(b"# Reproduction of Holmes-VAU"),
         "predictions.jsonl": jsonl_rows_with("id", "status", "prediction"),
@@ -375,47 +343,38 @@ def _check_outputs(cfg: ReproduceConfig, out: Path) -> None:
     }
     for name, is_ours in ours.items():
         check_output_file(out / name, [cfg.path("instructions")], is_ours, "--output-dir", name)
-
-
-def _reproduce(
-    cfg: ReproduceConfig, load_vau, run: dict, skipped: dict, out: Path, t0: float, env
-) -> dict | None:
-    from holmesvau.distributed import barrier_then
-
-    rank, world = env.rank, env.world_size
-    out.mkdir(parents=True, exist_ok=True)
-    _check_same_settings(cfg, out / "run_settings.json", rank)
-    if world == 1 and "reasoning" in run:
-        _merge_leftover_shards(out / "predictions.jsonl", [r.id for r in run["reasoning"].rows])
-    vau = (load_vau or _load_vau)(cfg)
-    stats = predict(vau, cfg, run, rank, world)
-    if world > 1:
-        if not env.can_barrier:
-            return None  # ranks without a rendezvous: rerun without RANK/WORLD_SIZE to merge and evaluate
-        from holmesvau.predict import merge_outputs
-
+    with OutputLock(out, shared=world > 1, flag="--output-dir"):  # one run (or one job's ranks) a folder
+        out.mkdir(parents=True, exist_ok=True)
+        _check_same_settings(cfg, out / "run_settings.json", rank)
         ids = [r.id for r in run["reasoning"].rows] if "reasoning" in run else None
-        barrier_then(env, lambda: ids is not None and merge_outputs(out / "predictions.jsonl", world, ids))
-        if rank != 0:
-            return None
-    results = {
-        "config": json_safe({k: str(v) if isinstance(v, Path) else v for k, v in asdict(cfg).items()}),
-        "tasks": list(run),
-        "skipped_tasks": skipped,
-        **evaluate(cfg, run),
-        "prediction": stats,
-        "seconds_total": time.perf_counter() - t0,
-    }
-    results["config"]["model"] = cfg.model or "ppxin321/HolmesVAU-2B"
-    results["config"]["scorer"] = cfg.scorer or "released anomaly_scorer.pth"
-    from holmesvau.eval.paper import paper_results
-    from holmesvau.eval.paper_table import mark_partial, results_markdown
-
-    results["paper"] = {k: paper_results()["paper"][k] for k in ("title", "venue", "arxiv", "row")}
-    mark_partial(results, cfg.limit)  # says what it is: partial / smoke, no Δ for a partial cell, warnings
-    atomic_write_json(out / "results.json", json_safe(results))
-    atomic_write_text(out / "results.md", results_markdown(results))
-    return results
+        if world == 1 and ids is not None:
+            _merge_leftover_shards(out / "predictions.jsonl", ids)
+        stats = predict((load_vau or _load_vau)(cfg), cfg, run, rank, world)
+        if world > 1:
+            if not env.can_barrier:
+                return None  # ranks without a rendezvous: rerun without RANK/WORLD_SIZE to merge and evaluate
+            barrier_then(
+                env, lambda: ids is not None and merge_outputs(out / "predictions.jsonl", world, ids)
+            )
+            if rank != 0:
+                return None
+        results = {
+            "config": json_safe({k: str(v) if isinstance(v, Path) else v for k, v in asdict(cfg).items()}),
+            "tasks": list(run),
+            "skipped_tasks": skipped,
+            **evaluate(cfg, run),
+            "prediction": stats,
+            "seconds_total": time.perf_counter() - t0,
+        }
+        results["config"]["model"] = cfg.model or "ppxin321/HolmesVAU-2B"
+        results["config"]["scorer"] = cfg.scorer or "released anomaly_scorer.pth"
+        results["paper"] = {k: paper_results()["paper"][k] for k in ("title", "venue", "arxiv", "row")}
+        mark_partial(
+            results, cfg.limit
+        )  # says what it is: partial / smoke, no Δ for a partial cell, warnings
+        atomic_write_json(out / "results.json", json_safe(results))
+        atomic_write_text(out / "results.md", results_markdown(results))
+        return results
 
 
 def _settings(cfg: ReproduceConfig) -> dict:

@@ -1,7 +1,7 @@
 """The paper's numbers file holds exactly the values printed in the paper (CVPR 2025, arXiv 2412.06171):
 Table 1 and Table 2, row "Holmes-VAU (Ours)" — typed here from the tables, not read from the code."""
 
-from holmesvau.eval.paper import paper_detection, paper_reasoning, paper_results
+from holmesvau.eval.paper_table import paper_detection, paper_reasoning, paper_results
 from holmesvau.eval.reasoning import PAPER_HOLMES_VAU
 
 

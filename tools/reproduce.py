@@ -27,6 +27,7 @@ from holmesvau.cli import (
     add_sampling_options,
     batch_size,
     device_name,
+    dtype_name,
     positive_int,
     sampling_config,
 )
@@ -38,26 +39,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--data-root", type=Path, default=Path("HIVAU-70k"), help="HIVAU-70k folder (default HIVAU-70k)"
     )
     p.add_argument("--output-dir", type=Path, default=Path("repro"), help="results, predictions, scores")
-    p.add_argument("--tasks", default=None, help="comma-separated: detection-ucf,detection-xd,reasoning "
+    p.add_argument("--tasks", help="comma-separated: detection-ucf,detection-xd,reasoning "
                    "(default: every task the data allows)")  # fmt: skip
-    p.add_argument("--model", default=None, help="hub id or local folder (default ppxin321/HolmesVAU-2B)")
-    p.add_argument(
-        "--scorer", default=None, help="anomaly scorer .pth path or URL (default: the released one)"
-    )
+    p.add_argument("--model", help="hub id or local folder (default ppxin321/HolmesVAU-2B)")
+    p.add_argument("--scorer", help="anomaly scorer .pth path or URL (default: the released one)")
     p.add_argument("--ucf-protocol", default="ucf-crime", choices=["ucf-crime", "ucf-crime-hivau"],
                    help="official 290-video annotation (default) or HIVAU's 251-video database")  # fmt: skip
-    p.add_argument("--ucf-annotations", type=Path, default=None, help="default DATA_ROOT/UCF-Crime "
+    p.add_argument("--ucf-annotations", type=Path, help="default DATA_ROOT/UCF-Crime "
                    "(ucf-crime-hivau: DATA_ROOT/raw_annotations)")  # fmt: skip
-    p.add_argument("--xd-annotations", type=Path, default=None, help="default DATA_ROOT/XD-Violence")
-    p.add_argument(
-        "--ucf-videos", type=Path, default=None, help="default DATA_ROOT/videos/ucf-crime/videos/test"
-    )
-    p.add_argument(
-        "--xd-videos", type=Path, default=None, help="default DATA_ROOT/videos/xd-violence/videos/test"
-    )
-    p.add_argument("--instructions", type=Path, default=None,
+    p.add_argument("--xd-annotations", type=Path, help="default DATA_ROOT/XD-Violence")
+    p.add_argument("--ucf-videos", type=Path, help="default DATA_ROOT/videos/ucf-crime/videos/test")
+    p.add_argument("--xd-videos", type=Path, help="default DATA_ROOT/videos/xd-violence/videos/test")
+    p.add_argument("--instructions", type=Path,
                    help="default DATA_ROOT/instruction/merge_instruction_test_final.jsonl")  # fmt: skip
-    p.add_argument("--limit", type=positive_int, default=None,
+    p.add_argument("--limit", type=positive_int,
                    help="smoke run: first N videos per detection set and first N rows per reasoning level")  # fmt: skip
     p.add_argument(
         "--allow-partial",
@@ -68,16 +63,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_sampling_options(p)  # holmesvau.cli: inference.py's flags, checks and defaults
     add_generation_options(p)  # --max-new-tokens, bounded by the model's context
-    p.add_argument(
-        "--batch-size", type=batch_size, default=None, help="rows per generate() call (if supported)"
-    )
-    p.add_argument(
-        "--device", type=device_name, default=None, help="default: cuda:LOCAL_RANK if available, else cpu"
-    )
-    p.add_argument(
-        "--dtype", default=None, choices=["bf16", "fp16", "fp32", "bfloat16", "float16", "float32"]
-    )
-    p.add_argument("--cache-dir", default=None)
+    p.add_argument("--batch-size", type=batch_size, help="rows per generate() call (if supported)")
+    p.add_argument("--device", type=device_name, help="default: cuda:LOCAL_RANK if available, else cpu")
+    p.add_argument("--dtype", type=dtype_name, help="bf16|fp16|fp32 (also bfloat16|float16|float32)")
+    p.add_argument("--cache-dir")
     p.add_argument("--retry-failed", action="store_true", help="redo rows and videos recorded as failed")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     return p
@@ -89,14 +78,13 @@ def main(argv: list[str] | None = None) -> int:
     from holmesvau.reproduce import DataError, ReproduceConfig, reproduce
 
     tasks = tuple(t.strip() for t in args.tasks.split(",") if t.strip()) if args.tasks else None
-    dtype = {"bfloat16": "bf16", "float16": "fp16", "float32": "fp32"}.get(args.dtype, args.dtype)
     cfg = ReproduceConfig(
         data_root=args.data_root, output_dir=args.output_dir, tasks=tasks, model=args.model, scorer=args.scorer,
         ucf_protocol=args.ucf_protocol, ucf_annotations=args.ucf_annotations, xd_annotations=args.xd_annotations,
         ucf_videos=args.ucf_videos, xd_videos=args.xd_videos, instructions=args.instructions, limit=args.limit,
         allow_partial=args.allow_partial, sampling=sampling_config(args), max_new_tokens=args.max_new_tokens,
-        batch_size=args.batch_size, device=args.device,
-        dtype=dtype, cache_dir=args.cache_dir, retry_failed=args.retry_failed, progress=not args.quiet,
+        batch_size=args.batch_size, device=args.device, dtype=args.dtype, cache_dir=args.cache_dir,
+        retry_failed=args.retry_failed, progress=not args.quiet,
     )  # fmt: skip
     try:
         results = reproduce(cfg)

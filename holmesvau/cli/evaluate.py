@@ -34,32 +34,29 @@ def reasoning(args: argparse.Namespace) -> int:
 
 
 def detection(args: argparse.Namespace) -> int:
-    from holmesvau.eval.detection import evaluate_ground_truth, run_detection
+    from holmesvau.eval.detection import run_detection
     from holmesvau.eval.protocols import get_protocol
-    from holmesvau.eval.score_files import load_score_dir
 
+    gt = args.annotations
     if args.protocol is not None:
         if args.frame_counts or args.test_list:
             raise ValueError("--protocol picks its own files; drop --frame-counts / --test-list")
         gt = get_protocol(args.protocol).load(args.annotations)
-        files, bad = load_score_dir(args.scores)
-        report, frame_scores, frame_labels = evaluate_ground_truth(gt, files, args.stride, args.allow_missing)
-        report["bad_score_files"] = bad
+    report, frame_scores, frame_labels = run_detection(
+        args.scores, gt, args.stride, args.allow_missing, args.frame_counts, args.test_list
+    )
+    unmatched = report["unmatched_scores"]
+    if args.protocol is not None:
         report["protocol"] = args.protocol
-    else:
-        report, frame_scores, frame_labels = run_detection(
-            args.scores, args.annotations, args.stride, args.allow_missing, args.frame_counts, args.test_list
+    elif unmatched and args.test_list is None and not args.allow_missing:
+        # a bare temporal annotation (XD-Violence's annotations.txt) lists only the anomalous videos: score
+        # files without a line would silently drop the normal videos from the metric
+        raise ValueError(
+            f"{len(unmatched)} score file(s) in {args.scores} have no line in {args.annotations} "
+            f"(e.g. {', '.join(unmatched[:3])}); an annotation that lists only anomalous videos needs the "
+            "test list: pass --protocol xd-violence (with the folder as --annotations) or --test-list, or "
+            "--allow-missing to evaluate only the annotated videos"
         )
-        unmatched = report["unmatched_scores"]
-        if unmatched and args.test_list is None and not args.allow_missing:
-            # a bare temporal annotation (XD-Violence's annotations.txt) lists only the anomalous videos: score
-            # files without a line would silently drop the normal videos from the metric
-            raise ValueError(
-                f"{len(unmatched)} score file(s) in {args.scores} have no line in {args.annotations} "
-                f"(e.g. {', '.join(unmatched[:3])}); an annotation that lists only anomalous videos needs the "
-                "test list: pass --protocol xd-violence (with the folder as --annotations) or --test-list, or "
-                "--allow-missing to evaluate only the annotated videos"
-            )
     report["inputs"] = {"scores": str(args.scores), "annotations": str(args.annotations)}
     if args.plot_dir is not None:
         from holmesvau.eval.plots import plot_detection
@@ -112,13 +109,10 @@ def main(argv: list[str] | None = None, description: str | None = None) -> int:
     d.add_argument(
         "--protocol",
         choices=["ucf-crime", "ucf-crime-hivau", "xd-violence"],
-        default=None,
         help="a named test set (docs/evaluation.md, Protocols); --annotations is then its folder",
     )
-    d.add_argument("--frame-counts", type=Path, default=None, help="UCF-Crime frame-count list for a txt")
-    d.add_argument(
-        "--test-list", type=Path, default=None, help="all test videos (unannotated ones are normal)"
-    )
+    d.add_argument("--frame-counts", type=Path, help="UCF-Crime frame-count list for a txt")
+    d.add_argument("--test-list", type=Path, help="all test videos (unannotated ones are normal)")
     d.add_argument(
         "--allow-missing",
         "--allow-partial",
@@ -130,7 +124,7 @@ def main(argv: list[str] | None = None, description: str | None = None) -> int:
     d.add_argument(
         "--stride", type=int, default=16, help="frames per score when a file does not say (default 16)"
     )
-    d.add_argument("--plot-dir", type=Path, default=None, help="write curves.png and worst_videos.png here")
+    d.add_argument("--plot-dir", type=Path, help="write curves.png and worst_videos.png here")
     d.set_defaults(func=detection)
     args = parser.parse_args(argv)
     try:

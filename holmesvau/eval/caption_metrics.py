@@ -168,7 +168,7 @@ def tokenize_pairs(
 
 
 def scores_from_tokens(
-    gts: Mapping[Hashable, list[str]], res: Mapping[Hashable, list[str]], meteor: MeteorScorer | None = None
+    gts: Mapping[Hashable, list[str]], res: Mapping[Hashable, list[str]], meteor: MeteorScorer
 ) -> dict[str, float]:
     """Corpus-level metrics of already tokenised text over exactly these keys (CIDEr's document frequencies come
     from these references)."""
@@ -179,37 +179,7 @@ def scores_from_tokens(
     if not res:
         return dict.fromkeys(METRICS, float("nan"))
     bleu, _ = Bleu(4).compute_score(gts, res, verbose=0)
-    own_meteor = meteor is None
-    meteor = meteor or MeteorScorer()
-    try:
-        met, _ = meteor.compute_score(gts, res)
-    finally:
-        if own_meteor:
-            meteor.close()
+    met, _ = meteor.compute_score(gts, res)
     rouge, _ = Rouge().compute_score(gts, res)
     cider, _ = Cider().compute_score(gts, res)
     return {name: float(v) for name, v in zip(METRICS, [*bleu, met, rouge, cider])}
-
-
-def caption_scores(
-    references: Mapping[Hashable, str | list[str]],
-    predictions: Mapping[Hashable, str],
-    meteor: MeteorScorer | None = None,
-    java: str | None = None,
-) -> dict[str, float]:
-    """BLEU-1..4, METEOR, ROUGE-L, CIDEr of raw-text predictions vs references (one or several per key)."""
-    if not predictions:
-        return dict.fromkeys(METRICS, float("nan"))
-    gts, res = tokenize_pairs(references, predictions, java)
-    return scores_from_tokens(gts, res, meteor)
-
-
-__all__ = [
-    "METRICS",
-    "MeteorScorer",
-    "caption_scores",
-    "ptb_tokenize",
-    "sanitize",
-    "scores_from_tokens",
-    "tokenize_pairs",
-]

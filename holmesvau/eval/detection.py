@@ -5,8 +5,6 @@ AUC/AP over the anomalous videos only (normal videos excluded), which shows loca
 AP is scikit-learn's `average_precision_score` (step-wise); `ap_trapezoid` is the trapezoidal area under the PR
 curve, `auc(recall, precision)`, which several public XD-Violence evaluators print (it is a little higher).
 Every ground-truth video must have scores: `MissingScoresError` otherwise, unless `allow_missing`.
-Score files: holmesvau.eval.score_files; ground truth: holmesvau.eval.ground_truth; named test sets:
-holmesvau.eval.protocols.
 """
 
 from __future__ import annotations
@@ -44,27 +42,21 @@ class MissingScoresError(ValueError):
     """Ground-truth videos without scores (the message names how many and the first few)."""
 
 
-def missing_message(missing: list[str], total: int, what: str = "test videos", hint: str = "") -> str:
-    first = ", ".join(missing[:5]) + (", ..." if len(missing) > 5 else "")
-    return f"{len(missing)} of {total} {what} have no scores: {first}{hint}"
+def first_names(names: list[str], k: int = 5) -> str:
+    return ", ".join(names[:k]) + (", ..." if len(names) > k else "")
 
 
-def _auc_ap(gt: np.ndarray, scores: np.ndarray) -> tuple[float | None, float | None]:
-    from sklearn.metrics import average_precision_score, roc_auc_score
-
-    if gt.size == 0 or gt.min() == gt.max():  # one class only: undefined
-        return None, None
-    return float(roc_auc_score(gt, scores)), float(average_precision_score(gt, scores))
-
-
-def ap_trapezoid(gt: np.ndarray, scores: np.ndarray) -> float | None:
-    """Area under the precision-recall curve by the trapezoidal rule (sklearn `auc(recall, precision)`)."""
-    from sklearn.metrics import auc, precision_recall_curve
+def _auc_ap(gt: np.ndarray, scores: np.ndarray, trapezoid: bool = False) -> tuple[float | None, ...]:
+    """(ROC-AUC, AP[, trapezoidal PR area `auc(recall, precision)`]); None when only one class is present."""
+    from sklearn.metrics import auc, average_precision_score, precision_recall_curve, roc_auc_score
 
     if gt.size == 0 or gt.min() == gt.max():
-        return None
-    precision, recall, _ = precision_recall_curve(gt, scores)
-    return float(auc(recall, precision))
+        return (None,) * (2 + trapezoid)
+    out = float(roc_auc_score(gt, scores)), float(average_precision_score(gt, scores))
+    if trapezoid:
+        precision, recall, _ = precision_recall_curve(gt, scores)
+        out += (float(auc(recall, precision)),)
+    return out
 
 
 def evaluate_detection(scores_by_video: dict[str, np.ndarray], gt_by_video: dict[str, np.ndarray]) -> dict:
@@ -79,11 +71,10 @@ def evaluate_detection(scores_by_video: dict[str, np.ndarray], gt_by_video: dict
         if s.shape != g.shape:
             raise ValueError(f"{n}: {s.size} frame scores for {g.size} frame labels")
         anomalous = bool(g.any())
-        auc, _ = _auc_ap(g, s)
         per_video[n] = {
             "anomalous": anomalous,
             "n_frames": int(g.size),
-            "auc": auc,
+            "auc": _auc_ap(g, s)[0],
             "mean_score": float(s.mean()) if s.size else None,
             "max_score": float(s.max()) if s.size else None,
             "mean_score_anomalous_frames": float(s[g == 1].mean()) if anomalous else None,
@@ -94,13 +85,13 @@ def evaluate_detection(scores_by_video: dict[str, np.ndarray], gt_by_video: dict
             an_s.append(s)
             an_g.append(g)
     cat = lambda xs: np.concatenate(xs) if xs else np.zeros(0)  # noqa: E731
-    auc, ap = _auc_ap(cat(all_g), cat(all_s))
-    auc_a, ap_a = _auc_ap(cat(an_g), cat(an_s))
     frames = cat(all_g)
+    auc, ap, ap_trapezoid = _auc_ap(frames, cat(all_s), trapezoid=True)
+    auc_a, ap_a = _auc_ap(cat(an_g), cat(an_s))
     return {
         "auc": auc,
         "ap": ap,
-        "ap_trapezoid": ap_trapezoid(cat(all_g), cat(all_s)),
+        "ap_trapezoid": ap_trapezoid,
         "auc_anomalous_videos": auc_a,
         "ap_anomalous_videos": ap_a,
         "n_videos": len(names),
@@ -114,10 +105,10 @@ def evaluate_detection(scores_by_video: dict[str, np.ndarray], gt_by_video: dict
 
 
 def frame_level(
-    score_files: dict[str, ScoreFile], gt: dict[str, GtVideo], stride: int = 16, sources: dict | None = None
+    score_files: dict[str, ScoreFile], gt: dict[str, GtVideo], stride: int, sources: dict[str, int]
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict[str, str]]:
     """Expand every matched score file to its video's frames -> (frame scores, frame labels, warnings).
-    n_frames: the annotation's, else the score file's, else T x stride (counted in `sources` when given).
+    n_frames: the annotation's, else the score file's, else T x stride (counted in `sources`).
     A file's own stride wins over `stride`."""
     scores, labels, warns = {}, {}, {}
     for name, sf in score_files.items():
@@ -127,12 +118,9 @@ def frame_level(
         step = sf.stride or stride
         n, source = (g.n_frames, "annotation") if g.n_frames is not None else (sf.n_frames, "score_file")
         if n is None:
-            n, source = (
-                (sf.scores.size * step if sf.frame_indices is None else int(sf.frame_indices[-1]) + step),
-                "scores_x_stride",
-            )
-        if sources is not None:
-            sources[source] = sources.get(source, 0) + 1
+            n = sf.scores.size * step if sf.frame_indices is None else int(sf.frame_indices[-1]) + step
+            source = "scores_x_stride"
+        sources[source] = sources.get(source, 0) + 1
         notes = []
         if sf.n_frames is not None and g.n_frames is not None and sf.n_frames != g.n_frames:
             notes.append(f"score file says {sf.n_frames} frames, annotation {g.n_frames}")
@@ -159,7 +147,9 @@ def evaluate_ground_truth(
     `"partial": true` and lists them). The report counts videos and frames evaluated."""
     missing = [n for n in gt if n not in score_files]
     if missing and not allow_missing:
-        raise MissingScoresError(missing_message(missing, len(gt), hint=hint))
+        raise MissingScoresError(
+            f"{len(missing)} of {len(gt)} test videos have no scores: {first_names(missing)}{hint}"
+        )
     sources: dict[str, int] = {}
     frame_scores, frame_labels, warns = frame_level(score_files, gt, stride, sources)
     report = evaluate_detection(frame_scores, frame_labels)
@@ -177,15 +167,17 @@ def evaluate_ground_truth(
 
 def run_detection(
     scores_dir: str | Path,
-    annotations: str | Path,
+    annotations: str | Path | dict[str, GtVideo],
     stride: int = 16,
     allow_missing: bool = False,
     frame_counts: str | Path | None = None,
     test_list: str | Path | None = None,
 ) -> tuple[dict, dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """Load a score folder and annotations (optionally with a frame-count list and a test list), evaluate
-    -> (report, frame scores, frame labels). See evaluate_ground_truth for missing videos."""
-    gt = load_ground_truth(annotations, frame_counts=frame_counts, test_list=test_list)
+    """Load a score folder and annotations (a file, optionally with a frame-count list and a test list, or loaded
+    ground truth), evaluate -> (report, frame scores, frame labels). See evaluate_ground_truth for missing videos."""
+    gt = annotations
+    if not isinstance(gt, dict):
+        gt = load_ground_truth(annotations, frame_counts=frame_counts, test_list=test_list)
     files, bad = load_score_dir(scores_dir)
     report, frame_scores, frame_labels = evaluate_ground_truth(gt, files, stride, allow_missing)
     report["bad_score_files"] = bad

@@ -1,25 +1,23 @@
 """Frame-level detection ground truth from either annotation source, as GtVideo records.
 
 - HIVAU-70k raw database (`ucf_database_test.json`, ...): a frame is anomalous when it lies inside an event of a
-  video whose `label` list is non-empty (events of normal videos are normal segments). Seconds -> frames follows
-  holmesvau.data.annotations (round half up, [first, stop)).
-- The UCF-Crime temporal annotation txt (`Temporal_Anomaly_Annotation_for_Testing_Videos.txt`), one video a line:
-  `Arson011_x264.mp4  Arson  150  420  680  1267` (class, then start/end frame pairs, -1 -1 for none; a pair
-  covers frames [start, end) as in the usual UCF-Crime evaluation scripts). Lines without a class column (the
-  XD-Violence `annotations.txt` style, `name s1 e1 ...`) are accepted too. The txt has no frame counts: the
-  frame count comes from the score file, else from the number of scores x stride.
+  video whose `label` list is non-empty. Seconds -> frames as holmesvau.data.annotations.
+- The UCF-Crime temporal annotation txt, one video a line: `Arson011_x264.mp4  Arson  150  420  680  1267` (class,
+  then start/end frame pairs, -1 -1 for none); lines without a class column (XD-Violence's `annotations.txt`) too.
+  No frame counts: they come from the score file, else from scores x stride.
 - A frame-count list (`test_annotation_with_frame_counts.txt`, `Class/Name.mp4 n_frames Class s1 e1 s2 e2`):
-  the same annotation with every video's frame count; `with_frame_counts` fills them in (and checks both agree).
-- A test list (`test_videos.txt`, one name a line): every listed video without an annotation line is normal
-  (all frames negative); `with_test_list` adds them (the 300 normal XD-Violence test videos).
-Interval convention: a pair (start, end) covers frames [start, end); public evaluators differ (some include the
-end frame), which moves AUC/AP by a few hundredths of a point at most.
+  `with_frame_counts` fills in every video's frame count (and checks both files agree).
+- A test list (`test_videos.txt`, one name a line): `with_test_list` adds the listed videos without an annotation
+  line as normal (the 300 normal XD-Violence test videos).
+A pair (start, end) covers frames [start, end); some public evaluators include the end frame (a few hundredths of a
+point of AUC/AP at most).
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from collections import Counter
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -112,18 +110,17 @@ def _lines(path: Path, what: str):
             yield lineno, line, tokens
 
 
-def parse_frame_counts(path: str | Path) -> dict[str, tuple[int, GtVideo]]:
-    """`Class/Name.mp4 n_frames Class s1 e1 s2 e2` lines -> {name: (n_frames, GtVideo of the intervals)}."""
+def parse_frame_counts(path: str | Path) -> dict[str, GtVideo]:
+    """`Class/Name.mp4 n_frames Class s1 e1 s2 e2` lines -> {name: GtVideo with its frame count}."""
     path = Path(path)
     out = {}
     for lineno, line, tokens in _lines(path, "frame-count list"):
         if len(tokens) < 3 or not _INT.match(tokens[1]) or int(tokens[1]) < 1:
             raise ValueError(f"{path}:{lineno}: expected `name n_frames class start end ...`, got {line!r}")
-        n = int(tokens[1])
         # the rest has the temporal txt's own layout: reuse its parser on one line
         gt = _parse_tokens(path, lineno, line, [tokens[0], *tokens[2:]])
-        gt.n_frames = n
-        out[gt.name] = (n, gt)
+        gt.n_frames = int(tokens[1])
+        out[gt.name] = gt
     return out
 
 
@@ -137,23 +134,21 @@ def with_frame_counts(gt: dict[str, GtVideo], counts_path: str | Path) -> dict[s
             f"{counts_path} and the annotation list different videos: {len(only_gt)} only in the annotation "
             f"(e.g. {only_gt[:3]}), {len(only_counts)} only in the frame counts (e.g. {only_counts[:3]})"
         )
-    out = {}
     for name, g in gt.items():
-        n, other = counts[name]
+        other = counts[name]
         if other.intervals != g.intervals or other.anomalous != g.anomalous:
             raise ValueError(
                 f"{name}: intervals differ between the annotation ({g.intervals}) and {counts_path} "
                 f"({other.intervals})"
             )
-        out[name] = GtVideo(name, g.anomalous, list(g.intervals), n, g.fps, g.label)
-    return out
+    return {n: replace(g, intervals=list(g.intervals), n_frames=counts[n].n_frames) for n, g in gt.items()}
 
 
 def read_test_list(path: str | Path) -> list[str]:
     """Video names of a test list, one a line (extensions and folders dropped), in file order; no duplicates."""
     path = Path(path)
     names = [video_key(tokens[0]) for _, _, tokens in _lines(path, "test video list")]
-    dup = sorted({n for n in names if names.count(n) > 1}) if len(set(names)) != len(names) else []
+    dup = sorted(n for n, c in Counter(names).items() if c > 1)
     if dup:
         raise ValueError(f"{path}: {len(dup)} video(s) listed twice, e.g. {dup[:3]}")
     return names

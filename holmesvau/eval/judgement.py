@@ -24,7 +24,7 @@ _NEGATIVE = re.compile(
     r"|\bnothing\s+(?:\w+\s+)?(?:abnormal|anomalous|unusual|suspicious)"
     r"|\bno\s+(?:\w+\s+)?(?:unusual|suspicious|irregular)\s+(?:\w+\s+)?(?:event|activit|behaviou?r|incident)"
     r"|\b(?:video|scene|clip|footage|segment|everything|situation|activit\w*|behaviou?r)\s+"
-    r"(?:is|are|was|were|appears?|seems?|looks?|remains?)\s+(?:to\s+be\s+)?(?:\w+ly\s+)?normal\b",
+    r"(?:is|are|was|were|appears?|seems?|looks?|remains?)\s+(?:to\s+be\s+)?(?:\w+ly\s+)?normal\b"
 )
 _POSITIVE = re.compile(rf"^\s*yes\b|\b{_ANOM}")
 

@@ -1,4 +1,7 @@
-"""Our numbers next to the paper's: the comparison rows of results.json and their markdown (results.md).
+"""The paper's published numbers and ours next to them: the comparison rows of results.json and their markdown.
+
+The paper's values (Table 1 detection, Table 2 reasoning) are read from paper_results.json (package data), which
+holds only values checked against the paper's text.
 
 Detection (Table 1): the headline metric of each protocol in percent (UCF-Crime AUC, XD-Violence AP), the paper's
 value, ours and Δ = ours − paper. Reasoning (Table 2): BLEU (= BLEU-1 + … + BLEU-4), CIDEr, METEOR, ROUGE-L per level
@@ -7,23 +10,53 @@ value, ours and Δ = ours − paper. Reasoning (Table 2): BLEU (= BLEU-1 + … +
 
 from __future__ import annotations
 
+import json
 import math
-
-from holmesvau.eval.paper import paper_detection, paper_reasoning
+from functools import cache
+from importlib import resources
 
 LEVELS = ("clip", "event", "video")
 REASONING_METRICS = ("BLEU", "CIDEr", "METEOR", "ROUGE")
+
+
+@cache
+def paper_results() -> dict:
+    """The whole paper_results.json (see its `paper.notes`)."""
+    return json.loads(resources.files("holmesvau.eval").joinpath("paper_results.json").read_text("utf-8"))
+
+
+def paper_detection() -> dict[str, dict]:
+    """{"ucf-crime": {"metric": "AUC", "unit": "%", "value": 88.96}, "xd-violence": {...}} (Table 1)."""
+    return paper_results()["table1"]["values"]
+
+
+def paper_reasoning() -> dict[str, dict[str, float]]:
+    """{metric: {level: value}} for BLEU (= BLEU-1 + ... + BLEU-4), CIDEr, METEOR, ROUGE (Table 2)."""
+    return paper_results()["table2"]["values"]
 
 
 def _delta(ours: float | None, paper: float | None) -> float | None:
     return None if ours is None or paper is None else ours - paper
 
 
+def fmt(v: float | None, digits: int = 3) -> str:
+    """A table cell: "–" for a missing or NaN value."""
+    return "–" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.{digits}f}"
+
+
+def level_value(group: dict | None, metric: str) -> float | None:
+    """One Table 2 cell of a reasoning group: BLEU = BLEU-1 + … + BLEU-4, ROUGE = ROUGE-L."""
+    if group is None:
+        return None
+    if metric == "BLEU":
+        return sum(group[f"Bleu_{i}"] for i in range(1, 5))
+    return group["ROUGE_L" if metric == "ROUGE" else metric]
+
+
 def detection_row(protocol_dataset: str, protocol_metric: str, report: dict) -> dict:
     """{"metric", "paper", "ours", "delta"} in percent for one detection report (evaluate_ground_truth)."""
     paper = paper_detection().get(protocol_dataset)
-    value = report.get(protocol_metric)
-    ours = None if value is None else 100.0 * value
+    ours = None if report.get(protocol_metric) is None else 100.0 * report[protocol_metric]
     paper_value = paper["value"] if paper and paper["metric"].lower() == protocol_metric else None
     return {
         "metric": protocol_metric.upper(),
@@ -35,20 +68,12 @@ def detection_row(protocol_dataset: str, protocol_metric: str, report: dict) -> 
 
 def reasoning_rows(report: dict) -> dict[str, dict[str, dict]]:
     """{metric: {level: {"paper", "ours", "delta", "n"}}} from an evaluate_reasoning report."""
-    paper = paper_reasoning()
     out: dict[str, dict[str, dict]] = {}
     for metric in REASONING_METRICS:
         out[metric] = {}
         for level in LEVELS:
             g = report["groups"].get(level)
-            ours = None
-            if g is not None:
-                ours = (
-                    sum(g[f"Bleu_{i}"] for i in range(1, 5))
-                    if metric == "BLEU"
-                    else g["ROUGE_L" if metric == "ROUGE" else metric]
-                )
-            p = paper.get(metric, {}).get(level)
+            ours, p = level_value(g, metric), paper_reasoning().get(metric, {}).get(level)
             out[metric][level] = {"paper": p, "ours": ours, "delta": _delta(ours, p), "n": g["n"] if g else 0}
     return out
 
@@ -93,12 +118,6 @@ def mark_partial(results: dict, limit: int | None = None) -> dict:
     return results
 
 
-def _f(v: float | None, digits: int) -> str:
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        return "–"
-    return f"{v:.{digits}f}"
-
-
 def _d(v: float | None, digits: int) -> str:
     return "–" if v is None else f"{v:+.{digits}f}"
 
@@ -107,21 +126,14 @@ def results_markdown(results: dict) -> str:
     """results.md: the paper's Table 1 and Table 2 rows with ours and Δ, and what was evaluated."""
     lines = []
     if results.get("partial"):  # the first line says what this is, before any number
-        lines += [
-            "**PARTIAL RESULT, not comparable to the paper (no Δ): "
-            + "; ".join(results["partial_reasons"])
-            + "**",
-            "",
-        ]
+        reasons = "; ".join(results["partial_reasons"])
+        lines += [f"**PARTIAL RESULT, not comparable to the paper (no Δ): {reasons}**", ""]
+    cfg = results["config"]
+    smoke = f" · **smoke run: --limit {cfg['limit']}**" if cfg.get("limit") else ""
     lines += [
         "# Reproduction of Holmes-VAU (CVPR 2025, arXiv 2412.06171)",
         "",
-        f"Model: `{results['config'].get('model')}` · scorer: `{results['config'].get('scorer')}`"
-        + (
-            f" · **smoke run: --limit {results['config']['limit']}**"
-            if results["config"].get("limit")
-            else ""
-        ),
+        f"Model: `{cfg.get('model')}` · scorer: `{cfg.get('scorer')}`{smoke}",
         "",
     ]
     det = results.get("detection", {})
@@ -132,17 +144,15 @@ def results_markdown(results: dict) -> str:
             "| Dataset | Protocol | Metric | Paper | Ours | Δ | Videos | Frames | AP (trapezoidal) | AUC | AP |",
             "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
+        pct = lambda v: fmt(None if v is None else 100 * v, 2)  # noqa: E731
         for name, r in det.items():
             c = r["comparison"]
             total = r.get("n_videos_in_protocol", r["n_videos_listed"])
-            videos = f"{r['n_videos']} of {total}" + (
-                " (partial)" if r["partial"] or r["n_videos"] < total else ""
-            )
-            pct = lambda v: None if v is None else 100 * v  # noqa: E731
+            partial = " (partial)" if r["partial"] or r["n_videos"] < total else ""
             lines.append(
-                f"| {r['dataset']} | {name} | {c['metric']} | {_f(c['paper'], 2)} | {_f(c['ours'], 2)} | "
-                f"{_d(c['delta'], 2)} | {videos} | {r['n_frames']} | {_f(pct(r['ap_trapezoid']), 2)} | "
-                f"{_f(pct(r['auc']), 2)} | {_f(pct(r['ap']), 2)} |"
+                f"| {r['dataset']} | {name} | {c['metric']} | {fmt(c['paper'], 2)} | {fmt(c['ours'], 2)} | "
+                f"{_d(c['delta'], 2)} | {r['n_videos']} of {total}{partial} | {r['n_frames']} | "
+                f"{pct(r['ap_trapezoid'])} | {pct(r['auc'])} | {pct(r['ap'])} |"
             )
         lines.append("")
     rea = results.get("reasoning")
@@ -160,7 +170,7 @@ def results_markdown(results: dict) -> str:
         for metric, by_level in rea["comparison"].items():
             for level, c in by_level.items():
                 lines.append(
-                    f"| {metric} | {level} | {c['n']} | {_f(c['paper'], 3)} | {_f(c['ours'], 3)} | "
+                    f"| {metric} | {level} | {c['n']} | {fmt(c['paper'])} | {fmt(c['ours'])} | "
                     f"{_d(c['delta'], 3)} |"
                 )
         lines += [
@@ -170,7 +180,7 @@ def results_markdown(results: dict) -> str:
         ]
         for level in LEVELS:
             j = rea["judgement"].get(level)
-            lines.append(f"| {level} | {j['n'] if j else 0} | {_f(j['accuracy'] if j else None, 3)} |")
+            lines.append(f"| {level} | {j['n'] if j else 0} | {fmt(j['accuracy'] if j else None)} |")
         lines.append("")
     lines += [
         "Notes: Δ = ours − paper. Paper values: holmesvau/eval/paper_results.json (Tables 1 and 2, Holmes-VAU row).",

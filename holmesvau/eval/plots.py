@@ -1,4 +1,5 @@
-"""Detection figures (matplotlib, Agg): ROC and PR curves over all frames, and score-vs-ground-truth strips."""
+"""Detection figures (matplotlib `Figure`, no pyplot state): ROC and PR curves over all frames, and
+score-vs-ground-truth strips."""
 
 from __future__ import annotations
 
@@ -7,6 +8,13 @@ from pathlib import Path
 import numpy as np
 
 from holmesvau.files import atomic_target
+
+
+def _save(fig, path: Path, written: list[Path]) -> None:
+    fig.tight_layout()
+    with atomic_target(path, keep_suffix=True) as tmp:
+        fig.savefig(tmp, dpi=110)
+    written.append(path)
 
 
 def plot_detection(
@@ -18,22 +26,20 @@ def plot_detection(
 ) -> list[Path]:
     """Write curves.png (ROC + PR) and worst_videos.png (one strip per video: score line, GT shaded) into out_dir.
     `videos`: which strips to draw (default: holmesvau.eval.detection.worst_videos(report))."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
     from sklearn.metrics import precision_recall_curve, roc_curve
 
     from holmesvau.eval.detection import worst_videos
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    written = []
+    written: list[Path] = []
     names = [n for n in frame_labels if n in frame_scores]
     s = np.concatenate([frame_scores[n] for n in names]) if names else np.zeros(0)
     g = np.concatenate([frame_labels[n] for n in names]) if names else np.zeros(0)
 
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4.5))
+    fig = Figure(figsize=(10, 4.5))
+    ax1, ax2 = fig.subplots(1, 2)
     if g.size and 0 < g.sum() < g.size:
         fpr, tpr, _ = roc_curve(g, s)
         prec, rec, _ = precision_recall_curve(g, s)
@@ -46,16 +52,13 @@ def plot_detection(
     for ax in (ax1, ax2):
         ax.legend(loc="lower right")
         ax.grid(alpha=0.3)
-    fig.tight_layout()
-    written.append(out_dir / "curves.png")
-    with atomic_target(written[-1], keep_suffix=True) as tmp:
-        fig.savefig(tmp, dpi=110)
-    plt.close(fig)
+    _save(fig, out_dir / "curves.png", written)
 
     videos = [n for n in (videos if videos is not None else worst_videos(report)) if n in names]
     if videos:
-        fig, axes = plt.subplots(len(videos), 1, figsize=(10, 1.6 * len(videos)), squeeze=False)
-        for ax, n in zip(axes[:, 0], videos):
+        fig = Figure(figsize=(10, 1.6 * len(videos)))
+        axes = fig.subplots(len(videos), 1, squeeze=False)[:, 0]
+        for ax, n in zip(axes, videos):
             x = np.arange(frame_scores[n].size)
             ax.fill_between(
                 x, 0, frame_labels[n], step="post", color="tab:red", alpha=0.25, lw=0, label="GT anomaly"
@@ -68,11 +71,7 @@ def plot_detection(
             )
             ax.set_ylim(-0.02, 1.02 if frame_scores[n].max() <= 1 else None)
             ax.tick_params(labelsize=7)
-        axes[0, 0].legend(loc="upper right", fontsize=7)
-        axes[-1, 0].set_xlabel("frame")
-        fig.tight_layout()
-        written.append(out_dir / "worst_videos.png")
-        with atomic_target(written[-1], keep_suffix=True) as tmp:
-            fig.savefig(tmp, dpi=110)
-        plt.close(fig)
+        axes[0].legend(loc="upper right", fontsize=7)
+        axes[-1].set_xlabel("frame")
+        _save(fig, out_dir / "worst_videos.png", written)
     return written

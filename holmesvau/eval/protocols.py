@@ -30,11 +30,8 @@ class Protocol:
     files: tuple[str, ...]  # annotation files, relative to the protocol's annotation folder
     description: str
 
-    def paths(self, folder: str | Path) -> list[Path]:
-        return [Path(folder) / f for f in self.files]
-
     def missing_files(self, folder: str | Path) -> list[Path]:
-        return [p for p in self.paths(folder) if not p.is_file()]
+        return [Path(folder) / f for f in self.files if not (Path(folder) / f).is_file()]
 
     def load(self, folder: str | Path) -> dict[str, GtVideo]:
         """Ground truth of every test video, in the annotation's order."""
@@ -43,12 +40,9 @@ class Protocol:
             raise FileNotFoundError(
                 f"{self.name}: annotation file(s) not found: {', '.join(map(str, missing))}"
             )
-        p = self.paths(folder)
-        if self.name == "ucf-crime":
-            return load_ground_truth(p[0], frame_counts=p[1])
-        if self.name == "xd-violence":
-            return load_ground_truth(p[0], test_list=p[1])
-        return load_ground_truth(p[0])
+        annotation, *extra = (Path(folder) / f for f in self.files)
+        option = {"ucf-crime": "frame_counts", "xd-violence": "test_list"}.get(self.name)
+        return load_ground_truth(annotation, **({option: extra[0]} if option else {}))
 
 
 PROTOCOLS = {

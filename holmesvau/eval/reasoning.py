@@ -8,7 +8,6 @@ failed rows, predictions for unknown ids and instructions without a prediction a
 
 from __future__ import annotations
 
-import math
 import warnings
 from collections import defaultdict
 from collections.abc import Iterable
@@ -19,10 +18,9 @@ from tqdm import tqdm
 from holmesvau.eval.caption_metrics import METRICS, MeteorScorer, scores_from_tokens, tokenize_pairs
 from holmesvau.eval.java import find_java
 from holmesvau.eval.judgement import judgement_label
-from holmesvau.eval.paper import paper_reasoning
+from holmesvau.eval.paper_table import LEVELS, REASONING_METRICS, fmt, level_value, paper_reasoning
 from holmesvau.jsonl import read_jsonl, require_id
 
-LEVELS = ("clip", "event", "video")
 # Holmes-VAU (2B), Table 2 of the paper (holmesvau/eval/paper_results.json). Its "BLEU" is BLEU-1 + ... + BLEU-4.
 PAPER_HOLMES_VAU = paper_reasoning()
 
@@ -43,10 +41,6 @@ def _get(inst: object, name: str):
             return inst.get("answer", inst.get("anwser"))
         return inst.get(name)
     return getattr(inst, name)
-
-
-def _key(row_id: object) -> str:
-    return str(row_id)  # ids may be ints in one file and strings in another
 
 
 def _judgement(pairs: list[tuple[str, str]]) -> dict:
@@ -79,20 +73,17 @@ def evaluate_reasoning(
     """Grouped caption metrics and judgement accuracy; see the module docstring. `instructions`: Instruction
     objects or raw test rows. Returns {"groups": {group: {"n", metrics..., "judgement_accuracy"}}, "rows": ...,
     "judgement": {...}, "paper_holmes_vau": ...}; groups are the levels, then "level/task", in a fixed order."""
-    by_id = {_key(_get(i, "id")): i for i in instructions}
+    by_id = {str(_get(i, "id")): i for i in instructions}  # ids may be ints in one file, strings in another
     latest: dict[str, dict] = {}
     duplicates = 0
     for row in predictions:
-        k = _key(row.get("id"))
+        k = str(row.get("id"))
         duplicates += k in latest
         latest[k] = row  # the last line of an id wins
-    failed = [k for k, r in latest.items() if r.get("status", "ok") != "ok"]
+    ok = {k: r for k, r in latest.items() if r.get("status", "ok") == "ok"}
+    failed = [k for k in latest if k not in ok]
     unknown = [k for k in latest if k not in by_id]
-    bad_text = [
-        k
-        for k, r in latest.items()
-        if r.get("status", "ok") == "ok" and not isinstance(r.get("prediction"), str)
-    ]
+    bad_text = [k for k, r in ok.items() if not isinstance(r.get("prediction"), str)]
     excluded = set(failed) | set(unknown) | set(bad_text)
     usable = [k for k in latest if k not in excluded]
     if unknown:
@@ -131,14 +122,13 @@ def evaluate_reasoning(
         if own:
             meteor.close()
 
-    missing = [k for k in by_id if k not in latest]
     return {
         "groups": groups,
         "rows": {
             "predictions": len(latest),
             "scored": len(usable),
             "failed": len(failed),
-            "missing": len(missing),
+            "missing": sum(k not in latest for k in by_id),
             "unknown_ids": len(unknown),
             "no_prediction_text": len(bad_text),
             "duplicate_lines": duplicates,
@@ -150,29 +140,18 @@ def evaluate_reasoning(
     }
 
 
-def _fmt(v: float | None) -> str:
-    return "–" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.3f}"
-
-
 def markdown_tables(report: dict, include_paper: bool = True) -> str:
     """The paper's layout (BLEU / CIDEr / METEOR / ROUGE x clip / event / video; BLEU = sum of BLEU-1..4, as in
     the paper) with the paper's Holmes-VAU row, then every group with all metrics and the judgement accuracy."""
     groups = report["groups"]
-
-    def ours(metric: str, level: str) -> float | None:
-        g = groups.get(level)
-        if g is None:
-            return None
-        if metric == "BLEU":
-            return sum(g[f"Bleu_{i}"] for i in range(1, 5))
-        return g["ROUGE_L" if metric == "ROUGE" else metric]
-
-    metrics = ("BLEU", "CIDEr", "METEOR", "ROUGE")
-    head = "| Method | " + " | ".join(f"{m} {lv[0].upper()}" for m in metrics for lv in LEVELS) + " |"
-    lines = [head, "|" + "---|" * (1 + len(metrics) * len(LEVELS))]
-    lines.append("| This run | " + " | ".join(_fmt(ours(m, lv)) for m in metrics for lv in LEVELS) + " |")
+    cols = [(m, lv) for m in REASONING_METRICS for lv in LEVELS]
+    lines = [
+        "| Method | " + " | ".join(f"{m} {lv[0].upper()}" for m, lv in cols) + " |",
+        "|" + "---|" * (1 + len(cols)),
+        "| This run | " + " | ".join(fmt(level_value(groups.get(lv), m)) for m, lv in cols) + " |",
+    ]
     if include_paper:
-        paper = " | ".join(_fmt(PAPER_HOLMES_VAU[m][lv]) for m in metrics for lv in LEVELS)
+        paper = " | ".join(fmt(PAPER_HOLMES_VAU[m][lv]) for m, lv in cols)
         lines.append(f"| Holmes-VAU (paper, Table 2) | {paper} |")
     lines += [
         "",
@@ -180,6 +159,6 @@ def markdown_tables(report: dict, include_paper: bool = True) -> str:
         "|" + "---|" * (3 + len(METRICS)),
     ]
     for name, g in groups.items():
-        cells = " | ".join(_fmt(g[m]) for m in METRICS)
-        lines.append(f"| {name} | {g['n']} | {cells} | {_fmt(g['judgement_accuracy'])} |")
+        cells = " | ".join(fmt(g[m]) for m in METRICS)
+        lines.append(f"| {name} | {g['n']} | {cells} | {fmt(g['judgement_accuracy'])} |")
     return "\n".join(lines)

@@ -54,12 +54,9 @@ def save_scores(
     data = {"scores": np.asarray(scores, dtype=np.float32).reshape(-1), "stride": int(stride)}
     if frame_indices is not None:
         data["frame_indices"] = np.asarray(frame_indices, dtype=np.int64).reshape(-1)
-    if n_frames is not None:
-        data["n_frames"] = int(n_frames)
-    if fps is not None:
-        data["fps"] = float(fps)
-    if source is not None:
-        data["source"] = str(source)
+    for key, value, kind in (("n_frames", n_frames, int), ("fps", fps, float), ("source", source, str)):
+        if value is not None:
+            data[key] = kind(value)
     if path.suffix == ".json":
         data = {k: v.tolist() if isinstance(v, np.ndarray) else v for k, v in data.items()}
         return atomic_write_json(path, data, indent=None)
@@ -114,16 +111,10 @@ def load_score_file(path: str | Path) -> ScoreFile:
         stride = _scalar(data.get("stride"), int)
         if stride is not None and stride < 1:
             raise ValueError(f"stride must be >= 1, got {stride}")
-        name = path.name[: -len(path.suffix)]
-        return ScoreFile(
-            video_key(name),
-            scores,
-            stride,
-            fi,
-            _scalar(data.get("fps"), float),
-            _scalar(data.get("n_frames"), int),
-            _scalar(data.get("source"), str),
+        fps, n_frames, source = (
+            _scalar(data.get(k), kind) for k, kind in (("fps", float), ("n_frames", int), ("source", str))
         )
+        return ScoreFile(video_key(path.name[: -len(path.suffix)]), scores, stride, fi, fps, n_frames, source)
     except (OSError, ValueError, KeyError, TypeError, json.JSONDecodeError) as e:
         raise ValueError(f"bad score file {path}: {e}") from e
 
@@ -170,14 +161,10 @@ def score_file(scores_dir: str | Path, video: str | Path) -> Path:
 def save_dense_scores(scores_dir: str | Path, video: str | Path, dense, source: str | None = None) -> Path:
     """Write one video's dense scores (holmesvau.pipeline.DenseScores) to its `score_file`, with the fingerprint
     `source` of what made them (HolmesVAU.scores_source)."""
+    info = dense.info
+    path = score_file(scores_dir, video)
     return save_scores(
-        score_file(scores_dir, video),
-        dense.scores,
-        stride=dense.stride,
-        n_frames=dense.info.num_frames,
-        fps=dense.info.fps,
-        frame_indices=dense.frame_indices,
-        source=source,
+        path, dense.scores, dense.stride, info.num_frames, info.fps, dense.frame_indices, source
     )
 
 

@@ -1,14 +1,7 @@
 """Hierarchical anomaly report of a (long) video: events localised on the anomaly curve, each described at event
 and clip level, plus the video-level answers; written as `report.json` (versioned schema) and `report.html`."""
 
-from .analysis import (
-    CLIP_CAPTION_PROMPT,
-    TASK_PROMPTS,
-    Report,
-    ReportConfig,
-    build_report,
-    write_report,
-)
+from .analysis import CLIP_CAPTION_PROMPT, TASK_PROMPTS, Report, ReportConfig, build_report, write_report
 from .frames import sample_inside, share_with_ats, split_clips
 from .html import render_html
 from .localize import Event, default_threshold, localize_events, otsu_threshold, smooth_scores

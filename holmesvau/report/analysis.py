@@ -6,13 +6,10 @@
     report = build_report(vau, "robbery.mp4", ReportConfig())
     write_report(report, "report_dir/")        # report_dir/report.json + report_dir/report.html
 
-One dense pass gives the anomaly scores; events are localised on them (`localize_events`); each event is asked the
-three HIVAU event-level tasks on frames sampled uniformly inside it, and each of its sub-segments (clips of a few
-seconds) gets a clip caption; the whole video is asked the same three tasks on the ATS-sampled frames (uniform when
-the video is too short for ATS, as in `HolmesVAU.analyze`). Frames are decoded once per event and preprocessed
-once per frame set; each prompt is one independent single-turn chat, as in the HIVAU test set. Each frame's image
-features are computed once (an event's frames are drawn from its clips' frames, so they are shared), and the
-questions of one frame set, and an event's clip captions, are generated in one batch (holmesvau.model.batch).
+One dense pass gives the anomaly scores and the events (`localize_events`). Each event is asked the three HIVAU
+event-level tasks on frames sampled inside it, each of its clips (a few seconds) gets a caption, and the whole video
+is asked the three tasks on its ATS (else uniform) frames. Each prompt is an independent single-turn chat, as in the
+HIVAU test set; each frame is decoded and encoded once, and the questions of one frame set are generated in one batch.
 """
 
 from __future__ import annotations
@@ -76,10 +73,8 @@ ProgressFn = Callable[[int, int, str], None]
 
 
 class _Asker:
-    """Asks the MLLM about frame sets, counting steps for the progress bar / callback.
-
-    Every frame is one 448 tile, so its image features do not depend on the set it is in: they are computed once
-    per frame (`frame_set`) and the questions of one frame set (and an event's clips) go in one batch (`ask`)."""
+    """Asks the MLLM about frame sets, counting steps for the progress bar / callback. Every frame is one 448 tile,
+    so its image features do not depend on the set it is in: they are computed once per frame (`frame_set`)."""
 
     def __init__(self, vau, config: ReportConfig, total: int, progress: bool, on_progress: ProgressFn | None):
         from tqdm.auto import tqdm
@@ -208,10 +203,9 @@ def build_report(
             sets = [u for p in plans for u in (*p.clips, *([p.own] if p.own else []))]
             vidx = share_with_ats(vidx, sets, dense.stride)
         frames = _read(video, vidx)
-        stack = np.stack([frames[i] for i in vidx])
         fs = asker.frame_set(frames, vidx)
         video_answers = dict(zip(TASKS, asker.ask([(fs, TASK_PROMPTS[t], f"video {t}") for t in TASKS])))
-        thumbs["video"] = [(i, scale_to_width(f, config.thumb_width)) for i, f in zip(vidx, stack)]
+        thumbs["video"] = [(i, scale_to_width(frames[i], config.thumb_width)) for i in vidx]
         timings["video_level"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
@@ -219,7 +213,6 @@ def build_report(
         for k, (ev, p) in enumerate(zip(events, plans)):
             eidx, clips = p.frames, [(c.start, c.end, c.frames) for c in p.clips]
             frames = _read(video, [*eidx, *(i for _, _, c in clips for i in c)])
-            stack = np.stack([frames[i] for i in eidx])
             fs = asker.frame_set(frames, eidx)
             items = [(fs, TASK_PROMPTS[t], f"event {k + 1} {t}") for t in TASKS]
             items += [
@@ -227,21 +220,14 @@ def build_report(
                 for j, (_, _, cidx) in enumerate(clips)
             ]
             got = asker.ask(items)  # the event's three questions and its clips' captions, in one batch
-            answers = dict(zip(TASKS, got))
             out_clips = [
                 {"start_s": a / fps, "end_s": b / fps, "frame_indices": cidx, "caption": caption}
                 for (a, b, cidx), caption in zip(clips, got[len(TASKS) :])
             ]
             asker.forget(keep=vidx)
-            thumbs[f"event{k}"] = [(i, scale_to_width(f, config.thumb_width)) for i, f in zip(eidx, stack)]
-            out_events.append(
-                {
-                    **asdict(ev),
-                    "frame_indices": eidx,
-                    "answers": answers,
-                    "clips": out_clips,
-                }
-            )
+            thumbs[f"event{k}"] = [(i, scale_to_width(frames[i], config.thumb_width)) for i in eidx]
+            answers = dict(zip(TASKS, got))
+            out_events.append({**asdict(ev), "frame_indices": eidx, "answers": answers, "clips": out_clips})
         timings["events"] = time.perf_counter() - t0
     finally:
         asker.close()

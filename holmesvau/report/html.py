@@ -46,11 +46,8 @@ def anomaly_svg(report: dict, width: int = 960, height: int = 240) -> str:
     fps = float(report["video"]["fps"])
     duration = float(report["video"]["duration_s"]) or 1.0
     sc = report.get("scores") or {}
-    idx, vals, stride = (
-        sc.get("dense_frame_indices") or [],
-        sc.get("values") or [],
-        int(sc.get("stride") or 1),
-    )
+    idx, vals = sc.get("dense_frame_indices") or [], sc.get("values") or []
+    stride = int(sc.get("stride") or 1)
     left, right, top, bottom = 44, 12, 12, 30
     pw, ph = width - left - right, height - top - bottom
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -36,9 +36,6 @@ class Event:
     @property
     def duration_s(self) -> float:
         return self.end_s - self.start_s
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 def smooth_scores(scores: Sequence[float] | np.ndarray, window: int) -> np.ndarray:
@@ -146,5 +143,6 @@ def resolved_threshold(
     """The threshold `localize_events` uses for these arguments (to report and draw it)."""
     if threshold is not None:
         return float(threshold)
-    s = np.asarray(scores, dtype=np.float64).reshape(-1)
-    return default_threshold(smooth_scores(s, smooth), min_contrast) if s.size else DECISION_BOUNDARY
+    return default_threshold(
+        smooth_scores(np.asarray(scores, dtype=np.float64).reshape(-1), smooth), min_contrast
+    )

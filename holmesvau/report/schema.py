@@ -11,108 +11,90 @@ SCHEMA_VERSION = "2.0"  # 2.0: `model` carries generic metadata (1.x had a `tiny
 _TEXT = {"type": "string"}
 _SECONDS = {"type": "number", "minimum": 0}
 _FRAME = {"type": "integer", "minimum": 0}
-_ANSWERS = {
-    "type": "object",
-    "required": ["judgement", "description", "analysis"],
-    "properties": {"judgement": _TEXT, "description": _TEXT, "analysis": _TEXT},
-    "additionalProperties": False,
+_FRAMES = {"type": "array", "items": _FRAME}
+_SCORE = {"type": "number", "minimum": 0, "maximum": 1}
+
+
+def _object(required: list[str], properties: dict, closed: bool = True) -> dict:
+    """An object with these properties, of which `required` must be present; `closed`: no other property."""
+    out = {"type": "object", "required": required, "properties": properties}
+    return {**out, "additionalProperties": False} if closed else out
+
+
+_ANSWERS = _object(
+    ["judgement", "description", "analysis"], {"judgement": _TEXT, "description": _TEXT, "analysis": _TEXT}
+)
+_CLIP = _object(
+    ["start_s", "end_s", "caption"],
+    {"start_s": _SECONDS, "end_s": _SECONDS, "frame_indices": _FRAMES, "caption": _TEXT},
+)
+_EVENT = _object(
+    ["start_s", "end_s", "peak_score", "frame_indices", "answers", "clips"],
+    {
+        "start_s": _SECONDS,
+        "end_s": _SECONDS,
+        "start_frame": _FRAME,
+        "end_frame": _FRAME,
+        "peak_score": _SCORE,
+        "frame_indices": {**_FRAMES, "minItems": 1},
+        "answers": _ANSWERS,
+        "clips": {"type": "array", "items": _CLIP},
+    },
+)
+_VIDEO = {
+    "path": _TEXT,
+    "fps": {"type": "number", "exclusiveMinimum": 0},
+    "n_frames": {"type": "integer", "minimum": 1},
+    "duration_s": _SECONDS,
+    "width": {"type": "integer"},
+    "height": {"type": "integer"},
+}
+_LOCALIZATION = {
+    "threshold": {"type": "number"},
+    "threshold_source": {"enum": ["default", "given"]},
+    "smooth": {"type": "integer", "minimum": 1},
+    "merge_gap_s": _SECONDS,
+    "min_duration_s": _SECONDS,
+    "events_found": {"type": "integer", "minimum": 0},
+}
+_MODEL = {  # random_weights: present when known; true: answers are meaningless
+    "name": _TEXT,
+    "path": _TEXT,
+    "dtype": _TEXT,
+    "device": _TEXT,
+    "random_weights": {"type": "boolean"},
 }
 
 REPORT_SCHEMA: dict = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
     "title": "HolmesVAU hierarchical anomaly report",
-    "type": "object",
-    "required": ["schema_version", "video", "events", "video_answers", "scores", "timings"],
-    "additionalProperties": False,
-    "properties": {
-        "schema_version": {"const": SCHEMA_VERSION},
-        "video": {
-            "type": "object",
-            "required": ["path", "fps", "n_frames", "duration_s"],
-            "properties": {
-                "path": _TEXT,
-                "fps": {"type": "number", "exclusiveMinimum": 0},
-                "n_frames": {"type": "integer", "minimum": 1},
-                "duration_s": _SECONDS,
-                "width": {"type": "integer"},
-                "height": {"type": "integer"},
-            },
-        },
-        "events": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "required": ["start_s", "end_s", "peak_score", "frame_indices", "answers", "clips"],
-                "additionalProperties": False,
-                "properties": {
-                    "start_s": _SECONDS,
-                    "end_s": _SECONDS,
-                    "start_frame": _FRAME,
-                    "end_frame": _FRAME,
-                    "peak_score": {"type": "number", "minimum": 0, "maximum": 1},
-                    "frame_indices": {"type": "array", "items": _FRAME, "minItems": 1},
-                    "answers": _ANSWERS,
-                    "clips": {
-                        "type": "array",
-                        "items": {
-                            "type": "object",
-                            "required": ["start_s", "end_s", "caption"],
-                            "additionalProperties": False,
-                            "properties": {
-                                "start_s": _SECONDS,
-                                "end_s": _SECONDS,
-                                "frame_indices": {"type": "array", "items": _FRAME},
-                                "caption": _TEXT,
-                            },
-                        },
-                    },
+    **_object(
+        ["schema_version", "video", "events", "video_answers", "scores", "timings"],
+        {
+            "schema_version": {"const": SCHEMA_VERSION},
+            "video": _object(["path", "fps", "n_frames", "duration_s"], _VIDEO, closed=False),
+            "events": {"type": "array", "items": _EVENT},
+            "video_answers": _ANSWERS,
+            "video_sampling": _object(
+                ["method", "frame_indices"],
+                {"method": {"enum": ["ats", "uniform"]}, "frame_indices": _FRAMES},
+                False,
+            ),
+            "scores": _object(
+                ["dense_frame_indices", "values", "stride"],
+                {
+                    "dense_frame_indices": _FRAMES,
+                    "values": {"type": "array", "items": _SCORE},
+                    "stride": {"type": "integer", "minimum": 1},
                 },
-            },
+                closed=False,
+            ),
+            "localization": {"type": "object", "properties": _LOCALIZATION},
+            "prompts": {"type": "object", "additionalProperties": _TEXT},
+            "model": _object(["name"], _MODEL),
+            "timings": {"type": "object", "additionalProperties": {"type": "number", "minimum": 0}},
         },
-        "video_answers": _ANSWERS,
-        "video_sampling": {
-            "type": "object",
-            "required": ["method", "frame_indices"],
-            "properties": {
-                "method": {"enum": ["ats", "uniform"]},
-                "frame_indices": {"type": "array", "items": _FRAME},
-            },
-        },
-        "scores": {
-            "type": "object",
-            "required": ["dense_frame_indices", "values", "stride"],
-            "properties": {
-                "dense_frame_indices": {"type": "array", "items": _FRAME},
-                "values": {"type": "array", "items": {"type": "number", "minimum": 0, "maximum": 1}},
-                "stride": {"type": "integer", "minimum": 1},
-            },
-        },
-        "localization": {
-            "type": "object",
-            "properties": {
-                "threshold": {"type": "number"},
-                "threshold_source": {"enum": ["default", "given"]},
-                "smooth": {"type": "integer", "minimum": 1},
-                "merge_gap_s": _SECONDS,
-                "min_duration_s": _SECONDS,
-                "events_found": {"type": "integer", "minimum": 0},
-            },
-        },
-        "prompts": {"type": "object", "additionalProperties": _TEXT},
-        "model": {
-            "type": "object",
-            "required": ["name"],
-            "additionalProperties": False,
-            "properties": {
-                "name": _TEXT,
-                "path": _TEXT,
-                "dtype": _TEXT,
-                "device": _TEXT,
-                "random_weights": {"type": "boolean"},  # present when known; true: answers are meaningless
-            },
-        },
-        "timings": {"type": "object", "additionalProperties": {"type": "number", "minimum": 0}},
-    },
+    ),
 }
 
 
