@@ -41,7 +41,8 @@ def _strip_frames(frames, result, sampled: Sequence[int], path: str | None):
         return sorted(own.items())
     if not path or not Path(path).is_file():
         return None
-    from holmesvau.video import VideoError, read_frames
+    from holmesvau.video import read_frames
+    from holmesvau.video_open import VideoError
 
     positions = shown_positions(len(sampled))
     try:

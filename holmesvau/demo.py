@@ -42,7 +42,7 @@ class DemoConfig:
 
     def limits(self):
         """The decoding limits of a request, checked on every decoded frame."""
-        from holmesvau.video import DecodeLimits
+        from holmesvau.video_open import DecodeLimits
 
         return DecodeLimits(self.max_pixels, self.max_frames, self.decode_stall_s)
 
@@ -110,8 +110,8 @@ def resolve_input(upload: str | None, example: str | None, cfg: DemoConfig, uplo
 def check_video(path: Path, cfg: DemoConfig, name: str):
     """Decode the whole video first in a memory-capped child process stopped when it stalls (holmesvau.video_guard),
     after checking the container's claims, so no file can crash, hang or bloat the server; else DemoError."""
-    from holmesvau.video import VideoError
     from holmesvau.video_guard import check_in_child
+    from holmesvau.video_open import VideoError
 
     try:
         claims = partial(_check_claims, cfg=cfg, name=name)
@@ -238,7 +238,7 @@ def make_handler(vau, cfg: DemoConfig, upload_root: str | Path):
     import gradio as gr
 
     def handle(upload, example, prompt, n_frames, use_ats, mode, progress=gr.Progress(track_tqdm=True)):
-        from holmesvau.video import decode_limits
+        from holmesvau.video_open import decode_limits
 
         t0 = time.perf_counter()
         try:

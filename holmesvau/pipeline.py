@@ -169,7 +169,8 @@ class HolmesVAU:
         """The frames the MLLM will see (holmesvau.frame_plan: ATS / uniform / given), computing the dense scores
         only when ATS samples. `dense`: precomputed dense scores to reuse."""
         from holmesvau.frame_plan import FrameIndexError, needs_dense_scores, plan_frames
-        from holmesvau.video import VideoError, probe
+        from holmesvau.video import probe
+        from holmesvau.video_open import VideoError
 
         t0 = time.perf_counter()
         info = dense.info if dense is not None else probe(video)

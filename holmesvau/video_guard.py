@@ -23,7 +23,8 @@ from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
-from holmesvau.video import DecodeLimits, VideoError, VideoInfo, VideoReader, shown
+from holmesvau.video import VideoInfo, VideoReader
+from holmesvau.video_open import DecodeLimits, VideoError, shown
 
 PROGRESS_EVERY = 16  # frames between two progress lines
 

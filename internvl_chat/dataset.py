@@ -19,7 +19,8 @@ from torch.utils.data import Dataset
 
 from holmesvau.model.prompt import DEFAULT_SYSTEM_MESSAGE
 from holmesvau.preprocess import frames_to_pixel_values
-from holmesvau.video import VideoError, VideoReader
+from holmesvau.video import VideoReader
+from holmesvau.video_open import VideoError
 
 from .data import DatasetSpec, FrameConfig, Row, frame_plan, read_rows
 from .sft import IGNORE_INDEX, SFTError, estimated_length, tokenize_conversation

@@ -12,7 +12,8 @@ import torch
 from holmesvau.ats import extract_dense_features
 from holmesvau.preprocess import frames_to_pixel_values
 from holmesvau.testing.synthetic import make_video
-from holmesvau.video import VideoError, dense_indices, read_frames
+from holmesvau.video import dense_indices, read_frames
+from holmesvau.video_open import VideoError
 
 NUM_FRAMES = 16 * 12 + 21  # longer than stride x 12, not a multiple of the stride
 

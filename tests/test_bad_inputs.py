@@ -24,7 +24,7 @@ import pytest
 from bad_videos import DOCUMENTED_OK, make_bad_inputs
 
 from holmesvau.testing import make_random_scorer
-from holmesvau.video import shown
+from holmesvau.video_open import shown
 
 REPO = Path(__file__).resolve().parents[1]
 TIMEOUT = 240  # a FIFO handed to a decoder would block forever: every run has a deadline

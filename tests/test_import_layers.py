@@ -15,7 +15,8 @@ PACKAGES = ("holmesvau", "internvl_chat")
 LAYERS = [
     # files, rows, processes, frames
     ["holmesvau.files", "holmesvau.jsonl", "holmesvau.distributed", "holmesvau.output_guard", "holmesvau.download",
-     "holmesvau.prefetch", "holmesvau.preprocess", "holmesvau.video", "holmesvau.video_guard"],
+     "holmesvau.prefetch", "holmesvau.preprocess", "holmesvau.video_open", "holmesvau.video",
+     "holmesvau.video_guard"],
     # the parts: model, scorer and sampler, data, metrics, plots
     ["holmesvau.model", "holmesvau.ats", "holmesvau.data", "holmesvau.eval", "holmesvau.frame_plan",
      "holmesvau.released", "holmesvau.anomaly_curve", "holmesvau.report.frames", "holmesvau.report.html",

@@ -6,7 +6,7 @@ import pytest
 from holmesvau.frame_plan import SamplingConfig
 from holmesvau.pipeline import HolmesVAU
 from holmesvau.testing.synthetic import make_video
-from holmesvau.video import VideoError
+from holmesvau.video_open import VideoError
 
 
 @pytest.fixture

@@ -9,17 +9,8 @@ import numpy as np
 import pytest
 
 from holmesvau.testing.synthetic import make_video, synthetic_frame
-from holmesvau.video import (
-    VideoError,
-    VideoReader,
-    broken_timing_fps,
-    dense_indices,
-    probe,
-    read_frames,
-    shown,
-    timing_consistent,
-    uniform_indices,
-)
+from holmesvau.video import VideoReader, dense_indices, probe, read_frames, uniform_indices
+from holmesvau.video_open import VideoError, broken_timing_fps, shown, timing_consistent
 
 # name, frames, fps, width, height (as the shared README states them)
 CLIPS = [
@@ -153,9 +144,9 @@ def test_bad_inputs_raise_video_error_naming_the_file(shared, tmp_path):
 @pytest.fixture(autouse=True)
 def _warn_every_time(monkeypatch):
     """holmesvau.video warns once per file and process; each test here expects its own warning."""
-    import holmesvau.video
+    import holmesvau.video_open
 
-    monkeypatch.setattr(holmesvau.video, "_WARNED", set())
+    monkeypatch.setattr(holmesvau.video_open, "_WARNED", set())
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,8 @@ from bad_videos import ffmpeg
 
 from holmesvau.ats import extract_dense_features
 from holmesvau.preprocess import frames_to_pixel_values
-from holmesvau.video import DecodeLimits, VideoError, VideoReader, decode_limits, open_container, read_frames
+from holmesvau.video import VideoReader, read_frames
+from holmesvau.video_open import DecodeLimits, VideoError, decode_limits, open_container
 
 REPO = Path(__file__).resolve().parents[1]
 X264 = ["-c:v", "libx264", "-preset", "ultrafast", "-bf", "0"]

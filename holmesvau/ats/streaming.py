@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 
 from holmesvau.preprocess import INPUT_SIZE, frames_to_tiles, normalize_tiles
 from holmesvau.video import VideoInfo, VideoReader, dense_indices, frames_to_rgb
-from holmesvau.video import put_unless_stopped as _put
+from holmesvau.video_open import put_unless_stopped as _put
 
 EncodeFn = Callable[[torch.Tensor], torch.Tensor]
 

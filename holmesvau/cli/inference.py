@@ -163,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from holmesvau.ats.weights import ScorerError
     from holmesvau.model import CheckpointError
-    from holmesvau.video import VideoError
+    from holmesvau.video_open import VideoError
 
     try:
         check_outputs(args)

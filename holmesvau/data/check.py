@@ -14,7 +14,8 @@ from tqdm import tqdm
 from holmesvau.data.instructions import read_instructions_report
 from holmesvau.data.layout import SPLITS, instruction_file, video_path
 from holmesvau.data.segments import stop_pool, worker_init
-from holmesvau.video import VideoError, open_container, probe, video_stream
+from holmesvau.video import probe
+from holmesvau.video_open import VideoError, open_container, video_stream
 
 
 @dataclass

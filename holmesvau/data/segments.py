@@ -34,7 +34,8 @@ from pathlib import Path
 from tqdm import tqdm
 
 from holmesvau.files import atomic_target, atomic_write_json, stale_temporaries
-from holmesvau.video import ALLOWED_FORMATS, VideoError, open_container, probe, video_stream
+from holmesvau.video import probe
+from holmesvau.video_open import ALLOWED_FORMATS, VideoError, open_container, video_stream
 
 FRAME_TOLERANCE = 1
 METHODS = ("auto", "reencode", "pyav")

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from holmesvau.video import VideoError, open_container, video_stream
+from holmesvau.video_open import VideoError, open_container, video_stream
 
 log = logging.getLogger("holmesvau.live")
 

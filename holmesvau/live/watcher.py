@@ -32,7 +32,7 @@ from holmesvau.ats.sampler import density_aware_sample
 from holmesvau.frame_plan import SamplingConfig
 from holmesvau.output_guard import OutputError
 from holmesvau.preprocess import frames_to_tiles
-from holmesvau.video import put_unless_stopped
+from holmesvau.video_open import put_unless_stopped
 
 from .clips import ClipRing
 from .events import EventTracker, Hysteresis, Transition
