@@ -380,8 +380,8 @@ def test_an_event_never_shows_a_frame_twice():
     from hypothesis import given, settings
     from hypothesis import strategies as st
 
+    from holmesvau.live.camera import event_frames
     from holmesvau.live.online import Snippet
-    from holmesvau.live.watcher import event_frames
 
     @settings(max_examples=60, deadline=None)
     @given(st.lists(st.floats(0, 1), min_size=1, max_size=40), st.integers(1, 16))
