@@ -112,8 +112,8 @@ def extract_dense_features(
 ) -> DenseFeatures:
     """Features of every `stride`-th frame: `encode_fn(pixel_values (B, 3, S, S)) -> (B, D)` per batch.
 
-    `backend`: kept for old callers; PyAV is the one decoder (holmesvau.video): a dense plan decodes every frame,
-    converted to RGB only when kept, on the preprocessing thread. `num_threads`: decoder threads, 0 = one per core.
+    `backend`: kept for old callers; PyAV is the one decoder (holmesvau.video): a dense plan decodes every frame but
+    those no other frame refers to (holmesvau.video), converted to RGB only when kept, on the preprocessing thread. `num_threads`: decoder threads, 0 = one per core.
     `batch_size` (frames) / `device` / `dtype` (of the pixel values): default the encoder's attributes of those
     names (holmesvau.model.vit_encoder: 64 on a GPU, 16 on the CPU; uint8 tiles cross to the GPU and are
     normalised there), else 16 / CPU / float32.
