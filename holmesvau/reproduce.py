@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -112,16 +113,13 @@ def _video_index(folder: Path) -> dict[str, Path]:
 
 def _check_detection(cfg: ReproduceConfig, task: str) -> TaskData:
     ucf = task == "detection-ucf"
-    protocol = get_protocol(cfg.ucf_protocol if ucf else "xd-violence")
-    folder = cfg.path("ucf_annotations" if ucf else "xd_annotations")
+    protocol, key = get_protocol(cfg.ucf_protocol if ucf else "xd-violence"), "ucf" if ucf else "xd"
+    folder = cfg.path(f"{key}_annotations")
     data = TaskData(task)
     absent = protocol.missing_files(folder)
     if absent:
         data.problem = f"annotation file(s) not found: {', '.join(map(str, absent))}"
-        if (
-            getattr(cfg, "ucf_annotations" if ucf else "xd_annotations") is None
-            and folder.name != "raw_annotations"
-        ):
+        if getattr(cfg, f"{key}_annotations") is None and folder.name != "raw_annotations":
             data.problem += f" (nor in {Path(cfg.data_root).parent / folder.name})"  # both places looked in
         if ucf and cfg.ucf_protocol == "ucf-crime-hivau":
             data.problem += f" ({FETCH_HINT.format(root=cfg.data_root)})"
@@ -130,7 +128,7 @@ def _check_detection(cfg: ReproduceConfig, task: str) -> TaskData:
     data.listed_all = len(gt)
     if cfg.limit is not None:
         gt = smoke_subset(gt, cfg.limit)
-    videos = cfg.path("ucf_videos" if ucf else "xd_videos")
+    videos = cfg.path(f"{key}_videos")
     index = _video_index(videos)
     data.gt, data.listed, data.searched = gt, len(gt), str(videos)
     data.videos = {n: index[n] for n in gt if n in index}
@@ -262,12 +260,11 @@ def predict(vau, cfg: ReproduceConfig, run: dict[str, TaskData], rank: int = 0, 
                 by_folder.setdefault(root, []).append(path.relative_to(root).as_posix())
             else:
                 by_folder.setdefault(path.parent, []).append(path.name)
-        stats[task] = {}
+        total: Counter[str] = Counter()
         for folder, names in by_folder.items():
-            s = dump_scores(vau, names, folder, scores_dir, log, desc=task, dense_stride=cfg.sampling.dense_stride,
-                            progress=cfg.progress)  # fmt: skip
-            for k, v in s.items():
-                stats[task][k] = stats[task].get(k, 0) + v
+            total.update(dump_scores(vau, names, folder, scores_dir, log, desc=task,
+                                     dense_stride=cfg.sampling.dense_stride, progress=cfg.progress))  # fmt: skip
+        stats[task] = dict(total)
         stats["seconds"][task] = time.perf_counter() - t
     return stats
 
@@ -369,9 +366,7 @@ def reproduce(cfg: ReproduceConfig, load_vau=None) -> dict | None:
         results["config"]["model"] = cfg.model or "ppxin321/HolmesVAU-2B"
         results["config"]["scorer"] = cfg.scorer or "released anomaly_scorer.pth"
         results["paper"] = {k: paper_results()["paper"][k] for k in ("title", "venue", "arxiv", "row")}
-        mark_partial(
-            results, cfg.limit
-        )  # says what it is: partial / smoke, no Δ for a partial cell, warnings
+        mark_partial(results, cfg.limit)  # partial / smoke says so, no Δ for a partial cell, warnings
         atomic_write_json(out / "results.json", json_safe(results))
         atomic_write_text(out / "results.md", results_markdown(results))
         return results
@@ -404,10 +399,7 @@ def _load_vau(cfg: ReproduceConfig):
     from holmesvau.model.loading import DEFAULT_MODEL
     from holmesvau.pipeline import HolmesVAU
 
+    device = default_device(cfg.device)
     return HolmesVAU.from_pretrained(
-        cfg.model or DEFAULT_MODEL,
-        scorer=cfg.scorer,
-        device=default_device(cfg.device),
-        dtype=cfg.dtype,
-        cache_dir=cfg.cache_dir,
+        cfg.model or DEFAULT_MODEL, scorer=cfg.scorer, device=device, dtype=cfg.dtype, cache_dir=cfg.cache_dir
     )

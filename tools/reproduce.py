@@ -54,13 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="default DATA_ROOT/instruction/merge_instruction_test_final.jsonl")  # fmt: skip
     p.add_argument("--limit", type=positive_int,
                    help="smoke run: first N videos per detection set and first N rows per reasoning level")  # fmt: skip
-    p.add_argument(
-        "--allow-partial",
-        "--allow-missing",
-        dest="allow_partial",
-        action="store_true",
-        help="evaluate what is there when videos are missing",
-    )
+    p.add_argument("--allow-partial", "--allow-missing", dest="allow_partial", action="store_true",
+                   help="evaluate what is there when videos are missing")  # fmt: skip
     add_sampling_options(p)  # holmesvau.cli: inference.py's flags, checks and defaults
     add_generation_options(p)  # --max-new-tokens, bounded by the model's context
     p.add_argument("--batch-size", type=batch_size, help="rows per generate() call (if supported)")

@@ -83,9 +83,8 @@ def detection(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None, description: str | None = None) -> int:
     """Run `tools/evaluate.py ARGV`; `description`: the --help text (the script passes its docstring of
     commands). Returns the exit status: 0 done, 1 nothing scored, 2 bad input (one `error:` line)."""
-    parser = argparse.ArgumentParser(
-        description=description or DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    formatter = argparse.RawDescriptionHelpFormatter
+    parser = argparse.ArgumentParser(description=description or DESCRIPTION, formatter_class=formatter)
     sub = parser.add_subparsers(dest="command", required=True)
     r = sub.add_parser("reasoning", help="BLEU/METEOR/ROUGE-L/CIDEr + judgement accuracy per level and task")
     r.add_argument(
@@ -113,13 +112,8 @@ def main(argv: list[str] | None = None, description: str | None = None) -> int:
     )
     d.add_argument("--frame-counts", type=Path, help="UCF-Crime frame-count list for a txt")
     d.add_argument("--test-list", type=Path, help="all test videos (unannotated ones are normal)")
-    d.add_argument(
-        "--allow-missing",
-        "--allow-partial",
-        dest="allow_missing",
-        action="store_true",
-        help="evaluate the videos that have scores; report the rest",
-    )
+    d.add_argument("--allow-missing", "--allow-partial", dest="allow_missing", action="store_true",
+                   help="evaluate the videos that have scores; report the rest")  # fmt: skip
     d.add_argument("--output", type=Path, default=Path("outputs/detection_report.json"))
     d.add_argument(
         "--stride", type=int, default=16, help="frames per score when a file does not say (default 16)"

@@ -23,6 +23,8 @@ from pathlib import Path
 from holmesvau.eval.java import find_java
 
 METRICS = ("Bleu_1", "Bleu_2", "Bleu_3", "Bleu_4", "METEOR", "ROUGE_L", "CIDEr")
+# pycocoevalcap's METEOR command line
+_METEOR_ARGS = ("-jar", "-Xmx2G", "meteor-1.5.jar", "-", "-", "-stdio", "-l", "en", "-norm")
 
 
 def _coco_dir() -> Path:
@@ -72,18 +74,7 @@ class MeteorScorer:
 
     def __init__(self, java: str | None = None, timeout: float = 300.0):
         meteor_dir = _coco_dir() / "meteor"
-        cmd = [
-            java or find_java(),
-            "-jar",
-            "-Xmx2G",
-            "meteor-1.5.jar",
-            "-",
-            "-",
-            "-stdio",
-            "-l",
-            "en",
-            "-norm",
-        ]
+        cmd = [java or find_java(), *_METEOR_ARGS]
         self.timeout = timeout
         self._stderr = tempfile.TemporaryFile()
         self._proc = subprocess.Popen(

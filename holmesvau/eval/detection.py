@@ -64,7 +64,7 @@ def evaluate_detection(scores_by_video: dict[str, np.ndarray], gt_by_video: dict
     Returns {"auc", "ap", "auc_anomalous_videos", "ap_anomalous_videos", counts, "missing_scores",
     "unmatched_scores", "per_video": {name: {...}}}; a metric is None when only one class is present."""
     names = [n for n in gt_by_video if n in scores_by_video]
-    per_video, all_s, all_g, an_s, an_g = {}, [], [], [], []
+    per_video, s_by, g_by = {}, {}, {}
     for n in names:
         s = np.asarray(scores_by_video[n], dtype=np.float64).reshape(-1)
         g = np.asarray(gt_by_video[n]).reshape(-1).astype(np.uint8)
@@ -79,15 +79,12 @@ def evaluate_detection(scores_by_video: dict[str, np.ndarray], gt_by_video: dict
             "max_score": float(s.max()) if s.size else None,
             "mean_score_anomalous_frames": float(s[g == 1].mean()) if anomalous else None,
         }
-        all_s.append(s)
-        all_g.append(g)
-        if anomalous:
-            an_s.append(s)
-            an_g.append(g)
-    cat = lambda xs: np.concatenate(xs) if xs else np.zeros(0)  # noqa: E731
-    frames = cat(all_g)
-    auc, ap, ap_trapezoid = _auc_ap(frames, cat(all_s), trapezoid=True)
-    auc_a, ap_a = _auc_ap(cat(an_g), cat(an_s))
+        s_by[n], g_by[n] = s, g
+    anom = [n for n in names if per_video[n]["anomalous"]]
+    cat = lambda by, ns: np.concatenate([by[n] for n in ns]) if ns else np.zeros(0)  # noqa: E731
+    frames = cat(g_by, names)
+    auc, ap, ap_trapezoid = _auc_ap(frames, cat(s_by, names), trapezoid=True)
+    auc_a, ap_a = _auc_ap(cat(g_by, anom), cat(s_by, anom))
     return {
         "auc": auc,
         "ap": ap,
@@ -95,7 +92,7 @@ def evaluate_detection(scores_by_video: dict[str, np.ndarray], gt_by_video: dict
         "auc_anomalous_videos": auc_a,
         "ap_anomalous_videos": ap_a,
         "n_videos": len(names),
-        "n_anomalous_videos": len(an_g),
+        "n_anomalous_videos": len(anom),
         "n_frames": int(frames.size),
         "n_anomalous_frames": int(frames.sum()),
         "missing_scores": sorted(n for n in gt_by_video if n not in scores_by_video),

@@ -161,7 +161,7 @@ def with_test_list(gt: dict[str, GtVideo], list_path: str | Path) -> dict[str, G
     extra = sorted(set(gt) - set(names))
     if extra:
         raise ValueError(f"{len(extra)} annotated video(s) are not in {list_path}, e.g. {extra[:3]}")
-    return {n: gt[n] if n in gt else GtVideo(n, False, [], None, None, "Normal") for n in names}
+    return {n: gt[n] if n in gt else GtVideo(n, False, label="Normal") for n in names}
 
 
 def load_ground_truth(

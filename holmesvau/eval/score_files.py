@@ -161,8 +161,7 @@ def score_file(scores_dir: str | Path, video: str | Path) -> Path:
 def save_dense_scores(scores_dir: str | Path, video: str | Path, dense, source: str | None = None) -> Path:
     """Write one video's dense scores (holmesvau.pipeline.DenseScores) to its `score_file`, with the fingerprint
     `source` of what made them (HolmesVAU.scores_source)."""
-    info = dense.info
-    path = score_file(scores_dir, video)
+    info, path = dense.info, score_file(scores_dir, video)
     return save_scores(
         path, dense.scores, dense.stride, info.num_frames, info.fps, dense.frame_indices, source
     )

@@ -25,7 +25,7 @@ from holmesvau.frame_plan import SamplingConfig, plan_frames
 
 from .frames import plan_event, share_with_ats
 from .localize import localize_events, resolved_threshold
-from .schema import SCHEMA_VERSION, validate_report
+from .schema import SCHEMA_VERSION, TASKS, validate_report
 
 # One representative prompt per task, taken verbatim from the released HIVAU-70k test instructions
 # (merge_instruction_test_final.jsonl): the event/video-level judgement, description and analysis prompts and a
@@ -36,7 +36,6 @@ TASK_PROMPTS = {
     "analysis": "Can you provide the reasons for considering it anomalous?",
 }
 CLIP_CAPTION_PROMPT = "Provide a brief description of the given video clip."
-TASKS = ("judgement", "description", "analysis")
 
 
 @dataclass
@@ -266,12 +265,12 @@ def build_report(
 
 def write_report(report: Report, out_dir: str | Path, validate: bool = True) -> tuple[Path, Path]:
     """Write `report.json` and the self-contained `report.html` into `out_dir` -> (json path, html path)."""
+    from holmesvau.files import atomic_write_json, atomic_write_text
+
     from .html import render_html
 
     if validate:
         validate_report(report.data)
-    from holmesvau.files import atomic_write_json, atomic_write_text
-
     out = Path(out_dir)
     json_path, html_path = out / "report.json", out / "report.html"
     html = render_html(report.data, report.thumbnails)  # both rendered before either is written

@@ -9,6 +9,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from .schema import TASKS
+
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px auto;max-width:1000px;color:#222;
 padding:0 16px}
@@ -120,8 +122,7 @@ def _strip(thumbs: Sequence[tuple[int, np.ndarray]], fps: float) -> str:
 
 def _answers(answers: dict) -> str:
     rows = "".join(
-        f"<dt>{html.escape(k.capitalize())}</dt><dd>{html.escape(answers.get(k, ''))}</dd>"
-        for k in ("judgement", "description", "analysis")
+        f"<dt>{html.escape(k.capitalize())}</dt><dd>{html.escape(answers.get(k, ''))}</dd>" for k in TASKS
     )
     return f'<dl class="answers">{rows}</dl>'
 

@@ -143,6 +143,4 @@ def resolved_threshold(
     """The threshold `localize_events` uses for these arguments (to report and draw it)."""
     if threshold is not None:
         return float(threshold)
-    return default_threshold(
-        smooth_scores(np.asarray(scores, dtype=np.float64).reshape(-1), smooth), min_contrast
-    )
+    return default_threshold(smooth_scores(scores, smooth), min_contrast)

@@ -7,6 +7,7 @@ Bump SCHEMA_VERSION's major number when a field is removed or changes meaning, t
 from __future__ import annotations
 
 SCHEMA_VERSION = "2.0"  # 2.0: `model` carries generic metadata (1.x had a `tiny` flag)
+TASKS = ("judgement", "description", "analysis")  # the questions asked of the video and of each event
 
 _TEXT = {"type": "string"}
 _SECONDS = {"type": "number", "minimum": 0}
@@ -21,9 +22,7 @@ def _object(required: list[str], properties: dict, closed: bool = True) -> dict:
     return {**out, "additionalProperties": False} if closed else out
 
 
-_ANSWERS = _object(
-    ["judgement", "description", "analysis"], {"judgement": _TEXT, "description": _TEXT, "analysis": _TEXT}
-)
+_ANSWERS = _object(list(TASKS), dict.fromkeys(TASKS, _TEXT))
 _CLIP = _object(
     ["start_s", "end_s", "caption"],
     {"start_s": _SECONDS, "end_s": _SECONDS, "frame_indices": _FRAMES, "caption": _TEXT},
