@@ -105,12 +105,6 @@ class TaskData:
         return self.listed - len(self.missing)
 
 
-def _video_index(folder: Path) -> dict[str, Path]:
-    if not folder.is_dir():
-        return {}
-    return {video_key(p.name): p for p in sorted(folder.iterdir()) if p.suffix.lower() in VIDEO_EXTS}
-
-
 def _check_detection(cfg: ReproduceConfig, task: str) -> TaskData:
     ucf = task == "detection-ucf"
     protocol, key = get_protocol(cfg.ucf_protocol if ucf else "xd-violence"), "ucf" if ucf else "xd"
@@ -129,7 +123,8 @@ def _check_detection(cfg: ReproduceConfig, task: str) -> TaskData:
     if cfg.limit is not None:
         gt = smoke_subset(gt, cfg.limit)
     videos = cfg.path(f"{key}_videos")
-    index = _video_index(videos)
+    files = sorted(videos.iterdir()) if videos.is_dir() else []
+    index = {video_key(p.name): p for p in files if p.suffix.lower() in VIDEO_EXTS}
     data.gt, data.listed, data.searched = gt, len(gt), str(videos)
     data.videos = {n: index[n] for n in gt if n in index}
     data.missing = [n for n in gt if n not in index]
@@ -212,16 +207,6 @@ def check_data(cfg: ReproduceConfig) -> tuple[dict[str, TaskData], dict[str, str
     if not run:
         raise DataError("nothing to reproduce: " + "; ".join(f"{t}: {w}" for t, w in skipped.items()))
     return run, skipped
-
-
-def _merge_leftover_shards(output: Path, order: list) -> None:
-    """Rank shards left by an earlier distributed run (no rendezvous) are merged before anything is redone."""
-    from holmesvau.predict import merge_outputs
-
-    ranks = [int(p.name.rsplit(".rank", 1)[1]) for p in output.parent.glob(output.name + ".rank*")
-             if p.name.rsplit(".rank", 1)[1].isdigit()]  # fmt: skip
-    if ranks:
-        merge_outputs(output, max(ranks) + 1, order)
 
 
 def predict(vau, cfg: ReproduceConfig, run: dict[str, TaskData], rank: int = 0, world: int = 1) -> dict:
@@ -344,8 +329,11 @@ def reproduce(cfg: ReproduceConfig, load_vau=None) -> dict | None:
         out.mkdir(parents=True, exist_ok=True)
         _check_same_settings(cfg, out / "run_settings.json", rank)
         ids = [r.id for r in run["reasoning"].rows] if "reasoning" in run else None
-        if world == 1 and ids is not None:
-            _merge_leftover_shards(out / "predictions.jsonl", ids)
+        if world == 1 and ids is not None:  # merge the rank shards an earlier run left (no rendezvous) first
+            suffixes = [p.name.rsplit(".rank", 1)[1] for p in out.glob("predictions.jsonl.rank*")]
+            ranks = [int(r) for r in suffixes if r.isdigit()]
+            if ranks:
+                merge_outputs(out / "predictions.jsonl", max(ranks) + 1, ids)
         stats = predict((load_vau or _load_vau)(cfg), cfg, run, rank, world)
         if world > 1:
             if not env.can_barrier:
@@ -372,15 +360,11 @@ def reproduce(cfg: ReproduceConfig, load_vau=None) -> dict | None:
         return results
 
 
-def _settings(cfg: ReproduceConfig) -> dict:
-    s = cfg.sampling
-    return dict(model=cfg.model, scorer=cfg.scorer, select_frames=s.select_frames, dense_stride=s.dense_stride,
-                tau=s.tau, max_new_tokens=cfg.max_new_tokens)  # fmt: skip
-
-
 def _check_same_settings(cfg: ReproduceConfig, path: Path, rank: int) -> None:
     """A resumed run must predict with the settings of the rows and scores already there: else they would mix."""
-    now = _settings(cfg)
+    s = cfg.sampling
+    now = dict(model=cfg.model, scorer=cfg.scorer, select_frames=s.select_frames, dense_stride=s.dense_stride,
+               tau=s.tau, max_new_tokens=cfg.max_new_tokens)  # fmt: skip
     if path.is_file():
         before = json.loads(path.read_text(encoding="utf-8"))
         differ = {k: (before.get(k), v) for k, v in now.items() if before.get(k) != v}

@@ -55,15 +55,10 @@ def level_value(group: dict | None, metric: str) -> float | None:
 
 def detection_row(protocol_dataset: str, protocol_metric: str, report: dict) -> dict:
     """{"metric", "paper", "ours", "delta"} in percent for one detection report (evaluate_ground_truth)."""
-    paper = paper_detection().get(protocol_dataset)
+    table = paper_detection().get(protocol_dataset)
     ours = None if report.get(protocol_metric) is None else 100.0 * report[protocol_metric]
-    paper_value = paper["value"] if paper and paper["metric"].lower() == protocol_metric else None
-    return {
-        "metric": protocol_metric.upper(),
-        "paper": paper_value,
-        "ours": ours,
-        "delta": _delta(ours, paper_value),
-    }
+    paper = table["value"] if table and table["metric"].lower() == protocol_metric else None
+    return {"metric": protocol_metric.upper(), "paper": paper, "ours": ours, "delta": _delta(ours, paper)}
 
 
 def reasoning_rows(report: dict) -> dict[str, dict[str, dict]]:

@@ -27,9 +27,8 @@ from .frames import plan_event, share_with_ats
 from .localize import localize_events, resolved_threshold
 from .schema import SCHEMA_VERSION, TASKS, validate_report
 
-# One representative prompt per task, taken verbatim from the released HIVAU-70k test instructions
-# (merge_instruction_test_final.jsonl): the event/video-level judgement, description and analysis prompts and a
-# clip caption prompt. The judgement prompt is the one that asks both whether and which anomaly.
+# One prompt per task, verbatim from the HIVAU-70k test instructions (merge_instruction_test_final.jsonl); the
+# judgement prompt is the one that asks both whether and which anomaly.
 TASK_PROMPTS = {
     "judgement": "Determine whether there are anomaly events in the video and the specific name of the anomaly.",
     "description": "Could you specify the anomaly events present in the video?",
