@@ -12,6 +12,7 @@ commands and protocol, with three fixes for known failure modes:
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import subprocess
 import tempfile
@@ -121,10 +122,8 @@ class MeteorScorer:
 
     def close(self) -> None:
         if self._proc.poll() is None:
-            try:
+            with contextlib.suppress(OSError):
                 self._proc.stdin.close()
-            except OSError:
-                pass
             self._proc.kill()
             self._proc.wait()
         self._stderr.close()
@@ -136,10 +135,8 @@ class MeteorScorer:
         self.close()
 
     def __del__(self) -> None:  # best effort; close() is the proper way
-        try:
+        with contextlib.suppress(Exception):
             self.close()
-        except Exception:
-            pass
 
 
 def tokenize_pairs(
