@@ -28,7 +28,7 @@ import torch
 
 from holmesvau.preprocess import normalize_tiles
 
-from .chat import ChatOutput, chat_output, default_vit_batch, encode_prompt
+from .chat import ChatOutput, chat_output, checked_tiles, default_vit_batch, encode_prompt
 from .kv_cache import GROW, cache_kwarg, left_padded_cache
 from .loading import LoadedModel
 from .prefill import prefill_rows
@@ -185,9 +185,7 @@ class _Prepared:
 
 def _prepare(lm: LoadedModel, i: int, req: AnswerRequest) -> _Prepared:
     n = 0 if req.frames is None else req.frames.num_tiles
-    tpi = list(req.frames.tiles_per_image or [1] * n) if req.frames is not None else []
-    if sum(tpi) != n:
-        raise ValueError(f"request {i}: tiles_per_image sums to {sum(tpi)} but the frame set has {n} tiles")
+    tpi = checked_tiles(req.frames and req.frames.tiles_per_image, n, "the frame set", f"request {i}: ")
     if req.max_new_tokens < 1:
         raise ValueError(f"request {i}: max_new_tokens must be >= 1, got {req.max_new_tokens}")
     prompt = build_prompt(req.question, tpi, req.history, lm.system_message, lm.num_image_token)
