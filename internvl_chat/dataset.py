@@ -1,10 +1,6 @@
-"""The training dataset: rows of every meta entry -> (input ids, labels, pixel values), bad samples replaced.
-
-A row whose video is missing or unreadable, or whose text cannot be tokenised within `max_seq_length`, is replaced
-by the next usable row (deterministically, so a resumed run sees the same data) and reported: each sample carries
-the problems met while building it, the collator gathers them and the trainer logs them in the main process (this
-works with dataloader workers too). Malformed jsonl lines are found when the dataset is built. `SFTCollator` batches
-the samples: ids right-padded with the pad id, labels with -100, every frame's tile concatenated.
+"""The training dataset: meta entries' rows -> (input ids, labels, pixel values). A row that cannot be used (video
+missing or unreadable, text too long) is replaced by the next usable one, deterministically, and reported through
+the sample's `problems`, which the collator gathers for the trainer (works with dataloader workers).
 """
 
 from __future__ import annotations

@@ -4,17 +4,14 @@
     frames = FrameSet(tiles=uint8_tiles, key=("robbery.mp4", (0, 39, 79)))   # or pixel_values= / features=
     outs = answer_batch(lm, [AnswerRequest(frames, video_question(p, 3), max_new_tokens=64) for p in prompts], 16)
 
-Prompts are built as `chat()` builds them. Image features (InternViT + projector) are computed once per distinct
-frame set (`FrameSet.key`, or the FrameSet object itself) and scattered into the text embeddings at the
-`<IMG_CONTEXT>` positions. Requests are sorted by image tokens, frame set and prompt length and cut into batches (a
-frame set's questions together, little padding). Each prompt is prefilled on its own, the prefix shared by a frame
-set's questions once (holmesvau.model.prefill); the caches are left-padded into one that decodes in place
-(holmesvau.model.kv_cache), and the rows decode greedily together; a row stops at `<|im_end|>` or at its own
-`max_new_tokens` and leaves the batch. Greedy answers equal one-at-a-time `chat()` answers token for token (tested
-on the tiny model in float32) while prompts stay under `max_position_embeddings` (InternLM2's dynamic NTK rope
-depends on the largest position in a forward; HIVAU prompts are ~3.3k of InternVL2-2B's 32768 tokens).
-
-A CUDA out-of-memory error halves the batch and retries it (logged); at batch 1 it is raised to the caller.
+Prompts are built as `chat()` builds them. Image features are computed once per distinct frame set (`FrameSet.key`,
+or the object itself) and scattered into the text embeddings at the `<IMG_CONTEXT>` positions. Requests are sorted
+by image tokens, frame set and prompt length and cut into batches. Prompts are prefilled one at a time, a frame set's
+shared prefix once (holmesvau.model.prefill), then decoded greedily together in one left-padded cache
+(holmesvau.model.kv_cache); a row leaves at `<|im_end|>` or its own `max_new_tokens`. Answers equal one-at-a-time
+`chat()` answers token for token while prompts stay under `max_position_embeddings` (InternLM2's dynamic NTK rope
+depends on the largest position in a forward). A CUDA out-of-memory error halves the batch and retries; at batch 1
+it is raised to the caller.
 """
 
 from __future__ import annotations

@@ -1,11 +1,9 @@
 """InternLM2 tokenizer, rebuilt as a standard `tokenizers` BPE so `AutoTokenizer` loads it with no remote code.
 
-The original `InternLM2Tokenizer` is a sentencepiece BPE (byte fallback, split digits, no dummy prefix, identity
-normaliser) plus added tokens (`<img>`, `<IMG_CONTEXT>`, ...). Rebuilt as: spaces become "▁" (no prefix); BPE merges
-in sentencepiece piece order, byte fallback; control pieces (`<s>`, `</s>`) special, user-defined pieces
-(`<|im_start|>`, `<|im_end|>`, ...) added but *not* special (`skip_special_tokens` keeps them, as the original
-does); a `<s>` prepended, never an eos. `decode_like_original` reproduces the original's decoding *with* special
-tokens, quirks included; with `skip_special_tokens=True` both decode alike.
+Spaces become "▁" (no prefix), BPE merges in sentencepiece piece order with byte fallback; control pieces special,
+user-defined pieces (`<|im_end|>`, ...) added but *not* special (`skip_special_tokens` keeps them, as the original
+does); a `<s>` prepended. `decode_like_original` reproduces the original's decoding with special tokens, quirks
+included.
 """
 
 from __future__ import annotations

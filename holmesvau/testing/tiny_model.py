@@ -1,8 +1,5 @@
-"""A tiny random InternVL2-architecture checkpoint with a real sentencepiece tokenizer.
-
-Same layout as InternVL2-2B / HolmesVAU-2B (InternViT 448 px / patch 14, pixel shuffle 0.5 → 256 tokens per tile,
-InternLM2 with grouped-query attention and dynamic rope), only a few hundred kilobytes: for tests and for trying
-the pipeline without downloading 4 GB. Outputs are gibberish by construction.
+"""A tiny random checkpoint in InternVL2-2B's layout (448 px tiles, 256 tokens each, grouped-query InternLM2 with
+dynamic rope) and a real sentencepiece tokenizer: a few hundred kilobytes, for tests and demos; outputs are gibberish.
 """
 
 from __future__ import annotations
