@@ -6,10 +6,9 @@ Meta file (json), one entry per dataset; relative paths are relative to the meta
                   "annotation": "../../HIVAU-70k/instruction/merge_instruction_train_final.jsonl",
                   "repeat_time": 1}}
 
-Rows come in the training format (`conversations`, optional `sampled_frames`) or in the test format
-(`prompt`/`anwser`), the latter converted on the fly. Frames per sample follow the original recipe: clip 6-12
-(random), event 12, video 12, drawn at random inside equal segments (training) or at their middles (evaluation),
-or `sampled_frames` when the row names them.
+Rows come in the training format (`conversations`, optional `sampled_frames`) or the test format (`prompt`/`anwser`,
+converted on the fly). Frames per sample follow the original recipe (clip 6-12 at random, event 12, video 12), one
+per equal segment, or the row's `sampled_frames`.
 """
 
 from __future__ import annotations

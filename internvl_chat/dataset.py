@@ -150,20 +150,15 @@ class VideoSFTDataset(Dataset):
 
 
 class SFTCollator:
-    """`collator(features) -> {"input_ids", "attention_mask", "labels", "pixel_values", "problems"}`.
-
-    `None` features (samples a dataset chose to drop) are left out; `problems` lists what was skipped on the way.
-    """
+    """`collator(features) -> {"input_ids", "attention_mask", "labels", "pixel_values", "problems"}`; `problems`
+    lists what was skipped on the way (VideoSFTDataset replaces unusable rows, never yields None)."""
 
     def __init__(self, pad_token_id: int, pixel_dtype: torch.dtype = torch.float32):
         self.pad_token_id = int(pad_token_id)
         self.pixel_dtype = pixel_dtype
 
     def __call__(self, features: Sequence[dict | None]) -> dict:
-        problems = [p for f in features if f is not None for p in f.get("problems", ())]
-        features = [f for f in features if f is not None]
-        if not features:
-            raise ValueError("empty batch: every sample of it was dropped")
+        problems = [p for f in features for p in f.get("problems", ())]
         longest = max(len(f["input_ids"]) for f in features)
         ids = torch.full((len(features), longest), self.pad_token_id, dtype=torch.long)
         labels = torch.full((len(features), longest), IGNORE_INDEX, dtype=torch.long)

@@ -95,8 +95,7 @@ class FeatureCache:
     def get(self, key: Hashable) -> torch.Tensor | None:
         if key in self.items:
             self.items.move_to_end(key)
-            return self.items[key]
-        return None
+        return self.items.get(key)
 
     def put(self, key: Hashable, features: torch.Tensor) -> None:
         self.items[key] = features
@@ -255,8 +254,7 @@ def _generate(lm: LoadedModel, batch: list[_Prepared], feats: dict, stats: Batch
     # must not allocate rows x 1e9 at once
     mask = torch.zeros(len(rows), width + min(most, GROW), dtype=torch.long, device=device)
     for j, n in enumerate(lengths):
-        mask[j, width - n :] = 1
-    mask[:, width:] = 1
+        mask[j, width - n :] = 1  # the prompt and the room after it
     pos = torch.tensor(lengths, device=device)[:, None]  # the next token's position in each row
     nxt = torch.tensor([out[r][0] for r in alive], device=device)
     step = 1

@@ -83,8 +83,9 @@ def _corpus(seed: int) -> list[str]:
     return lines
 
 
-def train_sentencepiece(out_file: Path, vocab_size: int = 600, seed: int = 0) -> None:
-    """An InternLM2-style sentencepiece BPE: byte fallback, split digits, no dummy prefix, identity normaliser."""
+def train_sentencepiece(out_file: Path, vocab_size: int = 600, seed: int = 0) -> int:
+    """An InternLM2-style sentencepiece BPE (byte fallback, split digits, no dummy prefix, identity normaliser);
+    returns its number of pieces."""
     import sentencepiece as spm
 
     buf = io.BytesIO()
@@ -109,6 +110,7 @@ def train_sentencepiece(out_file: Path, vocab_size: int = 600, seed: int = 0) ->
         minloglevel=2,
     )
     out_file.write_bytes(buf.getvalue())
+    return spm.SentencePieceProcessor(model_proto=buf.getvalue()).get_piece_size()
 
 
 def _write_tokenizer_files(out: Path, sp_size: int) -> None:
@@ -242,10 +244,7 @@ def make_tiny_checkpoint(
     else:
         check_destination(out, overwrite=overwrite)  # refuse before any work
         orig_dir = Path(tempfile.mkdtemp(prefix="holmesvau-tiny-"))
-    train_sentencepiece(orig_dir / "tokenizer.model", cfg.sp_vocab, cfg.seed)
-    import sentencepiece as spm
-
-    sp_size = spm.SentencePieceProcessor(model_file=str(orig_dir / "tokenizer.model")).get_piece_size()
+    sp_size = train_sentencepiece(orig_dir / "tokenizer.model", cfg.sp_vocab, cfg.seed)
     _write_tokenizer_files(orig_dir, sp_size)
     ocfg = original_config(cfg, cfg.vocab_size or sp_size + len(ADDED_SPECIALS))
     ocfg["torch_dtype"] = cfg.dtype
