@@ -107,8 +107,7 @@ def read_rows(spec: DatasetSpec) -> tuple[list[Row], list[InstructionProblem]]:
     """Well-formed rows of one dataset (repeat factor applied) and a problem for each malformed line."""
     rows: list[Row] = []
     problems: list[InstructionProblem] = []
-    # holmesvau.jsonl's reading policy (bad, deep, over-long or rejected lines skipped and reported); repeated ids
-    # are kept: training rows are not keyed by id
+    # bad lines skipped and reported (holmesvau.jsonl); repeated ids kept: training rows are not keyed by id
     for item in iter_jsonl(spec.annotation, parse=lambda obj: parse_row(obj, spec.root)):
         if isinstance(item, JsonlProblem):
             problems.append(InstructionProblem(item.path, item.line, item.reason))

@@ -202,9 +202,8 @@ def _order(items: list[_Prepared]) -> list[_Prepared]:
             first_seen.setdefault(p.frames.identity, len(first_seen))
 
     def sort_key(p: _Prepared):
-        if p.frames is None:
-            return (0, -1, p.ids.shape[1])
-        return (p.frames.num_tiles, first_seen[p.frames.identity], p.ids.shape[1])
+        frame_key = (0, -1) if p.frames is None else (p.frames.num_tiles, first_seen[p.frames.identity])
+        return (*frame_key, p.ids.shape[1])
 
     return sorted(items, key=sort_key)
 
@@ -243,15 +242,13 @@ def _generate(lm: LoadedModel, batch: list[_Prepared], feats: dict, stats: Batch
     stats.new_tokens += len(batch)
     if not rows:
         return out
-    # one cache for the rows still going, left-padded to the longest prompt (padding masked out below), with room
-    # to decode in place (holmesvau.model.kv_cache); the attention mask is one buffer too, viewed a column longer
-    # at each step
+    # one left-padded cache for the rows still going, decoding in place; the mask is one buffer, viewed a column
+    # longer at each step
     lengths = [batch[r].ids.shape[1] for r, _ in rows]
     width, most = max(lengths), max(batch[r].max_new_tokens for r, _ in rows)
     cache = left_padded_cache([kv for _, kv in rows], room=most)
     alive = [r for r, _ in rows]  # batch row of each cache row
-    # the mask grows with what is generated (GROW columns at a time), not with max_new_tokens: a cap of 1e9 tokens
-    # must not allocate rows x 1e9 at once
+    # the mask grows GROW columns at a time, not to max_new_tokens at once (a cap of 1e9 must not allocate it)
     mask = torch.zeros(len(rows), width + min(most, GROW), dtype=torch.long, device=device)
     for j, n in enumerate(lengths):
         mask[j, width - n :] = 1  # the prompt and the room after it

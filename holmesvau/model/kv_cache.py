@@ -56,8 +56,7 @@ class RoomyLayer(DynamicLayer):
 
 
 def cache_kwarg(language_model: torch.nn.Module) -> str:
-    """The KV-cache argument's name of a transformers model's forward: `cache` in recent releases, else
-    `past_key_values`."""
+    """The KV-cache argument of a transformers forward: `cache` in recent releases, else `past_key_values`."""
     params = inspect.signature(language_model.forward).parameters
     return "cache" if "cache" in params else "past_key_values"
 

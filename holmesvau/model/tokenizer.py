@@ -33,24 +33,12 @@ CHAT_TEMPLATE = (
 )
 
 
-def _load_sp_proto(model_file: Path):
-    from sentencepiece import sentencepiece_model_pb2 as pb
-
-    proto = pb.ModelProto()
-    try:
-        proto.ParseFromString(model_file.read_bytes())
-    except Exception as e:  # noqa: BLE001 - protobuf raises its own DecodeError
-        raise CheckpointError(f"{model_file}: not a sentencepiece model ({e})") from e
-    if not proto.pieces:
-        raise CheckpointError(f"{model_file}: sentencepiece model has no pieces")
-    return proto
-
-
 def build_fast_tokenizer(src: str | Path):
     """Build a `tokenizers.Tokenizer` equal to the original InternLM2Tokenizer of checkpoint folder `src`.
 
     Returns (tokenizer, special_tokens: dict) where special_tokens names bos/eos/unk/pad and the added specials.
     """
+    from sentencepiece import sentencepiece_model_pb2 as pb
     from tokenizers import AddedToken, Tokenizer, decoders, normalizers, processors
     from tokenizers.models import BPE
     from transformers.tokenization_utils_base import generate_merges
@@ -59,7 +47,13 @@ def build_fast_tokenizer(src: str | Path):
     model_file = src / "tokenizer.model"
     if not model_file.is_file():
         raise CheckpointError(f"{src}: missing tokenizer.model (the InternLM2 sentencepiece model)")
-    proto = _load_sp_proto(model_file)
+    proto = pb.ModelProto()
+    try:
+        proto.ParseFromString(model_file.read_bytes())
+    except Exception as e:  # noqa: BLE001 - protobuf raises its own DecodeError
+        raise CheckpointError(f"{model_file}: not a sentencepiece model ({e})") from e
+    if not proto.pieces:
+        raise CheckpointError(f"{model_file}: sentencepiece model has no pieces")
     if proto.trainer_spec.model_type != 2:
         raise CheckpointError(
             f"{model_file}: expected a BPE sentencepiece model, got model_type {proto.trainer_spec.model_type}"
@@ -133,10 +127,7 @@ def save_native_tokenizer(src: str | Path, dst: str | Path, system_message: str)
     tok.save(str(dst / "tokenizer.json"))
     config = {
         "tokenizer_class": "PreTrainedTokenizerFast",
-        "bos_token": special["bos_token"],
-        "eos_token": special["eos_token"],
-        "unk_token": special["unk_token"],
-        "pad_token": special["pad_token"],
+        **{k: special[k] for k in ("bos_token", "eos_token", "unk_token", "pad_token")},
         "additional_special_tokens": special["extra"],
         "extra_special_tokens": special["extra"],
         "add_bos_token": True,

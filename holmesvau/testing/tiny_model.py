@@ -197,9 +197,8 @@ _NATIVE_QKV = re.compile(
 
 
 def to_original_state_dict(native_sd: dict[str, torch.Tensor], orig_cfg: dict) -> dict[str, torch.Tensor]:
-    """Native weights back in the original InternVLChatModel layout, q/k/v fused again: the inverse of
-    holmesvau.model.convert.convert_state_dict, to write original-format test checkpoints and to check that
-    conversion loses nothing."""
+    """The inverse of holmesvau.model.convert.convert_state_dict (q/k/v fused again): original-format test
+    checkpoints, and a check that conversion loses nothing."""
     heads, kv, head_dim = attention_dims(orig_cfg)
     rules = rename_rules(reverse=True)
     out: dict[str, torch.Tensor] = {}
