@@ -162,10 +162,8 @@ def build_model(margs: ModelArguments, targs: TrainingArguments):
 
 
 def settle_checkpointing(targs: TrainingArguments) -> None:
-    """Activation (gradient) checkpointing, non-reentrant, when `--activation_checkpointing` (the default).
-
-    transformers >= 5.23 calls it `activation_checkpointing`; earlier 5.x releases know only
-    `gradient_checkpointing`, which is what their Trainer reads, so the flag is carried over there."""
+    """Non-reentrant activation checkpointing when `--activation_checkpointing` (the default); transformers before
+    5.23 read only `gradient_checkpointing`, so the flag is carried over there."""
     if not targs.activation_checkpointing:
         return
     no_reentrant = {"use_reentrant": False}
