@@ -1,10 +1,8 @@
 """Which checkpoint-N folders are complete, and where a resumed run starts.
 
-The HF Trainer writes checkpoint-N in place (weights, then optimizer, scheduler, RNG states, trainer state), so a
-run killed while saving leaves a folder that looks like a checkpoint but is not one. Every rank writes its part, all
-ranks meet, then rank 0 writes `COMPLETE` (atomically) as the very last file; only marked folders are resumed from.
-A resumed run moves the unmarked folders newer than its starting point aside (renamed
-`interrupted-checkpoint-N-<time>`, never deleted), so that the step it saves again starts from an empty folder.
+The Trainer writes checkpoint-N in place, so a run killed while saving leaves a partial folder. After every rank has
+written its part, rank 0 writes `COMPLETE` last; only marked folders are resumed from, and newer unmarked ones are
+renamed aside (`interrupted-checkpoint-N-<time>`), never deleted.
 """
 
 from __future__ import annotations

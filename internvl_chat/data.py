@@ -6,10 +6,9 @@ Meta file (json), one entry per dataset; relative paths are relative to the meta
                   "annotation": "../../HIVAU-70k/instruction/merge_instruction_train_final.jsonl",
                   "repeat_time": 1}}
 
-Rows come in the training format (`conversations`, optional `sampled_frames`) or in the test format
-(`prompt`/`anwser`), the latter converted on the fly. Frames per sample follow the original recipe: clip 6-12
-(random), event 12, video 12, drawn at random inside equal segments (training) or at their middles (evaluation),
-or `sampled_frames` when the row names them.
+Rows come in the training format (`conversations`, optional `sampled_frames`) or the test format (`prompt`/`anwser`,
+converted on the fly). Frames per sample follow the original recipe (clip 6-12 at random, event 12, video 12), one
+per equal segment, or the row's `sampled_frames`.
 """
 
 from __future__ import annotations
@@ -108,8 +107,7 @@ def read_rows(spec: DatasetSpec) -> tuple[list[Row], list[InstructionProblem]]:
     """Well-formed rows of one dataset (repeat factor applied) and a problem for each malformed line."""
     rows: list[Row] = []
     problems: list[InstructionProblem] = []
-    # holmesvau.jsonl's reading policy (bad, deep, over-long or rejected lines skipped and reported); repeated ids
-    # are kept: training rows are not keyed by id
+    # bad lines skipped and reported (holmesvau.jsonl); repeated ids kept: training rows are not keyed by id
     for item in iter_jsonl(spec.annotation, parse=lambda obj: parse_row(obj, spec.root)):
         if isinstance(item, JsonlProblem):
             problems.append(InstructionProblem(item.path, item.line, item.reason))

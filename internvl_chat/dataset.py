@@ -1,10 +1,6 @@
-"""The training dataset: rows of every meta entry -> (input ids, labels, pixel values), bad samples replaced.
-
-A row whose video is missing or unreadable, or whose text cannot be tokenised within `max_seq_length`, is replaced
-by the next usable row (deterministically, so a resumed run sees the same data) and reported: each sample carries
-the problems met while building it, the collator gathers them and the trainer logs them in the main process (this
-works with dataloader workers too). Malformed jsonl lines are found when the dataset is built. `SFTCollator` batches
-the samples: ids right-padded with the pad id, labels with -100, every frame's tile concatenated.
+"""The training dataset: meta entries' rows -> (input ids, labels, pixel values). A row that cannot be used (video
+missing or unreadable, text too long) is replaced by the next usable one, deterministically, and reported through
+the sample's `problems`, which the collator gathers for the trainer (works with dataloader workers).
 """
 
 from __future__ import annotations
@@ -154,20 +150,15 @@ class VideoSFTDataset(Dataset):
 
 
 class SFTCollator:
-    """`collator(features) -> {"input_ids", "attention_mask", "labels", "pixel_values", "problems"}`.
-
-    `None` features (samples a dataset chose to drop) are left out; `problems` lists what was skipped on the way.
-    """
+    """`collator(features) -> {"input_ids", "attention_mask", "labels", "pixel_values", "problems"}`; `problems`
+    lists what was skipped on the way (VideoSFTDataset replaces unusable rows, never yields None)."""
 
     def __init__(self, pad_token_id: int, pixel_dtype: torch.dtype = torch.float32):
         self.pad_token_id = int(pad_token_id)
         self.pixel_dtype = pixel_dtype
 
     def __call__(self, features: Sequence[dict | None]) -> dict:
-        problems = [p for f in features if f is not None for p in f.get("problems", ())]
-        features = [f for f in features if f is not None]
-        if not features:
-            raise ValueError("empty batch: every sample of it was dropped")
+        problems = [p for f in features for p in f.get("problems", ())]
         longest = max(len(f["input_ids"]) for f in features)
         ids = torch.full((len(features), longest), self.pad_token_id, dtype=torch.long)
         labels = torch.full((len(features), longest), IGNORE_INDEX, dtype=torch.long)

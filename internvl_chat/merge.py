@@ -1,9 +1,5 @@
-"""Merge a LoRA adapter (from internvl_chat.train) into its base model: a standalone native checkpoint.
-
-The output folder is written through holmesvau.output_guard: it must be new, empty, or (with overwrite) an earlier
-merge of ours; it may not be, contain or lie inside the adapter or the base model. Everything is written into a
-temporary sibling and renamed into place, so nothing we did not write is ever replaced.
-"""
+"""Merge a LoRA adapter (from internvl_chat.train) into its base model: a standalone native checkpoint, written
+through holmesvau.output_guard (see tools/merge_lora.py for the rules on the output folder)."""
 
 from __future__ import annotations
 
@@ -47,9 +43,8 @@ def find_adapter(path: str | Path) -> Path:
 
 @contextmanager
 def peft_quietly():
-    """peft reads transformers' `is_gradient_checkpointing` whenever it wraps a model: deprecated since 5.23 for
-    `is_activation_checkpointing`, a FutureWarning on every run that only peft can fix (checkpointing itself is
-    set by internvl_chat.train.settle_checkpointing)."""
+    """Silence peft's FutureWarning about transformers' deprecated `is_gradient_checkpointing` (only peft can fix
+    it; checkpointing itself is set by internvl_chat.train.settle_checkpointing)."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", "`is_gradient_checkpointing` is deprecated", FutureWarning)
         yield
@@ -62,10 +57,9 @@ def merge_lora(
     dtype: str = "auto",
     overwrite: bool = False,
 ) -> dict:
-    """Merge `adapter` (a run folder: its last checkpoint-N; or an adapter folder) into `base` (default: the base
-    recorded in adapter_config.json) and save weights, config, generation config and tokenizer to `out`.
-    Raises MergeError for unusable inputs and holmesvau.output_guard.OutputError for a refused `out` (both before
-    any model is loaded). Returns the summary also written to `out`/holmesvau_merge.json."""
+    """Merge `adapter` (see find_adapter) into `base` (default: the one adapter_config.json records) and save it to
+    `out`. MergeError for unusable inputs, OutputError for a refused `out`, both before any model is loaded; returns
+    the summary also written to `out`/holmesvau_merge.json."""
     from peft import PeftModel
     from transformers import InternVLForConditionalGeneration
 

@@ -1,12 +1,7 @@
-"""Supervised fine-tuning tokenisation: internlm2-chat prompt -> token ids and labels, as the original recipe.
-
-The text is the inference template (same system message, `<|im_end|>` separators, a bos), every `<image>` expanded
-to `<img>` + 256 `<IMG_CONTEXT>` + `</img>`, and `<video>\\n` in the first human turn replaced by the frame lines
-joined by newlines (no newline before the question — the training form, unlike inference).
-
-Labels are -100 except on each assistant answer and its `<|im_end|>`. The split follows the original: the text is
-cut at the role markers, each piece tokenised on its own, and the lengths must add up to the whole (otherwise the
-sample is refused rather than trained on misaligned labels).
+"""Supervised fine-tuning tokenisation as the original recipe: the inference template, `<image>` expanded, and
+`<video>\\n` of the first turn replaced by the frame lines joined by newlines (no newline before the question).
+Labels are -100 except on each answer and its `<|im_end|>`; pieces cut at the role markers are tokenised on their
+own and must add up to the whole text (else the sample is refused).
 """
 
 from __future__ import annotations

@@ -162,10 +162,8 @@ def build_model(margs: ModelArguments, targs: TrainingArguments):
 
 
 def settle_checkpointing(targs: TrainingArguments) -> None:
-    """Activation (gradient) checkpointing, non-reentrant, when `--activation_checkpointing` (the default).
-
-    transformers >= 5.23 calls it `activation_checkpointing`; earlier 5.x releases know only
-    `gradient_checkpointing`, which is what their Trainer reads, so the flag is carried over there."""
+    """Non-reentrant activation checkpointing when `--activation_checkpointing` (the default); transformers before
+    5.23 read only `gradient_checkpointing`, so the flag is carried over there."""
     if not targs.activation_checkpointing:
         return
     no_reentrant = {"use_reentrant": False}
@@ -176,20 +174,6 @@ def settle_checkpointing(targs: TrainingArguments) -> None:
         targs.gradient_checkpointing = True
         if targs.gradient_checkpointing_kwargs is None:
             targs.gradient_checkpointing_kwargs = no_reentrant
-
-
-def _config_record(margs, dargs, rargs, targs, model_path: Path) -> dict:
-    return {
-        "model": dataclasses.asdict(margs),
-        "data": dataclasses.asdict(dargs),
-        "run": dataclasses.asdict(rargs),
-        "training": targs.to_dict(),
-        "resolved_model_path": str(model_path),
-        "world_size": targs.world_size,
-        "global_batch_size": targs.per_device_train_batch_size
-        * targs.world_size
-        * targs.gradient_accumulation_steps,
-    }
 
 
 def main(argv: list[str] | None = None, callbacks: list | None = None) -> dict:
@@ -226,7 +210,15 @@ def main(argv: list[str] | None = None, callbacks: list | None = None) -> dict:
         logger.warning(
             "skipping %d malformed row(s), first: %s", len(dataset.load_problems), dataset.load_problems[0]
         )
-    config = _config_record(margs, dargs, rargs, targs, model_path)
+    config = {
+        **{name: dataclasses.asdict(a) for name, a in (("model", margs), ("data", dargs), ("run", rargs))},
+        "training": targs.to_dict(),
+        "resolved_model_path": str(model_path),
+        "world_size": targs.world_size,
+        "global_batch_size": targs.per_device_train_batch_size
+        * targs.world_size
+        * targs.gradient_accumulation_steps,
+    }
     trainer = SFTTrainer(
         model=model, args=targs, train_dataset=dataset, processing_class=tokenizer,
         data_collator=SFTCollator(tokenizer.pad_token_id), problem_log=problems,

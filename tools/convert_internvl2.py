@@ -23,9 +23,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("src", help="original-format checkpoint folder")
     ap.add_argument("dst", help="output folder (native format)")
-    ap.add_argument(
-        "--dtype", default=None, help="float32 | bfloat16 | float16 (default: the checkpoint's own)"
-    )
+    ap.add_argument("--dtype", help="float32 | bfloat16 | float16 (default: the checkpoint's own)")
     ap.add_argument("--overwrite", action="store_true", help="replace an earlier output of this tool in DST")
     args = ap.parse_args(argv)
     dtype = getattr(torch, args.dtype) if args.dtype else None

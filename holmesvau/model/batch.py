@@ -4,17 +4,14 @@
     frames = FrameSet(tiles=uint8_tiles, key=("robbery.mp4", (0, 39, 79)))   # or pixel_values= / features=
     outs = answer_batch(lm, [AnswerRequest(frames, video_question(p, 3), max_new_tokens=64) for p in prompts], 16)
 
-Prompts are built as `chat()` builds them. Image features (InternViT + projector) are computed once per distinct
-frame set (`FrameSet.key`, or the FrameSet object itself) and scattered into the text embeddings at the
-`<IMG_CONTEXT>` positions. Requests are sorted by image tokens, frame set and prompt length and cut into batches (a
-frame set's questions together, little padding). Each prompt is prefilled on its own, the prefix shared by a frame
-set's questions once (holmesvau.model.prefill); the caches are left-padded into one that decodes in place
-(holmesvau.model.kv_cache), and the rows decode greedily together; a row stops at `<|im_end|>` or at its own
-`max_new_tokens` and leaves the batch. Greedy answers equal one-at-a-time `chat()` answers token for token (tested
-on the tiny model in float32) while prompts stay under `max_position_embeddings` (InternLM2's dynamic NTK rope
-depends on the largest position in a forward; HIVAU prompts are ~3.3k of InternVL2-2B's 32768 tokens).
-
-A CUDA out-of-memory error halves the batch and retries it (logged); at batch 1 it is raised to the caller.
+Prompts are built as `chat()` builds them. Image features are computed once per distinct frame set (`FrameSet.key`,
+or the object itself) and scattered into the text embeddings at the `<IMG_CONTEXT>` positions. Requests are sorted
+by image tokens, frame set and prompt length and cut into batches. Prompts are prefilled one at a time, a frame set's
+shared prefix once (holmesvau.model.prefill), then decoded greedily together in one left-padded cache
+(holmesvau.model.kv_cache); a row leaves at `<|im_end|>` or its own `max_new_tokens`. Answers equal one-at-a-time
+`chat()` answers token for token while prompts stay under `max_position_embeddings` (InternLM2's dynamic NTK rope
+depends on the largest position in a forward). A CUDA out-of-memory error halves the batch and retries; at batch 1
+it is raised to the caller.
 """
 
 from __future__ import annotations
@@ -28,7 +25,7 @@ import torch
 
 from holmesvau.preprocess import normalize_tiles
 
-from .chat import ChatOutput, chat_output, default_vit_batch, encode_prompt
+from .chat import ChatOutput, chat_output, checked_tiles, default_vit_batch, encode_prompt
 from .kv_cache import GROW, cache_kwarg, left_padded_cache
 from .loading import LoadedModel
 from .prefill import prefill_rows
@@ -98,8 +95,7 @@ class FeatureCache:
     def get(self, key: Hashable) -> torch.Tensor | None:
         if key in self.items:
             self.items.move_to_end(key)
-            return self.items[key]
-        return None
+        return self.items.get(key)
 
     def put(self, key: Hashable, features: torch.Tensor) -> None:
         self.items[key] = features
@@ -185,9 +181,7 @@ class _Prepared:
 
 def _prepare(lm: LoadedModel, i: int, req: AnswerRequest) -> _Prepared:
     n = 0 if req.frames is None else req.frames.num_tiles
-    tpi = list(req.frames.tiles_per_image or [1] * n) if req.frames is not None else []
-    if sum(tpi) != n:
-        raise ValueError(f"request {i}: tiles_per_image sums to {sum(tpi)} but the frame set has {n} tiles")
+    tpi = checked_tiles(req.frames and req.frames.tiles_per_image, n, "the frame set", f"request {i}: ")
     if req.max_new_tokens < 1:
         raise ValueError(f"request {i}: max_new_tokens must be >= 1, got {req.max_new_tokens}")
     prompt = build_prompt(req.question, tpi, req.history, lm.system_message, lm.num_image_token)
@@ -208,9 +202,8 @@ def _order(items: list[_Prepared]) -> list[_Prepared]:
             first_seen.setdefault(p.frames.identity, len(first_seen))
 
     def sort_key(p: _Prepared):
-        if p.frames is None:
-            return (0, -1, p.ids.shape[1])
-        return (p.frames.num_tiles, first_seen[p.frames.identity], p.ids.shape[1])
+        frame_key = (0, -1) if p.frames is None else (p.frames.num_tiles, first_seen[p.frames.identity])
+        return (*frame_key, p.ids.shape[1])
 
     return sorted(items, key=sort_key)
 
@@ -249,19 +242,16 @@ def _generate(lm: LoadedModel, batch: list[_Prepared], feats: dict, stats: Batch
     stats.new_tokens += len(batch)
     if not rows:
         return out
-    # one cache for the rows still going, left-padded to the longest prompt (padding masked out below), with room
-    # to decode in place (holmesvau.model.kv_cache); the attention mask is one buffer too, viewed a column longer
-    # at each step
+    # one left-padded cache for the rows still going, decoding in place; the mask is one buffer, viewed a column
+    # longer at each step
     lengths = [batch[r].ids.shape[1] for r, _ in rows]
     width, most = max(lengths), max(batch[r].max_new_tokens for r, _ in rows)
     cache = left_padded_cache([kv for _, kv in rows], room=most)
     alive = [r for r, _ in rows]  # batch row of each cache row
-    # the mask grows with what is generated (GROW columns at a time), not with max_new_tokens: a cap of 1e9 tokens
-    # must not allocate rows x 1e9 at once
+    # the mask grows GROW columns at a time, not to max_new_tokens at once (a cap of 1e9 must not allocate it)
     mask = torch.zeros(len(rows), width + min(most, GROW), dtype=torch.long, device=device)
     for j, n in enumerate(lengths):
-        mask[j, width - n :] = 1
-    mask[:, width:] = 1
+        mask[j, width - n :] = 1  # the prompt and the room after it
     pos = torch.tensor(lengths, device=device)[:, None]  # the next token's position in each row
     nxt = torch.tensor([out[r][0] for r in alive], device=device)
     step = 1

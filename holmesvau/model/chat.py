@@ -26,6 +26,16 @@ def encode_prompt(lm: LoadedModel, prompt: str) -> torch.Tensor:
     return ids.to(lm.device)
 
 
+def checked_tiles(
+    tiles_per_image: Sequence[int] | None, n_tiles: int, what: str, where: str = ""
+) -> list[int]:
+    """Tiles of each `<image>` (default: one each, as for video frames); they must add up to the `n_tiles` given."""
+    tiles = list(tiles_per_image or [1] * n_tiles)
+    if sum(tiles) != n_tiles:
+        raise ValueError(f"{where}tiles_per_image sums to {sum(tiles)} but {what} has {n_tiles} tiles")
+    return tiles
+
+
 @torch.inference_mode()
 def chat(
     lm: LoadedModel,
@@ -40,12 +50,7 @@ def chat(
     """One turn. `pixel_values` (N, 3, 448, 448) holds all tiles of all images in order; `tiles_per_image` says
     how many tiles each `<image>` of the question takes (default: one each, as for video frames)."""
     n_tiles = 0 if pixel_values is None else int(pixel_values.shape[0])
-    if tiles_per_image is None:
-        tiles_per_image = [1] * n_tiles
-    if sum(tiles_per_image) != n_tiles:
-        raise ValueError(
-            f"tiles_per_image sums to {sum(tiles_per_image)} but pixel_values has {n_tiles} tiles"
-        )
+    tiles_per_image = checked_tiles(tiles_per_image, n_tiles, "pixel_values")
     prompt = build_prompt(question, tiles_per_image, history, lm.system_message, lm.num_image_token)
     input_ids = encode_prompt(lm, prompt)
     kwargs = dict(
@@ -78,20 +83,13 @@ def vit_cls_features(lm: LoadedModel, pixel_values: torch.Tensor) -> torch.Tenso
 
 @dataclass
 class VitEncoder:
-    """`encode_fn` for streaming ATS: pixel values → CLS features. Its `device`, `dtype` and `batch_size` tell
-    `extract_dense_features` where to normalise the uint8 tiles (on the GPU when the model is there: a quarter of
-    the bytes cross) and how many tiles to encode at once."""
+    """`encode_fn` for streaming ATS: pixel values -> CLS features. `device`, `dtype` and `batch_size` tell
+    `extract_dense_features` where to normalise the uint8 tiles (on the model's device) and how many to encode."""
 
     lm: LoadedModel
     batch_size: int
-
-    @property
-    def device(self) -> torch.device:
-        return self.lm.device
-
-    @property
-    def dtype(self) -> torch.dtype:
-        return self.lm.dtype
+    device: torch.device
+    dtype: torch.dtype
 
     def __call__(self, pixel_values: torch.Tensor) -> torch.Tensor:
         return vit_cls_features(self.lm, pixel_values)
@@ -99,7 +97,7 @@ class VitEncoder:
 
 def vit_encoder(lm: LoadedModel, batch_size: int | None = None) -> VitEncoder:
     """`encode_fn` for streaming ATS; `batch_size` default: 64 tiles a batch on a GPU, 16 on the CPU."""
-    return VitEncoder(lm, int(batch_size or default_vit_batch(lm.device)))
+    return VitEncoder(lm, int(batch_size or default_vit_batch(lm.device)), lm.device, lm.dtype)
 
 
 def default_vit_batch(device: torch.device | str) -> int:

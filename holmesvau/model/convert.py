@@ -1,8 +1,7 @@
 """Convert an original-format InternVL2 / HolmesVAU checkpoint into transformers' native InternVL format.
 
-The original checkpoints (OpenGVLab/InternVL2-2B, ppxin321/HolmesVAU-2B) are `InternVLChatModel` remote code:
-InternViT + pixel-shuffle MLP + InternLM2. Here the weights are read straight from the safetensors (no checkpoint
-code runs) and renamed/split into `InternVLForConditionalGeneration` with a Llama text model:
+The original `InternVLChatModel` checkpoints (InternViT + pixel-shuffle MLP + InternLM2) are read straight from the
+safetensors (no checkpoint code runs) and renamed/split into `InternVLForConditionalGeneration` with a Llama LM:
 
 - InternViT's fused `attn.qkv` is split into q/k/v; `ls1/ls2` are the layer scales `lambda_1/lambda_2`;
 - InternLM2's fused `wqkv` is laid out per key/value group as [q_1..q_g, k, v] (each head_dim rows) and is split
@@ -311,15 +310,12 @@ def build_native_model(src: str | Path, dtype: torch.dtype | None = None):
             raise CheckpointError(
                 f"{src}: tensor for {k} has shape {tuple(w.shape)}, the config implies {tuple(expected[k].shape)}"
             )
-    target = dtype or _dtype_of(orig_cfg)
-    model.load_state_dict({k: v.to(target) for k, v in state.items()}, assign=True, strict=True)
+    if dtype is None:
+        name = orig_cfg.get("torch_dtype") or orig_cfg["llm_config"].get("torch_dtype") or "float32"
+        dtype = getattr(torch, str(name).replace("torch.", ""), torch.float32)
+    model.load_state_dict({k: v.to(dtype) for k, v in state.items()}, assign=True, strict=True)
     model.eval()
     return model, tok
-
-
-def _dtype_of(orig_cfg: dict) -> torch.dtype:
-    name = orig_cfg.get("torch_dtype") or orig_cfg.get("llm_config", {}).get("torch_dtype") or "float32"
-    return getattr(torch, str(name).replace("torch.", ""), torch.float32)
 
 
 def convert_checkpoint(

@@ -1,11 +1,8 @@
-"""One batch KV cache from prompts prefilled one at a time, that decodes without copying itself at every step.
+"""One batch KV cache, built from prompts prefilled one at a time, that decodes in place.
 
-transformers' DynamicLayer appends a decode step's keys and values with `torch.cat`, which copies the whole cache:
-at 16 rows of ~3.3k tokens that is ~10 GB of memory traffic per step for InternVL2-2B (24 layers x 2 x 108 MB),
-more than the weights. `RoomyLayer` keeps each layer in a buffer with room for `GROW` more tokens and writes a step
-in place, growing (one copy) only when the room is used up; attention reads a view of the filled part.
-`left_padded_cache` builds it straight from the per-prompt caches, each row right-aligned (left padding, masked
-out by the attention mask the caller keeps).
+transformers' DynamicLayer appends each decode step with `torch.cat`, copying the whole cache (~10 GB of traffic a
+step at 16 rows of ~3.3k tokens for InternVL2-2B). `RoomyLayer` keeps `GROW` tokens of room and copies only when it
+is used up; `left_padded_cache` right-aligns the per-prompt caches (padding masked out by the caller).
 """
 
 from __future__ import annotations
@@ -59,8 +56,7 @@ class RoomyLayer(DynamicLayer):
 
 
 def cache_kwarg(language_model: torch.nn.Module) -> str:
-    """The KV-cache argument's name of a transformers model's forward: `cache` in recent releases, else
-    `past_key_values`."""
+    """The KV-cache argument of a transformers forward: `cache` in recent releases, else `past_key_values`."""
     params = inspect.signature(language_model.forward).parameters
     return "cache" if "cache" in params else "past_key_values"
 

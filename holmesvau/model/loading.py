@@ -110,9 +110,8 @@ def locate_checkpoint(name_or_path: str | Path, cache_dir: str | Path | None = N
 
 
 def resolve_checkpoint(name_or_path: str | Path, cache_dir: str | Path | None = None) -> Path:
-    """A local folder in NATIVE format for tools that need one on disk (training, LoRA merging): an original-format
-    folder is converted once into `<cache>/converted/<name>-<key>/` (a full copy of the weights). Inference does
-    not need this: `load_model` converts original checkpoints in memory."""
+    """A NATIVE-format folder on disk for training and LoRA merging: an original-format folder is converted once
+    into `<cache>/converted/<name>-<key>/` (`load_model` converts in memory instead)."""
     path = locate_checkpoint(name_or_path, cache_dir)
     return _converted(path, cache_dir) if is_original_checkpoint(path) else path
 
@@ -144,8 +143,8 @@ def _converted(src: Path, cache_dir: str | Path | None) -> Path:
 
 
 def _load_original(src: Path, dtype: torch.dtype, attn: str):
-    """(native model on the CPU, tokenizer) of an original-format folder, converted in memory (no weights written;
-    the tokenizer files are rebuilt in a temporary folder)."""
+    """(native model on the CPU, tokenizer) of an original-format folder, converted in memory (the tokenizer files
+    go through a temporary folder)."""
     import tempfile
 
     from transformers import InternVLForConditionalGeneration

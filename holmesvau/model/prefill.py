@@ -1,10 +1,6 @@
-"""Prefill of a batch's prompts, one prompt at a time, the common prefix of one frame set's prompts once.
-
-Every prompt is prefilled on its own: no padding, so the causal attention path of the serial prefill and no
-(B, L, L) mask. The questions asked of one frame set share their prompt up to the question (system message and the
-~3k image tokens of 12 frames); that prefix is prefilled once, and each prompt continues from a copy of its cache
-with its own tokens at their own positions. Under causal attention the prefix never sees what follows it, so the
-result is the full prefill's (checked against transformers' own forward in tests/test_prefill.py).
+"""Prefill of a batch's prompts one at a time (no padding, no (B, L, L) mask); the prefix shared by one frame set's
+prompts (system message and image tokens) is prefilled once and each prompt continues from a copy of its cache.
+Under causal attention this equals the full prefill (tests/test_prefill.py).
 """
 
 from __future__ import annotations

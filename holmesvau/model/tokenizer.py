@@ -1,11 +1,9 @@
 """InternLM2 tokenizer, rebuilt as a standard `tokenizers` BPE so `AutoTokenizer` loads it with no remote code.
 
-The original `InternLM2Tokenizer` is a sentencepiece BPE (byte fallback, split digits, no dummy prefix, identity
-normaliser) plus added tokens (`<img>`, `<IMG_CONTEXT>`, ...). Rebuilt as: spaces become "▁" (no prefix); BPE merges
-in sentencepiece piece order, byte fallback; control pieces (`<s>`, `</s>`) special, user-defined pieces
-(`<|im_start|>`, `<|im_end|>`, ...) added but *not* special (`skip_special_tokens` keeps them, as the original
-does); a `<s>` prepended, never an eos. `decode_like_original` reproduces the original's decoding *with* special
-tokens, quirks included; with `skip_special_tokens=True` both decode alike.
+Spaces become "▁" (no prefix), BPE merges in sentencepiece piece order with byte fallback; control pieces special,
+user-defined pieces (`<|im_end|>`, ...) added but *not* special (`skip_special_tokens` keeps them, as the original
+does); a `<s>` prepended. `decode_like_original` reproduces the original's decoding with special tokens, quirks
+included.
 """
 
 from __future__ import annotations
@@ -35,24 +33,12 @@ CHAT_TEMPLATE = (
 )
 
 
-def _load_sp_proto(model_file: Path):
-    from sentencepiece import sentencepiece_model_pb2 as pb
-
-    proto = pb.ModelProto()
-    try:
-        proto.ParseFromString(model_file.read_bytes())
-    except Exception as e:  # noqa: BLE001 - protobuf raises its own DecodeError
-        raise CheckpointError(f"{model_file}: not a sentencepiece model ({e})") from e
-    if not proto.pieces:
-        raise CheckpointError(f"{model_file}: sentencepiece model has no pieces")
-    return proto
-
-
 def build_fast_tokenizer(src: str | Path):
     """Build a `tokenizers.Tokenizer` equal to the original InternLM2Tokenizer of checkpoint folder `src`.
 
     Returns (tokenizer, special_tokens: dict) where special_tokens names bos/eos/unk/pad and the added specials.
     """
+    from sentencepiece import sentencepiece_model_pb2 as pb
     from tokenizers import AddedToken, Tokenizer, decoders, normalizers, processors
     from tokenizers.models import BPE
     from transformers.tokenization_utils_base import generate_merges
@@ -61,7 +47,13 @@ def build_fast_tokenizer(src: str | Path):
     model_file = src / "tokenizer.model"
     if not model_file.is_file():
         raise CheckpointError(f"{src}: missing tokenizer.model (the InternLM2 sentencepiece model)")
-    proto = _load_sp_proto(model_file)
+    proto = pb.ModelProto()
+    try:
+        proto.ParseFromString(model_file.read_bytes())
+    except Exception as e:  # noqa: BLE001 - protobuf raises its own DecodeError
+        raise CheckpointError(f"{model_file}: not a sentencepiece model ({e})") from e
+    if not proto.pieces:
+        raise CheckpointError(f"{model_file}: sentencepiece model has no pieces")
     if proto.trainer_spec.model_type != 2:
         raise CheckpointError(
             f"{model_file}: expected a BPE sentencepiece model, got model_type {proto.trainer_spec.model_type}"
@@ -135,10 +127,7 @@ def save_native_tokenizer(src: str | Path, dst: str | Path, system_message: str)
     tok.save(str(dst / "tokenizer.json"))
     config = {
         "tokenizer_class": "PreTrainedTokenizerFast",
-        "bos_token": special["bos_token"],
-        "eos_token": special["eos_token"],
-        "unk_token": special["unk_token"],
-        "pad_token": special["pad_token"],
+        **{k: special[k] for k in ("bos_token", "eos_token", "unk_token", "pad_token")},
         "additional_special_tokens": special["extra"],
         "extra_special_tokens": special["extra"],
         "add_bos_token": True,

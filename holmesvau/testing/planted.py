@@ -1,9 +1,6 @@
-"""Stand-in scorers and encoders, for tests, benchmarks and demos of live mode (like holmesvau.testing.synthetic).
-
-`PlantedScorer`: high where an encoder's features look like the "bright" scene of holmesvau.testing.synthetic, low
-elsewhere, so a generated video with `bright_ranges` has events exactly there, whatever encoder (tiny or
-full-size, random weights) makes the features. `vision_encoder`: a random InternViT of the tiny or the real
-InternVL2-2B shapes (no language model), as an `encode_fn` for the watcher. `make_random_scorer`: a random URDMU.
+"""Stand-in scorers and encoders for tests, benchmarks and live-mode demos: `PlantedScorer` is high exactly on the
+"bright" scenes of holmesvau.testing.synthetic whatever encoder makes the features; `vision_encoder` is a random
+InternViT (tiny or InternVL2-2B's shapes); `make_random_scorer` a random URDMU.
 """
 
 from __future__ import annotations

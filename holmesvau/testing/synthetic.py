@@ -1,8 +1,4 @@
-"""Generated test media: short videos with known content, for tests, benchmarks and demos.
-
-A moving bright square over a gradient, with the frame number encoded in a corner so that a decoded frame can be
-checked against its index. Written with PyAV (libx264 or mpeg4), no ffmpeg binary needed.
-"""
+"""Generated test videos: a moving square over a gradient (frame number in a corner), written with PyAV."""
 
 from __future__ import annotations
 

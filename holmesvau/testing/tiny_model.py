@@ -1,8 +1,5 @@
-"""A tiny random InternVL2-architecture checkpoint with a real sentencepiece tokenizer.
-
-Same layout as InternVL2-2B / HolmesVAU-2B (InternViT 448 px / patch 14, pixel shuffle 0.5 → 256 tokens per tile,
-InternLM2 with grouped-query attention and dynamic rope), only a few hundred kilobytes: for tests and for trying
-the pipeline without downloading 4 GB. Outputs are gibberish by construction.
+"""A tiny random checkpoint in InternVL2-2B's layout (448 px tiles, 256 tokens each, grouped-query InternLM2 with
+dynamic rope) and a real sentencepiece tokenizer: a few hundred kilobytes, for tests and demos; outputs are gibberish.
 """
 
 from __future__ import annotations
@@ -86,8 +83,9 @@ def _corpus(seed: int) -> list[str]:
     return lines
 
 
-def train_sentencepiece(out_file: Path, vocab_size: int = 600, seed: int = 0) -> None:
-    """An InternLM2-style sentencepiece BPE: byte fallback, split digits, no dummy prefix, identity normaliser."""
+def train_sentencepiece(out_file: Path, vocab_size: int = 600, seed: int = 0) -> int:
+    """An InternLM2-style sentencepiece BPE (byte fallback, split digits, no dummy prefix, identity normaliser);
+    returns its number of pieces."""
     import sentencepiece as spm
 
     buf = io.BytesIO()
@@ -112,6 +110,7 @@ def train_sentencepiece(out_file: Path, vocab_size: int = 600, seed: int = 0) ->
         minloglevel=2,
     )
     out_file.write_bytes(buf.getvalue())
+    return spm.SentencePieceProcessor(model_proto=buf.getvalue()).get_piece_size()
 
 
 def _write_tokenizer_files(out: Path, sp_size: int) -> None:
@@ -198,9 +197,8 @@ _NATIVE_QKV = re.compile(
 
 
 def to_original_state_dict(native_sd: dict[str, torch.Tensor], orig_cfg: dict) -> dict[str, torch.Tensor]:
-    """Native weights back in the original InternVLChatModel layout, q/k/v fused again: the inverse of
-    holmesvau.model.convert.convert_state_dict, to write original-format test checkpoints and to check that
-    conversion loses nothing."""
+    """The inverse of holmesvau.model.convert.convert_state_dict (q/k/v fused again): original-format test
+    checkpoints, and a check that conversion loses nothing."""
     heads, kv, head_dim = attention_dims(orig_cfg)
     rules = rename_rules(reverse=True)
     out: dict[str, torch.Tensor] = {}
@@ -245,10 +243,7 @@ def make_tiny_checkpoint(
     else:
         check_destination(out, overwrite=overwrite)  # refuse before any work
         orig_dir = Path(tempfile.mkdtemp(prefix="holmesvau-tiny-"))
-    train_sentencepiece(orig_dir / "tokenizer.model", cfg.sp_vocab, cfg.seed)
-    import sentencepiece as spm
-
-    sp_size = spm.SentencePieceProcessor(model_file=str(orig_dir / "tokenizer.model")).get_piece_size()
+    sp_size = train_sentencepiece(orig_dir / "tokenizer.model", cfg.sp_vocab, cfg.seed)
     _write_tokenizer_files(orig_dir, sp_size)
     ocfg = original_config(cfg, cfg.vocab_size or sp_size + len(ADDED_SPECIALS))
     ocfg["torch_dtype"] = cfg.dtype
