@@ -286,14 +286,8 @@ class Watcher:
                 cam.set_state("offline")
         ex, hook = self.explainer, self.webhook
         left = ex.close(self.cfg.drain_timeout_s if self.fatal is None else 0) if ex is not None else 0
-        webhook = None
-        if hook is not None:
-            hook.close()
-            webhook = {"sent": hook.sent, "failed": hook.failed, "dropped": hook.dropped}
-        sinks = {}
-        for sink in self.sinks:
-            if hasattr(sink, "close"):
-                sinks[type(sink).__name__] = sink.close()
+        webhook = hook.close() if hook is not None else None
+        sinks = {type(s).__name__: s.close() for s in self.sinks if hasattr(s, "close")}
         for cam in self.cameras:
             cam.close_files()
         cams = [c.summary() for c in self.cameras]
