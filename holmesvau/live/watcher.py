@@ -1,16 +1,12 @@
 """The live watcher: many cameras, one model. Sources -> shared InternViT batches -> each camera's online ATS
 scores -> events -> clips, explanations, JSON lines, sinks (webhook, MQTT, the dashboard).
 
-Threads: one reader per `Camera` (decode, feed the clip ring, which encodes the clips, and turn every
-`dense_stride`-th frame into a uint8 448 px tile on the camera's bounded queue); the caller's thread takes what
-has arrived from every camera's queue (at most `batch_size` tiles, shared fairly), encodes the tiles in one ViT
-call, and gives each camera its features back, in order; the explainer (one, for all cameras) and each sink
-have threads of their own and only get work through bounded hand-overs. A camera that stalls or drops only
-leaves its queue empty: nothing waits on it.
-Outputs: one camera without a name writes into `out_dir`; named cameras into `out_dir/<name>` (events.jsonl,
-scores.jsonl, clips/, backlog/). Everything a camera writes goes through `emit` (events.jsonl + the sinks) or
-`score_line` (scores.jsonl), stamped with the camera and the run; a file that cannot be written stops the
-watcher (`on_fatal`), never a thread.
+Threads: one reader per `Camera` (holmesvau.live.camera); the caller's thread takes what has arrived from every
+camera's queue (at most `batch_size` tiles, shared fairly), encodes the tiles in one ViT call, and gives each
+camera its features back, in order; the explainer (one, for all cameras) and each sink have threads of their own
+and only get work through bounded hand-overs. A camera that stalls or drops only leaves its queue empty: nothing
+waits on it. Outputs: one camera without a name writes into `out_dir`; named cameras into `out_dir/<name>`
+(events.jsonl, scores.jsonl, clips/, backlog/).
 """
 
 from __future__ import annotations
