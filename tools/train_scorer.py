@@ -33,16 +33,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     d = TrainConfig()
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--features", required=True, help="training feature folder")
-    ap.add_argument(
-        "--annotations", required=True, help="raw annotation database (.json) of the training videos"
-    )
+    ap.add_argument("--annotations", required=True, help="training videos' raw annotation database (.json)")
     ap.add_argument("--val-features", help="validation feature folder")
     ap.add_argument("--val-annotations", help="raw annotation database of the validation videos")
     ap.add_argument("--output", required=True, help="scorer checkpoint to write (.pth)")
     ap.add_argument("--log", help="train log (default: train_log.jsonl next to --output)")
-    ap.add_argument(
-        "--metrics", help="best validation metrics JSON (default: best_metrics.json next to --output)"
-    )
+    ap.add_argument("--metrics", help="best validation metrics (default: best_metrics.json next to --output)")
     ap.add_argument(
         "--init",
         help="start from this scorer checkpoint (e.g. the released anomaly_scorer.pth; a plain state dict or "
@@ -54,9 +50,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--snippets", type=int, default=d.snippets, help="fixed training length in snippets")
     ap.add_argument("--lr", type=float, default=d.lr)
     ap.add_argument("--weight-decay", type=float, default=d.weight_decay)
-    ap.add_argument(
-        "--losses", default=",".join(LOSSES), help=f"comma list of {', '.join(LOSSES)} (or 'all')"
-    )
+    ap.add_argument("--losses", default=",".join(LOSSES), help=f"comma list of {', '.join(LOSSES)}, or all")
     ap.add_argument(
         "--loss-weights",
         help="NAME=NUMBER,... to change loss weights (default: "
@@ -115,18 +109,11 @@ def main(argv=None) -> int:
         device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
         if torch.device(device).type == "cuda" and not torch.cuda.is_available():
             raise ValueError(f"--device {device}: CUDA is not available here")
+        as_given = ("steps", "batch_size", "snippets", "lr", "weight_decay", "seed", "pooling", "val_every")
         cfg = TrainConfig(
-            steps=args.steps,
-            batch_size=args.batch_size,
-            snippets=args.snippets,
-            lr=args.lr,
-            weight_decay=args.weight_decay,
-            seed=args.seed,
+            **{k: getattr(args, k) for k in (*as_given, "select_metric")},
             losses=parse_losses(args.losses),
             weights=parse_loss_weights(args.loss_weights),
-            pooling=args.pooling,
-            val_every=args.val_every,
-            select_metric=args.select_metric,
             device=device,
         )
         if args.stride < 1:

@@ -11,14 +11,6 @@ from holmesvau.ats.scorer import (
 from holmesvau.ats.streaming import DenseFeatures, extract_dense_features
 
 __all__ = [
-    "URDMU",
-    "DenseFeatures",
-    "ScorerCheckpointError",
-    "URDMUTrainOutput",
-    "ats_select",
-    "density_aware_sample",
-    "extract_dense_features",
-    "load_anomaly_scorer",
-    "uniform_sample",
-    "urdmu_loss",
-]
+    "URDMU", "DenseFeatures", "ScorerCheckpointError", "URDMUTrainOutput", "ats_select", "density_aware_sample",
+    "extract_dense_features", "load_anomaly_scorer", "uniform_sample", "urdmu_loss"
+]  # fmt: skip

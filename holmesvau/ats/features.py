@@ -142,25 +142,13 @@ class ExtractionReport:
     seconds: float = 0.0
 
     def to_dict(self) -> dict:
-        return {
-            "rank": self.rank,
-            "world_size": self.world_size,
-            "extracted": len(self.extracted),
-            "skipped": len(self.skipped),
-            "failed": len(self.failed),
-            "failures": self.failed,
-            "seconds": round(self.seconds, 3),
-        }
+        counts = {k: len(getattr(self, k)) for k in ("extracted", "skipped", "failed")}
+        return {"rank": self.rank, "world_size": self.world_size, **counts, "failures": self.failed,
+                "seconds": round(self.seconds, 3)}  # fmt: skip
 
 
 def record_failure(out_dir: Path, video: Path, reason: str, rank: int = 0) -> dict:
-    rec = {
-        "video": str(video),
-        "name": video_key(str(video)),
-        "reason": reason,
-        "rank": rank,
-        "time": time.time(),
-    }
+    rec = dict(video=str(video), name=video_key(str(video)), reason=reason, rank=rank, time=time.time())
     append_jsonl(out_dir / FAILURES_FILE, rec)
     return rec
 

@@ -112,8 +112,9 @@ def extract_dense_features(
 ) -> DenseFeatures:
     """Features of every `stride`-th frame: `encode_fn(pixel_values (B, 3, S, S)) -> (B, D)` per batch.
 
-    `backend`: kept for old callers; PyAV is the one decoder (holmesvau.video): a dense plan decodes every frame but
-    those no other frame refers to (holmesvau.video), converted to RGB only when kept, on the preprocessing thread. `num_threads`: decoder threads, 0 = one per core.
+    `backend`: kept for old callers; PyAV is the one decoder (holmesvau.video): a dense plan decodes every frame
+    but those no other frame refers to, converted to RGB only when kept, on the preprocessing thread.
+    `num_threads`: decoder threads, 0 = one per core.
     `batch_size` (frames) / `device` / `dtype` (of the pixel values): default the encoder's attributes of those
     names (holmesvau.model.vit_encoder: 64 on a GPU, 16 on the CPU; uint8 tiles cross to the GPU and are
     normalised there), else 16 / CPU / float32.
@@ -204,11 +205,7 @@ def extract_dense_features(
         raise ValueError(f"{reader.info.path}: no dense frames to encode")
     timings["total"] = time.perf_counter() - start
     fps = reader.info.fps or 1.0
+    times_s = np.asarray([reader.times_s.get(i, i / fps) for i in plan], dtype=np.float64)
     return DenseFeatures(
-        times_s=np.asarray([reader.times_s.get(i, i / fps) for i in plan], dtype=np.float64),
-        frame_indices=np.asarray(plan, dtype=np.int64),
-        features=torch.cat(features),
-        info=reader.info,
-        timings=timings,
-        pixel_values=kept,
+        np.asarray(plan, dtype=np.int64), torch.cat(features), reader.info, timings, kept, times_s
     )

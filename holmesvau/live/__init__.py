@@ -9,12 +9,13 @@
 The command line is `watch.py` (options in holmesvau.live.options).
 """
 
+from .camera import Camera
 from .events import EventTracker, FrameReservoir, Hysteresis, LiveEvent
 from .explain import Explainer, mllm_explainer, per_event
 from .online import OnlineScorer, Snippet
 from .outputs import SCHEMA_VERSION, JsonlWriter, Webhook
 from .source import Frame, Gap, LiveSource, SourceConfig, SourceError, redact, source_kind
-from .watcher import Camera, WatchConfig, Watcher, vit_tile_encoder
+from .watcher import WatchConfig, Watcher, vit_tile_encoder
 
 __all__ = [
     "SCHEMA_VERSION", "Camera", "EventTracker", "Explainer", "Frame", "FrameReservoir", "Gap", "Hysteresis",

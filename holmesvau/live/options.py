@@ -233,12 +233,6 @@ def read_cameras(
     return specs
 
 
-def _options(items: list[str]) -> dict[str, str]:
-    if bad := [it for it in items if "=" not in it]:
-        raise ValueError(f"--option must be K=V, got {bad[0]!r}")
-    return dict(it.split("=", 1) for it in items)
-
-
 def configs(args: argparse.Namespace) -> tuple[SourceConfig, WatchConfig]:
     from holmesvau.cli import sampling_config
 
@@ -246,10 +240,12 @@ def configs(args: argparse.Namespace) -> tuple[SourceConfig, WatchConfig]:
         v = getattr(args, name)
         if not (v == v and 0 < v < 1e6):
             raise ValueError(f"--{name.replace('_', '-')} must be a number of seconds > 0, got {v}")
+    if bad := [it for it in args.option if "=" not in it]:
+        raise ValueError(f"--option must be K=V, got {bad[0]!r}")
     src = SourceConfig(
         source=args.source, realtime=args.realtime, reconnect=False if args.no_reconnect else None,
         open_attempts=args.open_attempts, open_timeout_s=args.open_timeout_s, read_timeout_s=args.read_timeout_s,
-        backoff_max_s=args.backoff_max_s, options=_options(args.option),
+        backoff_max_s=args.backoff_max_s, options=dict(it.split("=", 1) for it in args.option),
     )  # fmt: skip
     rule = Hysteresis(args.on, args.off, args.min_duration_s, args.gap_s)
     watch = WatchConfig(

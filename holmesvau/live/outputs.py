@@ -140,9 +140,10 @@ class Webhook:
                     time.sleep(delay)
                     delay *= 2
 
-    def close(self, timeout_s: float = 10.0) -> None:
-        """Send what is queued (for at most `timeout_s`), then stop."""
+    def close(self, timeout_s: float = 10.0) -> dict:
+        """Send what is queued (for at most `timeout_s`), then stop; returns the counts."""
         self._stop.set()
         self._thread.join(timeout_s)
         if self._thread.is_alive() or not self.q.empty():
             log.error("webhook %s: %d records not sent at exit", self.name, self.q.qsize())
+        return {"sent": self.sent, "failed": self.failed, "dropped": self.dropped}

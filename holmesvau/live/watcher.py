@@ -1,16 +1,12 @@
 """The live watcher: many cameras, one model. Sources -> shared InternViT batches -> each camera's online ATS
 scores -> events -> clips, explanations, JSON lines, sinks (webhook, MQTT, the dashboard).
 
-Threads: one reader per `Camera` (decode, feed the clip ring, which encodes the clips, and turn every
-`dense_stride`-th frame into a uint8 448 px tile on the camera's bounded queue); the caller's thread takes what
-has arrived from every camera's queue (at most `batch_size` tiles, shared fairly), encodes the tiles in one ViT
-call, and gives each camera its features back, in order; the explainer (one, for all cameras) and each sink
-have threads of their own and only get work through bounded hand-overs. A camera that stalls or drops only
-leaves its queue empty: nothing waits on it.
-Outputs: one camera without a name writes into `out_dir`; named cameras into `out_dir/<name>` (events.jsonl,
-scores.jsonl, clips/, backlog/). Everything a camera writes goes through `emit` (events.jsonl + the sinks) or
-`score_line` (scores.jsonl), stamped with the camera and the run; a file that cannot be written stops the
-watcher (`on_fatal`), never a thread.
+Threads: one reader per `Camera` (holmesvau.live.camera); the caller's thread takes what has arrived from every
+camera's queue (at most `batch_size` tiles, shared fairly), encodes the tiles in one ViT call, and gives each
+camera its features back, in order; the explainer (one, for all cameras) and each sink have threads of their own
+and only get work through bounded hand-overs. A camera that stalls or drops only leaves its queue empty: nothing
+waits on it. Outputs: one camera without a name writes into `out_dir`; named cameras into `out_dir/<name>`
+(events.jsonl, scores.jsonl, clips/, backlog/).
 """
 
 from __future__ import annotations
@@ -286,14 +282,8 @@ class Watcher:
                 cam.set_state("offline")
         ex, hook = self.explainer, self.webhook
         left = ex.close(self.cfg.drain_timeout_s if self.fatal is None else 0) if ex is not None else 0
-        webhook = None
-        if hook is not None:
-            hook.close()
-            webhook = {"sent": hook.sent, "failed": hook.failed, "dropped": hook.dropped}
-        sinks = {}
-        for sink in self.sinks:
-            if hasattr(sink, "close"):
-                sinks[type(sink).__name__] = sink.close()
+        webhook = hook.close() if hook is not None else None
+        sinks = {type(s).__name__: s.close() for s in self.sinks if hasattr(s, "close")}
         for cam in self.cameras:
             cam.close_files()
         cams = [c.summary() for c in self.cameras]
