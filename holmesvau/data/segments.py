@@ -34,7 +34,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from holmesvau.files import atomic_target, atomic_write_json, stale_temporaries
+from holmesvau.files import atomic_target, stale_temporaries
 from holmesvau.video import probe
 from holmesvau.video_open import ALLOWED_FORMATS, VideoError, open_container, video_stream
 
@@ -354,7 +354,3 @@ def stop_pool(pool: ProcessPoolExecutor) -> None:
         p.kill()
     for p in procs:
         p.join(timeout=5)
-
-
-def write_summary(path: str | Path, summary: CutSummary, extra: dict | None = None) -> Path:
-    return atomic_write_json(path, {**(extra or {}), **summary.to_json()})
