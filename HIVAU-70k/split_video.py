@@ -25,7 +25,8 @@ from pathlib import Path
 from holmesvau.cli import positive_int
 from holmesvau.data.download import FETCH_HINT
 from holmesvau.data.layout import DATASETS, SPLITS, no_sources_message, plan_segments, scan_sources
-from holmesvau.data.segments import METHODS, run_jobs, write_summary
+from holmesvau.data.segments import METHODS, run_jobs
+from holmesvau.files import atomic_write_json
 from holmesvau.output_guard import check_output_file, json_object_with
 
 HERE = Path(__file__).resolve().parent
@@ -47,7 +48,7 @@ def cut(args, dataset: str, split: str) -> int:
     summary.failed += len(plan.problems)
     summary.failures = plan.problems + summary.failures
     out = Path(args.summary or Path(args.root) / "videos" / dataset / f"split_video_{split}.json")
-    write_summary(out, summary, {"dataset": dataset, "split": split})
+    atomic_write_json(out, {"dataset": dataset, "split": split, **summary.to_json()})
     brief = {k: v for k, v in summary.to_json().items() if k != "failures"}
     for f in summary.failures[:20]:
         print(f"failed: {f['output']}: {f['reason']}", file=sys.stderr)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
-from holmesvau.cli import add_generation_options, add_model_options, load_vau
+from holmesvau.cli import DEFAULT_MODEL, add_generation_options, add_model_options, load_vau
 from holmesvau.frame_plan import SamplingConfig
 
 VIDEO_EXTS = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv")
@@ -294,8 +294,6 @@ def build_parser(examples_dir: str | Path | None = None) -> argparse.ArgumentPar
 
 def parse_args(argv: list[str] | None = None, examples_dir: str | Path | None = None) -> argparse.Namespace:
     """build_parser's options, parsed; --tiny together with --model is a usage error."""
-    from holmesvau.cli import DEFAULT_MODEL
-
     p = build_parser(examples_dir)
     p.set_defaults(model=None)  # tells "not given" from the default (the help still names DEFAULT_MODEL)
     args = p.parse_args(argv)

@@ -82,7 +82,7 @@ class VideoSFTDataset(Dataset):
         for spec in specs:
             rows, bad = read_rows(spec)
             self.rows += rows
-            self.load_problems += [problem("malformed_row", f"{p.path}:{p.line}", p.message) for p in bad]
+            self.load_problems += [problem("malformed_row", f"{p.path}:{p.line}", p.reason) for p in bad]
         if not self.rows:
             raise ValueError(f"no usable rows in {[str(s.annotation) for s in specs]}")
         self._bad: set[int] = set()  # rows known to fail, per process

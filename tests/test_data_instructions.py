@@ -98,7 +98,7 @@ def test_malformed_lines(tmp_path):
     rows, problems = read_instructions_report(path)
     assert [r.id for r in rows] == [1, 8] and rows[1].answer == "spelled right"
     assert [p.line for p in problems] == [2, 3, 4, 6, 7, 8]
-    messages = {p.line: p.message for p in problems}
+    messages = {p.line: p.reason for p in problems}
     assert "unknown type 'scene'" in messages[3] and "missing field(s): video" in messages[4]
     assert "gpt turn" in messages[7] and "JSON object" in messages[8]
     with pytest.warns(UserWarning, match="skipped 6 malformed"):

@@ -142,7 +142,7 @@ def _main(args, output: Path, env, world: int) -> int:
         stats = predict_rows(
             vau, mine, args.video_root, out, sampling_config(args), max_new_tokens=args.max_new_tokens,
             scores_dir=args.scores_dir, batch_size=args.batch_size,
-            refused=[(p.id, p.message) for p in problems if p.id is not None and rank == 0], **common,
+            refused=[(p.id, p.reason) for p in problems if p.id is not None and rank == 0], **common,
         )  # fmt: skip
     stats["skipped_lines"] = len(problems)
     print(json.dumps({"rank": rank, "world_size": world, "output": str(out), **stats}), file=sys.stderr)

@@ -114,12 +114,6 @@ def _number(x: object) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
 
-def _interval(value: object) -> tuple[float, float] | None:
-    if isinstance(value, (list, tuple)) and len(value) == 2 and all(_number(x) for x in value):
-        return float(value[0]), float(value[1])
-    return None
-
-
 def _split(value: object) -> SummarySplit | None:
     if not isinstance(value, dict) or not all(
         isinstance(value.get(k), str) for k in ("judgement", "description")
@@ -167,7 +161,8 @@ def validate_raw_video(
     video_span = f"the video [0, {duration:.3f}] s ({n_frames} frames at {fps} fps)"
 
     def check_interval(fld: str, raw: object) -> tuple[float, float] | None:
-        iv = _interval(raw)
+        pair = isinstance(raw, (list, tuple)) and len(raw) == 2 and all(_number(x) for x in raw)
+        iv = (float(raw[0]), float(raw[1])) if pair else None
         if iv is None:
             err(fld, f"must be [start, end] in seconds, got {raw!r}")
         elif iv[1] <= iv[0]:

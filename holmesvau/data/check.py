@@ -3,9 +3,6 @@ file with its index at the front still opens). Workers die with their parent and
 
 from __future__ import annotations
 
-import os
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -13,7 +10,7 @@ from tqdm import tqdm
 
 from holmesvau.data.instructions import read_instructions_report
 from holmesvau.data.layout import SPLITS, instruction_file, video_path
-from holmesvau.data.segments import stop_pool, worker_init
+from holmesvau.data.segments import in_workers
 from holmesvau.video import probe
 from holmesvau.video_open import VideoError, open_container, video_stream
 
@@ -99,27 +96,16 @@ def check_videos(
             paths[rel] = video_path(root, rel)
         except ValueError as e:  # a row whose path leads out of ROOT/videos: reported, never opened
             record(rel, str(e))
-    workers = max(1, workers or os.cpu_count() or 1)
+
+    def record_one(rel: str, reason: str) -> None:
+        record(rel, reason)
+        bar.update(1)
+
+    def died(rel: str, e: BaseException) -> str:  # a decoder crashed the worker
+        return f"checker process died: {e}"
+
     with tqdm(total=len(paths), desc="checking videos", unit="video", disable=not progress) as bar:
-        if workers == 1:
-            for rel, path in paths.items():
-                record(rel, check_file(path))
-                bar.update(1)
-        else:
-            pool = ProcessPoolExecutor(max_workers=workers, initializer=worker_init, initargs=(os.getpid(),))
-            try:
-                futures = {pool.submit(check_file, path): rel for rel, path in paths.items()}
-                for fut in as_completed(futures):
-                    try:
-                        reason = fut.result()
-                    except BrokenProcessPool as e:  # a decoder crashed the worker
-                        reason = f"checker process died: {e}"
-                    record(futures[fut], reason)
-                    bar.update(1)
-            except BaseException:  # Ctrl-C (workers ignore it), or an error here: stop the workers now
-                stop_pool(pool)
-                raise
-            pool.shutdown()
+        in_workers(check_file, paths.items(), workers, record_one, died)
     report.missing.sort()
     report.broken.sort(key=lambda b: b["video"])
     return report

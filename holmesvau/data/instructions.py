@@ -11,7 +11,7 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from holmesvau.jsonl import check_id, read_jsonl
+from holmesvau.jsonl import JsonlProblem, check_id, read_jsonl
 
 LEVELS = ("clip", "event", "video")
 VIDEO_TOKEN = "<video>"
@@ -21,15 +21,7 @@ class InstructionError(ValueError):
     """A malformed instruction line; the message names the file and line number."""
 
 
-@dataclass(frozen=True)
-class InstructionProblem:
-    path: str
-    line: int
-    message: str
-    id: object = None  # the row's id when known (an over-long line: the caller fails that row by its id)
-
-    def __str__(self) -> str:
-        return f"{self.path}:{self.line}: {self.message}"
+InstructionProblem = JsonlProblem  # a skipped line: file, line, reason and the row's id when known
 
 
 @dataclass
@@ -104,8 +96,7 @@ def read_instructions_report(path: str | Path) -> tuple[list[Instruction], list[
         raise FileNotFoundError(f"instruction file not found: {path}")
     # holmesvau.jsonl's policy: malformed lines (a torn last one, an over-long one, a repeated id) are skipped
     # and reported
-    rows, found = read_jsonl(path, parse=parse_instruction, unique_ids=True)
-    return rows, [InstructionProblem(p.path, p.line, p.reason, p.id) for p in found]
+    return read_jsonl(path, parse=parse_instruction, unique_ids=True)
 
 
 def read_instructions(path: str | Path, on_error: str = "raise") -> list[Instruction]:

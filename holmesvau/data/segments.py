@@ -29,11 +29,12 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, field
 from fractions import Fraction
+from functools import partial
 from pathlib import Path
 
 from tqdm import tqdm
 
-from holmesvau.files import atomic_target, atomic_write_json, stale_temporaries
+from holmesvau.files import atomic_target, stale_temporaries
 from holmesvau.video import probe
 from holmesvau.video_open import ALLOWED_FORMATS, VideoError, open_container, video_stream
 
@@ -300,38 +301,49 @@ def run_jobs(
     """Cut all jobs with a process pool (default os.cpu_count() workers); returns the summary and every result."""
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-    workers = max(1, workers or os.cpu_count() or 1)
     summary, results = CutSummary(), []
     t = time.perf_counter()
     bar = tqdm(total=len(jobs), desc="cutting segments", unit="seg", disable=not progress)
 
-    def record(r: SegmentResult) -> None:
+    def record(_, r: SegmentResult) -> None:
         summary.add(r)
         results.append(r)
         bar.set_postfix(done=summary.done, skipped=summary.skipped, failed=summary.failed, refresh=False)
         bar.update(1)
 
+    def died(output: str, e: BaseException) -> SegmentResult:
+        return SegmentResult(output, "failed", f"worker died: {e}")
+
     try:
-        if workers == 1:
-            for job in jobs:
-                record(cut_segment(job, method))
-        else:
-            pool = ProcessPoolExecutor(max_workers=workers, initializer=worker_init, initargs=(os.getpid(),))
-            try:
-                futures = {pool.submit(cut_segment, job, method): job for job in jobs}
-                for fut in as_completed(futures):
-                    try:
-                        record(fut.result())
-                    except BrokenProcessPool as e:  # a worker died (killed, out of memory)
-                        record(SegmentResult(futures[fut].output, "failed", f"worker died: {e}"))
-            except BaseException:  # Ctrl-C, or an error here: stop the workers now, not after every job
-                stop_pool(pool)
-                raise
-            pool.shutdown()
+        in_workers(partial(cut_segment, method=method), [(j.output, j) for j in jobs], workers, record, died)
     finally:
         bar.close()
         summary.seconds = time.perf_counter() - t
     return summary, results
+
+
+def in_workers(fn, items, workers: int | None, record, died) -> None:
+    """record(key, fn(arg)) for each (key, arg) of `items` as they finish, in a pool of `workers` processes (default
+    os.cpu_count(); 1: in order, here) that die with this one; a worker that dies records died(key, error). Ctrl-C
+    (the workers ignore it) or an error here stops the workers at once, not after every item."""
+    workers = max(1, workers or os.cpu_count() or 1)
+    if workers == 1:
+        for key, arg in items:
+            record(key, fn(arg))
+        return
+    pool = ProcessPoolExecutor(max_workers=workers, initializer=worker_init, initargs=(os.getpid(),))
+    try:
+        futures = {pool.submit(fn, arg): key for key, arg in items}
+        for fut in as_completed(futures):
+            try:
+                result = fut.result()
+            except BrokenProcessPool as e:  # a worker died (killed, out of memory, a crashing decoder)
+                result = died(futures[fut], e)
+            record(futures[fut], result)
+    except BaseException:
+        stop_pool(pool)
+        raise
+    pool.shutdown()
 
 
 def stop_pool(pool: ProcessPoolExecutor) -> None:
@@ -342,7 +354,3 @@ def stop_pool(pool: ProcessPoolExecutor) -> None:
         p.kill()
     for p in procs:
         p.join(timeout=5)
-
-
-def write_summary(path: str | Path, summary: CutSummary, extra: dict | None = None) -> Path:
-    return atomic_write_json(path, {**(extra or {}), **summary.to_json()})
