@@ -72,3 +72,28 @@ def test_explained_record_is_chat_on_the_events_frames(tiny_lm, tmp_path, monkey
     pv = torch.from_numpy(((tiles / 255.0 - MEAN[:, None, None]) / STD[:, None, None]).astype(np.float32))
     for task, prompt in PROMPTS.items():
         assert explained[0][task] == chat(tiny_lm, pv, question + prompt, max_new_tokens=3).answer, task
+
+
+def test_a_batch_of_events_is_answered_each_on_its_own_frames(tiny_lm, monkeypatch):
+    """Several events in one explainer batch: each one's questions carry its own tiles (and frame count), and its
+    answers are chat() on them."""
+    import holmesvau.model.batch
+
+    asked, real = [], holmesvau.model.batch.answer_batch
+
+    def recorded(lm, requests, *a, **kw):
+        asked.extend((r.frames.tiles.numpy().copy(), r.question) for r in requests)
+        return real(lm, requests, *a, **kw)
+
+    monkeypatch.setattr(holmesvau.model.batch, "answer_batch", recorded)
+    rng = np.random.default_rng(0)
+    sets = [rng.integers(0, 256, (n, 3, 448, 448), dtype=np.uint8) for n in (2, 3)]
+    outs = mllm_explainer(tiny_lm, max_new_tokens=3)(sets, threading.Event())
+    assert len(outs) == len(asked) // 2 == 2
+    for k, tiles in enumerate(sets):
+        question = "".join(f"Frame{i}: <image>\n" for i in range(1, len(tiles) + 1))
+        pv = torch.from_numpy(((tiles / 255.0 - MEAN[:, None, None]) / STD[:, None, None]).astype(np.float32))
+        for j, (task, prompt) in enumerate(PROMPTS.items()):
+            got_tiles, got_question = asked[2 * k + j]
+            assert np.array_equal(got_tiles, tiles) and got_question == question + prompt, (k, task)
+            assert outs[k][task] == chat(tiny_lm, pv, question + prompt, max_new_tokens=3).answer, (k, task)
