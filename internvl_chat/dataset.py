@@ -157,7 +157,7 @@ class SFTCollator:
         self.pad_token_id = int(pad_token_id)
         self.pixel_dtype = pixel_dtype
 
-    def __call__(self, features: Sequence[dict | None]) -> dict:
+    def __call__(self, features: Sequence[dict]) -> dict:
         problems = [p for f in features for p in f.get("problems", ())]
         longest = max(len(f["input_ids"]) for f in features)
         ids = torch.full((len(features), longest), self.pad_token_id, dtype=torch.long)
