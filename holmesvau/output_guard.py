@@ -19,6 +19,7 @@ import fcntl
 import json
 import os
 import shutil
+import stat
 import tempfile
 import time
 import weakref
@@ -244,7 +245,13 @@ class OutputLock:
     def __enter__(self) -> OutputLock:
         self.lock_path.parent.mkdir(parents=True, exist_ok=True)
         while True:
-            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
+            try:  # never through a link, never anything but a regular file: the lock is truncated and removed
+                fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o644)
+            except OSError as e:
+                raise OutputError(f"{self.lock_path}: cannot be our lock file ({e.strerror})") from None
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                os.close(fd)
+                raise OutputError(f"{self.lock_path}: cannot be our lock file (not a regular file)")
             try:
                 fcntl.flock(fd, (fcntl.LOCK_SH if self.shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
             except BlockingIOError:

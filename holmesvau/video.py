@@ -297,7 +297,7 @@ class VideoReader:
         """Decode every frame up to the last wanted one; convert to RGB only the wanted ones (if `rgb`).
         With the packet `index`: frames are placed by their timestamps, and unwanted non-reference frames are
         skipped (SeekUnsafe if a wanted frame is not there)."""
-        skip = set(index.pts[wanted].tolist()) if index is not None else None
+        planned = index.pts[wanted] if index is not None else None  # sorted: 8 bytes a planned frame
         last = int(wanted[-1])
         batch_idx: list[int] = []
         batch: list = []
@@ -323,8 +323,14 @@ class VideoReader:
                     tick()
                     if stop.is_set():
                         return
-                    if skip is not None and packet.size:
-                        stream.codec_context.skip_frame = "DEFAULT" if packet.pts in skip else "NONREF"
+                    if planned is not None and packet.size:
+                        at = (
+                            int(np.searchsorted(planned, packet.pts))
+                            if packet.pts is not None
+                            else len(planned)
+                        )
+                        keep = at < len(planned) and planned[at] == packet.pts
+                        stream.codec_context.skip_frame = "DEFAULT" if keep else "NONREF"
                     for frame in packet.decode():
                         if index is None:
                             pos += 1

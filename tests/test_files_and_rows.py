@@ -354,6 +354,28 @@ def test_the_ranks_of_one_job_share_the_lock_and_nobody_else_gets_it(tmp_path):
         pass
 
 
+@pytest.mark.parametrize("kind", ["symlink", "fifo"])
+def test_a_lock_path_that_is_a_link_or_not_a_file_is_refused_and_what_it_points_at_kept(tmp_path, kind):
+    """The lock file is truncated and removed: one planted as a link to a user's file (or a FIFO) is refused
+    before anything is opened through it, and the user's file keeps its bytes."""
+    import os
+
+    from holmesvau.output_guard import FolderLock, OutputError, OutputLock
+
+    mine = tmp_path / "my_notes.txt"
+    mine.write_text("keep me\n")
+    out = tmp_path / "preds.jsonl"
+    folder = tmp_path / "watch"
+    folder.mkdir()
+    for lock, make in ((tmp_path / ".preds.jsonl.lock", lambda: OutputLock(out).__enter__()),
+                       (folder / ".watch.lock", lambda: FolderLock(folder))):  # fmt: skip
+        os.symlink(mine, lock) if kind == "symlink" else os.mkfifo(lock)
+        with pytest.raises(OutputError, match=r"cannot be our lock file"):
+            make()
+        assert lock.is_symlink() if kind == "symlink" else lock.exists()
+    assert mine.read_text() == "keep me\n"
+
+
 def test_a_full_disk_is_one_line_and_keeps_the_rows_written(
     data, tiny_model_dir, tmp_path, monkeypatch, capsys
 ):
