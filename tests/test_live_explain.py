@@ -97,3 +97,28 @@ def test_a_batch_of_events_is_answered_each_on_its_own_frames(tiny_lm, monkeypat
             got_tiles, got_question = asked[2 * k + j]
             assert np.array_equal(got_tiles, tiles) and got_question == question + prompt, (k, task)
             assert outs[k][task] == chat(tiny_lm, pv, question + prompt, max_new_tokens=3).answer, (k, task)
+
+
+def test_closed_is_written_before_the_clip_ring_is_told(tiny_lm, tmp_path, monkeypatch):
+    """The reader runs ahead of the scores: once the ring knows an event's end it may finish the clip on its next
+    frame, so the `closed` line must already be in events.jsonl then (a dashboard saw `clip` before `closed`)."""
+    from holmesvau.live.clips import ClipRing
+
+    out, at_stop, real_stop = tmp_path / "out", [], ClipRing.stop
+
+    def stop(self, event, end_s):
+        lines = [json.loads(x) for x in (out / "events.jsonl").read_text().splitlines()]
+        at_stop.append(
+            [e["type"] for e in lines if e.get("event", e.get("id")) == event or e["type"] == "closed"]
+        )
+        return real_stop(self, event, end_s)
+
+    monkeypatch.setattr(ClipRing, "stop", stop)
+    video = make_video(tmp_path / "v.mp4", 120, fps=4.0, width=64, height=48, bright_ranges=[(40, 80)])
+    encode = vit_tile_encoder(tiny_lm)
+    src = LiveSource(SourceConfig(str(video)))
+    src.open()
+    cfg = WatchConfig(out_dir=out, sampling=SamplingConfig(select_frames=4, dense_stride=4),
+                      rule=Hysteresis(0.5, 0.4, 1.0, 2.0))  # fmt: skip
+    Watcher(src, encode, planted_scorer(encode), cfg, None, progress=False).run(threading.Event())
+    assert len(at_stop) == 1 and "closed" in at_stop[0], at_stop

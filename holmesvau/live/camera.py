@@ -193,10 +193,11 @@ class Camera:
             self.ring.start(ev.id, ev.start_s)
             self.emit({"type": "opened", **ev.summary(), "source": self.src.name})
             return
-        self.ring.stop(ev.id, ev.end_s)
         tiles, frames = event_frames(tr.snippets, self.cfg.sampling.select_frames, self.cfg.sampling.tau)
-        # the clip is announced by its own `clip` line once the file is complete
+        # the clip is announced by its own `clip` line once the file is complete. The reader runs ahead of the
+        # scores, so the ring may finish the clip on its next frame: `closed` is written before the ring is told.
         self.emit({"type": "closed", **ev.summary(), "source": self.src.name, **frames})
+        self.ring.stop(ev.id, ev.end_s)
         if self.explainer is not None and tiles is not None:
             meta = {**ev.summary(), "camera": self.name, "source": self.src.name, "clip": f"clips/{ev.id}.mp4",
                     **frames}  # fmt: skip
