@@ -124,15 +124,20 @@ def main() -> None:
     if not args.skip_train:
         from peft import LoraConfig, get_peft_model
 
+        from internvl_chat.merge import peft_quietly
         from internvl_chat.train import LORA_TARGETS
 
         model.requires_grad_(False)
         model.config.use_cache = False
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        no_reentrant = {"use_reentrant": False}
+        if hasattr(model, "activation_checkpointing_enable"):  # transformers >= 5.23; the old name warns there
+            model.activation_checkpointing_enable(activation_checkpointing_kwargs=no_reentrant)
+        else:
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=no_reentrant)
         model.enable_input_require_grads()
-        peft = get_peft_model(
-            model, LoraConfig(r=64, lora_alpha=128, lora_dropout=0.05, target_modules=LORA_TARGETS)
-        )
+        with peft_quietly():
+            lora = LoraConfig(r=64, lora_alpha=128, lora_dropout=0.05, target_modules=LORA_TARGETS)
+            peft = get_peft_model(model, lora)
         peft.train()
         out["lora_trainable_m"] = round(sum(p.numel() for p in peft.parameters() if p.requires_grad) / 1e6, 2)
         opt = torch.optim.AdamW([p for p in peft.parameters() if p.requires_grad], lr=4e-5)

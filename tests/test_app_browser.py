@@ -87,17 +87,22 @@ def page():
 
 
 def _run(page, url: str, video: Path, mode: str = "Answer the prompt") -> None:
-    page.goto(url)
-    page.wait_for_selector("#run")
-    page.wait_for_load_state("networkidle")  # a file chosen while the page still hydrates can be dropped
-    for attempt in range(3):  # so choose it again if it does not show up (seen once, on a cold first run)
-        page.set_input_files("#upload input[type=file]", str(video))
+    # Under CI load a fresh page has twice lost the file: once chosen while the page still hydrated, once with no file
+    # input rendered 30 s after the page went network-idle. Each try loads the page anew; the last failure says what
+    # the upload box held.
+    for attempt in range(3):
+        page.goto(url)
+        page.wait_for_selector("#run")
+        page.wait_for_load_state("networkidle")
         try:
-            page.wait_for_selector(f"#upload :text('{video.name}')", timeout=30_000)  # slow under load
+            page.set_input_files("#upload input[type=file]", str(video), timeout=20_000)
+            page.wait_for_selector(f"#upload :text('{video.name}')", timeout=30_000)
             break
         except sync_api.TimeoutError:
             if attempt == 2:
-                raise
+                upload = page.locator("#upload")
+                held = upload.inner_html()[:1500] if upload.count() else "no #upload element"
+                raise AssertionError(f"{video.name} never showed in the upload box; it held:\n{held}") from None
     page.fill("#frames input[type=number]", "4")
     page.press("#frames input[type=number]", "Enter")
     page.get_by_label(mode).check()

@@ -1,5 +1,5 @@
 """bench/throughput.py counts what it claims: a short run on the tiny model and real clips, its hook-counted
-figures checked against what the rows themselves say (one generate and 12 ViT tiles a row serially, 12 tiles a
+figures checked against what the rows themselves say (one generate and FRAMES ViT tiles a row serially, FRAMES a
 distinct cut file when batched), its answers against serial, and the report's replayed serial path against the
 figures counted from the report's questions."""
 
@@ -10,7 +10,7 @@ import importlib.util
 import pytest
 from conftest import REPO, shared_path
 
-ROWS, FRAMES, NEW_TOKENS = 10, 12, 3
+ROWS, FRAMES, NEW_TOKENS = 8, 8, 3
 
 
 def _bench():
