@@ -130,7 +130,8 @@ def main() -> None:
         model.requires_grad_(False)
         model.config.use_cache = False
         no_reentrant = {"use_reentrant": False}
-        if hasattr(model, "activation_checkpointing_enable"):  # transformers >= 5.23; the old name warns there
+        # transformers >= 5.23 has the new name; the old one warns there
+        if hasattr(model, "activation_checkpointing_enable"):
             model.activation_checkpointing_enable(activation_checkpointing_kwargs=no_reentrant)
         else:
             model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=no_reentrant)

@@ -102,7 +102,7 @@ def _run(page, url: str, video: Path, mode: str = "Answer the prompt") -> None:
             if attempt == 2:
                 upload = page.locator("#upload")
                 held = upload.inner_html()[:1500] if upload.count() else "no #upload element"
-                raise AssertionError(f"{video.name} never showed in the upload box; it held:\n{held}") from None
+                raise AssertionError(f"{video.name} never showed in the upload box:\n{held}") from None
     page.fill("#frames input[type=number]", "4")
     page.press("#frames input[type=number]", "Enter")
     page.get_by_label(mode).check()
